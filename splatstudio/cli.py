@@ -1,0 +1,502 @@
+"""The ``splatstudio`` command: the headless face of the app.
+
+Exit codes: 0 success, 1 the work failed (the message says why), 2 usage error (bad arguments or settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from splatstudio import __version__
+from splatstudio.model import paths
+from splatstudio.model.library import Library, LibraryError
+from splatstudio.model.project import STAGE_TITLES, STAGES, Project, ProjectError
+from splatstudio.model.settings import SPECS, Settings, SettingsError, load_settings, parse_assignments
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _settings(overrides: Sequence[str] = ()) -> Settings:
+    return load_settings(paths.user_settings_file(), Path.cwd() / ".env",
+                         overrides=parse_assignments(overrides))
+
+
+def _library(args: argparse.Namespace) -> Library:
+    return Library(Path(args.library) if args.library else paths.default_library_dir())
+
+
+def _fmt_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(size)
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+# ------------------------------------------------------------------------------------------- progress
+
+class ProgressPrinter:
+    """Stage progress bars on a terminal; one line per stage event when output is a file or pipe."""
+
+    def __init__(self, stream=None, verbose: bool = False):
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self.tty = self.stream.isatty()
+        self._last: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self._line_open = False
+
+    def __call__(self, stage: str, event: Any) -> None:
+        from splatstudio.pipeline.events import LogLine, Progress, Result
+
+        if isinstance(event, Progress):
+            self._progress(stage, event)
+        elif isinstance(event, Result):
+            self._result(stage, event)
+        elif isinstance(event, LogLine) and (self.verbose or event.level in ("warning", "error")):
+            if event.level == "error" and event.text.startswith("error: "):
+                return  # the runner reports the failure itself
+            self._print(f"  {event.text}")
+
+    def _print(self, text: str) -> None:
+        if self._line_open:
+            self.stream.write("\n")
+            self._line_open = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _progress(self, stage: str, event: Any) -> None:
+        self._started.setdefault(stage, time.monotonic())
+        title = STAGE_TITLES.get(stage, stage)
+        if self.tty:
+            width = 30
+            filled = int(event.fraction * width)
+            bar = "#" * filled + "-" * (width - filled)
+            elapsed = _fmt_time(time.monotonic() - self._started[stage])
+            self.stream.write(f"\r{title:<28} [{bar}] {event.fraction * 100:5.1f}% {elapsed:>6} {event.message[:40]:<40}")
+            self.stream.flush()
+            self._line_open = True
+            return
+        previous = self._last.get(stage, -1.0)
+        if event.fraction - previous >= 0.1 or (event.fraction >= 1.0 > previous):
+            self._last[stage] = event.fraction
+            self._print(f"{title}: {event.fraction * 100:3.0f}% {event.message}")
+
+    def _result(self, stage: str, event: Any) -> None:
+        title = STAGE_TITLES.get(stage, stage)
+        elapsed = _fmt_time(time.monotonic() - self._started.get(stage, time.monotonic()))
+        figures = _figure_text(stage, event.figures)
+        mark = {"done": "done", "failed": "FAILED", "cancelled": "cancelled"}.get(event.status, event.status)
+        self._print(f"{title}: {mark} in {elapsed}" + (f" — {figures}" if figures else ""))
+
+
+def _figure_text(stage: str, figures: dict[str, Any]) -> str:
+    keys = {
+        "features": ("images", "features_mean"),
+        "matching": ("matcher", "verified_pairs"),
+        "mapping": ("registered", "total", "points", "mean_reprojection_error"),
+        "undistort": ("images", "sizes"),
+        "train": ("iterations", "num_gaussians", "test_psnr", "sec_per_iter_median"),
+        "filter": ("total", "removed", "remaining"),
+        "splat": ("splats", "bytes"),
+    }.get(stage, ())
+    return ", ".join(f"{k.replace('_', ' ')} {figures[k]}" for k in keys if figures.get(k) is not None)
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+def _import(library: Library, project: Project, sources: list[str], out) -> int:
+    from splatstudio.model.images import import_photos
+
+    report = import_photos(project.images_dir, project.path("import.json"), sources, project.settings)
+    skipped = [r for r in report.rejected if r.reason.startswith("unsupported file type")]
+    for item in report.rejected:
+        if item not in skipped:
+            print(f"  rejected {item.source}: {item.reason}", file=out)
+    if skipped:
+        names = ", ".join(Path(r.source).name for r in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        print(f"  skipped {len(skipped)} file(s) that are not photos: {names}", file=out)
+    for item in report.accepted:
+        for note in item.notes:
+            print(f"  note {item.source}: {note}", file=out)
+    print(f"{project.name}: {report.summary()} ({len(project.image_names())} in the project)", file=out)
+    library.sync(project)
+    return len(report.accepted)
+
+
+def _invalidate_all(project: Project) -> None:
+    for stage in STAGES:
+        project.clear_stage(stage)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    library = _library(args)
+    settings = _settings(args.set)
+    if args.original_resolution:
+        settings = settings.updated({"original_resolution": True})
+    project = library.create_project(args.name, settings)
+    print(f"created project {project.name!r} in {project.folder}")
+    accepted = _import(library, project, args.photos, sys.stdout) if args.photos else 0
+    if args.photos and accepted == 0:
+        print("error: none of the files could be imported (see the reasons above)", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    library = _library(args)
+    project = library.get(args.name)
+    if project.is_locked():
+        raise LibraryError(f"project {project.name!r} is running; add photos when it has stopped")
+    accepted = _import(library, project, args.photos, sys.stdout)
+    if accepted:
+        _invalidate_all(project)  # new photos change everything downstream
+        library.sync(project)
+    return EXIT_OK if accepted else EXIT_FAILED
+
+
+def _run_project(library: Library, project: Project, from_stage: str | None, until: str | None,
+                 verbose: bool) -> int:
+    from splatstudio.pipeline.plan import plan_run
+    from splatstudio.pipeline.runner import StageRunner
+
+    plan = plan_run(project, from_stage, until)
+    if plan.empty:
+        print(f"{project.name}: nothing to do ({plan.reason}); use --from STAGE to run a stage again")
+        return EXIT_OK
+    print(f"{project.name}: running {', '.join(plan.stages)} ({plan.reason})")
+    runner = StageRunner(project, ProgressPrinter(verbose=verbose))
+    previous = signal.signal(signal.SIGINT, lambda *_: runner.cancel())
+    signal.signal(signal.SIGTERM, lambda *_: runner.cancel())
+    try:
+        outcome = runner.run(plan)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = library.sync(project)
+    if outcome.status == "done" and plan.stages[-1] != STAGES[-1]:
+        print(f"{project.name}: stopped after {STAGE_TITLES[plan.stages[-1]]} as asked")
+        return EXIT_OK
+    if outcome.status == "done":
+        print(f"{project.name}: done in {_fmt_time(summary['processing_seconds'])} — "
+              f"{summary['gaussian_count'] or '-'} Gaussians, {_fmt_size(summary['file_size'])}; "
+              f"results in {project.path('output')}")
+        return EXIT_OK
+    title = STAGE_TITLES.get(outcome.stage or "", outcome.stage)
+    if outcome.status == "cancelled":
+        print(f"{project.name}: cancelled at {title}; `splatstudio run {project.name!r}` resumes", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"error: {project.name}: {title} failed: {outcome.message}", file=sys.stderr)
+    if outcome.hint:
+        print(f"what to try: {outcome.hint}", file=sys.stderr)
+    print(f"log: {project.log_path(outcome.stage or '')}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    library = _library(args)
+    project = library.get(args.name)
+    if args.set:
+        changes = parse_assignments(args.set)
+        project.set_settings(project.settings.updated(changes, "--set"))
+        print(f"{project.name}: settings changed: {', '.join(f'{k}={v}' for k, v in changes.items())}")
+    return _run_project(library, project, args.from_stage, args.until, args.verbose)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    library = _library(args)
+    settings = _settings(args.set)
+    if args.original_resolution:
+        settings = settings.updated({"original_resolution": True})
+    name = args.name or Path(args.photos[0]).expanduser().resolve().name or "Untitled"
+    project = library.create_project(name, settings)
+    print(f"created project {project.name!r} in {project.folder}")
+    if _import(library, project, args.photos, sys.stdout) == 0:
+        print("error: none of the files could be imported (see the reasons above)", file=sys.stderr)
+        return EXIT_FAILED
+    return _run_project(library, project, None, args.until, args.verbose)
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    library = _library(args)
+    if args.rebuild:
+        print(f"index rebuilt from {library.rebuild()} project folder(s)")
+    rows = library.refresh()
+    rows = library.list_projects(args.sort)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"no projects yet in {library.folder} — try `splatstudio sample ~/sample-photos` and "
+              f"`splatstudio reconstruct ~/sample-photos`")
+        return EXIT_OK
+    header = f"{'NAME':<24} {'STATUS':<34} {'PHOTOS':>6} {'GAUSSIANS':>10} {'SIZE':>9} {'TIME':>7}  CREATED"
+    print(header)
+    for row in rows:
+        project = Project(row["folder"])
+        print(f"{row['name'][:24]:<24} {project.describe_status()[:34]:<34} {row['image_count'] or 0:>6} "
+              f"{row['gaussian_count'] if row['gaussian_count'] is not None else '-':>10} "
+              f"{_fmt_size(row['file_size']):>9} {_fmt_time(row['processing_seconds']):>7}  "
+              f"{(row['created'] or '')[:16].replace('T', ' ')}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    library = _library(args)
+    project = library.get(args.name)
+    library.sync(project)
+    print(f"{project.name} — {project.describe_status()}\n  folder: {project.folder}\n  created: {project.created}")
+    print(f"  photos: {len(project.image_names())}")
+    records = project.stage_records()
+    for stage in STAGES:
+        record = records.get(stage)
+        state = record.status if record else "-"
+        took = _fmt_time(record.duration) if record and record.duration else ""
+        figures = _figure_text(stage, record.figures) if record else ""
+        print(f"  {STAGE_TITLES[stage]:<28} {state:<12} {took:>7}  {figures}")
+        if record and record.message and record.status != "done":
+            print(f"      {record.message}")
+    errors = library.errors(project)
+    if errors:
+        print("  error log:")
+        for error in errors[-5:]:
+            print(f"    {error['created']} {error['stage']}: {error['error_type']}: {error['message']}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from splatstudio.io.formats import convert
+
+    library = _library(args)
+    project = library.get(args.name)
+    source = project.path("output", "point_cloud.ply")
+    if args.raw or not source.is_file():
+        from splatstudio.pipeline.post import trained_ply
+
+        if not project.path("train").is_dir():
+            raise LibraryError(f"project {project.name!r} has no trained result yet; run it first")
+        source = trained_ply(project.path("train"))
+    fmt = args.format or Path(args.output).suffix.lstrip(".").lower()
+    if not fmt:
+        raise UsageError("give --format or an output file name with an extension")
+    output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{fmt}"
+    if output.suffix.lstrip(".").lower() != fmt:
+        output = output.with_suffix(output.suffix + "." + fmt) if output.suffix else output.with_suffix("." + fmt)
+    count = convert(source, output)
+    print(f"exported {count} splats to {output} ({_fmt_size(output.stat().st_size)})")
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from splatstudio.io.formats import convert
+
+    count = convert(Path(args.input), Path(args.output))
+    print(f"converted {count} splats: {args.input} -> {args.output}")
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from splatstudio.model.sample import generate_sample
+
+    width, height = _parse_size(args.size)
+    out = Path(args.folder).expanduser()
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"\r{fraction * 100:3.0f}% {message:<50}", end="", flush=True)
+
+    generate_sample(out, count=args.count, width=width, height=height, seed=args.seed, progress=progress)
+    print(f"\nwrote {args.count} photos of a generated object to {out}\n"
+          f"try: splatstudio reconstruct {out} --name Sample")
+    return EXIT_OK
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size expects WIDTHxHEIGHT, got {text!r}") from None
+    if not (32 <= width <= 8192 and 32 <= height <= 8192):
+        raise UsageError(f"--size {text}: each side must be between 32 and 8192 pixels")
+    return width, height
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    settings_file = paths.user_settings_file()
+    if args.set:
+        from splatstudio.model.settings import write_user_file
+
+        current = load_settings(settings_file, environ={})
+        updated = current.updated(parse_assignments(args.set), "--set")
+        write_user_file(settings_file, updated)
+        print(f"saved to {settings_file}")
+    settings = _settings()
+    if args.json:
+        print(json.dumps(settings.to_dict(), indent=2))
+        return EXIT_OK
+    group = None
+    for spec in SPECS:
+        if spec.group != group:
+            group = spec.group
+            print(f"\n[{group}]")
+        value = settings[spec.key]
+        mark = "" if value == spec.default else "   (changed)"
+        print(f"  {spec.key:<28} = {value!s:<22}{mark}\n      {spec.help} Env: {spec.env_var}")
+    print(f"\nuser settings file: {settings_file}")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    library = _library(args)
+    project = library.get(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to delete without confirmation: pass --yes")
+        answer = input(f"Delete project {project.name!r} and everything in {project.folder}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept")
+            return EXIT_OK
+    library.delete(project)
+    print(f"deleted {project.name!r}")
+    return EXIT_OK
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from splatstudio.ui.app import run_app  # type: ignore[import-not-found]
+    except ImportError:
+        build_parser().print_help()
+        print("\nThe desktop window is not part of this build yet; use the commands above.")
+        return EXIT_OK
+    return run_app(_library(args))
+
+
+# ------------------------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="splatstudio", description="Turn photos into 3D Gaussian Splatting scenes.")
+    parser.add_argument("--version", action="version", version=f"SplatStudio {__version__}")
+    parser.add_argument("--library", help=f"library folder (default: ${paths.LIBRARY_ENV} or "
+                                          f"{paths.default_library_dir()})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show every log line of the stages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_set(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="change a setting for this project (see `splatstudio settings`)")
+
+    p = sub.add_parser("reconstruct", help="photos → new project → trained, filtered splats")
+    p.add_argument("photos", nargs="+", help="photo files and/or folders")
+    p.add_argument("--name", help="project name (default: the first folder's name)")
+    p.add_argument("--original-resolution", action="store_true", help="import photos without resizing")
+    p.add_argument("--until", choices=STAGES, help="stop after this stage")
+    with_set(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("new", help="create a project and import photos (no processing)")
+    p.add_argument("name")
+    p.add_argument("photos", nargs="*", help="photo files and/or folders")
+    p.add_argument("--original-resolution", action="store_true", help="import photos without resizing")
+    with_set(p)
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("add", help="import more photos into a project (its stages will run again)")
+    p.add_argument("name")
+    p.add_argument("photos", nargs="+")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("run", help="run, resume or retry a project's stages")
+    p.add_argument("name")
+    p.add_argument("--from", dest="from_stage", choices=STAGES, help="start at this stage (retry)")
+    p.add_argument("--until", choices=STAGES, help="stop after this stage")
+    with_set(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("projects", help="list the library")
+    p.add_argument("--sort", default="created", choices=["created", "name", "status", "image_count",
+                                                         "gaussian_count", "file_size", "processing_seconds"])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the index from the project folders")
+    p.set_defaults(func=cmd_projects)
+
+    p = sub.add_parser("show", help="a project's stages, figures and errors")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", help="export a project's splats")
+    p.add_argument("name")
+    p.add_argument("--format", choices=["ply", "splat"], help="file format (default: from the file name)")
+    p.add_argument("-o", "--output", help="output file")
+    p.add_argument("--raw", action="store_true", help="export the trainer's output without outlier filtering")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert", help="convert a splat file to another format (.ply, .splat)")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("sample", help="write a generated photo set to try the app on")
+    p.add_argument("folder")
+    p.add_argument("--count", type=int, default=24, help="number of photos (default 24)")
+    p.add_argument("--size", default="640x480", help="photo size WIDTHxHEIGHT (default 640x480)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("settings", help="show the effective settings, or change user defaults with --set")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="save a default in the user settings file")
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("delete", help="delete a project and its folder")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_delete)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    func = getattr(args, "func", cmd_gui)
+    try:
+        return func(args)
+    except (UsageError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (LibraryError, ProjectError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # formats, plans, file system: say what and where, never a traceback wall
+        from splatstudio.io.errors import FormatError
+        from splatstudio.pipeline.plan import PlanError
+
+        if isinstance(exc, (FormatError, PlanError, OSError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise

@@ -1,0 +1,33 @@
+"""Where SplatStudio keeps things: platform folders (platformdirs), overridable by environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "SplatStudio"
+LIBRARY_ENV = "SPLATSTUDIO_LIBRARY"
+CONFIG_ENV = "SPLATSTUDIO_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    override = os.environ.get(CONFIG_ENV)
+    return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def user_settings_file() -> Path:
+    return config_dir() / "settings.toml"
+
+
+def default_library_dir() -> Path:
+    """``$SPLATSTUDIO_LIBRARY`` if set, else the platform's data folder (``~/.local/share/SplatStudio``)."""
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "library"
+
+
+def log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))

@@ -1,0 +1,340 @@
+"""A project folder: the truth about one reconstruction.
+
+Layout (everything the app knows about a project can be rebuilt from these files)::
+
+    project.json            name, id, created, the settings the project runs with, photo sources
+    import.json             accepted photos (source, size, hash) and rejected files with reasons
+    images/                 imported photos (EXIF orientation applied, 8-bit RGB, resized)
+    sfm/                    database.db, sparse/N models, report.json (structure from motion)
+    dataset/                undistorted images/ + sparse/0 (PINHOLE): the trainer's source
+    train/                  the trainer's model folder (reference layout)
+    output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat
+    logs/<stage>.log        each stage's log
+    stages/<stage>.json     the latest attempt of each stage: status, pid, times, figures, error
+    runs/<run-id>.json      history: every run and every stage attempt in it
+
+Stage records are written atomically by the stage process itself, which also holds an exclusive lock
+(``stages/.lock``) while it works. A record that says "running" while nobody holds the lock belongs to
+a process that died (kill -9, power cut): the stage is *interrupted* and a run resumes from it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from splatstudio.model.atomic import read_json, write_json_atomic
+from splatstudio.model.settings import Settings
+
+FORMAT_VERSION = 1
+
+STAGES: tuple[str, ...] = ("features", "matching", "mapping", "undistort", "train", "filter", "splat")
+STAGE_TITLES = {
+    "import": "Import photos",
+    "features": "Feature extraction",
+    "matching": "Feature matching",
+    "mapping": "Sparse reconstruction",
+    "undistort": "Undistortion",
+    "train": "Gaussian Splatting training",
+    "filter": "Outlier filtering",
+    "splat": ".splat conversion",
+}
+
+# Folders each stage writes (relative to the project). Re-running a stage clears them first.
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "features": ("sfm/database.db",),
+    "matching": (),
+    "mapping": ("sfm/sparse", "sfm/report.json", "output/sparse_points.ply"),
+    "undistort": ("dataset",),
+    "train": ("train",),
+    "filter": ("output/point_cloud.ply", "output/filter.json"),
+    "splat": ("output/scene.splat",),
+}
+
+DONE, RUNNING, FAILED, CANCELLED, INTERRUPTED = "done", "running", "failed", "cancelled", "interrupted"
+
+
+class ProjectError(Exception):
+    """A project folder is missing, unreadable or busy; the message says which and why."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-.")
+    return slug[:64] or "project"
+
+
+@dataclass
+class StageRecord:
+    """The latest attempt of one stage."""
+
+    stage: str
+    status: str
+    started: str | None = None
+    ended: str | None = None
+    duration: float | None = None
+    pid: int | None = None
+    run_id: str | None = None
+    fingerprint: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageRecord:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Project:
+    """One project folder. Cheap to construct; every property reads the files (they are the truth)."""
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        meta_path = self.folder / "project.json"
+        try:
+            meta = read_json(meta_path)
+        except ValueError as exc:
+            raise ProjectError(str(exc)) from None
+        if not isinstance(meta, dict) or "name" not in meta:
+            raise ProjectError(f"{self.folder}: not a SplatStudio project (no valid project.json)")
+        self._meta = meta
+
+    # ------------------------------------------------------------------ creation and metadata
+    @classmethod
+    def create(cls, folder: Path, name: str, settings: Settings) -> Project:
+        if (folder / "project.json").exists():
+            raise ProjectError(f"{folder}: a project already exists there")
+        folder.mkdir(parents=True, exist_ok=True)
+        for sub in ("images", "logs", "stages", "runs", "output"):
+            (folder / sub).mkdir(exist_ok=True)
+        meta = {
+            "format": FORMAT_VERSION,
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "created": now_iso(),
+            "settings": settings.to_dict(),
+        }
+        write_json_atomic(folder / "project.json", meta)
+        return cls(folder)
+
+    @property
+    def id(self) -> str:
+        return self._meta["id"]
+
+    @property
+    def name(self) -> str:
+        return self._meta["name"]
+
+    @property
+    def created(self) -> str:
+        return self._meta.get("created", "")
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(self._meta.get("settings", {}))
+
+    def set_settings(self, settings: Settings) -> None:
+        self._meta["settings"] = settings.to_dict()
+        write_json_atomic(self.folder / "project.json", self._meta)
+
+    def rename(self, name: str) -> None:
+        self._meta["name"] = name
+        write_json_atomic(self.folder / "project.json", self._meta)
+
+    # ------------------------------------------------------------------ paths
+    def path(self, *parts: str) -> Path:
+        return self.folder.joinpath(*parts)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.folder / "images"
+
+    def log_path(self, stage: str) -> Path:
+        return self.folder / "logs" / f"{stage}.log"
+
+    def image_names(self) -> list[str]:
+        manifest = read_json(self.folder / "import.json", {}) or {}
+        return [item["name"] for item in manifest.get("accepted", [])]
+
+    # ------------------------------------------------------------------ stage records
+    def _record_path(self, stage: str) -> Path:
+        return self.folder / "stages" / f"{stage}.json"
+
+    def stage_record(self, stage: str) -> StageRecord | None:
+        try:
+            data = read_json(self._record_path(stage))
+        except ValueError:
+            # a record is only ever replaced atomically, so this is outside damage: treat as never run
+            return None
+        if not isinstance(data, dict):
+            return None
+        record = StageRecord.from_dict(data)
+        if record.status == RUNNING and not self.is_locked():
+            record.status = INTERRUPTED
+            record.message = record.message or "the stage's process stopped without finishing"
+        return record
+
+    def stage_records(self) -> dict[str, StageRecord]:
+        return {stage: rec for stage in STAGES if (rec := self.stage_record(stage)) is not None}
+
+    def write_stage_record(self, record: StageRecord) -> None:
+        write_json_atomic(self._record_path(record.stage), record.to_dict())
+
+    def clear_stage(self, stage: str) -> None:
+        """Forget a stage's record and delete its outputs (before it re-runs or when upstream changed)."""
+        self._record_path(stage).unlink(missing_ok=True)
+        for rel in STAGE_OUTPUTS.get(stage, ()):
+            target = self.folder / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ locking
+    def acquire_lock(self) -> int:
+        """Take the project's exclusive lock for a stage process; :class:`ProjectError` if busy.
+
+        The returned descriptor must stay open while the stage works; the OS releases the lock when the
+        process ends, however it ends.
+        """
+        lock_path = self.folder / "stages" / ".lock"
+        lock_path.parent.mkdir(exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ProjectError(f"project {self.name!r} is busy: another stage is running on it") from None
+        return fd
+
+    def is_locked(self) -> bool:
+        lock_path = self.folder / "stages" / ".lock"
+        if not lock_path.exists():
+            return False
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ runs (history)
+    def new_run(self, stages: list[str]) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        write_json_atomic(self.folder / "runs" / f"{run_id}.json", {
+            "id": run_id, "started": now_iso(), "ended": None, "status": RUNNING,
+            "stages": stages, "attempts": [],
+        })
+        return run_id
+
+    def run_record(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return read_json(self.folder / "runs" / f"{run_id}.json")
+        except ValueError:
+            return None
+
+    def add_attempt(self, run_id: str, record: StageRecord) -> None:
+        run = self.run_record(run_id)
+        if run is None:
+            run = {"id": run_id, "started": record.started, "ended": None, "status": RUNNING,
+                   "stages": [record.stage], "attempts": []}
+        run["attempts"].append(record.to_dict())
+        write_json_atomic(self.folder / "runs" / f"{run_id}.json", run)
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        run = self.run_record(run_id)
+        if run is None:
+            return
+        run["ended"], run["status"] = now_iso(), status
+        write_json_atomic(self.folder / "runs" / f"{run_id}.json", run)
+
+    def runs(self) -> list[dict[str, Any]]:
+        result = []
+        for path in sorted((self.folder / "runs").glob("*.json")):
+            try:
+                run = read_json(path)
+            except ValueError:
+                continue
+            if isinstance(run, dict) and "id" in run:
+                if run.get("status") == RUNNING and not self.is_locked() and run is not None:
+                    run = dict(run, status=INTERRUPTED) if run.get("ended") is None else run
+                result.append(run)
+        return result
+
+    # ------------------------------------------------------------------ summary
+    def status(self) -> tuple[str, str | None]:
+        """(state, stage): ``new``, ``running``, ``failed``, ``cancelled``, ``interrupted``, ``done``,
+        or ``incomplete`` (some stages done, the next not started); stage names where it stands."""
+        records = self.stage_records()
+        for stage in STAGES:
+            record = records.get(stage)
+            if record is None:
+                return ("new", None) if not records else ("incomplete", stage)
+            if record.status != DONE:
+                return record.status, stage
+        return DONE, None
+
+    def summary(self) -> dict[str, Any]:
+        """The figures the library shows for this project."""
+        records = self.stage_records()
+        state, stage = self.status()
+        train = records.get("train")
+        filt = records.get("filter")
+        gaussians = None
+        if filt and filt.status == DONE:
+            gaussians = filt.figures.get("remaining")
+        elif train and train.status == DONE:
+            gaussians = train.figures.get("num_gaussians")
+        size = None
+        for rel in ("output/scene.splat", "output/point_cloud.ply"):
+            if (self.folder / rel).exists():
+                size = (self.folder / rel).stat().st_size
+                break
+        durations = [r.duration for r in records.values() if r.status == DONE and r.duration]
+        error = next((r for r in records.values() if r.status in (FAILED,) and r.error), None)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "folder": str(self.folder),
+            "created": self.created,
+            "status": state,
+            "stage": stage,
+            "image_count": len(self.image_names()),
+            "gaussian_count": gaussians,
+            "file_size": size,
+            "processing_seconds": round(sum(durations), 3) if durations else None,
+            "error": error.error.get("message") if error and error.error else None,
+            "error_stage": error.stage if error else None,
+        }
+
+    def describe_status(self) -> str:
+        state, stage = self.status()
+        title = STAGE_TITLES.get(stage or "", stage)
+        return {
+            "new": "new",
+            "done": "done",
+            "running": f"running: {title}",
+            "failed": f"failed at {title}",
+            "cancelled": f"cancelled at {title}",
+            "interrupted": f"interrupted at {title}",
+            "incomplete": f"ready to run {title}",
+        }.get(state, state)

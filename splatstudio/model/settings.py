@@ -1,0 +1,370 @@
+"""Typed, validated settings: defaults < user file < ``.env`` < ``SPLATSTUDIO_*`` variables < project.
+
+Every setting of the original reconstruction service lives here with its default. A project stores the
+full set it was created with (``project.json``), so a run is reproducible whatever the environment says
+later; ``splatstudio run NAME --set key=value`` changes a project's copy.
+
+Pure: no Qt. The Preferences dialog and the CLI both read :data:`SPECS` to build their forms and help.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SPLATSTUDIO_"
+CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting and where the value came from."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: its type, default, limits, help text, and the stages whose results it changes."""
+
+    key: str
+    kind: type
+    default: Any
+    help: str
+    group: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    stages: tuple[str, ...] = ()
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.key.upper()
+
+
+_SFM = ("features", "matching", "mapping", "undistort")
+_TRAIN = ("train",)
+
+SPECS: tuple[Spec, ...] = (
+    # Import
+    Spec("max_image_size", int, 1600, "Longest side of imported photos in pixels (larger ones are resized).",
+         "Import", 64, 20000, stages=("import",)),
+    Spec("min_image_size", int, 256, "Photos whose shorter side is below this many pixels are rejected.",
+         "Import", 16, 10000, stages=("import",)),
+    Spec("original_resolution", bool, False, "Keep photos at their original size (no resizing on import).",
+         "Import", stages=("import",)),
+    Spec("allowed_extensions", list, ["jpg", "jpeg", "png", "tif", "tiff", "webp"],
+         "File extensions accepted on import (any case).", "Import", stages=("import",)),
+    Spec("max_image_megapixels", float, 120.0,
+         "Photos above this many megapixels are refused as possible decompression bombs.", "Import", 1, 1000,
+         stages=("import",)),
+    # Structure from motion
+    Spec("camera_model", str, "SIMPLE_RADIAL", "COLMAP camera model estimated for the photos.", "Structure from motion",
+         choices=CAMERA_MODELS, stages=_SFM),
+    Spec("sfm_max_image_size", int, 1024, "Longest side used for finding features (photos are scaled down for "
+         "this step only; camera geometry stays at full size). Larger finds more detail but is slower.",
+         "Structure from motion", 256, 20000, stages=_SFM),
+    Spec("max_features", int, 8192, "Maximum SIFT features per photo.", "Structure from motion", 256, 65536,
+         stages=_SFM),
+    Spec("colmap_threads", int, 0, "Threads for feature extraction and matching (0 = all cores).",
+         "Structure from motion", 0, 1024),
+    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), sequential (video-like ordered photos) "
+         "or auto (exhaustive up to 150 photos).", "Structure from motion",
+         choices=("auto", "exhaustive", "sequential"), stages=_SFM[1:]),
+    Spec("colmap_path", str, "", "Optional external `colmap` executable; empty uses the built-in pycolmap.",
+         "Structure from motion", stages=_SFM),
+    # Training
+    Spec("iterations", int, 10000, "Training iterations.", "Training", 1, 1_000_000, stages=_TRAIN),
+    Spec("densify_from_iter", int, 500, "Iteration where densification starts.", "Training", 0, 1_000_000,
+         stages=_TRAIN),
+    Spec("densify_until_iter", int, 5000, "Iteration where densification stops.", "Training", 0, 1_000_000,
+         stages=_TRAIN),
+    Spec("densification_interval", int, 100, "Iterations between densification steps.", "Training", 1, 100_000,
+         stages=_TRAIN),
+    Spec("opacity_reset_interval", int, 3000, "Iterations between opacity resets.", "Training", 1, 1_000_000,
+         stages=_TRAIN),
+    Spec("sh_degree", int, 3, "Spherical-harmonics degree of the Gaussians' colour (0-3).", "Training", 0, 3,
+         stages=_TRAIN),
+    Spec("train_resolution", int, -1, "Training image downscale: -1 automatic (width <= 1600), or 1, 2, 4, 8.",
+         "Training", -1, 8, stages=_TRAIN),
+    Spec("trainer_backend", str, "auto", "Rasteriser: auto (CUDA when available), cpu or cuda.", "Training",
+         choices=("auto", "cpu", "cuda"), stages=_TRAIN),
+    Spec("trainer_threads", int, 0, "CPU trainer threads (0 = all cores).", "Training", 0, 1024),
+    Spec("max_gaussians", int, 2_000_000, "Upper bound on Gaussians during densification (0 = no limit).",
+         "Training", 0, 100_000_000, stages=_TRAIN),
+    Spec("eval_holdout", bool, True, "Hold out every 8th photo to measure quality (PSNR/SSIM).", "Training",
+         stages=_TRAIN),
+    Spec("preview_every", int, 500, "Write a live-preview model every N iterations (0 = never).", "Training",
+         0, 1_000_000),
+    Spec("trainer_path", str, "", "Trainer `train.py`; empty uses the bundled one. A reference "
+         "gaussian-splatting checkout works too.", "Training", stages=_TRAIN),
+    Spec("trainer_python", str, "", "Python interpreter for the trainer; empty uses SplatStudio's own.",
+         "Training"),
+    # Post-processing
+    Spec("outlier_k_neighbors", int, 20, "Neighbours in the statistical outlier test.", "Post-processing", 1, 1000,
+         stages=("filter",)),
+    Spec("outlier_std_threshold", float, 2.0, "Points farther than mean + this many standard deviations "
+         "(of the mean neighbour distance) are removed.", "Post-processing", 0.1, 100.0, stages=("filter",)),
+    Spec("outlier_min_cluster_ratio", float, 0.01, "Disconnected clusters holding less than this share of the "
+         "Gaussians are removed (0 disables).", "Post-processing", 0.0, 0.5, stages=("filter",)),
+    # Application
+    Spec("max_concurrent_runs", int, 2, "Projects reconstructing at the same time; others wait in the queue.",
+         "Application", 1, 64),
+    Spec("gpu_check_interval", float, 5.0, "Seconds between GPU/CPU samples in the system panel.", "Application",
+         0.5, 3600.0),
+    Spec("log_level", str, "INFO", "Detail of the logs.", "Application", choices=LOG_LEVELS),
+)
+
+SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_text(spec: Spec, text: str) -> Any:
+    """Turn the text of an environment variable, ``.env`` line or ``--set`` into the setting's type."""
+    raw = text.strip()
+    if spec.kind is bool:
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ValueError(f"expected yes/no (true/false, 1/0), got {raw!r}")
+    if spec.kind is int:
+        return int(raw.replace("_", ""))
+    if spec.kind is float:
+        return float(raw)
+    if spec.kind is list:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def coerce(key: str, value: Any, source: str = "value") -> Any:
+    """Validate ``value`` for setting ``key`` and return it in the setting's type.
+
+    Raises :class:`SettingsError` naming the setting, the source and the problem.
+    """
+    spec = SPEC_BY_KEY.get(key)
+    if spec is None:
+        raise SettingsError(f"unknown setting {key!r} ({source}); known settings: {', '.join(SPEC_BY_KEY)}")
+    try:
+        if isinstance(value, str) and spec.kind is not str:
+            value = _parse_text(spec, value)
+        value = _check_type(spec, value)
+        _check_range(spec, value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {key} ({source}): {exc}") from None
+    return value
+
+
+def _check_type(spec: Spec, value: Any) -> Any:
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected yes/no, got {value!r}")
+        return value
+    if spec.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise TypeError(f"expected a whole number, got {value!r}")
+        return value
+    if spec.kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return float(value)
+    if spec.kind is list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            raise TypeError(f"expected a list of names, got {value!r}")
+        return [v.lower().lstrip(".") for v in value]
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
+def _check_range(spec: Spec, value: Any) -> None:
+    if spec.minimum is not None and value < spec.minimum:
+        raise ValueError(f"{value} is below the minimum {spec.minimum:g}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ValueError(f"{value} is above the maximum {spec.maximum:g}")
+    if spec.choices is not None and value not in spec.choices:
+        upper = value.upper() if isinstance(value, str) else value
+        if upper in spec.choices:
+            return
+        raise ValueError(f"{value!r} is not one of {', '.join(spec.choices)}")
+    if spec.kind is list and not value:
+        raise ValueError("the list is empty")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """An immutable, fully validated set of values for every :data:`SPECS` entry."""
+
+    values: Mapping[str, Any] = field(default_factory=lambda: {s.key: _copy(s.default) for s in SPECS})
+
+    def __post_init__(self) -> None:
+        missing = [s.key for s in SPECS if s.key not in self.values]
+        merged = dict(self.values)
+        for key in missing:
+            merged[key] = _copy(SPEC_BY_KEY[key].default)
+        for key, value in list(merged.items()):
+            merged[key] = _normalise(key, coerce(key, value))
+        _check_consistency(merged)
+        object.__setattr__(self, "values", merged)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["values"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: _copy(value) for key, value in self.values.items()}
+
+    def updated(self, changes: Mapping[str, Any], source: str = "value") -> Settings:
+        """A copy with ``changes`` applied (validated; text values are parsed as for ``--set``)."""
+        merged = self.to_dict()
+        for key, value in changes.items():
+            merged[key] = coerce(key, value, source)
+        return Settings(merged)
+
+    def fingerprint(self, stage: str) -> str:
+        """Hash of the settings that change the results of ``stage`` (used to decide what to re-run)."""
+        relevant = {s.key: self.values[s.key] for s in SPECS if stage in s.stages}
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def differences(self, other: Settings) -> dict[str, tuple[Any, Any]]:
+        return {k: (other.values[k], v) for k, v in self.values.items() if other.values[k] != v}
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _normalise(key: str, value: Any) -> Any:
+    spec = SPEC_BY_KEY[key]
+    if spec.choices is not None and isinstance(value, str) and value not in spec.choices:
+        return value.upper()
+    return value
+
+
+def _check_consistency(values: Mapping[str, Any]) -> None:
+    if values["min_image_size"] > values["max_image_size"]:
+        raise SettingsError(
+            f"setting min_image_size ({values['min_image_size']}) is larger than max_image_size "
+            f"({values['max_image_size']}): every photo would be rejected")
+    if values["densify_until_iter"] < values["densify_from_iter"]:
+        raise SettingsError(
+            f"setting densify_until_iter ({values['densify_until_iter']}) is before densify_from_iter "
+            f"({values['densify_from_iter']})")
+    if values["train_resolution"] not in (-1, 1, 2, 4, 8):
+        raise SettingsError(f"setting train_resolution: {values['train_resolution']} is not one of -1, 1, 2, 4, 8")
+
+
+# ----------------------------------------------------------------------------------------------- sources
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file (``KEY=value`` lines, ``#`` comments, optional quotes and ``export``)."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        if "=" not in line:
+            raise SettingsError(f"{path}:{number}: expected KEY=value, got {line!r}")
+        name, value = (part.strip() for part in line.split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        result[name] = value
+    return result
+
+
+def _from_environment(env: Mapping[str, str], source: str) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "LIBRARY":
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in SPEC_BY_KEY:
+            continue
+        changes[key] = coerce(key, text, f"{source} {name}")
+    return changes
+
+
+def read_user_file(path: Path) -> dict[str, Any]:
+    """Read the user-level settings file (TOML, one ``key = value`` per setting)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # tolerate [group] tables
+            flat.update(value)
+        else:
+            flat[key] = value
+    return {key: coerce(key, value, str(path)) for key, value in flat.items()}
+
+
+def write_user_file(path: Path, settings: Settings) -> None:
+    """Write every setting that differs from its default to the TOML user file, atomically."""
+    from splatstudio.model.atomic import write_text_atomic
+
+    lines = ["# SplatStudio preferences. Remove a line to go back to the default.", ""]
+    for spec in SPECS:
+        value = settings.values[spec.key]
+        if value != spec.default:
+            lines.append(f"{spec.key} = {_toml_value(value)}")
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(json.dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def load_settings(
+    user_file: Path | None = None,
+    dotenv: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Effective settings: defaults < ``user_file`` < ``dotenv`` < ``environ`` < ``overrides``."""
+    merged: dict[str, Any] = {}
+    if user_file is not None and user_file.is_file():
+        merged.update(read_user_file(user_file))
+    if dotenv is not None and dotenv.is_file():
+        merged.update(_from_environment(read_dotenv(dotenv), str(dotenv)))
+    merged.update(_from_environment(os.environ if environ is None else environ, "environment variable"))
+    for key, value in (overrides or {}).items():
+        merged[key] = coerce(key, value, "override")
+    return Settings(merged)
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings from the command line into validated values."""
+    changes: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SettingsError(f"--set expects key=value, got {item!r}")
+        name, text = (part.strip() for part in item.split("=", 1))
+        key = name.replace("-", "_").lower()
+        changes[key] = coerce(key, text, f"--set {item}")
+    return changes

@@ -1,0 +1,291 @@
+"""The stage process: ``python -m splatstudio.stages <stage> --project DIR [--run-id ID]``.
+
+Contract (the GUI's QProcess runner and the CLI rely on it):
+
+* stdout: one JSON object per line — ``{"stage", "fraction", "message", ...figures}`` while working,
+  and a last ``{"stage", "event": "result", "status", "figures", "message"}``;
+* stderr: human-readable logs (also written to ``logs/<stage>.log`` in the project);
+* exit status 0 when done, 1 when the work failed (the last stderr line is ``error: <reason>``),
+  143 when cancelled by SIGTERM (the project stays consistent: partial outputs are removed and the stage
+  is marked cancelled, ready to resume), 2 for a usage error.
+
+The stage holds the project's lock for its lifetime and writes its own record, so a process killed with
+SIGKILL leaves a record saying "running" with nobody holding the lock: the project shows the stage as
+interrupted, and the next run resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from splatstudio.model.project import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    STAGE_TITLES,
+    STAGES,
+    Project,
+    ProjectError,
+    StageRecord,
+    now_iso,
+)
+from splatstudio.pipeline.events import encode
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
+
+
+class StageFailed(Exception):
+    """The stage cannot finish; the message is the plain-words reason shown to the user."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+class Cancelled(Exception):
+    """The stage was asked to stop (SIGTERM)."""
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: the project, its settings, and ways to report and to be stopped."""
+
+    project: Project
+    stage: str
+    run_id: str
+    _out: io.TextIOBase
+    cancel_event: threading.Event
+    tee: Any = None
+    _last_emit: float = 0.0
+
+    @property
+    def settings(self):
+        return self.project.settings
+
+    def progress(self, fraction: float, message: str, force: bool = False, **figures: Any) -> None:
+        """Print a progress line (at most ~10 per second unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._last_emit < 0.1 and fraction < 1.0:
+            return
+        self._last_emit = now
+        self._out.write(encode(self.stage, fraction, message, **figures) + "\n")
+        self._out.flush()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Print a raw event line (trainer events relayed as they are, with the stage added)."""
+        self._out.write(json.dumps({"stage": self.stage, **event}, default=str) + "\n")
+        self._out.flush()
+
+    def tee_hook(self, hook: Callable[[str], None] | None) -> None:
+        """Have every stderr line (native library output included) passed to ``hook`` (``None`` stops)."""
+        if self.tee is not None:
+            self.tee.line_hook = hook
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+    def run_cancellable(self, work: Callable[[], Any], on_cancel: Callable[[], None] | None = None) -> Any:
+        """Run blocking native work (pycolmap) in a thread so SIGTERM can be handled meanwhile.
+
+        ``on_cancel`` is called once when a cancel arrives (for example ``token.cancel()``); the work is
+        then awaited, and :class:`Cancelled` raised.
+        """
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = work()
+            except BaseException as exc:  # re-raised in the calling thread
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"{self.stage}-work", daemon=True)
+        thread.start()
+        cancelled_sent = False
+        while thread.is_alive():
+            thread.join(0.1)
+            if self.cancel_event.is_set() and not cancelled_sent:
+                cancelled_sent = True
+                if on_cancel:
+                    on_cancel()
+        if self.cancel_event.is_set():
+            raise Cancelled()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+
+# ------------------------------------------------------------------------------------ stage table
+
+def _stage_functions() -> dict[str, Callable[[StageContext], dict[str, Any]]]:
+    from splatstudio.pipeline import post, sfm, train
+
+    return {
+        "features": sfm.run_features,
+        "matching": sfm.run_matching,
+        "mapping": sfm.run_mapping,
+        "undistort": sfm.run_undistort,
+        "train": train.run_train,
+        "filter": post.run_filter,
+        "splat": post.run_splat,
+    }
+
+
+def _check_upstream(project: Project, stage: str) -> None:
+    index = STAGES.index(stage)
+    for previous in STAGES[:index]:
+        record = project.stage_record(previous)
+        if record is None or record.status != DONE:
+            raise StageFailed(f"{STAGE_TITLES[previous]} has not finished yet; run it first "
+                              f"(splatstudio run {project.name!r} --from {previous})")
+
+
+class _LogTee:
+    """Route everything written to file descriptor 2 — Python's logs and native (glog) output of
+    pycolmap alike — to the stage's log file and the real stderr, line by line, with a hook that lets the
+    stage turn native progress lines into progress events."""
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.line_hook: Callable[[str], None] | None = None
+        self._real_stderr = os.dup(2)
+        read_fd, write_fd = os.pipe()
+        sys.stderr.flush()
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        self._reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace", newline="")
+        self._log = open(log_path, "a", encoding="utf-8")
+        self._thread = threading.Thread(target=self._pump, name="log-tee", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        for line in self._reader:
+            self._log.write(line)
+            self._log.flush()
+            os.write(self._real_stderr, line.encode("utf-8", "replace"))
+            hook = self.line_hook
+            if hook is not None:
+                try:
+                    hook(line.rstrip("\r\n"))
+                except Exception:  # a progress parser must never break the stage
+                    pass
+
+    def close(self) -> None:
+        sys.stderr.flush()
+        os.dup2(self._real_stderr, 2)  # closes the pipe's last write end -> the pump sees EOF
+        self._thread.join(timeout=5)
+        self._log.close()
+        os.close(self._real_stderr)
+
+    def write_direct(self, text: str) -> None:
+        """Write after the tee is closed (the final error line must reach the real stderr)."""
+        os.write(2, text.encode("utf-8", "replace"))
+
+
+def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> int:
+    """Run one stage in this process (the body of ``python -m splatstudio.stages``)."""
+    try:
+        project = Project(project_folder)
+        lock_fd = project.acquire_lock()
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    functions = _stage_functions()
+    if stage in ("features", "matching", "mapping", "undistort"):
+        # pycolmap's glog installs a fatal-signal handler for SIGTERM when it loads; load it first so
+        # that our handler (cancel gracefully) is the one in place.
+        import pycolmap  # noqa: F401
+    cancel_event = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        cancel_event.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    previous = project.stage_record(stage)
+    if previous is not None and previous.status == RUNNING:  # we hold the lock now: its owner died
+        previous.status, previous.message = INTERRUPTED, "the stage's process stopped without finishing"
+    run_id = run_id or project.new_run([stage])
+    if previous is not None and previous.status == INTERRUPTED and previous.run_id:
+        project.add_attempt(previous.run_id, previous)  # history: the attempt that died
+
+    tee = _LogTee(project.log_path(stage))
+    ctx = StageContext(project, stage, run_id, sys.stdout, cancel_event, tee)
+    record = StageRecord(stage, RUNNING, started=now_iso(), pid=os.getpid(), run_id=run_id,
+                         fingerprint=project.settings.fingerprint(stage))
+    started = time.monotonic()
+    status, figures, message, error, hint = DONE, {}, "", None, ""
+    try:
+        ctx.log(f"=== {STAGE_TITLES[stage]} ({stage}) started {record.started} in {project.folder} ===")
+        _check_upstream(project, stage)
+        keep = stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
+        if not keep:  # a cancelled training run keeps its checkpoint to resume from
+            project.clear_stage(stage)
+        for later in STAGES[STAGES.index(stage) + 1:]:
+            project.clear_stage(later)
+        project.write_stage_record(record)
+        ctx.progress(0.0, f"{STAGE_TITLES[stage]} started", force=True)
+        figures = functions[stage](ctx) or {}
+        message = figures.pop("message", "") if isinstance(figures.get("message"), str) else ""
+    except Cancelled:
+        status, message = CANCELLED, "cancelled by the user"
+        if stage != "train":
+            project.clear_stage(stage)
+    except StageFailed as exc:
+        status, message, hint = FAILED, str(exc), exc.hint
+        error = {"type": "StageFailed", "message": str(exc), "hint": exc.hint, "traceback": ""}
+    except Exception as exc:  # any other error is a bug or an environment problem: keep the traceback
+        status = FAILED
+        message = f"{type(exc).__name__}: {exc}"
+        error = {"type": type(exc).__name__, "message": str(exc), "hint": "",
+                 "traceback": traceback.format_exc()}
+        ctx.log(error["traceback"])
+    record.status, record.ended = status, now_iso()
+    record.duration = round(time.monotonic() - started, 3)
+    record.figures, record.message, record.error = figures, message, error
+    ctx.log(f"=== {STAGE_TITLES[stage]} {status} after {record.duration:.1f} s"
+            + (f": {message}" if message else "") + " ===")
+    project.write_stage_record(record)
+    project.add_attempt(run_id, record)
+    ctx.emit({"event": "result", "status": status, "figures": figures, "message": message, "hint": hint})
+    tee.close()
+    os.close(lock_fd)
+    if status == FAILED:
+        line = f"error: {message}" + (f" — {hint}" if hint else "")
+        tee.write_direct(line.replace("\n", " ") + "\n")
+        return EXIT_FAILED
+    return EXIT_CANCELLED if status == CANCELLED else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m splatstudio.stages",
+        description="Run one SplatStudio pipeline stage on a project folder (JSON progress on stdout, "
+                    "logs on stderr).")
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--project", required=True, type=Path, help="the project folder")
+    parser.add_argument("--run-id", help="the run this attempt belongs to (default: a new run)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    return run_stage(args.stage, args.project, args.run_id)

@@ -1,0 +1,66 @@
+"""What to run: the stage order, argv builders, and the resume plan. Pure (no Qt, no processes)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project
+
+
+class PlanError(ValueError):
+    """The requested run cannot be planned (unknown stage, nothing imported...)."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    stages: tuple[str, ...]
+    reason: str  # why the run starts where it does, for the log and the CLI
+
+    @property
+    def empty(self) -> bool:
+        return not self.stages
+
+
+def stage_argv(stage: str, project_folder: Path, run_id: str | None = None,
+               python: str | None = None) -> list[str]:
+    """The command line of one stage process: the same for the GUI's QProcess and the CLI."""
+    argv = [python or sys.executable, "-m", "splatstudio.stages", stage, "--project", str(project_folder)]
+    if run_id:
+        argv += ["--run-id", run_id]
+    return argv
+
+
+def plan_run(project: Project, from_stage: str | None = None, until: str | None = None) -> RunPlan:
+    """Decide which stages to run.
+
+    With ``from_stage`` the run starts there (retry). Otherwise it resumes at the first stage that is not
+    done, or whose settings changed since it ran (its fingerprint differs), and runs to the end (or
+    ``until``).
+    """
+    for name in (from_stage, until):
+        if name is not None and name not in STAGES:
+            raise PlanError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    if not project.image_names():
+        raise PlanError(f"project {project.name!r} has no photos yet: import some first")
+    last = STAGES.index(until) + 1 if until else len(STAGES)
+    if from_stage is not None:
+        start = STAGES.index(from_stage)
+        reason = f"starting at {STAGE_TITLES[from_stage]} as asked"
+    else:
+        settings = project.settings
+        records = project.stage_records()
+        start = len(STAGES)
+        reason = "every stage is done and up to date"
+        for index, stage in enumerate(STAGES):
+            record = records.get(stage)
+            if record is None or record.status != DONE:
+                state = "not run yet" if record is None else record.status
+                start, reason = index, f"{STAGE_TITLES[stage]} is {state}"
+                break
+            if record.fingerprint and record.fingerprint != settings.fingerprint(stage):
+                start, reason = index, f"settings of {STAGE_TITLES[stage]} changed since it ran"
+                break
+    stages = STAGES[start:last] if start < last else ()
+    return RunPlan(tuple(stages), reason)

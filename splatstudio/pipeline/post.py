@@ -1,0 +1,53 @@
+"""Post-processing stages: outlier filtering of the trained Gaussians, and ``.splat`` conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from splatstudio.model.atomic import write_json_atomic
+from splatstudio.pipeline.entry import StageContext, StageFailed
+
+
+def trained_ply(train_dir: Path) -> Path:
+    """The PLY of the highest saved iteration in a reference-layout model folder."""
+    candidates = []
+    for folder in (train_dir / "point_cloud").glob("iteration_*"):
+        suffix = folder.name.split("_", 1)[1]
+        if suffix.isdigit() and (folder / "point_cloud.ply").is_file():
+            candidates.append((int(suffix), folder / "point_cloud.ply"))
+    if not candidates:
+        raise StageFailed(f"the training stage left no point_cloud/iteration_N/point_cloud.ply in {train_dir}",
+                          "run the training stage again")
+    return max(candidates)[1]
+
+
+def run_filter(ctx: StageContext) -> dict[str, Any]:
+    from splatstudio.model.filters import filter_ply
+
+    settings = ctx.settings
+    source = trained_ply(ctx.project.path("train"))
+    target = ctx.project.path("output", "point_cloud.ply")
+    ctx.log(f"filtering {source}: k={settings.outlier_k_neighbors}, std={settings.outlier_std_threshold}, "
+            f"min cluster ratio={settings.outlier_min_cluster_ratio}")
+    ctx.progress(0.1, "finding outliers")
+    result = filter_ply(source, target, k=settings.outlier_k_neighbors, std_ratio=settings.outlier_std_threshold,
+                        min_cluster_ratio=settings.outlier_min_cluster_ratio)
+    figures = {"total": result.total, "removed": result.total - result.remaining,
+               "removed_statistical": result.removed_statistical, "removed_clusters": result.removed_clusters,
+               "remaining": result.remaining, "source": str(source)}
+    write_json_atomic(ctx.project.path("output", "filter.json"), figures)
+    ctx.log(f"kept {result.remaining} of {result.total} Gaussians ({figures['removed']} outliers removed)")
+    return figures
+
+
+def run_splat(ctx: StageContext) -> dict[str, Any]:
+    from splatstudio.io.formats import convert
+
+    source = ctx.project.path("output", "point_cloud.ply")
+    target = ctx.project.path("output", "scene.splat")
+    ctx.progress(0.1, "converting to .splat")
+    count = convert(source, target)
+    size = target.stat().st_size
+    ctx.log(f"wrote {target} ({count} splats, {size / 1e6:.1f} MB)")
+    return {"splats": count, "bytes": size}

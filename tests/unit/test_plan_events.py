@@ -1,0 +1,84 @@
+"""The run plan (what to run / resume / skip) and the parser of stage output lines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from splatstudio.model.library import Library
+from splatstudio.model.project import DONE, FAILED, STAGES, StageRecord, now_iso
+from splatstudio.model.settings import Settings
+from splatstudio.pipeline.events import Eval, LogLine, Preview, Progress, Result, encode, parse_line
+from splatstudio.pipeline.plan import PlanError, plan_run, stage_argv
+
+
+@pytest.fixture
+def project(tmp_path):
+    project = Library(tmp_path / "lib").create_project("P", Settings())
+    (project.folder / "import.json").write_text(json.dumps({"accepted": [{"name": "a.jpg"}]}))
+    return project
+
+
+def _done(project, *stages, status=DONE):
+    for stage in stages:
+        project.write_stage_record(StageRecord(stage, status, started=now_iso(), ended=now_iso(),
+                                               fingerprint=project.settings.fingerprint(stage)))
+
+
+def test_fresh_project_runs_everything(project):
+    plan = plan_run(project)
+    assert plan.stages == STAGES and "not run yet" in plan.reason
+
+
+def test_resume_from_first_unfinished_stage(project):
+    _done(project, "features", "matching")
+    _done(project, "mapping", status=FAILED)
+    assert plan_run(project).stages == STAGES[2:]
+    assert plan_run(project, until="undistort").stages == ("mapping", "undistort")
+
+
+def test_changed_settings_rerun_from_the_affected_stage(project):
+    _done(project, *STAGES)
+    assert plan_run(project).empty
+    project.set_settings(project.settings.updated({"outlier_std_threshold": 3.0}))
+    assert plan_run(project).stages == ("filter", "splat")
+    project.set_settings(project.settings.updated({"max_features": 1000}))
+    assert plan_run(project).stages == STAGES
+
+
+def test_explicit_from_and_bad_names(project):
+    _done(project, *STAGES)
+    assert plan_run(project, from_stage="train").stages == ("train", "filter", "splat")
+    with pytest.raises(PlanError, match="unknown stage"):
+        plan_run(project, from_stage="dance")
+
+
+def test_no_photos_is_a_plan_error(tmp_path):
+    empty = Library(tmp_path / "lib2").create_project("E", Settings())
+    with pytest.raises(PlanError, match="no photos"):
+        plan_run(empty)
+
+
+def test_argv_is_a_list_running_the_stage_module(project):
+    argv = stage_argv("features", project.folder, "run1", python="/usr/bin/python3")
+    assert argv == ["/usr/bin/python3", "-m", "splatstudio.stages", "features", "--project", str(project.folder),
+                    "--run-id", "run1"]
+
+
+def test_parse_lines():
+    progress = parse_line(encode("train", 0.25, "iteration 250/1000", loss=0.1, psnr=20.5) + "\n")
+    assert progress == Progress("train", 0.25, "iteration 250/1000", {"loss": 0.1, "psnr": 20.5})
+    assert parse_line('{"stage":"train","event":"eval","iteration":7,"psnr":25.1,"ssim":0.8}') == Eval(
+        "train", 7, 25.1, 0.8)
+    assert parse_line('{"stage":"train","event":"preview","iteration":5,"path":"/p.ply"}') == Preview(
+        "train", 5, "/p.ply")
+    result = parse_line('{"stage":"mapping","event":"result","status":"failed","figures":{},"message":"m",'
+                        '"hint":"h"}')
+    assert result == Result("mapping", "failed", {}, "m", "h")
+    assert parse_line("{not json") == LogLine("{not json", "info")
+    assert parse_line('{"fraction": 2}').fraction == 1.0  # clamped
+    assert parse_line("W20261124 12:00:00 warning thing").level == "warning"
+    assert parse_line("error: the trainer crashed").level == "error"
+    assert parse_line("Traceback (most recent call last):").level == "error"
+    assert parse_line("I20261124 12:00:00 fine").level == "info"
