@@ -305,7 +305,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{fmt}"
     if output.suffix.lstrip(".").lower() != fmt:
         output = output.with_suffix(output.suffix + "." + fmt) if output.suffix else output.with_suffix("." + fmt)
-    count = convert(source, output)
+    count = convert(source, output).written
     print(f"exported {count} splats to {output} ({_fmt_size(output.stat().st_size)})")
     return EXIT_OK
 
@@ -313,7 +313,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from splatstudio.io.formats import convert
 
-    count = convert(Path(args.input), Path(args.output))
+    count = convert(Path(args.input), Path(args.output)).written
     print(f"converted {count} splats: {args.input} -> {args.output}")
     return EXIT_OK
 

@@ -47,7 +47,7 @@ def run_splat(ctx: StageContext) -> dict[str, Any]:
     source = ctx.project.path("output", "point_cloud.ply")
     target = ctx.project.path("output", "scene.splat")
     ctx.progress(0.1, "converting to .splat")
-    count = convert(source, target)
+    count = convert(source, target).written
     size = target.stat().st_size
     ctx.log(f"wrote {target} ({count} splats, {size / 1e6:.1f} MB)")
     return {"splats": count, "bytes": size}

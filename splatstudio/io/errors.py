@@ -1,0 +1,23 @@
+"""Errors raised by the file readers and writers.
+
+Every problem with the *content* of a file (bad header, truncated body, values
+that are not finite, counts that do not fit the file size...) is reported as a
+`FormatError`, which names the file so the message can be shown to the user as is.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class FormatError(ValueError):
+    """A file is not valid for the format it is read as.
+
+    ``str(error)`` is ``"<file name>: <message>"``, e.g.
+    ``"scene.ply: header claims 1000000000 vertices but the file holds 1024 bytes"``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str) -> None:
+        self.path = os.fspath(path)
+        self.message = message
+        super().__init__(f"{os.path.basename(self.path) or self.path}: {message}")

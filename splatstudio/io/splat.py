@@ -1,0 +1,99 @@
+"""The compact ``.splat`` format of antimatter15's WebGL viewer.
+
+A ``.splat`` file is a headerless array of 32-byte little-endian records:
+
+====== ===================== ===========================================
+bytes  field                 encoding
+====== ===================== ===========================================
+0-11   position x, y, z      float32
+12-23  scale sx, sy, sz      float32, *activated* (``exp`` of log scale)
+24-27  colour r, g, b, a     uint8: ``clip((0.5 + SH_C0 * dc) * 255)``,
+                             ``clip(sigmoid(opacity) * 255)``
+28-31  rotation w, x, y, z   uint8: ``clip(q / |q| * 128 + 128)``
+====== ===================== ===========================================
+
+Records are sorted by descending ``exp(sum(log scales)) * sigmoid(opacity)``
+(volume times opacity), and float-to-byte conversion truncates, both exactly as
+in the reference ``convert.py``. Only SH degree 0 survives.
+
+Decoding inverts these transforms: colour and alpha bytes are read as the centre
+of their quantisation bin (so re-encoding reproduces the same bytes and alpha 0
+or 255 stays finite), rotations as ``(b - 128) / 128``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from splatstudio.io.errors import FormatError
+from splatstudio.io.ply import PathLike
+from splatstudio.model.atomic import atomic_open
+from splatstudio.model.splatcloud import SplatCloud, all_finite, logit, rgb_to_sh_dc
+
+RECORD = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "u1", (4,)), ("rotation", "u1", (4,))])
+RECORD_SIZE = RECORD.itemsize  # 32
+
+_TINY_SCALE = np.finfo(np.float32).tiny
+_ALPHA_EPS = 1e-8  # keeps logit(1) finite while sigmoid() in float32 still gives exactly 1
+
+
+def splat_sort_order(cloud: SplatCloud) -> np.ndarray:
+    """Indices sorting `cloud` by descending volume x opacity (stable for ties).
+
+    Compared as logarithms, ``sum(log scales) + log(sigmoid(opacity))``, which
+    orders the same way but cannot overflow.
+    """
+    log_volume = cloud.scales.astype(np.float64).sum(axis=1)
+    log_alpha = -np.logaddexp(0.0, -cloud.opacities.astype(np.float64))
+    return np.argsort(-(log_volume + log_alpha), kind="stable")
+
+
+def encode_splat(cloud: SplatCloud) -> np.ndarray:
+    """Encode `cloud` (validated) into a sorted array of `RECORD` structs."""
+    cloud.validate()
+    records = np.empty(len(cloud), dtype=RECORD)
+    records["position"] = cloud.positions
+    records["scale"] = cloud.activated_scales()
+    rgba = np.empty((len(cloud), 4), dtype=np.float32)
+    rgba[:, :3] = cloud.colors_rgb()
+    rgba[:, 3] = cloud.alphas()
+    records["rgba"] = np.clip(rgba * 255.0, 0, 255).astype(np.uint8)
+    quaternions = cloud.normalized_rotations() * 128.0 + 128.0
+    records["rotation"] = np.clip(quaternions, 0, 255).astype(np.uint8)
+    # gathering opaque 32-byte items is far faster than gathering structured records
+    return np.take(records.view(f"V{RECORD_SIZE}"), splat_sort_order(cloud)).view(RECORD)
+
+
+def decode_splat(records: np.ndarray, path: PathLike = "<memory>") -> SplatCloud:
+    """Decode `RECORD` structs into a degree-0 `SplatCloud`; non-finite floats raise `FormatError`."""
+    positions = records["position"].astype(np.float32)
+    scales = records["scale"].astype(np.float32)
+    for name, values in (("position", positions), ("scale", scales)):
+        if not all_finite(values):
+            bad = int(np.argmax(~np.isfinite(values).all(axis=1)))
+            raise FormatError(path, f"splat {bad} has a non-finite {name} (NaN or inf)")
+    rgba = (records["rgba"].astype(np.float32) + 0.5) / 255.0
+    return SplatCloud(
+        positions=positions,
+        scales=np.log(np.maximum(scales, _TINY_SCALE), dtype=np.float64),
+        rotations=(records["rotation"].astype(np.float32) - 128.0) / 128.0,
+        opacities=logit(rgba[:, 3], eps=_ALPHA_EPS),
+        sh_dc=rgb_to_sh_dc(np.minimum(rgba[:, :3], 1.0)),
+    )
+
+
+def read_splat(path: PathLike) -> SplatCloud:
+    """Read a ``.splat`` file; its size must be a multiple of 32 bytes."""
+    size = os.path.getsize(path)
+    if size % RECORD_SIZE:
+        raise FormatError(path, f"size {size} bytes is not a multiple of the {RECORD_SIZE}-byte .splat record")
+    return decode_splat(np.fromfile(path, dtype=RECORD), path)
+
+
+def write_splat(path: PathLike, cloud: SplatCloud) -> None:
+    """Write `cloud` as a ``.splat`` file (atomically: temporary file + ``os.replace``)."""
+    records = encode_splat(cloud)
+    with atomic_open(path) as handle:
+        records.tofile(handle)
