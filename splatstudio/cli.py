@@ -143,7 +143,8 @@ def _import(library: Library, project: Project, sources: list[str], out) -> int:
     for item in report.accepted:
         for note in item.notes:
             print(f"  note {item.source}: {note}", file=out)
-    print(f"{project.name}: {report.summary()} ({len(project.image_names())} in the project)", file=out)
+    print(f"{project.name}: {len(report.accepted)} photo(s) imported, {len(report.rejected) - len(skipped)} "
+          f"rejected ({len(project.image_names())} in the project)", file=out)
     library.sync(project)
     return len(report.accepted)
 

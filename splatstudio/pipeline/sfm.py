@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from splatstudio.model.atomic import read_json, write_json_atomic
+from splatstudio.pipeline.colmap_engines import MAPPING_STRATEGIES, make_engine
 from splatstudio.pipeline.entry import StageContext, StageFailed
 
 DATABASE = "sfm/database.db"
@@ -90,20 +91,9 @@ def run_features(ctx: StageContext) -> dict[str, Any]:
             ctx.progress(count / len(names), f"features in {count}/{len(names)} photos")
 
     ctx.tee_hook(hook)
-    token = pycolmap.CancellationToken()
+    engine = make_engine(ctx, _threads(ctx))
     for group in groups:
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = settings.camera_model
-        extraction = pycolmap.FeatureExtractionOptions()
-        extraction.num_threads = _threads(ctx)
-        extraction.max_image_size = settings.sfm_max_image_size
-        extraction.sift.max_num_features = settings.max_features
-        mode = pycolmap.CameraMode.SINGLE if len(group) > 1 else pycolmap.CameraMode.PER_IMAGE
-        ctx.run_cancellable(
-            lambda group=group, reader=reader, extraction=extraction, mode=mode: pycolmap.extract_features(
-                tmp_database, project.images_dir, image_names=group, camera_mode=mode, reader_options=reader,
-                extraction_options=extraction, device=pycolmap.Device.cpu, cancellation_token=token),
-            on_cancel=token.cancel)
+        engine.extract(tmp_database, project.images_dir, group, single_camera=len(group) > 1)
         done_before += len(group)
     ctx.tee_hook(None)
 
@@ -139,9 +129,6 @@ def run_matching(ctx: StageContext) -> dict[str, Any]:
     database = ctx.project.path(DATABASE)
     names = ctx.project.image_names()
     kind = choose_matcher(ctx.settings.matcher, len(names))
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = _threads(ctx)
-    token = pycolmap.CancellationToken()
     block = re.compile(r"Processing block \[(\d+)/(\d+), (\d+)/(\d+)\]")
     seq = re.compile(r"Matching image \[(\d+)/(\d+)\]")
 
@@ -164,19 +151,10 @@ def run_matching(ctx: StageContext) -> dict[str, Any]:
         finally:
             db.close()
         if kind == "exhaustive":
-            pairing = pycolmap.ExhaustivePairingOptions()
-            pairing.block_size = max(4, math.ceil(len(names) / 4))
             ctx.log(f"exhaustive matching of {len(names) * (len(names) - 1) // 2} pairs")
-            ctx.run_cancellable(lambda: pycolmap.match_exhaustive(
-                database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu,
-                cancellation_token=token), on_cancel=token.cancel)
         else:
-            pairing = pycolmap.SequentialPairingOptions()
-            pairing.overlap = 10
             ctx.log("sequential matching (each photo with its 10 neighbours in name order)")
-            ctx.run_cancellable(lambda: pycolmap.match_sequential(
-                database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu,
-                cancellation_token=token), on_cancel=token.cancel)
+        make_engine(ctx, _threads(ctx)).match(database, kind, len(names))
     except BaseException:
         database.with_suffix(".db.bak").replace(database)
         raise
@@ -198,25 +176,6 @@ def run_matching(ctx: StageContext) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------- mapping
 
-def _mapping_attempts(pycolmap: Any, threads: int) -> list[tuple[str, Any]]:
-    """The retry ladder: default incremental mapping, then relaxed initialisation, then global SfM."""
-    default = pycolmap.IncrementalPipelineOptions()
-    default.num_threads = threads
-    default.random_seed = 0
-    default.mapper.random_seed = 0
-    relaxed = pycolmap.IncrementalPipelineOptions()
-    relaxed.num_threads = threads
-    relaxed.random_seed = 0
-    relaxed.min_model_size = 3
-    relaxed.init_num_trials = 400
-    relaxed.mapper.init_min_num_inliers = 50
-    relaxed.mapper.init_min_tri_angle = 8.0
-    relaxed.mapper.init_max_forward_motion = 0.99
-    relaxed.mapper.abs_pose_min_num_inliers = 15
-    relaxed.mapper.abs_pose_min_inlier_ratio = 0.15
-    return [("incremental", default), ("incremental, relaxed initial pair", relaxed), ("global", None)]
-
-
 def _reconstruction_figures(rec: Any) -> dict[str, Any]:
     return {"registered": rec.num_reg_images(), "points": rec.num_points3D(),
             "mean_reprojection_error": round(float(rec.compute_mean_reprojection_error()), 4),
@@ -224,7 +183,6 @@ def _reconstruction_figures(rec: Any) -> dict[str, Any]:
 
 
 def run_mapping(ctx: StageContext) -> dict[str, Any]:
-    pycolmap = _pycolmap()
     project = ctx.project
     names = project.image_names()
     database = project.path(DATABASE)
@@ -235,8 +193,9 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
     best: Any = None
     best_label = ""
     attempts_report: list[dict[str, Any]] = []
-    token = pycolmap.CancellationToken()
-    for attempt, (label, options) in enumerate(_mapping_attempts(pycolmap, _threads(ctx))):
+    engine = make_engine(ctx, _threads(ctx))
+    registering = re.compile(r"Registering image #\d+ \((\d+)\)")
+    for attempt, label in enumerate(MAPPING_STRATEGIES):
         out = work_root / str(attempt)
         out.mkdir(parents=True)
         registered = [0]
@@ -245,19 +204,19 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
             registered[0] += 1
             ctx.progress(min(registered[0] / total, 0.99), f"{label}: placed {registered[0]} of {total} photos")
 
-        ctx.log(f"mapping attempt {attempt + 1}: {label}")
-        if options is None:
-            global_options = pycolmap.GlobalPipelineOptions()
-            if hasattr(global_options, "num_threads"):
-                global_options.num_threads = _threads(ctx)
-            models = ctx.run_cancellable(lambda out=out, o=global_options: pycolmap.global_mapping(
-                database, project.images_dir, out, o))
-        else:
-            models = ctx.run_cancellable(lambda out=out, o=options, cb=on_image: pycolmap.incremental_mapping(
-                database, project.images_dir, out, o, next_image_callback=cb, cancellation_token=token),
-                on_cancel=token.cancel)
-        models = models or {}
-        candidates = sorted(models.values(), key=lambda r: r.num_reg_images(), reverse=True)
+        def hook(line: str, registered=registered, label=label) -> None:  # the external executable's log
+            if match := registering.search(line):
+                registered[0] = int(match.group(1))
+                ctx.progress(min(registered[0] / total, 0.99),
+                             f"{label}: placed {registered[0]} of {total} photos")
+
+        ctx.log(f"mapping attempt {attempt + 1}: {label} ({engine.name})")
+        ctx.tee_hook(hook)
+        try:
+            models = engine.map(label, database, project.images_dir, out, on_image)
+        finally:
+            ctx.tee_hook(None)
+        candidates = sorted(models, key=lambda r: r.num_reg_images(), reverse=True)
         top = candidates[0] if candidates else None
         attempts_report.append({"strategy": label, "models": len(models),
                                 "registered": top.num_reg_images() if top else 0})
@@ -357,7 +316,6 @@ def run_undistort(ctx: StageContext) -> dict[str, Any]:
     final = project.path("dataset")
     work = project.path("dataset.part")
     shutil.rmtree(work, ignore_errors=True)
-    options = pycolmap.UndistortCameraOptions()
     names = project.image_names()
     count = len(names)
     pattern = re.compile(r"Undistorting image \[(\d+)/(\d+)\]")
@@ -368,11 +326,8 @@ def run_undistort(ctx: StageContext) -> dict[str, Any]:
             ctx.progress(i / n, f"undistorted {i}/{n} photos")
 
     ctx.tee_hook(hook)
-    token = pycolmap.CancellationToken()
     try:
-        ctx.run_cancellable(lambda: pycolmap.undistort_images(
-            work, model, project.images_dir, output_type="COLMAP", undistort_options=options,
-            jpeg_quality=95, num_threads=_threads(ctx), cancellation_token=token), on_cancel=token.cancel)
+        make_engine(ctx, _threads(ctx)).undistort(model, project.images_dir, work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -164,3 +164,18 @@ def test_stage_process_contract_on_usage_and_busy(tmp_path, sfm_project):
     finally:
         os.close(fd)
     assert busy.returncode == 1 and "busy" in busy.stderr
+
+
+def test_external_colmap_executable_replaces_pycolmap(sample, tmp_path):
+    colmap = shutil.which("colmap")
+    if colmap is None:
+        pytest.skip("no external `colmap` executable on PATH (optional; Debian: apt install colmap)")
+    lib = str(tmp_path / "lib")
+    assert cli(["--library", lib, "new", "Ext", str(sample.directory), "--set", f"colmap_path={colmap}",
+                "--set", "min_image_size=200"]) == 0
+    assert cli(["--library", lib, "run", "Ext", "--until", "undistort"]) == 0
+    project = Library(lib).get("Ext")
+    assert project.stage_record("mapping").figures["registered"] == COUNT
+    assert "$ " + colmap + " mapper" in project.log_path("mapping").read_text()
+    model = read_model(project.path("dataset", "sparse", "0"))
+    assert {cam.model for cam in model.cameras.values()} == {"PINHOLE"}
