@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Qt runs on the X server pytest-xvfb starts (xcb gives the viewer a real Mesa OpenGL context; the
+# offscreen platform has none). Set before any QApplication exists; a developer's choice is kept.
+if os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

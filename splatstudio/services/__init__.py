@@ -1,0 +1,1 @@
+"""Qt-core services (no widgets): stage processes, project runs, the run queue, system sampling."""

@@ -1,0 +1,213 @@
+"""Project runs and the run queue (the old service's concurrency limit, reshaped for the desktop).
+
+:class:`ProjectRun` runs a plan's stages one after another, each a :class:`StageProcess`.
+:class:`RunQueue` holds the runs asked for and starts at most ``max_concurrent`` at once; waiting runs
+can be reordered or removed. Both are QtCore only, so the GUI and tests drive them alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from splatstudio.model.project import CANCELLED, DONE, Project
+from splatstudio.pipeline.plan import RunPlan, plan_run
+from splatstudio.pipeline.runner import RunOutcome
+from splatstudio.services.stage_process import StageProcess
+
+
+class ProjectRun(QObject):
+    """Runs the stages of one project in order; :meth:`cancel` stops the current stage gently."""
+
+    sig_stage_started = Signal(str)
+    """A stage's process started (stage name)."""
+    sig_stage_finished = Signal(str, str)
+    """(stage, status) when a stage's process ended."""
+    sig_progress = Signal(str, object)
+    """(stage, Progress event)."""
+    sig_event = Signal(str, object)
+    """(stage, any parsed stdout event: Metric, Eval, Preview, Result...)."""
+    sig_log_lines = Signal(str, object)
+    """(stage, batch of LogLine)."""
+    sig_finished = Signal(object)
+    """The :class:`RunOutcome` when the run ended (done, failed or cancelled)."""
+
+    def __init__(self, project: Project, plan: RunPlan, python: str | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project = project
+        self.plan = plan
+        self.python = python
+        self.run_id: str | None = None
+        self.current: StageProcess | None = None
+        self._index = -1
+        self._cancelled = False
+        self._outcome = RunOutcome(DONE)
+
+    @property
+    def current_stage(self) -> str | None:
+        return self.current.stage if self.current is not None else None
+
+    def start(self) -> None:
+        self.run_id = self.project.new_run(list(self.plan.stages))
+        self._next()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self.current is not None:
+            self.current.stop()
+
+    def _next(self) -> None:
+        self._index += 1
+        if self._cancelled and self._index < len(self.plan.stages):
+            self._end(RunOutcome(CANCELLED, self.plan.stages[self._index], "cancelled by the user"))
+            return
+        if self._index >= len(self.plan.stages):
+            self._end(self._outcome)
+            return
+        stage = self.plan.stages[self._index]
+        process = StageProcess(stage, self.project.folder, self.run_id, self.python, parent=self)
+        process.sig_progress.connect(self._on_progress)
+        process.sig_event.connect(self._on_event)
+        process.sig_log_lines.connect(self._on_log_lines)
+        process.sig_finished.connect(self._on_stage_finished)
+        self.current = process
+        self.sig_stage_started.emit(stage)
+        process.start()
+
+    def _on_progress(self, event) -> None:
+        self.sig_progress.emit(self.current_stage or "", event)
+
+    def _on_event(self, event) -> None:
+        self.sig_event.emit(self.current_stage or "", event)
+
+    def _on_log_lines(self, lines: list) -> None:
+        self.sig_log_lines.emit(self.current_stage or "", lines)
+
+    def _on_stage_finished(self, status: str, result, code: int) -> None:
+        process = self.current
+        assert process is not None
+        stage = process.stage
+        self.current = None
+        process.deleteLater()
+        if result is not None:
+            self._outcome.results[stage] = result
+        self.sig_stage_finished.emit(stage, status)
+        if status == DONE:
+            self._next()
+            return
+        message = (result.message if result else "") or process.last_error or f"exit status {code}"
+        hint = result.hint if result else ""
+        status = CANCELLED if self._cancelled else status
+        self._end(RunOutcome(status, stage, message, hint, self._outcome.results))
+
+    def _end(self, outcome: RunOutcome) -> None:
+        if self.run_id is not None:
+            self.project.finish_run(self.run_id, outcome.status)
+        self.sig_finished.emit(outcome)
+
+
+@dataclass
+class QueueEntry:
+    folder: Path
+    name: str
+    from_stage: str | None = None
+    until: str | None = None
+
+
+class RunQueue(QObject):
+    """Waiting and active project runs, at most ``max_concurrent`` active at once."""
+
+    sig_changed = Signal()
+    """The waiting list or the set of active runs changed."""
+    sig_run_started = Signal(str, object)
+    """(project folder, ProjectRun) — connect to the run's signals to follow it."""
+    sig_run_finished = Signal(str, object)
+    """(project folder, RunOutcome)."""
+    sig_run_refused = Signal(str, str)
+    """(project folder, reason) when a queued run cannot start (nothing to do, no photos...)."""
+
+    def __init__(self, max_concurrent: int = 2, python: str | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.max_concurrent = max(1, max_concurrent)
+        self.python = python
+        self.waiting: list[QueueEntry] = []
+        self.active: dict[str, ProjectRun] = {}
+
+    # ------------------------------------------------------------------ queries
+    def is_queued(self, folder: Path | str) -> bool:
+        key = str(folder)
+        return key in self.active or any(str(e.folder) == key for e in self.waiting)
+
+    def position(self, folder: Path | str) -> int | None:
+        """0-based place in the waiting list, or None."""
+        for index, entry in enumerate(self.waiting):
+            if str(entry.folder) == str(folder):
+                return index
+        return None
+
+    # ------------------------------------------------------------------ changes
+    def set_max_concurrent(self, value: int) -> None:
+        self.max_concurrent = max(1, value)
+        self._start_more()
+
+    def enqueue(self, project: Project, from_stage: str | None = None, until: str | None = None) -> bool:
+        """Queue a run of ``project``; False if it is already queued or running."""
+        if self.is_queued(project.folder):
+            return False
+        self.waiting.append(QueueEntry(project.folder, project.name, from_stage, until))
+        self.sig_changed.emit()
+        self._start_more()
+        return True
+
+    def move(self, folder: Path | str, new_index: int) -> None:
+        index = self.position(folder)
+        if index is None:
+            return
+        entry = self.waiting.pop(index)
+        self.waiting.insert(max(0, min(new_index, len(self.waiting))), entry)
+        self.sig_changed.emit()
+
+    def remove(self, folder: Path | str) -> None:
+        """Take a waiting run off the queue (an active one is cancelled instead)."""
+        key = str(folder)
+        if key in self.active:
+            self.active[key].cancel()
+            return
+        self.waiting = [e for e in self.waiting if str(e.folder) != key]
+        self.sig_changed.emit()
+
+    def cancel_all(self) -> None:
+        self.waiting.clear()
+        for run in list(self.active.values()):
+            run.cancel()
+        self.sig_changed.emit()
+
+    # ------------------------------------------------------------------ scheduling
+    def _start_more(self) -> None:
+        while self.waiting and len(self.active) < self.max_concurrent:
+            entry = self.waiting.pop(0)
+            try:
+                project = Project(entry.folder)
+                plan = plan_run(project, entry.from_stage, entry.until)
+            except Exception as exc:  # a vanished project, no photos, bad stage: tell, and go on
+                self.sig_run_refused.emit(str(entry.folder), str(exc))
+                continue
+            if plan.empty:
+                self.sig_run_refused.emit(str(entry.folder), f"nothing to do: {plan.reason}")
+                continue
+            run = ProjectRun(project, plan, self.python, parent=self)
+            key = str(entry.folder)
+            self.active[key] = run
+            run.sig_finished.connect(lambda outcome, k=key: self._on_run_finished(k, outcome))
+            self.sig_run_started.emit(key, run)
+            run.start()
+        self.sig_changed.emit()
+
+    def _on_run_finished(self, key: str, outcome: RunOutcome) -> None:
+        run = self.active.pop(key, None)
+        if run is not None:
+            run.deleteLater()
+        self.sig_run_finished.emit(key, outcome)
+        self._start_more()

@@ -1,0 +1,124 @@
+"""Services: QProcess stage runs, project runs with cancel/resume, the run queue, the system sampler."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from splatstudio.model.project import CANCELLED, DONE, FAILED, INTERRUPTED
+from splatstudio.pipeline.events import LogLine, Progress
+from splatstudio.pipeline.plan import plan_run
+from splatstudio.services.runs import ProjectRun, RunQueue
+from splatstudio.services.stage_process import StageProcess, _LineDecoder
+from splatstudio.services.system import SystemSampler
+
+pytestmark = pytest.mark.slow
+
+
+def test_line_decoder_splits_on_cr_and_lf_and_keeps_partial_utf8():
+    decoder = _LineDecoder()
+    data = "a\rb\nc\r\nd é".encode()
+    assert decoder.feed(data[:-1]) == ["a", "b", "c"]  # 'é' cut in half, 'd ' pending
+    assert decoder.feed(data[-1:] + b"\n") == ["d é"]
+    assert decoder.feed(b"tail") == [] and decoder.flush() == ["tail"]
+
+
+def test_stage_process_streams_progress_and_logs(qtbot, make_project):
+    project = make_project("One")
+    process = StageProcess("features", project.folder)
+    progress: list[Progress] = []
+    logs: list[LogLine] = []
+    process.sig_progress.connect(progress.append)
+    process.sig_log_lines.connect(logs.extend)
+    with qtbot.waitSignal(process.sig_finished, timeout=120_000) as blocker:
+        process.start()
+    status, result, code = blocker.args
+    assert (status, code) == (DONE, 0)
+    assert result.figures["images"] == 16
+    assert progress[0].fraction == 0.0 and progress[-1].fraction == 1.0
+    assert any("Processed file" in line.text for line in logs)  # native COLMAP output reaches the log
+
+
+def test_cancel_mid_stage_then_resume(qtbot, make_project):
+    project = make_project("Cancel")
+    run = ProjectRun(project, plan_run(project, until="matching"))
+    run.sig_progress.connect(lambda stage, event: run.cancel() if stage == "matching" and event.fraction > 0
+                             else None)
+    with qtbot.waitSignal(run.sig_finished, timeout=120_000) as blocker:
+        run.start()
+    outcome = blocker.args[0]
+    assert (outcome.status, outcome.stage) == (CANCELLED, "matching")
+    assert project.stage_record("features").status == DONE
+    assert project.stage_record("matching").status == CANCELLED
+
+    plan = plan_run(project, until="matching")
+    assert plan.stages == ("matching",)  # resume where it stopped
+    again = ProjectRun(project, plan)
+    with qtbot.waitSignal(again.sig_finished, timeout=120_000) as blocker:
+        again.start()
+    assert blocker.args[0].status == DONE
+
+
+def test_stage_killed_from_outside_is_reported_failed(qtbot, make_project):
+    project = make_project("Killed")
+    run = ProjectRun(project, plan_run(project, until="features"))
+    killed = []
+
+    def kill_on_progress(stage, event):
+        if event.fraction > 0 and not killed:
+            killed.append(run.current.process.processId())
+            os.kill(killed[0], signal.SIGKILL)
+
+    run.sig_progress.connect(kill_on_progress)
+    with qtbot.waitSignal(run.sig_finished, timeout=120_000) as blocker:
+        run.start()
+    outcome = blocker.args[0]
+    assert (outcome.status, outcome.stage) == (FAILED, "features")
+    assert "killed" in outcome.message
+    assert project.status() == (INTERRUPTED, "features")
+
+
+def test_queue_with_max_one_runs_projects_one_after_another(qtbot, make_project):
+    first, second = make_project("First"), make_project("Second")
+    queue = RunQueue(max_concurrent=1)
+    events: list[tuple[str, str]] = []
+    queue.sig_run_started.connect(lambda key, run: events.append(("start", key)))
+    queue.sig_run_finished.connect(lambda key, outcome: events.append((outcome.status, key)))
+    assert queue.enqueue(first, until="features")
+    assert queue.enqueue(second, until="features")
+    assert not queue.enqueue(second)  # already queued
+    assert len(queue.active) == 1 and queue.position(second.folder) == 0
+    qtbot.waitUntil(lambda: len(events) == 4, timeout=180_000)
+    a, b = str(first.folder), str(second.folder)
+    assert events == [("start", a), (DONE, a), ("start", b), (DONE, b)]
+
+
+def test_queue_reorder_and_refusals(qtbot, make_project):
+    projects = [make_project(name) for name in ("P1", "P2", "P3")]
+    queue = RunQueue(max_concurrent=1)
+    refused = []
+    queue.sig_run_refused.connect(lambda key, reason: refused.append(reason))
+    for project in projects:
+        queue.enqueue(project, until="features")
+    queue.move(projects[2].folder, 0)
+    assert [e.name for e in queue.waiting] == ["P3", "P2"]
+    queue.remove(projects[1].folder)
+    assert [e.name for e in queue.waiting] == ["P3"]
+    queue.cancel_all()
+    qtbot.waitUntil(lambda: not queue.active, timeout=60_000)
+    queue.enqueue(projects[0], from_stage="nonsense")
+    assert refused and "unknown stage" in refused[-1]
+
+
+def test_system_sampler_reports_cpu_and_explains_missing_gpu(qtbot):
+    sampler = SystemSampler(interval=0.2)
+    with qtbot.waitSignal(sampler.sig_sampled, timeout=5000) as blocker:
+        sampler.start()
+    sampler.stop()
+    sample = blocker.args[0]
+    assert 0 <= sample["cpu_percent"] <= 100 and sample["memory_total"] > 0
+    assert len(sample["cpu_per_core"]) == sample["cpu_count"]
+    if not sample["gpus"]:
+        assert "GPU" in sample["gpu_message"]
