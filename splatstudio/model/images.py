@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +234,75 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
 
 # ---------------------------------------------------------------------------------------- import
 
+def _check_all(
+    sources: Iterable[Path | str],
+    settings: Settings,
+    known_hashes: dict[str, str],
+    report: ImportReport,
+    progress: ProgressFn | None,
+    workers: int | None,
+) -> Iterator[tuple[Path, str, _Decoded]]:
+    """Discover, hash and decode every candidate; rejections go to ``report``, good photos are yielded
+    (in discovery order) with their content hash."""
+    files, rejected = discover(sources, settings.allowed_extensions)
+    report.rejected.extend(rejected)
+    hashes = _hash_files(files, report)
+    candidates: list[tuple[Path, str]] = []
+    for path in files:
+        digest = hashes.get(path)
+        if digest is None:
+            continue
+        if digest in known_hashes:
+            report.rejected.append(Rejected(str(path), f"duplicate: the same photo as {known_hashes[digest]}"))
+            continue
+        known_hashes[digest] = path.name
+        candidates.append((path, digest))
+
+    def work(item: tuple[Path, str]) -> tuple[Path, str, _Decoded | None, str | None]:
+        path, digest = item
+        try:
+            return path, digest, _decode(path, settings), None
+        except _Reject as exc:
+            return path, digest, None, str(exc)
+        except MemoryError:
+            return path, digest, None, "too large to decode in the available memory"
+
+    total = max(len(candidates), 1)
+    with ThreadPoolExecutor(max_workers=workers or min(os.cpu_count() or 1, 8)) as pool:
+        for done, (path, digest, decoded, reason) in enumerate(pool.map(work, candidates), start=1):
+            if decoded is None:
+                report.rejected.append(Rejected(str(path), reason or "unreadable"))
+            else:
+                yield path, digest, decoded
+            if progress:
+                progress(done / total, f"checked {path.name}")
+
+
+def _final_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
+    if settings.original_resolution or max(size) <= settings.max_image_size:
+        return size
+    scale = settings.max_image_size / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def inspect_photos(
+    sources: Iterable[Path | str],
+    settings: Settings,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> ImportReport:
+    """Check photos as :func:`import_photos` would, without storing anything (the new-project preview).
+
+    Accepted items have an empty ``name`` and the size they would be imported at.
+    """
+    report = ImportReport()
+    for path, digest, decoded in _check_all(sources, settings, {}, report, progress, workers):
+        width, height = _final_size(decoded.image.size, settings)
+        report.accepted.append(Accepted("", str(path), width, height, *decoded.original_size, digest,
+                                        decoded.notes))
+    return report
+
+
 def import_photos(
     images_dir: Path,
     manifest_path: Path,
@@ -251,46 +320,12 @@ def import_photos(
     known_hashes = {item["sha256"]: item["name"] for item in manifest.get("accepted", [])}
     taken = {item["name"].lower() for item in manifest.get("accepted", [])}
     taken |= {p.name.lower() for p in images_dir.iterdir()}
-
-    files, report_rejected = discover(sources, settings.allowed_extensions)
-    report = ImportReport(rejected=list(report_rejected))
-    hashes = _hash_files(files, report)
-    candidates: list[tuple[Path, str]] = []
-    for path in files:
-        digest = hashes.get(path)
-        if digest is None:
-            continue
-        if digest in known_hashes:
-            report.rejected.append(Rejected(str(path), f"duplicate: the same photo as {known_hashes[digest]}"))
-            continue
-        known_hashes[digest] = path.name
-        candidates.append((path, digest))
-
-    total = max(len(candidates), 1)
-    done = 0
-
-    def work(item: tuple[Path, str]) -> tuple[Path, str, _Decoded | None, str | None]:
-        path, digest = item
-        try:
-            return path, digest, _decode(path, settings), None
-        except _Reject as exc:
-            return path, digest, None, str(exc)
-        except MemoryError:
-            return path, digest, None, "too large to decode in the available memory"
-
-    with ThreadPoolExecutor(max_workers=workers or min(os.cpu_count() or 1, 8)) as pool:
-        for path, digest, decoded, reason in pool.map(work, candidates):
-            done += 1
-            if decoded is None:
-                report.rejected.append(Rejected(str(path), reason or "unreadable"))
-            else:
-                name = _unique_name(path, decoded.format, taken)
-                width, height = _store(path, decoded, images_dir / name, settings)
-                report.accepted.append(Accepted(name, str(path), width, height, *decoded.original_size,
-                                                digest, decoded.notes))
-            if progress:
-                progress(done / total, f"checked {path.name}")
-
+    report = ImportReport()
+    for path, digest, decoded in _check_all(sources, settings, known_hashes, report, progress, workers):
+        name = _unique_name(path, decoded.format, taken)
+        width, height = _store(path, decoded, images_dir / name, settings)
+        report.accepted.append(Accepted(name, str(path), width, height, *decoded.original_size, digest,
+                                        decoded.notes))
     manifest.setdefault("accepted", []).extend(a.__dict__ for a in report.accepted)
     manifest.setdefault("rejected", []).extend(r.__dict__ for r in report.rejected)
     write_json_atomic(manifest_path, manifest)
@@ -329,9 +364,8 @@ def _store(source: Path, decoded: _Decoded, target: Path, settings: Settings) ->
         with atomic_path(target) as tmp:
             tmp.write_bytes(source.read_bytes())
         return image.size
-    if not settings.original_resolution and max(image.size) > settings.max_image_size:
-        scale = settings.max_image_size / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    size = _final_size(image.size, settings)
+    if size != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     with atomic_path(target) as tmp:
         if target.suffix == ".jpg":

@@ -215,3 +215,14 @@ def test_progress_is_reported(tmp_path):
     import_photos(project / "images", project / "import.json", [tmp_path / "in"], Settings(),
                   progress=lambda f, m: seen.append(f))
     assert seen[-1] == 1.0 and len(seen) == 3
+
+
+def test_inspect_checks_without_storing(tmp_path, bad_folder):
+    from splatstudio.model.images import inspect_photos
+
+    bad, expected = bad_folder
+    _jpeg(bad / "good.jpg", 2400, 1800, seed=50)
+    report = inspect_photos([bad], Settings({"max_image_size": 1200}))
+    assert [(Path(a.source).name, a.width, a.height) for a in report.accepted] == [("good.jpg", 1200, 900)]
+    assert {Path(r.source).name for r in report.rejected} >= set(expected) - {"lost.jpg", "zz-copy.jpg"}
+    assert not (tmp_path / "project").exists()
