@@ -43,7 +43,7 @@ from splatstudio.model.project import (
     StageRecord,
     now_iso,
 )
-from splatstudio.pipeline.events import encode
+from splatstudio.pipeline.events import encode, log_level
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
 
@@ -162,9 +162,10 @@ class _LogTee:
     pycolmap alike — to the stage's log file and the real stderr, line by line, with a hook that lets the
     stage turn native progress lines into progress events."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, log_level: str = "INFO"):
         self.log_path = log_path
         self.line_hook: Callable[[str], None] | None = None
+        self.quiet = log_level in ("WARNING", "ERROR")
         self._real_stderr = os.dup(2)
         read_fd, write_fd = os.pipe()
         sys.stderr.flush()
@@ -177,9 +178,10 @@ class _LogTee:
 
     def _pump(self) -> None:
         for line in self._reader:
-            self._log.write(line)
-            self._log.flush()
-            os.write(self._real_stderr, line.encode("utf-8", "replace"))
+            if not (self.quiet and log_level(line) == "info" and not line.startswith("===")):
+                self._log.write(line)
+                self._log.flush()
+                os.write(self._real_stderr, line.encode("utf-8", "replace"))
             hook = self.line_hook
             if hook is not None:
                 try:
@@ -228,7 +230,10 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     if previous is not None and previous.status == INTERRUPTED and previous.run_id:
         project.add_attempt(previous.run_id, previous)  # history: the attempt that died
 
-    tee = _LogTee(project.log_path(stage))
+    log_path = project.log_path(stage)
+    if log_path.exists():  # the log shows the latest attempt; the one before stays beside it
+        log_path.replace(log_path.with_suffix(".previous.log"))
+    tee = _LogTee(log_path, project.settings.log_level)
     ctx = StageContext(project, stage, run_id, sys.stdout, cancel_event, tee)
     record = StageRecord(stage, RUNNING, started=now_iso(), pid=os.getpid(), run_id=run_id,
                          fingerprint=project.settings.fingerprint(stage))
