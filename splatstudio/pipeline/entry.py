@@ -242,8 +242,9 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     try:
         ctx.log(f"=== {STAGE_TITLES[stage]} ({stage}) started {record.started} in {project.folder} ===")
         _check_upstream(project, stage)
-        keep = stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
-        if not keep:  # a cancelled training run keeps its checkpoint to resume from
+        keep = (stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
+                and previous.fingerprint == record.fingerprint)
+        if not keep:  # a stopped training run keeps its checkpoint, unless its settings changed since
             project.clear_stage(stage)
         for later in STAGES[STAGES.index(stage) + 1:]:
             project.clear_stage(later)

@@ -25,6 +25,16 @@ _TQDM = re.compile(r"(\d+)/(\d+) \[[^\]]*\]")
 _TQDM_LOSS = re.compile(r"Loss=([0-9.eE+-]+)")
 
 
+def _stop_with_parent() -> None:
+    """Linux: the trainer gets SIGTERM (and saves a checkpoint) if the stage process dies, even by kill -9."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def bundled_trainer() -> Path:
     """``gaussian-splatting/train.py`` beside the package (source checkout or bundle)."""
     here = Path(__file__).resolve().parent.parent
@@ -87,7 +97,8 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     ctx.log("trainer: " + " ".join(argv))
     try:
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1,
-                                   cwd=project.folder)
+                                   cwd=project.folder,
+                                   preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None)
     except OSError as exc:
         raise StageFailed(f"cannot start the trainer {argv[1]} with {argv[0]}: {exc.strerror or exc}",
                           "check trainer_path and trainer_python in Preferences") from None
