@@ -384,6 +384,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from splatstudio.render.headless import cli_view
+
+    return cli_view(args.args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from splatstudio.ui.app import run_app  # type: ignore[import-not-found]
@@ -464,6 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="640x480", help="photo size WIDTHxHEIGHT (default 640x480)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("view", add_help=False, help="open a splat file in the 3D viewer, or render a screenshot "
+                       "(FILE [--screenshot OUT.png] [--size WxH] [--camera cameras.json:INDEX] [--cameras SPEC])")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("settings", help="show the effective settings, or change user defaults with --set")
     p.add_argument("--json", action="store_true")

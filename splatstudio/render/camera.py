@@ -1,0 +1,364 @@
+"""Camera math for the splat viewer (pure numpy, no Qt, no vispy).
+
+Conventions (those of COLMAP and the reference 3DGS trainer):
+
+* camera space is OpenCV-like: x right, y down, z forward (depth);
+* a `Pose` stores the world-to-camera rotation ``R`` and translation ``t``
+  (``x_cam = R @ x_world + t``), so the camera centre is ``-Rᵀ t``;
+* `Intrinsics` are pinhole pixels with the origin at the top-left corner of the
+  image, pixel ``(i, j)`` covering ``[i, i + 1] x [j, j + 1]``.
+
+`OrbitCamera` is the interactive controller (turntable orbit around a target with
+a fixed world up, pan, zoom, and fly moves); training cameras come from a
+reference ``cameras.json`` or a COLMAP model (`load_training_cameras`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+PathLike = str | os.PathLike[str]
+
+DEFAULT_FOV_Y_DEG = 50.0
+_ONE_FOCAL_MODELS = {"SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE"}
+
+
+class CameraSpecError(ValueError):
+    """A camera specification (``FILE:INDEX``) or a cameras file is invalid."""
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    n = np.linalg.norm(v)
+    if n < 1e-12:
+        raise ValueError("cannot normalise a zero vector")
+    return v / n
+
+
+# ------------------------------------------------------------------------------------- intrinsics
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels for an image of `width` x `height`."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, fov_y_deg: float = DEFAULT_FOV_Y_DEG) -> Intrinsics:
+        """Square pixels, centred principal point, vertical field of view `fov_y_deg`."""
+        fy = height / (2.0 * math.tan(math.radians(fov_y_deg) / 2.0))
+        return cls(int(width), int(height), fy, fy, width / 2.0, height / 2.0)
+
+    @property
+    def fov_y_deg(self) -> float:
+        return math.degrees(2.0 * math.atan(self.height / (2.0 * self.fy)))
+
+    @property
+    def tan_half_fov(self) -> tuple[float, float]:
+        """``tan`` of the half field of view in x and y (as the 3DGS rasteriser defines it)."""
+        return self.width / (2.0 * self.fx), self.height / (2.0 * self.fy)
+
+    def scaled_to(self, width: int, height: int) -> Intrinsics:
+        """The same camera for a viewport of another size: the vertical field of view is kept,
+        and the principal point stays at the same fraction of the image; x focal follows
+        the pixel aspect ratio fx/fy."""
+        s = height / self.height
+        fy = self.fy * s
+        return Intrinsics(
+            int(width), int(height), fy * self.fx / self.fy, fy,
+            self.cx * width / self.width, self.cy * height / self.height,
+        )  # fmt: skip
+
+    def matrix(self) -> np.ndarray:
+        """3x3 K matrix."""
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
+
+
+def projection_matrix(intr: Intrinsics, near: float, far: float) -> np.ndarray:
+    """4x4 OpenGL clip matrix for OpenCV camera coordinates.
+
+    Maps ``(x, y, z)`` with ``u = fx x/z + cx`` (pixels from the left) and ``v = fy y/z + cy``
+    (from the top) to NDC ``x = 2u/W - 1``, ``y = 1 - 2v/H``, depth -1 at `near`, +1 at `far`.
+    """
+    w, h = intr.width, intr.height
+    p = np.zeros((4, 4), dtype=np.float64)
+    p[0, 0] = 2.0 * intr.fx / w
+    p[0, 2] = 2.0 * intr.cx / w - 1.0
+    p[1, 1] = -2.0 * intr.fy / h
+    p[1, 2] = 1.0 - 2.0 * intr.cy / h
+    p[2, 2] = (far + near) / (far - near)
+    p[2, 3] = -2.0 * far * near / (far - near)
+    p[3, 2] = 1.0
+    return p
+
+
+# ------------------------------------------------------------------------------------------ poses
+
+
+@dataclass(frozen=True)
+class Pose:
+    """World-to-camera rigid transform: ``x_cam = R @ x_world + t`` (OpenCV axes)."""
+
+    R: np.ndarray
+    t: np.ndarray
+
+    @classmethod
+    def from_c2w(cls, rotation_c2w: np.ndarray, center: np.ndarray) -> Pose:
+        """From a camera-to-world rotation (columns: right, down, forward) and the centre."""
+        r = np.asarray(rotation_c2w, dtype=np.float64).T
+        return cls(r, -r @ np.asarray(center, dtype=np.float64))
+
+    @classmethod
+    def look_at(cls, eye: np.ndarray, target: np.ndarray, up: np.ndarray = (0.0, 0.0, 1.0)) -> Pose:
+        """Camera at `eye` looking at `target` with `up` pointing up in the image."""
+        forward = _unit(np.asarray(target, dtype=np.float64) - np.asarray(eye, dtype=np.float64))
+        right = np.cross(forward, _unit(up))
+        if np.linalg.norm(right) < 1e-9:  # looking along up: pick any right vector
+            right = np.cross(forward, _any_perpendicular(forward))
+        right = _unit(right)
+        down = np.cross(forward, right)
+        return cls.from_c2w(np.stack([right, down, forward], axis=1), eye)
+
+    @property
+    def center(self) -> np.ndarray:
+        return -self.R.T @ self.t
+
+    @property
+    def forward(self) -> np.ndarray:
+        return self.R[2].copy()
+
+    @property
+    def up(self) -> np.ndarray:
+        """World direction that points up in the image (−y axis of the camera)."""
+        return -self.R[1]
+
+    @property
+    def right(self) -> np.ndarray:
+        return self.R[0].copy()
+
+    def view_matrix(self) -> np.ndarray:
+        """4x4 world-to-camera matrix."""
+        v = np.eye(4, dtype=np.float64)
+        v[:3, :3] = self.R
+        v[:3, 3] = self.t
+        return v
+
+
+def _any_perpendicular(v: np.ndarray) -> np.ndarray:
+    axis = np.eye(3)[int(np.argmin(np.abs(v)))]
+    return _unit(np.cross(v, axis))
+
+
+def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
+    """Rotation matrix of quaternion (w, x, y, z) (normalised here)."""
+    w, x, y, z = _unit(np.asarray(q, dtype=np.float64))
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------- orbit control
+
+
+@dataclass
+class OrbitCamera:
+    """Turntable orbit + fly controller around `target` with a fixed world `up`.
+
+    `yaw` turns around `up`, `pitch` (radians, positive looks down) tilts; the eye is
+    `distance` away from the target, opposite the view direction.
+    """
+
+    target: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    distance: float = 5.0
+    yaw: float = 0.0
+    pitch: float = 0.3
+    up: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
+    fov_y_deg: float = DEFAULT_FOV_Y_DEG
+
+    def __post_init__(self) -> None:
+        self.target = np.asarray(self.target, dtype=np.float64)
+        self.up = _unit(self.up)
+
+    def _basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two unit vectors spanning the plane perpendicular to `up`, yaw 0 along the first."""
+        e1 = _any_perpendicular(self.up)
+        return e1, np.cross(self.up, e1)
+
+    @property
+    def forward(self) -> np.ndarray:
+        e1, e2 = self._basis()
+        horizontal = math.cos(self.yaw) * e1 + math.sin(self.yaw) * e2
+        return math.cos(self.pitch) * horizontal - math.sin(self.pitch) * self.up
+
+    @property
+    def eye(self) -> np.ndarray:
+        return self.target - self.distance * self.forward
+
+    def pose(self) -> Pose:
+        return Pose.look_at(self.eye, self.target, self.up)
+
+    def orbit(self, d_yaw: float, d_pitch: float) -> None:
+        """Turn around the target (radians); pitch stays short of the poles."""
+        self.yaw = (self.yaw + d_yaw) % (2 * math.pi)
+        self.pitch = float(np.clip(self.pitch + d_pitch, -1.55, 1.55))
+
+    def look(self, d_yaw: float, d_pitch: float) -> None:
+        """Fly-style look: turn around the eye, moving the target."""
+        eye = self.eye
+        self.orbit(d_yaw, d_pitch)
+        self.target = eye + self.distance * self.forward
+
+    def pan(self, dx: float, dy: float) -> None:
+        """Move target and eye in the image plane by `dx` right, `dy` down (world units)."""
+        pose = self.pose()
+        self.target = self.target + dx * pose.right - dy * pose.up
+
+    def zoom(self, factor: float, min_distance: float = 1e-4) -> None:
+        """Scale the distance to the target (factor < 1 moves closer)."""
+        self.distance = max(self.distance * float(factor), min_distance)
+
+    def fly(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> None:
+        """Translate eye and target together along the view axes and the world up."""
+        pose = self.pose()
+        self.target = self.target + forward * pose.forward + right * pose.right + up * self.up
+
+    def set_from_pose(self, pose: Pose, distance: float | None = None) -> None:
+        """Match `pose`'s eye and view direction (its roll is dropped: up stays `up`)."""
+        if distance is not None:
+            self.distance = float(distance)
+        f = pose.forward
+        e1, e2 = self._basis()
+        self.pitch = float(np.clip(-math.asin(float(np.clip(np.dot(f, self.up), -1, 1))), -1.55, 1.55))
+        self.yaw = math.atan2(float(np.dot(f, e2)), float(np.dot(f, e1)))
+        self.target = pose.center + self.distance * self.forward
+
+    def frame(self, center: np.ndarray, radius: float) -> None:
+        """Aim at `center` from far enough to see a sphere of `radius`."""
+        self.target = np.asarray(center, dtype=np.float64)
+        half = math.radians(self.fov_y_deg) / 2.0
+        self.distance = max(float(radius) / math.sin(half), 1e-3)
+
+
+def scene_frame(positions: np.ndarray, opacities: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Robust (centre, radius) of a splat scene: the 2..98 percentile box of the positions."""
+    positions = np.asarray(positions, dtype=np.float64)
+    if len(positions) == 0:
+        return np.zeros(3), 1.0
+    sample = positions if len(positions) <= 200_000 else positions[:: len(positions) // 200_000]
+    lo, hi = np.percentile(sample, 2, axis=0), np.percentile(sample, 98, axis=0)
+    center = (lo + hi) / 2.0
+    radius = float(np.linalg.norm(hi - lo) / 2.0)
+    return center, max(radius, 1e-3)
+
+
+# ------------------------------------------------------------------------------ training cameras
+
+
+@dataclass(frozen=True)
+class TrainingCamera:
+    """A camera of the training set: its photo name, pose and intrinsics."""
+
+    name: str
+    pose: Pose
+    intrinsics: Intrinsics
+
+
+def camera_from_json_entry(entry: dict) -> TrainingCamera:
+    """A reference 3DGS ``cameras.json`` entry (position, camera-to-world rotation, fx, fy)."""
+    try:
+        width, height = int(entry["width"]), int(entry["height"])
+        rotation = np.asarray(entry["rotation"], dtype=np.float64).reshape(3, 3)
+        center = np.asarray(entry["position"], dtype=np.float64).reshape(3)
+        fx, fy = float(entry["fx"]), float(entry["fy"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CameraSpecError(f"cameras.json entry is malformed ({exc})") from None
+    intr = Intrinsics(width, height, fx, fy, width / 2.0, height / 2.0)
+    return TrainingCamera(str(entry.get("img_name", entry.get("id", ""))), Pose.from_c2w(rotation, center), intr)
+
+
+def camera_from_colmap(image, camera) -> TrainingCamera:
+    """A COLMAP `Image` (world-to-camera qvec, tvec) seen through its `Camera` (pinhole part only)."""
+    params = np.asarray(camera.params, dtype=np.float64)
+    if camera.model in _ONE_FOCAL_MODELS:
+        fx = fy = params[0]
+        cx, cy = params[1], params[2]
+    else:
+        fx, fy, cx, cy = params[:4]
+    intr = Intrinsics(int(camera.width), int(camera.height), float(fx), float(fy), float(cx), float(cy))
+    return TrainingCamera(image.name, Pose(quaternion_to_matrix(image.qvec), np.asarray(image.tvec, float)), intr)
+
+
+def load_training_cameras(path: PathLike) -> list[TrainingCamera]:
+    """Cameras of a ``cameras.json`` file (file order) or a COLMAP model folder (by image name)."""
+    path = Path(path)
+    if path.is_dir():
+        from splatstudio.io.colmap import read_model
+
+        try:
+            model = read_model(path)
+        except FileNotFoundError as exc:
+            raise CameraSpecError(str(exc)) from None
+        images = sorted(model.images.values(), key=lambda im: im.name)
+        return [camera_from_colmap(im, model.cameras[im.camera_id]) for im in images]
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CameraSpecError(f"{path.name}: cannot read cameras ({exc})") from None
+    if not isinstance(entries, list):
+        raise CameraSpecError(f"{path.name}: expected a JSON list of cameras")
+    return [camera_from_json_entry(e) for e in entries]
+
+
+def parse_camera_spec(spec: str) -> tuple[Path, int | None]:
+    """Split ``'cameras.json:3'`` or ``'sparse/0:3'`` into (path, index); no index gives None."""
+    match = re.fullmatch(r"(.+?):(-?\d+)", spec)
+    if match and not os.path.exists(spec):
+        return Path(match.group(1)), int(match.group(2))
+    return Path(spec), None
+
+
+def camera_from_spec(spec: str) -> TrainingCamera:
+    """The training camera named by ``FILE:INDEX`` (index 0 when omitted)."""
+    path, index = parse_camera_spec(spec)
+    if not path.exists():
+        raise CameraSpecError(f"camera file {path} does not exist")
+    cameras = load_training_cameras(path)
+    index = 0 if index is None else index
+    if not cameras:
+        raise CameraSpecError(f"{path.name}: holds no cameras")
+    if not -len(cameras) <= index < len(cameras):
+        raise CameraSpecError(f"{path.name}: camera index {index} out of range (0..{len(cameras) - 1})")
+    return cameras[index]
+
+
+def average_up(poses: Sequence[Pose]) -> np.ndarray:
+    """Auto-orient: the normalised mean of the cameras' image-up directions in world space."""
+    if not poses:
+        return np.array([0.0, 0.0, 1.0])
+    mean = np.mean([p.up for p in poses], axis=0)
+    if np.linalg.norm(mean) < 1e-9:
+        return np.array([0.0, 0.0, 1.0])
+    return _unit(mean)
+
+
+def with_intrinsics(camera: TrainingCamera, intrinsics: Intrinsics) -> TrainingCamera:
+    """A copy of `camera` with other intrinsics."""
+    return replace(camera, intrinsics=intrinsics)

@@ -1,0 +1,146 @@
+"""Pixel checks of the splat renderer: SH view dependence, depth order, off-screen centres, overlays,
+the moving budget and the background sort."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _reference import psnr, render_reference, sh_color
+from conftest import single_splats, small_cloud
+
+from splatstudio.render.camera import Intrinsics, Pose, TrainingCamera
+
+UP = np.array([0.0, 0.0, 1.0])
+
+
+def _centre_pixel(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    return image[h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1].reshape(-1, 3).mean(axis=0)
+
+
+def test_sh_degree1_colour_follows_the_view_direction(make_canvas):
+    rest = np.zeros((1, 3, 3), dtype=np.float32)
+    rest[0, 2, 0] = 0.8  # red, basis -C1 * x
+    rest[0, 0, 2] = -0.5  # blue, basis -C1 * y
+    cloud = single_splats([[0, 0, 0]], [[0.5, 0.5, 0.5]], scale=0.5, opacity=0.99, sh_rest=rest)
+    canvas = make_canvas(64, 64)
+    canvas.load(cloud)
+    intr = Intrinsics.from_fov(64, 64, 40.0)
+    seen = {}
+    for eye in ([4.0, 0, 0], [-4.0, 0, 0], [0, 4.0, 0]):
+        eye = np.array(eye)
+        canvas.set_camera(pose=Pose.look_at(eye, np.zeros(3), UP), intrinsics=intr)
+        pixel = _centre_pixel(canvas.render_image())
+        sh = np.concatenate([cloud.sh_dc, cloud.sh_rest[0]], axis=0).astype(np.float64)
+        direction = -eye / np.linalg.norm(eye)
+        # 0.99 opacity x the falloff half a pixel off-centre (pixel centres straddle the image centre)
+        expected = 255.0 * sh_color(sh, direction, 1) * 0.99 * _falloff_at_half_pixel(cloud, 4.0, intr)
+        assert np.allclose(pixel, expected, atol=3.0), (eye, pixel, expected)
+        seen[tuple(eye)] = pixel
+    red_plus_x, red_minus_x = seen[(4.0, 0, 0)][0], seen[(-4.0, 0, 0)][0]
+    assert red_plus_x - red_minus_x > 0.6 * 255 * 2 * 0.4886 * 0.8 * 0.9  # ~ 2 C1 0.8 apart
+
+
+def _falloff_at_half_pixel(cloud, distance: float, intr: Intrinsics) -> float:
+    sigma_px = float(np.exp(cloud.scales[0, 0])) * intr.fx / distance
+    var = sigma_px**2 + 0.3
+    return float(np.exp(-0.5 * (0.25 + 0.25) / var))
+
+
+@pytest.mark.parametrize("load_order", ["red_first", "green_first"])
+def test_front_splat_dominates_in_both_depth_orders(make_canvas, load_order):
+    positions = [[0, 0, 0.6], [0, 0, -0.6]]  # red above, green below
+    colours = [[1, 0, 0], [0, 1, 0]]
+    if load_order == "green_first":
+        positions, colours = positions[::-1], colours[::-1]
+    canvas = make_canvas(64, 64)
+    canvas.load(single_splats(positions, colours, scale=0.4, opacity=0.99))
+    intr = Intrinsics.from_fov(64, 64, 40.0)
+    canvas.set_camera(pose=Pose.look_at(np.array([0.0, 0.0, 5.0]), np.zeros(3), np.array([0.0, 1.0, 0.0])),
+                      intrinsics=intr)  # fmt: skip
+    top = _centre_pixel(canvas.render_image())
+    canvas.set_camera(pose=Pose.look_at(np.array([0.0, 0.0, -5.0]), np.zeros(3), np.array([0.0, 1.0, 0.0])),
+                      intrinsics=intr)  # fmt: skip
+    bottom = _centre_pixel(canvas.render_image())
+    assert top[0] > 220 and top[1] < 10, top  # red in front from above
+    assert bottom[1] > 220 and bottom[0] < 10, bottom  # green in front from below
+
+
+def test_large_splat_with_centre_outside_viewport_still_draws(make_canvas):
+    cloud = single_splats([[-2.2, 0.0, 0.0]], [[0.2, 0.8, 0.4]], scale=0.8, opacity=0.95)
+    width, height = 96, 64
+    canvas = make_canvas(width, height)
+    canvas.load(cloud)
+    pose = Pose.look_at(np.array([0.0, -4.0, 0.0]), np.zeros(3), UP)
+    intr = Intrinsics.from_fov(width, height, 40.0)
+    canvas.set_camera(pose=pose, intrinsics=intr)
+    u = intr.fx * (pose.R @ cloud.positions[0] + pose.t)[0] / (pose.R @ cloud.positions[0] + pose.t)[2] + intr.cx
+    assert u < 0, "the centre must project left of the image"
+    image = canvas.render_image()
+    assert image[:, :8, 1].mean() > 60, "the visible part of the splat vanished"
+    reference = render_reference(cloud, pose.R, pose.t, width, height, intr.fx, intr.fy)
+    assert psnr(image, reference) >= 30.0
+
+
+def test_overlays_draw_over_the_scene(make_canvas):
+    canvas = make_canvas(120, 90)
+    canvas.load(small_cloud(20, seed=3))
+    cam = TrainingCamera(
+        "c", Pose.look_at(np.array([2.0, 2.0, 1.0]), np.zeros(3), UP), Intrinsics(60, 40, 50, 50, 30, 20)
+    )
+    canvas.set_training_cameras([cam])
+    canvas.set_sparse_points(np.random.default_rng(0).uniform(-1, 1, (50, 3)), np.full((50, 3), 255, np.uint8))
+    canvas.set_camera(pose=Pose.look_at(np.array([5.0, 4.0, 4.0]), np.zeros(3), UP), fov_y_deg=60.0)
+    plain = canvas.render_image()
+    for name in ("grid", "axes", "frustums", "points"):
+        setattr(canvas.overlays, name, True)
+        with_overlay = canvas.render_image()
+        assert np.abs(with_overlay.astype(int) - plain.astype(int)).sum() > 0, f"{name} overlay drew nothing"
+        setattr(canvas.overlays, name, False)
+
+
+def test_moving_camera_draws_budget_then_refines_in_background(make_canvas, qtbot):
+    cloud = small_cloud(3000, seed=5, sh_degree=1)
+    canvas = make_canvas(96, 72, budget=400, moving_scale=0.5)
+    canvas.load(cloud)
+    canvas.set_camera(pose=Pose.look_at(np.array([4.0, 0.5, 1.0]), np.zeros(3), UP), fov_y_deg=50.0)
+    canvas.orbit.orbit(0.2, 0.05)
+    canvas._interacted()  # what a mouse drag does
+    canvas.on_draw(None)
+    assert not canvas.stats.full
+    assert 0 < canvas.stats.splats_drawn <= 400
+    assert canvas._reduced is not None and canvas._reduced[0] == (48, 36)  # drawn at half resolution
+    qtbot.waitUntil(lambda: canvas.stats.full and canvas.stats.splats_drawn > 2000, timeout=10_000)
+    assert canvas.wait_until_idle(10.0)
+    assert canvas._colors.degree == canvas.sh_degree == 3  # the worker replaced the quick degree-0 colours
+    canvas.on_draw(None)
+    assert canvas.stats.frame_ms > 0
+    assert canvas.stats.splats_drawn == 3000
+    assert "3,000/3,000 splats" in canvas.stats.text()
+
+
+def test_tiny_camera_changes_keep_the_depth_order():
+    from splatstudio.render.viewer import views_close
+
+    a = Pose.look_at(np.array([4.0, 0.0, 1.0]), np.zeros(3), UP).view_matrix()
+    nudged = Pose.look_at(np.array([4.0, 0.001, 1.0]), np.zeros(3), UP).view_matrix()
+    turned = Pose.look_at(np.array([4.0, 0.5, 1.0]), np.zeros(3), UP).view_matrix()
+    assert views_close(a, a, 1.0)
+    assert views_close(a, nudged, 2.0)
+    assert not views_close(a, turned, 2.0)
+    assert not views_close(None, a, 1.0)
+
+
+def test_changing_sh_degree_during_a_background_sort_still_refines(make_canvas, qtbot):
+    canvas = make_canvas(96, 72, budget=300)
+    canvas.load(small_cloud(2000, seed=8, sh_degree=2))
+    canvas.set_camera(pose=Pose.look_at(np.array([3.0, 2.0, 1.0]), np.zeros(3), UP), fov_y_deg=50.0)
+    canvas.on_draw(None)  # budget frame now, full sort requested
+    canvas.set_sh_degree(1)
+    canvas.on_draw(None)
+    assert canvas.wait_until_idle(10.0)
+    assert canvas.stats.full and canvas.stats.splats_drawn == 2000
+    assert canvas._colors.degree == 1
+    reference = canvas.render_image()
+    canvas.on_draw(None)
+    assert psnr(canvas.render(alpha=False), reference) > 40  # what is on screen is the exact frame
