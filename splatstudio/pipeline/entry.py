@@ -210,6 +210,8 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
+    if hasattr(os, "nice"):
+        os.nice(5)  # background work: the desktop (and the app's own window) stays responsive
     functions = _stage_functions()
     if stage in ("features", "matching", "mapping", "undistort"):
         # pycolmap's glog installs a fatal-signal handler for SIGTERM when it loads; load it first so

@@ -1,0 +1,257 @@
+"""The settings form (every :data:`SPECS` entry, grouped, validated as you type) and the Preferences
+dialog that saves it to the user settings file.
+
+The same :class:`SettingsForm` edits a single project's settings from the new-project page
+("Advanced…").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from splatstudio.model import paths
+from splatstudio.model.settings import SPECS, Settings, SettingsError, Spec, coerce, write_user_file
+
+PATH_KEYS = {"colmap_path", "trainer_path", "trainer_python"}
+"""Text settings that name a file: they get a Browse button."""
+
+LIBRARY_KEY = "library/folder"
+"""QSettings key of the library folder chosen in Preferences (used from the next start)."""
+
+INT_LIMIT = 2_147_483_647
+
+
+class _Field:
+    """One setting's editor: a widget, how to read its raw value, and the label that shows its error."""
+
+    def __init__(self, spec: Spec, widget: QWidget, read: Callable[[], Any], write: Callable[[Any], None]):
+        self.spec = spec
+        self.widget = widget
+        self.read = read
+        self.write = write
+        self.error = QLabel()
+        self.error.setObjectName(f"error_{spec.key}")
+        self.error.setStyleSheet("color: #d64541")
+        self.error.setWordWrap(True)
+        self.error.hide()
+
+
+def _typed_number(spin: QSpinBox | QDoubleSpinBox) -> int | float | str:
+    """The number typed in a spin box (in the locale's notation), before the box clamps it; the raw text
+    when it is not a number yet, so that validation can say what is wrong."""
+    text = spin.cleanText()
+    value, ok = spin.locale().toInt(text) if isinstance(spin, QSpinBox) else spin.locale().toDouble(text)
+    return value if ok else text
+
+
+class SettingsForm(QWidget):
+    """Tabs of setting groups; each change runs :func:`coerce` and shows the error beside the field."""
+
+    sig_validity_changed = Signal(bool)
+    """Whether every field (and the settings as a whole) is valid now."""
+
+    def __init__(self, settings: Settings, keys: set[str] | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._base = settings
+        self.fields: dict[str, _Field] = {}
+        self._valid = True
+        self.tabs = QTabWidget()
+        self.overall_error = QLabel()
+        self.overall_error.setObjectName("overallError")
+        self.overall_error.setStyleSheet("color: #d64541")
+        self.overall_error.setWordWrap(True)
+        self.overall_error.hide()
+        forms: dict[str, QFormLayout] = {}
+        for spec in SPECS:
+            if keys is not None and spec.key not in keys:
+                continue
+            if spec.group not in forms:
+                page = QWidget()
+                forms[spec.group] = QFormLayout(page)
+                scroll = QScrollArea()
+                scroll.setWidgetResizable(True)
+                scroll.setWidget(page)
+                self.tabs.addTab(scroll, spec.group)
+            field = self._make_field(spec)
+            self.fields[spec.key] = field
+            field.write(settings.values[spec.key])
+            label = QLabel(spec.key.replace("_", " ").capitalize())
+            label.setToolTip(spec.help)
+            field.widget.setToolTip(spec.help)
+            column = QVBoxLayout()
+            column.setSpacing(1)
+            column.addWidget(field.widget)
+            column.addWidget(field.error)
+            forms[spec.group].addRow(label, column)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.overall_error)
+        self.validate()
+
+    # ------------------------------------------------------------------ widgets by kind
+    def _make_field(self, spec: Spec) -> _Field:
+        if spec.kind is bool:
+            box = QCheckBox()
+            box.toggled.connect(self.validate)
+            return _Field(spec, box, box.isChecked, box.setChecked)
+        if spec.choices is not None:
+            combo = QComboBox()
+            combo.addItems(list(spec.choices))
+            combo.currentTextChanged.connect(self.validate)
+            return _Field(spec, combo, combo.currentText, combo.setCurrentText)
+        if spec.kind in (int, float):
+            spin: QSpinBox | QDoubleSpinBox
+            if spec.kind is int:
+                spin = QSpinBox()
+                spin.setRange(int(spec.minimum if spec.minimum is not None else -INT_LIMIT),
+                              int(spec.maximum if spec.maximum is not None else INT_LIMIT))
+            else:
+                spin = QDoubleSpinBox()
+                spin.setDecimals(3)
+                spin.setRange(spec.minimum if spec.minimum is not None else -1e12,
+                              spec.maximum if spec.maximum is not None else 1e12)
+            spin.setKeyboardTracking(True)
+            spin.lineEdit().textChanged.connect(self.validate)
+            spin.valueChanged.connect(self.validate)
+            # the typed text is what gets validated: an out-of-range entry shows its error before the
+            # spin box would silently clamp it
+            return _Field(spec, spin, lambda: _typed_number(spin), spin.setValue)
+        edit = QLineEdit()
+        edit.textChanged.connect(self.validate)
+        if spec.kind is list:
+            return _Field(spec, edit, edit.text, lambda value: edit.setText(", ".join(value)))
+        if spec.key in PATH_KEYS:
+            return self._path_field(spec, edit)
+        return _Field(spec, edit, edit.text, edit.setText)
+
+    def _path_field(self, spec: Spec, edit: QLineEdit) -> _Field:
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(lambda: self._on_browse_requested(edit, spec))
+        row.addWidget(browse)
+        edit.setPlaceholderText("built-in" if spec.key != "trainer_python" else "SplatStudio's own Python")
+        return _Field(spec, holder, edit.text, edit.setText)
+
+    def _on_browse_requested(self, edit: QLineEdit, spec: Spec) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, spec.help, edit.text())
+        if path:
+            edit.setText(path)
+
+    # ------------------------------------------------------------------ values
+    def raw_values(self) -> dict[str, Any]:
+        return {key: field.read() for key, field in self.fields.items()}
+
+    def validate(self) -> bool:
+        """Check every field with :func:`coerce`, then the whole set; show errors; emit on change."""
+        valid = True
+        for key, field in self.fields.items():
+            try:
+                coerce(key, field.read(), "this field")
+            except SettingsError as exc:
+                field.error.setText(str(exc).replace(f"setting {key} (this field): ", ""))
+                field.error.show()
+                valid = False
+            else:
+                field.error.hide()
+        self.overall_error.hide()
+        if valid:
+            try:
+                self.settings()
+            except SettingsError as exc:
+                self.overall_error.setText(str(exc))
+                self.overall_error.show()
+                valid = False
+        if valid != self._valid:
+            self._valid = valid
+            self.sig_validity_changed.emit(valid)
+        return valid
+
+    @property
+    def valid(self) -> bool:
+        return self._valid
+
+    def settings(self) -> Settings:
+        """The settings the form shows (raises :class:`SettingsError` when a field is invalid)."""
+        return self._base.updated(self.raw_values(), "preferences")
+
+    def restore_defaults(self) -> None:
+        for field in self.fields.values():
+            spec = field.spec
+            field.write(list(spec.default) if isinstance(spec.default, list) else spec.default)
+        self.validate()
+
+
+class PreferencesDialog(QDialog):
+    """Every setting plus the library location; OK saves the user file and applies what applies now."""
+
+    sig_settings_saved = Signal(object)
+    """The new :class:`Settings` after OK."""
+
+    def __init__(self, settings: Settings, library_folder: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.resize(720, 560)
+        self.form = SettingsForm(settings)
+        self.library_edit = QLineEdit(str(QSettings().value(LIBRARY_KEY, str(library_folder))))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_library_browse_requested)
+        library_row = QHBoxLayout()
+        library_row.addWidget(QLabel("Library location"))
+        library_row.addWidget(self.library_edit, 1)
+        library_row.addWidget(browse)
+        note = QLabel("A new library location is used from the next start.")
+        note.setEnabled(False)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                        | QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            self.form.restore_defaults)
+        self.form.sig_validity_changed.connect(self.ok_button.setEnabled)
+        self.ok_button.setEnabled(self.form.valid)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form, 1)
+        layout.addLayout(library_row)
+        layout.addWidget(note)
+        layout.addWidget(self.buttons)
+
+    def _on_library_browse_requested(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Library location", self.library_edit.text())
+        if folder:
+            self.library_edit.setText(folder)
+
+    def accept(self) -> None:
+        if not self.form.validate():
+            return
+        settings = self.form.settings()
+        write_user_file(paths.user_settings_file(), settings)
+        QSettings().setValue(LIBRARY_KEY, self.library_edit.text().strip())
+        self.sig_settings_saved.emit(settings)
+        super().accept()

@@ -1,0 +1,677 @@
+"""Project page: the stages with their state, progress, elapsed time and ETA; Reconstruct / Resume /
+Cancel / Retry from a stage (all through the :class:`RunQueue`); the failure panel with what to try and
+the details; the run report; exports; and the 3D viewer when the render package is available.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from splatstudio.model.project import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    STAGE_TITLES,
+    STAGES,
+    Project,
+    ProjectError,
+    StageRecord,
+)
+from splatstudio.pipeline.events import Preview, Progress
+from splatstudio.pipeline.runner import RunOutcome
+from splatstudio.services.runs import ProjectRun, RunQueue
+from splatstudio.ui.library_page import format_duration
+from splatstudio.ui.theme import STATE_COLORS
+from splatstudio.ui.workers import SignalLinks, Workers
+
+WAITING = "waiting"
+RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
+LOG_TAIL_BYTES = 64_000
+OUTPUT_PLY = ("output", "point_cloud.ply")
+
+
+@dataclass
+class StageState:
+    """What the stage list shows for one stage."""
+
+    state: str = WAITING
+    fraction: float = 0.0
+    started: float | None = None  # time.monotonic() when it started in the followed run
+    duration: float | None = None  # seconds, from the record once it ended
+    eta: float | None = None  # seconds left, from the stage's figures
+    message: str = ""
+
+    def elapsed(self) -> float | None:
+        if self.state == RUNNING and self.started is not None:
+            return time.monotonic() - self.started
+        return self.duration
+
+    def remaining(self) -> float | None:
+        if self.state != RUNNING:
+            return None
+        if self.eta is not None:
+            return self.eta
+        elapsed = self.elapsed()
+        if elapsed is None or self.fraction < 0.02:
+            return None
+        return elapsed / self.fraction * (1.0 - self.fraction)
+
+
+def monotonic_at(iso: str | None) -> float:
+    """The ``time.monotonic()`` reading of an ISO timestamp from a record (now when missing or unreadable)."""
+    try:
+        ago = (datetime.now(timezone.utc) - datetime.fromisoformat(iso or "")).total_seconds()
+    except (TypeError, ValueError):
+        ago = 0.0
+    return time.monotonic() - max(0.0, ago)
+
+
+@functools.cache
+def state_icon(state: str) -> QIcon:
+    """A small filled circle in the state's colour."""
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(QColor(STATE_COLORS.get(state, "#8a8f98")))
+    return QIcon(pixmap)
+
+
+def read_log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
+    """Worker: the end of a log file (or a sentence saying there is none)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+
+
+def run_report(records: dict[str, StageRecord]) -> str:
+    """HTML summary of a project's stages: times, registered photos, held-out PSNR, Gaussians."""
+    rows = []
+    for stage in STAGES:
+        record = records.get(stage)
+        if record is not None and record.duration is not None:
+            rows.append(f"<tr><td>{STAGE_TITLES[stage]}</td><td align='right'>{format_duration(record.duration)}"
+                        f"</td><td>{record.status}</td></tr>")
+    facts = []
+    mapping = records.get("mapping")
+    if mapping and mapping.figures.get("registered") is not None:
+        facts.append(f"Registered photos: <b>{mapping.figures['registered']}</b> of {mapping.figures.get('total', '?')}")
+    train = records.get("train")
+    if train and train.figures.get("test_psnr") is not None:
+        facts.append(f"Held-out PSNR: <b>{train.figures['test_psnr']:.2f} dB</b>")
+    if train and train.figures.get("num_gaussians") is not None:
+        facts.append(f"Gaussians: <b>{train.figures['num_gaussians']:,}</b>")
+    total = sum(r.duration for r in records.values() if r.duration)
+    if total:
+        facts.append(f"Total processing time: <b>{format_duration(total)}</b>")
+    if not rows:
+        return "No stage has run yet."
+    return ("<table cellspacing='6'>" + "".join(rows) + "</table>" + "<br>".join(facts))
+
+
+class FailurePanel(QFrame):
+    """The stage that failed, the plain message, what to try, the log's end, and Details…."""
+
+    sig_details_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("failurePanel")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("#failurePanel { border: 1px solid #d64541; border-radius: 4px; }")
+        self.title = QLabel()
+        self.title.setObjectName("failureTitle")
+        self.message = QLabel(wordWrap=True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint = QLabel(wordWrap=True)
+        self.log = QPlainTextEdit(readOnly=True)
+        self.log.setObjectName("failureLog")
+        self.log.setMaximumHeight(130)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        details = QPushButton("Details…")
+        details.clicked.connect(self.sig_details_requested.emit)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(details)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.message)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.log)
+
+    def show_failure(self, state: str, stage: str, message: str, hint: str) -> None:
+        word = "Failed" if state == FAILED else state.capitalize()
+        self.title.setText(f"<b style='color:#d64541'>{word} at {STAGE_TITLES.get(stage, stage)}</b>")
+        self.message.setText(message or "the stage ended without saying why (see the log)")
+        self.hint.setText(f"<b>What to try:</b> {hint}" if hint else
+                          "<b>What to try:</b> read the end of the log below, then Resume or retry the stage.")
+        self.log.clear()
+        self.show()
+
+
+class ProjectPage(QWidget):
+    """One project. The main window calls :meth:`show_project`; the page follows the project's run."""
+
+    sig_title_changed = Signal(str)
+    """The window title for this project (name, and the overall progress while it runs)."""
+    sig_back_requested = Signal()
+    """The person wants the library page."""
+    sig_message = Signal(str)
+    """A sentence for the status bar."""
+
+    def __init__(self, queue: RunQueue, workers: Workers, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.queue = queue
+        self.workers = workers
+        self.project: Project | None = None
+        self.run: ProjectRun | None = None
+        self.states: dict[str, StageState] = {}
+        self.last_outcome: RunOutcome | None = None
+        self._links = SignalLinks()
+        self._viewer: Any = None
+        self._previewed = False
+        self._model_loading = False
+        self._model_pending: tuple[Path, bool] | None = None
+        self._build()
+        queue.sig_run_started.connect(self._on_run_started)
+        queue.sig_run_finished.connect(self._on_run_finished)
+        queue.sig_run_refused.connect(self._on_run_refused)
+        queue.sig_changed.connect(self._update_buttons)
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._update_times)
+        self._clock.start()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        style = self.style()
+        back = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack), "Library")
+        back.clicked.connect(self.sig_back_requested.emit)
+        self.name_label = QLabel()
+        self.name_label.setObjectName("projectTitle")
+        self.status_label = QLabel()
+        self.status_label.setObjectName("projectStatus")
+        self.reconstruct_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Reconstruct")
+        self.reconstruct_button.setToolTip("Run every stage from the start (Ctrl+R)")
+        self.reconstruct_button.clicked.connect(self.reconstruct)
+        self.resume_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaSkipForward), "Resume")
+        self.resume_button.setToolTip("Go on from the first stage that is not done")
+        self.resume_button.clicked.connect(self.resume)
+        self.cancel_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Cancel")
+        self.cancel_button.setToolTip("Stop the run; the project can be resumed (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.until = QComboBox()
+        self.until.setObjectName("runUntil")
+        for stage in STAGES:
+            self.until.addItem(STAGE_TITLES[stage], stage)
+        self.until.setCurrentIndex(len(STAGES) - 1)
+        self.until.setToolTip("The last stage a run goes to")
+        header = QHBoxLayout()
+        header.addWidget(back)
+        header.addWidget(self.name_label, 1)
+        header.addWidget(QLabel("Run up to"))
+        header.addWidget(self.until)
+        for button in (self.reconstruct_button, self.resume_button, self.cancel_button):
+            header.addWidget(button)
+
+        self.stage_list = QTreeWidget()
+        self.stage_list.setObjectName("stageList")
+        self.stage_list.setHeaderLabels(["Stage", "State", "Progress", "Elapsed", "Left"])
+        self.stage_list.setRootIsDecorated(False)
+        self.stage_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.stage_list.customContextMenuRequested.connect(self._on_stage_menu_requested)
+        self.items: dict[str, QTreeWidgetItem] = {}
+        self.bars: dict[str, QProgressBar] = {}
+        for stage in STAGES:
+            item = QTreeWidgetItem([STAGE_TITLES[stage], WAITING, "", "", ""])
+            item.setData(0, Qt.ItemDataRole.UserRole, stage)
+            self.stage_list.addTopLevelItem(item)
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setMaximumHeight(18)
+            self.stage_list.setItemWidget(item, 2, bar)
+            self.items[stage], self.bars[stage] = item, bar
+        for column, width in enumerate((200, 90, 200, 60, 60)):
+            self.stage_list.setColumnWidth(column, width)
+        self.stage_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        rows = self.stage_list.sizeHintForRow(0) * len(STAGES) + self.stage_list.header().sizeHint().height()
+        self.stage_list.setFixedHeight(rows + 6)
+
+        self.failure = FailurePanel()
+        self.failure.sig_details_requested.connect(self._on_details_requested)
+        self.failure.hide()
+
+        self.report = QLabel()
+        self.report.setObjectName("runReport")
+        self.report.setTextFormat(Qt.TextFormat.RichText)
+        self.report.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.export_ply = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Export .ply…")
+        self.export_ply.clicked.connect(lambda: self._on_export_requested(".ply"))
+        self.export_splat = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton),
+                                        "Export .splat…")
+        self.export_splat.clicked.connect(lambda: self._on_export_requested(".splat"))
+        exports = QHBoxLayout()
+        exports.addWidget(self.export_ply)
+        exports.addWidget(self.export_splat)
+        exports.addStretch(1)
+        report_scroll = QScrollArea()
+        report_scroll.setWidgetResizable(True)
+        report_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        report_scroll.setWidget(self.report)
+        report_box = QGroupBox("Report")
+        report_layout = QVBoxLayout(report_box)
+        report_layout.addWidget(report_scroll, 1)
+        report_layout.addLayout(exports)
+
+        self.viewer_area = QStackedWidget()
+        self.viewer_placeholder = QLabel("The 3D view appears here once the Gaussians are trained.")
+        self.viewer_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.viewer_placeholder.setEnabled(False)
+        self.viewer_area.addWidget(self.viewer_placeholder)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.status_label)
+        left_layout.addWidget(self.stage_list)
+        left_layout.addWidget(self.failure)
+        left_layout.addWidget(report_box, 1)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self.viewer_area)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([640, 360])
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(splitter, 1)
+
+    # ------------------------------------------------------------------ showing a project
+    def show_project(self, folder: str) -> None:
+        """Show the project in ``folder`` and follow its run if it has one."""
+        self._links.clear()
+        self.run = None
+        self.last_outcome = None
+        self.project = Project(folder)
+        self.name_label.setText(f"<h2>{self.project.name}</h2>")
+        self.states = {stage: StageState() for stage in STAGES}
+        self.failure.hide()
+        self._load_records(keep_live=False)
+        run = self.queue.active.get(str(self.project.folder))
+        if run is not None:
+            self._follow(run)
+        self._show_recorded_failure()
+        self._update_all()
+        self._update_viewer()
+
+    @property
+    def folder(self) -> str | None:
+        return str(self.project.folder) if self.project is not None else None
+
+    def _load_records(self, keep_live: bool) -> None:
+        """Stage states from the records; with ``keep_live`` the followed run's states win."""
+        assert self.project is not None
+        try:
+            records = self.project.stage_records()
+        except ProjectError as exc:
+            self.sig_message.emit(str(exc))
+            return
+        touched = set(self.run.plan.stages) if keep_live and self.run is not None else set()
+        for stage in STAGES:
+            record = records.get(stage)
+            state = self.states[stage]
+            if record is not None:
+                state.duration = record.duration
+                state.message = record.message
+            if stage in touched and state.state != WAITING:
+                continue
+            state.state = record.status if record is not None else WAITING
+            state.fraction = 1.0 if state.state == DONE else 0.0
+            state.eta = None
+        self.report.setText(run_report(records))
+        self.export_ply.setEnabled(self.project.path(*OUTPUT_PLY).exists())
+        self.export_splat.setEnabled(self.project.path(*OUTPUT_PLY).exists())
+
+    def _show_recorded_failure(self) -> None:
+        """After (re)opening a failed project: the panel from the failed stage's record."""
+        assert self.project is not None
+        state, stage = self.project.status()
+        if state not in (FAILED, INTERRUPTED) or stage is None or self.run is not None:
+            return
+        record = self.project.stage_record(stage)
+        error = (record.error or {}) if record else {}
+        self.failure.show_failure(state, stage, error.get("message") or (record.message if record else ""),
+                                  error.get("hint", ""))
+        self._load_failure_log(stage)
+
+    def _load_failure_log(self, stage: str) -> None:
+        assert self.project is not None
+        path, folder = self.project.log_path(stage), self.folder
+        self.workers.submit(lambda: read_log_tail(path, 8000),
+                            lambda text: self.failure.log.setPlainText(text) if self.folder == folder else None)
+
+    # ------------------------------------------------------------------ following a run
+    def _follow(self, run: ProjectRun) -> None:
+        self._links.clear()
+        self.run = run
+        self.failure.hide()
+        assert self.project is not None
+        records = self.project.stage_records()
+        for stage in run.plan.stages:
+            record = records.get(stage)
+            if record is None or record.run_id != run.run_id or record.status != DONE:
+                self.states[stage] = StageState()  # not (yet) run in this run: the old record is stale
+        current = run.current_stage
+        if current is not None:
+            record = records.get(current)
+            started = record.started if record is not None and record.run_id == run.run_id else None
+            self.states[current].state, self.states[current].started = RUNNING, monotonic_at(started)
+        self._links.connect(run.sig_stage_started, self._on_stage_started)
+        self._links.connect(run.sig_stage_finished, self._on_stage_finished)
+        self._links.connect(run.sig_progress, self._on_progress)
+        self._links.connect(run.sig_event, self._on_event)
+        self._previewed = False
+
+    def _on_run_started(self, folder: str, run: ProjectRun) -> None:
+        if folder == self.folder:
+            self._follow(run)
+            self._update_all()
+
+    def _on_stage_started(self, stage: str) -> None:
+        state = self.states[stage]
+        state.state, state.started, state.fraction, state.eta = RUNNING, time.monotonic(), 0.0, None
+        self._update_stage(stage)
+        self._update_buttons()
+        self.refresh_title()
+
+    def _on_progress(self, stage: str, event: Progress) -> None:
+        state = self.states.get(stage)
+        if state is None:
+            return
+        state.fraction = event.fraction
+        eta = event.figures.get("eta_sec")
+        state.eta = float(eta) if isinstance(eta, (int, float)) else None
+        state.message = event.message
+        self._update_stage(stage)
+        self.refresh_title()
+
+    def _on_stage_finished(self, stage: str, status: str) -> None:
+        state = self.states[stage]
+        state.state = status
+        if status == DONE:
+            state.fraction = 1.0
+        if state.started is not None:
+            state.duration = time.monotonic() - state.started
+        self._load_records(keep_live=True)  # the stage's record now holds its duration and figures
+        self._update_stage(stage)
+        self.refresh_title()
+
+    def _on_run_finished(self, folder: str, outcome: RunOutcome) -> None:
+        if folder != self.folder:
+            return
+        self._load_records(keep_live=True)
+        self._links.clear()
+        self.run = None
+        self.last_outcome = outcome
+        if outcome.status == FAILED and outcome.stage is not None:
+            self.failure.show_failure(outcome.status, outcome.stage, outcome.message, outcome.hint)
+            self._load_failure_log(outcome.stage)
+        self._update_all()
+        self._update_viewer()
+
+    def _on_run_refused(self, folder: str, reason: str) -> None:
+        if folder == self.folder:
+            self.sig_message.emit(reason)
+            self._update_all()
+
+    # ------------------------------------------------------------------ commands
+    def _until(self) -> str | None:
+        stage = self.until.currentData()
+        return None if stage == STAGES[-1] else stage
+
+    def reconstruct(self) -> None:
+        """Run every stage from the first (a project that never ran simply starts)."""
+        if self.project is not None:
+            state, _stage = self.project.status()
+            self._enqueue(None if state == "new" else STAGES[0])
+
+    def resume(self) -> None:
+        self._enqueue(None)
+
+    def retry_from(self, stage: str) -> None:
+        self._enqueue(stage)
+
+    def cancel(self) -> None:
+        if self.folder is not None and self.queue.is_queued(self.folder):
+            self.queue.remove(self.folder)
+            self.sig_message.emit("cancelling… the project stays resumable")
+
+    def _enqueue(self, from_stage: str | None) -> None:
+        if self.project is None:
+            return
+        self.failure.hide()
+        if not self.queue.enqueue(self.project, from_stage, self._until()):
+            self.sig_message.emit(f"{self.project.name!r} is already queued or running")
+        self._update_all()
+
+    def _on_stage_menu_requested(self, pos) -> None:
+        item = self.stage_list.itemAt(pos)
+        if item is None or self.project is None:
+            return
+        stage = item.data(0, Qt.ItemDataRole.UserRole)
+        menu = QMenu(self)
+        retry = menu.addAction(f"Retry from {STAGE_TITLES[stage]}")
+        retry.setEnabled(not self.queue.is_queued(self.folder))
+        retry.triggered.connect(lambda: self.retry_from(stage))
+        log = menu.addAction("Open this stage's log")
+        log.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.project.log_path(stage)))))
+        menu.popup(self.stage_list.viewport().mapToGlobal(pos))
+
+    # ------------------------------------------------------------------ display
+    def _update_all(self) -> None:
+        for stage in STAGES:
+            self._update_stage(stage)
+        self._update_buttons()
+        self.refresh_title()
+
+    def _update_stage(self, stage: str) -> None:
+        state, item, bar = self.states[stage], self.items[stage], self.bars[stage]
+        item.setText(1, state.state)
+        item.setIcon(0, state_icon(state.state))
+        item.setForeground(1, QColor(STATE_COLORS.get(state.state, "#8a8f98")))
+        item.setToolTip(2, state.message)
+        bar.setValue(int(state.fraction * 1000))
+        bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {state.message}" if state.state == RUNNING and
+                                                           state.message else ""))
+        elapsed, left = state.elapsed(), state.remaining()
+        item.setText(3, format_duration(elapsed) if elapsed is not None else "")
+        item.setText(4, format_duration(left) if left is not None else "")
+
+    def _update_times(self) -> None:
+        for stage, state in self.states.items():
+            if state.state == RUNNING:
+                self._update_stage(stage)
+
+    def overall_fraction(self) -> float | None:
+        """Progress of the followed run over its planned stages, or None when nothing runs."""
+        if self.run is None:
+            return None
+        stages = self.run.plan.stages
+        done = sum(self.states[s].fraction if self.states[s].state == RUNNING else
+                   (1.0 if self.states[s].state == DONE else 0.0) for s in stages)
+        return done / max(len(stages), 1)
+
+    def refresh_title(self) -> None:
+        if self.project is None:
+            return
+        fraction = self.overall_fraction()
+        title = self.project.name + (f" — {fraction * 100:.0f}%" if fraction is not None else "")
+        self.sig_title_changed.emit(title)
+
+    def _update_buttons(self) -> None:
+        if self.project is None:
+            return
+        folder = self.folder
+        active = folder in self.queue.active
+        waiting = self.queue.position(folder) is not None
+        try:
+            state, stage = self.project.status()
+        except ProjectError:
+            return
+        if active:
+            text = f"running: {STAGE_TITLES.get(self.run.current_stage or '', 'starting')}" if self.run else "running"
+        elif waiting:
+            text = f"queued (position {self.queue.position(folder) + 1})"
+        else:
+            text = self.project.describe_status()
+        self.status_label.setText(f"Status: <b>{text}</b> — {len(self.project.image_names())} photos")
+        self.cancel_button.setEnabled(active or waiting)
+        self.reconstruct_button.setEnabled(not (active or waiting))
+        self.resume_button.setEnabled(not (active or waiting) and state in RESUMABLE)
+
+    # ------------------------------------------------------------------ details, export, viewer
+    def _on_details_requested(self) -> None:
+        stage = (self.last_outcome.stage if self.last_outcome else None) or (self.project.status()[1]
+                                                                               if self.project else None)
+        if self.project is None or stage is None:
+            return
+        record = self.project.stage_record(stage)
+        trace = ((record.error or {}).get("traceback") if record else "") or "(no traceback: the stage did not " \
+            "raise a Python error — it was stopped or killed, or reported the problem itself)"
+        path = self.project.log_path(stage)
+        dialog = DetailsDialog(f"{STAGE_TITLES[stage]} — details", trace, path, self)
+        self.workers.submit(lambda: read_log_tail(path), dialog.set_log)
+        dialog.open()
+
+    def _on_export_requested(self, extension: str) -> None:
+        if self.project is None:
+            return
+        source = self.project.path(*OUTPUT_PLY)
+        dialog = QFileDialog(self, f"Export {extension}", str(Path.home() / f"{self.project.name}{extension}"),
+                             f"{extension} files (*{extension})")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix(extension.lstrip("."))
+        dialog.fileSelected.connect(lambda target: self.export(source, target))
+        dialog.open()
+
+    def export(self, source: Path, target: str) -> None:
+        """Convert ``source`` to ``target`` (format from the extension) in a worker."""
+        from splatstudio.io.formats import convert
+
+        self.sig_message.emit(f"exporting {Path(target).name}…")
+        self.workers.submit(lambda: convert(source, target),
+                            lambda result: self.sig_message.emit(f"exported {result.written:,} splats to {target}"),
+                            lambda message, _t: self.sig_message.emit(f"export failed: {message}"))
+
+    def _update_viewer(self) -> None:
+        """Show the output model when there is one, else the placeholder."""
+        if self.project is not None and self.project.path(*OUTPUT_PLY).exists():
+            self.show_model(self.project.path(*OUTPUT_PLY), reset_camera=True)
+        else:
+            self.viewer_area.setCurrentWidget(self.viewer_placeholder)
+
+    def _on_event(self, _stage: str, event: object) -> None:
+        if isinstance(event, Preview) and self.project is not None:
+            path = Path(event.path)
+            self.show_model(path if path.is_absolute() else self.project.folder / path,
+                            reset_camera=not self._previewed)
+            self._previewed = True
+
+    def show_model(self, path: Path, reset_camera: bool) -> None:
+        """Embed the viewer (once) and show ``path``, read and prepared in a worker. While one model loads,
+        only the newest asked for waits (training previews can come faster than they load)."""
+        try:
+            from splatstudio.render.viewer import SplatCanvas
+
+            if self._viewer is None:
+                self._viewer = SplatCanvas(size=(640, 480))
+                self.viewer_area.addWidget(self._viewer.native)
+        except Exception as exc:  # no render package, no OpenGL...: the report is still there
+            self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
+            return
+        self.viewer_area.setCurrentWidget(self._viewer.native)
+        if self._model_loading:
+            self._model_pending = (path, reset_camera)
+            return
+        self._model_loading = True
+        folder = self.folder
+        self.workers.submit(lambda: _prepare_model(path), lambda scene: self._on_model_ready(folder, scene,
+                                                                                            reset_camera),
+                            lambda message, _t: self._on_model_ready(folder, None, reset_camera, message))
+
+    def _on_model_ready(self, folder: str | None, scene: object, reset_camera: bool, error: str = "") -> None:
+        self._model_loading = False
+        if error:
+            self.sig_message.emit(f"could not show the model: {error}")
+        elif folder == self.folder and self._viewer is not None:
+            self._viewer.load(scene, reset_camera=reset_camera)
+        if self._model_pending is not None:
+            pending, self._model_pending = self._model_pending, None
+            self.show_model(*pending)
+
+
+def _prepare_model(path: Path) -> object:
+    """Worker: read a splat file and prepare it for the viewer (sorting keys, colours)."""
+    from splatstudio.io.formats import load_splats
+    from splatstudio.render.viewer import prepare_scene
+
+    return prepare_scene(load_splats(path))
+
+
+class DetailsDialog(QDialog):
+    """The traceback of a failed stage and the end of its log, with a button opening the full log."""
+
+    def __init__(self, title: str, trace: str, log_path: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.resize(820, 560)
+        self.trace = QPlainTextEdit(trace, readOnly=True)
+        self.log = QPlainTextEdit("reading the log…", readOnly=True)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        open_log = buttons.addButton("Open full log", QDialogButtonBox.ButtonRole.ActionRole)
+        open_log.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_path))))
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Traceback"))
+        layout.addWidget(self.trace, 1)
+        layout.addWidget(QLabel(f"Log ({log_path})"))
+        layout.addWidget(self.log, 2)
+        layout.addWidget(buttons)
+
+    def set_log(self, text: str) -> None:
+        self.log.setPlainText(text)
+        self.log.moveCursor(self.log.textCursor().MoveOperation.End)

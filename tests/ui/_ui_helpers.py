@@ -1,0 +1,45 @@
+"""Helpers shared by the UI tests: simulated drops and a bad-file photo folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+BAD_FILES = {
+    "empty.jpg": "the file is empty",
+    "notes.jpg": "not an image",
+    "tiny.jpg": "too small",
+    "anim.gif": "unsupported file type",
+}
+
+
+def drop_paths(target: QWidget, paths: list[Path]) -> bool:
+    """Send a drag-enter and a drop of ``paths`` (as file URLs) to ``target``; True if it was accepted."""
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    center = target.rect().center()
+    actions = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(QPoint(center), actions, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(QPointF(center), actions, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, drop)
+    return drop.isAccepted()
+
+
+def mixed_folder(folder: Path, good_photos: Path, good_count: int = 3) -> Path:
+    """``good_count`` good photos and one of each kind of bad file (see :data:`BAD_FILES`)."""
+    folder.mkdir(parents=True)
+    for photo in sorted(good_photos.glob("*.jpg"))[:good_count]:
+        shutil.copy(photo, folder / photo.name)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("these are my notes, not a photo\n")
+    Image.new("RGB", (100, 80), (200, 40, 40)).save(folder / "tiny.jpg")
+    Image.new("RGB", (320, 240), (40, 200, 40)).save(folder / "anim.gif")
+    return folder

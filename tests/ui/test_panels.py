@@ -1,0 +1,114 @@
+"""The docks: training curves, log, queue reordering; and exporting a finished model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from splatstudio.io.formats import load_splats, save_splats
+from splatstudio.model.splatcloud import SplatCloud
+from splatstudio.pipeline.events import Eval, LogLine, Metric, Preview, Progress
+from splatstudio.ui.log_panel import MAX_LINES
+from splatstudio.ui.theme import log_colors
+
+
+def test_curves_buffer_train_figures_and_repaint_on_a_timer(window, qtbot):
+    curves = window.curves_panel
+    curves.clear()
+    for iteration in range(0, 3000, 10):
+        figures = {"iteration": iteration, "loss": 1.0 / (1 + iteration), "psnr": 10 + iteration / 300,
+                   "num_gaussians": 1000 + iteration, "sec_per_iter": 0.3, "eta_sec": 100.0}
+        curves._on_progress("train", Progress("train", iteration / 3000, "training", figures))
+    curves._on_progress("features", Progress("features", 0.5, "extracting", {"iteration": 5, "loss": 9.0}))
+    curves._on_event("train", Metric("train", 3000, {"loss": 0.001}))
+    curves._on_event("train", Eval("train", 3000, 21.5, 0.8))
+    assert len(curves.data["loss"][0]) == 301 and len(curves.data["psnr"][0]) == 300
+    assert curves.evals == ([3000.0], [21.5])
+    assert curves.curves["loss"].xData is None or len(curves.curves["loss"].xData) < 301  # not painted yet
+    qtbot.waitUntil(lambda: curves.curves["loss"].xData is not None and len(curves.curves["loss"].xData) == 301,
+                    timeout=2_000)
+    assert list(curves.eval_points.yData) == [21.5]
+
+
+def test_log_highlights_levels_follows_the_tail_and_caps_lines(window, qtbot):
+    log = window.log_panel
+    log.view.clear()
+    log.append_lines([LogLine("plain"), LogLine("warning: careful", "warning"), LogLine("error: broken", "error")])
+    document = log.view.document()
+    colors = [document.findBlockByNumber(i).begin().fragment().charFormat().foreground().color().name()
+              for i in range(3)]
+    assert colors[1] == log_colors()["warning"] and colors[2] == log_colors()["error"] and colors[0] != colors[2]
+    log.append_lines([LogLine(f"line {i}") for i in range(MAX_LINES + 500)])
+    assert document.blockCount() <= MAX_LINES
+    bar = log.view.verticalScrollBar()
+    assert bar.value() == bar.maximum()  # followed the tail
+    bar.setValue(0)  # the person scrolled up: new lines must not pull the view down
+    log.append_lines([LogLine("more")])
+    assert bar.value() == 0
+    log.search.setText("line 1234")
+    log._on_search_requested()
+    assert log.view.textCursor().selectedText() == "line 1234"
+
+
+def test_queue_panel_reorders_and_removes_waiting_runs(window, qtbot, make_project):
+    window.apply_settings(window.settings.updated({"max_concurrent_runs": 1}))
+    folders = [make_project(name) for name in ("Q1", "Q2", "Q3")]
+    for folder in folders:
+        window.open_project(folder)
+        window.project_page.until.setCurrentIndex(0)
+        window.project_page.resume()
+    panel = window.queue_panel
+    assert [panel.waiting.item(i).text() for i in range(panel.waiting.count())] == ["Q2", "Q3"]
+    panel.waiting.setCurrentRow(1)
+    panel.up.click()
+    assert [str(e.folder) for e in window.queue.waiting] == [folders[2], folders[1]]
+    assert panel.waiting.currentItem().text() == "Q3"
+    panel.remove.click()
+    assert [str(e.folder) for e in window.queue.waiting] == [folders[1]]
+    assert panel.active.count() == 1 and panel.active.item(0).text().startswith("Q1")
+
+
+def random_cloud(count: int) -> SplatCloud:
+    rng = np.random.default_rng(0)
+    return SplatCloud(positions=rng.normal(size=(count, 3)).astype(np.float32),
+                      scales=np.full((count, 3), -3.0, np.float32),
+                      rotations=np.tile(np.array([1, 0, 0, 0], np.float32), (count, 1)),
+                      opacities=np.zeros(count, np.float32),
+                      sh_dc=rng.normal(size=(count, 3)).astype(np.float32))
+
+
+def test_export_converts_the_model_in_a_worker(window, qtbot, tmp_path):
+    count = 50
+    cloud = random_cloud(count)
+    source = tmp_path / "point_cloud.ply"
+    save_splats(cloud, source)
+    messages: list[str] = []
+    window.project_page.sig_message.connect(messages.append)
+    target = tmp_path / "scene.splat"
+    window.project_page.export(source, str(target))
+    qtbot.waitUntil(lambda: len(messages) == 2, timeout=10_000)
+    assert messages[-1] == f"exported 50 splats to {target}"
+    assert len(load_splats(target)) == count
+
+
+def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_project, artifacts):
+    viewer = pytest.importorskip("splatstudio.render.viewer", reason="the GL viewer is not in this checkout")
+    folder = make_project("Viewed")
+    save_splats(random_cloud(200), Path(folder) / "output" / "point_cloud.ply")
+    window.open_project(folder)
+    page = window.project_page
+    assert page.export_ply.isEnabled() and page.export_splat.isEnabled()
+    assert isinstance(page._viewer, viewer.SplatCanvas)
+    assert page.viewer_area.currentWidget() is page._viewer.native
+    qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 200, timeout=20_000)
+    qtbot.wait(500)
+    window.grab().save(str(artifacts / "project-with-viewer.png"))
+
+    # training previews replace the model; of several arriving during a load, only the newest is loaded
+    for count in (120, 80):
+        preview = Path(folder) / f"preview-{count}.ply"
+        save_splats(random_cloud(count), preview)
+        page._on_event("train", Preview("train", count, str(preview)))
+    qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 80 and not page._model_loading, timeout=20_000)

@@ -1,0 +1,89 @@
+"""Preferences: a form built from SPECS, validated as you type, saved to the user file, applied at once."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+
+from splatstudio.model import paths
+from splatstudio.model.settings import SPECS, read_user_file
+from splatstudio.ui.preferences import PreferencesDialog
+
+
+def open_preferences(window, qtbot) -> PreferencesDialog:
+    window.actions_by_name["preferences"].trigger()
+    dialog = window.findChild(PreferencesDialog, "preferences")
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def type_into(qtbot, edit: QLineEdit, text: str) -> None:
+    edit.selectAll()
+    qtbot.keyClicks(edit, text)
+
+
+def test_every_setting_has_a_widget_of_its_kind(window, qtbot):
+    dialog = open_preferences(window, qtbot)
+    form = dialog.form
+    assert set(form.fields) == {spec.key for spec in SPECS}
+    assert [form.tabs.tabText(i) for i in range(form.tabs.count())] == list(dict.fromkeys(s.group for s in SPECS))
+    iterations = form.fields["iterations"].widget
+    assert isinstance(iterations, QSpinBox) and (iterations.minimum(), iterations.maximum()) == (1, 1_000_000)
+    assert isinstance(form.fields["outlier_std_threshold"].widget, QDoubleSpinBox)
+    assert isinstance(form.fields["camera_model"].widget, QComboBox)
+    assert isinstance(form.fields["eval_holdout"].widget, QCheckBox)
+    assert isinstance(form.fields["allowed_extensions"].widget, QLineEdit)
+    assert form.fields["trainer_path"].widget.findChild(QLineEdit) is not None  # with a Browse… button
+    assert form.fields["min_image_size"].read() == 200  # the user file's value
+    dialog.reject()
+
+
+def test_invalid_input_shows_the_error_and_disables_ok(window, qtbot):
+    dialog = open_preferences(window, qtbot)
+    form = dialog.form
+    form.tabs.setCurrentIndex([form.tabs.tabText(i) for i in range(form.tabs.count())].index("Training"))
+    spin = form.fields["iterations"].widget
+    type_into(qtbot, spin.lineEdit(), "0")
+    error = form.fields["iterations"].error
+    assert error.isVisible() and "below the minimum 1" in error.text()
+    assert not dialog.ok_button.isEnabled()
+    type_into(qtbot, spin.lineEdit(), "5000")
+    assert not error.isVisible() and dialog.ok_button.isEnabled()
+
+    # a value fine on its own but inconsistent with another setting
+    form.fields["densify_from_iter"].write(6000)
+    form.fields["densify_until_iter"].write(5000)
+    assert not dialog.ok_button.isEnabled()
+    assert "densify_until_iter" in form.overall_error.text() and form.overall_error.isVisible()
+    form.fields["densify_from_iter"].write(500)
+    assert dialog.ok_button.isEnabled()
+
+    extensions = form.fields["allowed_extensions"].widget
+    type_into(qtbot, extensions, " , ")
+    assert "empty" in form.fields["allowed_extensions"].error.text() and not dialog.ok_button.isEnabled()
+    type_into(qtbot, extensions, "jpg, png")
+    assert dialog.ok_button.isEnabled()
+    dialog.reject()
+
+
+def test_ok_saves_the_user_file_and_applies_concurrency_at_once(window, qtbot):
+    dialog = open_preferences(window, qtbot)
+    form = dialog.form
+    form.fields["max_concurrent_runs"].write(3)
+    form.fields["iterations"].write(1234)
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()
+    saved = read_user_file(paths.user_settings_file())
+    assert saved["iterations"] == 1234 and saved["max_concurrent_runs"] == 3 and saved["min_image_size"] == 200
+    assert window.queue.max_concurrent == 3
+    assert window.new_page.settings().iterations == 7000  # the Balanced preset still decides for new projects
+    assert window.settings.iterations == 1234
+
+
+def test_restore_defaults(window, qtbot):
+    dialog = open_preferences(window, qtbot)
+    dialog.form.restore_defaults()
+    assert dialog.form.fields["min_image_size"].read() == 256
+    assert dialog.form.settings().values == {spec.key: spec.default for spec in SPECS}
+    dialog.reject()

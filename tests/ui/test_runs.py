@@ -1,0 +1,213 @@
+"""Runs from the GUI on a tiny generated scene: a full SfM run (with the event-loop stall measured and
+screenshots), cancel then resume, a stage killed from outside, and two projects queued one at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+
+import pytest
+from _ui_helpers import drop_paths
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor
+
+from splatstudio.model.project import STAGES, Project
+from splatstudio.ui.project_page import DetailsDialog
+from splatstudio.ui.theme import STATE_COLORS
+
+pytestmark = pytest.mark.slow
+
+SFM = STAGES[:STAGES.index("undistort") + 1]
+RUN_TIMEOUT = 240_000
+
+
+class StallMeter:
+    """A 10 ms timer recording the largest gap between its ticks (how long the event loop stalled), and
+    how much CPU time the GUI thread itself used in that gap (the part our code is responsible for; the
+    rest is the machine not scheduling the thread)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.worst_cpu = 0.0
+        self.ticks = 0
+        self._last: float | None = None
+        self._last_cpu = 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._on_tick)
+
+    def start(self) -> None:
+        self._last, self._last_cpu = time.perf_counter(), time.thread_time()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _on_tick(self) -> None:
+        now, cpu = time.perf_counter(), time.thread_time()
+        if self._last is not None and now - self._last > self.worst:
+            self.worst, self.worst_cpu = now - self._last, cpu - self._last_cpu
+        self._last, self._last_cpu = now, cpu
+        self.ticks += 1
+
+
+def stage_state(window, stage: str) -> str:
+    return window.project_page.items[stage].text(1)
+
+
+def set_until(window, stage: str) -> None:
+    page = window.project_page
+    page.until.setCurrentIndex(page.until.findData(stage))
+
+
+def test_sfm_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbot, tiny_photos, artifacts):
+    with qtbot.waitSignal(window.new_page.sig_checked, timeout=60_000):
+        assert drop_paths(window, [tiny_photos])
+    assert len(window.new_page.accepted_sources()) == 16
+    window.new_page.name_edit.setText("Tiny scene")
+    set_until(window, "undistort")  # the trainer is built elsewhere: stop after the SfM stages
+    meter = StallMeter()
+    window.queue.sig_run_started.connect(lambda *_: meter.start())
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        window.new_page.create_run_button.click()
+    meter.stop()
+    folder, outcome = finished.args
+    assert outcome.status == "done", outcome
+    load = os.getloadavg()[0]
+    report = (f"worst event-loop stall during the run: {meter.worst * 1000:.1f} ms over {meter.ticks} ticks, "
+              f"GUI-thread CPU in that gap {meter.worst_cpu * 1000:.1f} ms, load average {load:.1f} on "
+              f"{os.cpu_count()} cores")
+    print("\n" + report)
+    assert meter.ticks > 100
+    assert meter.worst_cpu < 0.050, report  # our own work on the GUI thread never blocks it for long
+    if load <= (os.cpu_count() or 1):
+        assert meter.worst < 0.100, report
+    elif meter.worst >= 0.100:
+        warnings.warn(f"stall over 100 ms on an oversubscribed machine (not our GUI thread's work): {report}",
+                      stacklevel=1)
+
+    page = window.project_page
+    assert window.pages.currentWidget() is page
+    for stage in SFM:
+        assert stage_state(window, stage) == "done"
+        assert page.items[stage].foreground(1).color() == QColor(STATE_COLORS["done"])
+        assert page.bars[stage].value() == 1000
+        assert page.items[stage].text(3) != ""  # elapsed
+    assert all(stage_state(window, stage) == "waiting" for stage in STAGES[len(SFM):])
+    assert "Registered photos: <b>16</b>" in page.report.text()
+    assert not page.failure.isVisible()
+    assert window.windowTitle() == "Tiny scene — SplatStudio"
+    assert "Feature extraction" in window.log_panel.text() or "Processed file" in window.log_panel.text()
+    window.grab().save(str(artifacts / "finished-project.png"))
+
+    window.show_library()
+    qtbot.waitUntil(lambda: (window.library_page.row_for(folder) or {}).get("status") == "incomplete",
+                    timeout=10_000)
+    row = window.library_page.row_for(folder)
+    assert row["image_count"] == 16 and row["processing_seconds"] > 0
+    assert row["status_text"] == Project(folder).describe_status() == "ready to run Gaussian Splatting training"
+    qtbot.waitUntil(lambda: folder in window.library_page.model.thumbs, timeout=10_000)
+    window.grab().save(str(artifacts / "library.png"))
+
+
+def test_cancel_mid_stage_then_resume_completes(window, qtbot, make_project, artifacts):
+    folder = make_project("Cancel me")
+    window.open_project(folder)
+    set_until(window, "matching")
+    page = window.project_page
+    shot: list[bool] = []
+
+    def on_progress(stage, event):
+        if stage == "matching" and event.fraction > 0 and not shot:
+            shot.append(True)
+            window.grab().save(str(artifacts / "running-project.png"))
+            assert window.windowTitle().endswith("% — SplatStudio")
+            page.cancel_button.click()
+
+    def hook(_folder, run):
+        run.sig_progress.connect(on_progress)
+
+    window.queue.sig_run_started.connect(hook)
+    assert not page.resume_button.isEnabled()  # a new project has nothing to resume
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        page.reconstruct_button.click()
+    outcome = finished.args[1]
+    assert (outcome.status, outcome.stage) == ("cancelled", "matching")
+    assert stage_state(window, "features") == "done" and stage_state(window, "matching") == "cancelled"
+    assert page.resume_button.isEnabled() and not page.cancel_button.isEnabled()
+    assert "cancelled at Feature matching" in page.status_label.text()
+
+    window.queue.sig_run_started.disconnect(hook)
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        page.resume_button.click()
+    assert finished.args[1].status == "done"
+    assert stage_state(window, "features") == "done" and stage_state(window, "matching") == "done"
+
+
+def test_stage_killed_from_outside_shows_failed_with_its_log(window, qtbot, make_project):
+    folder = make_project("Killed")
+    window.open_project(folder)
+    set_until(window, "features")
+    killed: list[int] = []
+
+    def on_progress(stage, event):
+        run = window.queue.active.get(folder)
+        if stage == "features" and event.fraction > 0 and not killed and run is not None and run.current:
+            killed.append(run.current.process.processId())
+            os.kill(killed[0], signal.SIGKILL)
+
+    window.queue.sig_run_started.connect(lambda _f, run: run.sig_progress.connect(on_progress))
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        window.project_page.resume()
+    assert killed
+    outcome = finished.args[1]
+    assert (outcome.status, outcome.stage) == ("failed", "features")
+    page = window.project_page
+    assert stage_state(window, "features") == "failed"
+    assert page.failure.isVisible()
+    assert "Failed at Feature extraction" in page.failure.title.text()
+    assert "killed" in page.failure.message.text()
+    qtbot.waitUntil(lambda: page.failure.log.toPlainText().strip() != "", timeout=10_000)
+    assert window.log_panel.text().strip() != ""
+    assert page.resume_button.isEnabled()
+    page.failure.sig_details_requested.emit()  # the "Details…" button
+    details = page.findChild(DetailsDialog)
+    assert details is not None and details.isVisible() and "no traceback" in details.trace.toPlainText()
+    qtbot.waitUntil(lambda: "Feature extraction" in details.log.toPlainText(), timeout=10_000)
+    details.close()
+
+    # reopened later, the project tells the same story from its records (a killed process is "interrupted")
+    window.show_library()
+    window.open_project(folder)
+    assert page.failure.isVisible() and "Interrupted at Feature extraction" in page.failure.title.text()
+    qtbot.waitUntil(lambda: page.failure.log.toPlainText().strip() != "", timeout=10_000)
+
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        page.retry_from("features")  # what the stage row's "Retry from this stage" does
+    assert finished.args[1].status == "done" and stage_state(window, "features") == "done"
+    assert not page.failure.isVisible()
+
+
+def test_two_queued_projects_run_one_after_the_other(window, qtbot, make_project):
+    window.apply_settings(window.settings.updated({"max_concurrent_runs": 1}))
+    first, second = make_project("First"), make_project("Second")
+    order: list[tuple[str, str]] = []
+    window.queue.sig_run_started.connect(lambda folder, _run: order.append(("start", folder)))
+    window.queue.sig_run_finished.connect(lambda folder, _outcome: order.append(("end", folder)))
+    for folder in (first, second):
+        window.open_project(folder)
+        set_until(window, "features")
+        window.project_page.resume()
+    assert list(window.queue.active) == [first]
+    assert [str(e.folder) for e in window.queue.waiting] == [second]
+    assert window.queue_panel.waiting.count() == 1 and window.queue_panel.active.count() == 1
+    assert "queued (position 1)" in window.project_page.status_label.text()
+    window.show_library()
+    qtbot.waitUntil(lambda: window.library_page.row_for(second) is not None, timeout=10_000)
+    assert window.library_page.model.status_text(window.library_page.row_for(second)) == "queued"
+    qtbot.waitUntil(lambda: len(order) == 4, timeout=RUN_TIMEOUT)
+    assert order == [("start", first), ("end", first), ("start", second), ("end", second)]
+    assert Project(first).stage_record("features").status == "done"
+    assert Project(second).stage_record("features").status == "done"
