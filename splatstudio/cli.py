@@ -391,12 +391,16 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    try:
-        from splatstudio.ui.app import run_app  # type: ignore[import-not-found]
-    except ImportError:
-        build_parser().print_help()
-        print("\nThe desktop window is not part of this build yet; use the commands above.")
-        return EXIT_OK
+    import os
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        print("error: no screen to open the SplatStudio window on (DISPLAY is not set); use the commands "
+              "below, or start it under a display", file=sys.stderr)
+        build_parser().print_help(sys.stderr)
+        return EXIT_FAILED
+    from splatstudio.ui.app import run_app
+
     return run_app(_library(args))
 
 
