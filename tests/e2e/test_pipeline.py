@@ -179,3 +179,54 @@ def test_external_colmap_executable_replaces_pycolmap(sample, tmp_path):
     assert "$ " + colmap + " mapper" in project.log_path("mapping").read_text()
     model = read_model(project.path("dataset", "sparse", "0"))
     assert {cam.model for cam in model.cameras.values()} == {"PINHOLE"}
+
+
+def test_training_and_post_processing_finish_the_project(sfm_project, tmp_path, capsys):
+    """train → filter → splat with our trainer on the SfM result, then export/convert by the CLI."""
+    from splatstudio.io.formats import load_splats
+
+    library = Library(tmp_path / "lib")
+    project = _copy_project(sfm_project, library.folder, "Trained")
+    lib = str(library.folder)
+    assert cli(["--library", lib, "run", "Trained", "--set", "iterations=200", "--set", "densify_from_iter=50",
+                "--set", "densify_until_iter=150", "--set", "densification_interval=50",
+                "--set", "preview_every=100", "--set", "train_resolution=1"]) == 0
+    records = project.stage_records()
+    assert all(r.status == DONE for r in records.values()) and len(records) == 7
+    train = records["train"].figures
+    assert train["iterations"] == 200 and train["num_gaussians"] > 100
+    assert train["test_psnr"] is not None and train["test_psnr"] > 12
+    assert (project.path("train", "point_cloud", "iteration_200", "point_cloud.ply")).is_file()
+    assert (project.path("train", "cameras.json")).is_file() and (project.path("train", "cfg_args")).is_file()
+    filtered = load_splats(project.path("output", "point_cloud.ply"))
+    assert len(filtered) == records["filter"].figures["remaining"] <= train["num_gaussians"]
+    splat = project.path("output", "scene.splat")
+    assert splat.stat().st_size == 32 * len(filtered)
+
+    capsys.readouterr()
+    assert cli(["--library", lib, "projects", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["status"] == DONE and row["gaussian_count"] == len(filtered)
+    assert row["file_size"] == splat.stat().st_size and row["processing_seconds"] > 0
+
+    out = tmp_path / "exported.splat"
+    assert cli(["--library", lib, "export", "Trained", "--format", "splat", "-o", str(out)]) == 0
+    assert out.read_bytes() == splat.read_bytes()
+    raw = tmp_path / "raw.ply"
+    assert cli(["--library", lib, "export", "Trained", "-o", str(raw), "--raw"]) == 0
+    assert len(load_splats(raw)) == train["num_gaussians"]
+    converted = tmp_path / "again.splat"
+    assert cli(["convert", str(raw), str(converted)]) == 0
+    assert converted.stat().st_size == 32 * train["num_gaussians"]
+    assert cli(["convert", str(raw), str(tmp_path / "x.obj")]) == 1
+    assert cli(["--library", lib, "run", "Trained"]) == 0  # nothing left to do
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_cli_usage_errors_exit_2(tmp_path, capsys):
+    assert cli(["run"]) == 2
+    assert cli(["--library", str(tmp_path), "new", "X", "--set", "iterations=-1"]) == 2
+    assert "iterations" in capsys.readouterr().err
+    assert cli(["sample", str(tmp_path / "s"), "--size", "big"]) == 2
+    assert cli(["--library", str(tmp_path), "run", "Nope"]) == 1
+    assert "no project named" in capsys.readouterr().err

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Per-iteration benchmark of the trainer (forward + backward + Adam), plus an optional full training run.
+
+  python benchmark.py [-s /work/shared/data/monstree/colmap] [--resolutions 2 1] [--counts 0 50000 100000]
+                      [--iters 30] [--warmup 5] [--threads N] [--backend cpu] [--stages]
+  python benchmark.py --full [--full_iterations 7000]
+
+Count 0 means the SfM initialisation as is; larger counts are reached by jittered copies of the SfM
+Gaussians (smaller scales so the coverage stays comparable).  Figures are medians over --iters iterations
+after --warmup iterations; wall-clock and process CPU time are both reported (the machine may be shared).
+"""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+from gstrain.dataset import load_scene  # noqa: E402
+from gstrain.losses import fused_train_loss, train_loss  # noqa: E402
+from gstrain.model import GaussianModel  # noqa: E402
+from gstrain.raster_cpu import set_threads  # noqa: E402
+from gstrain.rasterize import render  # noqa: E402
+
+DEFAULT_SRC = "/work/shared/data/monstree/colmap"
+OPENSPLAT = {2: (0.32, 0.43), 1: (1.3, 1.5)}  # OpenSplat single-threaded CPU s/it with 8.7k Gaussians
+
+
+def grow(model, target, seed=0):
+    """Jittered copies of the initial Gaussians until `target` Gaussians exist."""
+    n = model.num
+    if target <= n:
+        return
+    g = torch.Generator().manual_seed(seed)
+    reps = -(-target // n)
+    p = {k: v.detach() for k, v in model.params.items()}
+    idx = torch.arange(n).repeat(reps)[:target]
+    scale = torch.exp(p["log_scales"][idx])
+    new = {k: v[idx].clone() for k, v in p.items()}
+    new["means"] = new["means"] + torch.randn(target, 3, generator=g) * scale
+    shrink = float(reps) ** (1.0 / 3.0)
+    new["log_scales"] = new["log_scales"] - torch.log(torch.tensor(shrink))
+    model._set_params(new)
+    model.reset_stats()
+
+
+def bench(scene, count, iters, warmup, backend, stages, sh_degree=3):
+    model = GaussianModel(sh_degree)
+    model.create_from_points(scene.xyz, scene.rgb, scene.extent)
+    grow(model, count)
+    model.setup_optimizer()
+    model.active_sh_degree = sh_degree
+    bg = torch.zeros(3)
+    cams = [c.render_camera() for c in scene.train]
+    wall, cpu = [], []
+    st = {"render_fwd": [], "loss": [], "backward": [], "adam": []}
+    for i in range(warmup + iters):
+        vi = i % len(cams)
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = render(model, cams[vi], bg, backend=backend, sh_degree=model.active_sh_degree)
+        t1 = time.perf_counter()
+        loss = (train_loss if backend == "cuda" else fused_train_loss)(out["image"], scene.train[vi].image)
+        t2 = time.perf_counter()
+        loss.backward()
+        t3 = time.perf_counter()
+        with torch.no_grad():
+            vis = out["idx"]
+            model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
+        model.optimizer.step(model.params)
+        model.zero_grad()
+        t4, c4 = time.perf_counter(), time.process_time()
+        if i >= warmup:
+            wall.append(t4 - t0)
+            cpu.append(c4 - c0)
+            st["render_fwd"].append(t1 - t0)
+            st["loss"].append(t2 - t1)
+            st["backward"].append(t3 - t2)
+            st["adam"].append(t4 - t3)
+    res = {"num_gaussians": model.num, "s_per_it_median": statistics.median(wall), "s_per_it_min": min(wall),
+           "cpu_s_per_it_median": statistics.median(cpu)}
+    if stages:
+        res["stages_median"] = {k: statistics.median(v) for k, v in st.items()}
+    return res
+
+
+def full_run(args):
+    out_dir = args.model_path or os.path.join("/tmp", f"splat_bench_{int(time.time())}")
+    cmd = [sys.executable, os.path.join(HERE, "train.py"), "-s", args.source, "-m", out_dir, "--iterations",
+           str(args.full_iterations), "--eval", "--test_iterations", "2000", str(args.full_iterations),
+           "--progress", "json", "--quiet", "--resolution", str(args.full_resolution)]
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - t0
+    evs = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    evals = {e["iteration"]: (e["psnr"], e["ssim"]) for e in evs if e["event"] == "eval"}
+    done = next((e for e in evs if e["event"] == "done"), {})
+    print(json.dumps({"full_run": {"exit_code": p.returncode, "wall_sec": wall, "peak_rss_mb": done.get("peak_rss_mb"),
+                                   "num_gaussians": done.get("num_gaussians"), "eval": evals,
+                                   "model_path": out_dir}}, indent=1))
+    if p.returncode != 0:
+        print(p.stderr[-2000:], file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-s", "--source", default=DEFAULT_SRC)
+    ap.add_argument("--resolutions", nargs="+", type=int, default=[2, 1])
+    ap.add_argument("--counts", nargs="+", type=int, default=[0, 50000, 100000])
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--stages", action="store_true")
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--full_iterations", type=int, default=7000)
+    ap.add_argument("--full_resolution", type=int, default=2)
+    ap.add_argument("-m", "--model_path", default=None)
+    args = ap.parse_args()
+    if args.full:
+        return full_run(args)
+    threads = set_threads(args.threads or os.cpu_count() or 1)
+    print(f"# threads={threads} backend={args.backend} load_avg_at_start={os.getloadavg()}", flush=True)
+    for res in args.resolutions:
+        scene = load_scene(args.source, res, eval_split=False)
+        W, H = scene.train[0].width, scene.train[0].height
+        for count in args.counts:
+            r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages)
+            r.update(resolution=res, width=W, height=H)
+            if count == 0 and res in OPENSPLAT:
+                lo, hi = OPENSPLAT[res]
+                r["speedup_vs_opensplat_cpu"] = [round(lo / r["s_per_it_median"], 2),
+                                                 round(hi / r["s_per_it_median"], 2)]
+            r["load_avg_1min"] = os.getloadavg()[0]
+            print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()

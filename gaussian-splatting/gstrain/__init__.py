@@ -1,0 +1,1 @@
+"""SplatStudio Gaussian Splatting trainer package."""

@@ -1,0 +1,146 @@
+"""Scene loading: COLMAP model + images -> cameras with ground-truth tensors, train/test split."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .colmap import SUPPORTED_MODELS, DataError, qvec2rotmat, read_model
+from .rasterize import RenderCamera
+
+
+@dataclass
+class Camera:
+    uid: int
+    image_name: str  # file name without extension (as the reference)
+    file_name: str
+    R: np.ndarray  # world -> camera rotation (3x3)
+    T: np.ndarray  # world -> camera translation
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    orig_width: int
+    orig_height: int
+    orig_fx: float
+    orig_fy: float
+    image: torch.Tensor = None  # (3, H, W) float32 in [0, 1]
+
+    def render_camera(self, dtype=torch.float32, device="cpu"):
+        V = np.eye(4)
+        V[:3, :3] = self.R
+        V[:3, 3] = self.T
+        return RenderCamera(torch.tensor(V, dtype=dtype, device=device), self.fx, self.fy, self.cx, self.cy,
+                            self.width, self.height)
+
+    @property
+    def center(self):
+        return -self.R.T @ self.T
+
+    def to_json(self, idx):
+        """Same fields as the reference camera_to_JSON (original resolution intrinsics)."""
+        c2w_R = self.R.T
+        return {"id": idx, "img_name": self.image_name, "width": self.orig_width, "height": self.orig_height,
+                "position": self.center.tolist(), "rotation": [x.tolist() for x in c2w_R],
+                "fy": self.orig_fy, "fx": self.orig_fx}
+
+
+@dataclass
+class Scene:
+    train: list
+    test: list
+    xyz: np.ndarray
+    rgb: np.ndarray
+    extent: float
+
+
+def find_sparse_dir(source):
+    if not os.path.isdir(source):
+        raise DataError(f"source folder {source} does not exist")
+    for cand in (os.path.join(source, "sparse", "0"), os.path.join(source, "sparse")):
+        if any(os.path.isfile(os.path.join(cand, f"cameras.{e}")) for e in ("bin", "txt")):
+            return cand
+    raise DataError(f"missing COLMAP sparse model: expected {os.path.join(source, 'sparse', '0')}/cameras.bin "
+                    "(or .txt), images and points3D")
+
+
+def compute_scale(orig_w, resolution):
+    """Reference behaviour: -1 -> downscale so that width <= 1600; 1/2/4/8 -> divide by that factor."""
+    if resolution in (1, 2, 4, 8):
+        return float(resolution)
+    if resolution == -1:
+        return orig_w / 1600.0 if orig_w > 1600 else 1.0
+    if resolution > 0:  # reference: target width in pixels
+        return orig_w / float(resolution)
+    raise DataError(f"invalid --resolution {resolution}")
+
+
+def nerf_extent(cams):
+    centers = np.stack([c.center for c in cams], 0)
+    avg = centers.mean(0)
+    diag = np.linalg.norm(centers - avg, axis=1).max()
+    return float(diag * 1.1) if diag > 0 else 1.0
+
+
+def load_scene(source, resolution=-1, eval_split=False, images_dir="images", load_images=True, log=None):
+    sparse = find_sparse_dir(source)
+    cams, imgs, xyz, rgb = read_model(sparse)
+    img_root = os.path.join(source, images_dir)
+    if not os.path.isdir(img_root):
+        raise DataError(f"missing image folder {img_root}")
+    for c in cams.values():
+        if c.model not in SUPPORTED_MODELS:
+            raise DataError(f"unsupported camera model {c.model} (camera {c.id}); only PINHOLE and SIMPLE_PINHOLE "
+                            "are supported - undistort the images first (colmap image_undistorter)")
+    if not imgs:
+        raise DataError(f"no images registered in {sparse}")
+    cameras = []
+    for im in sorted(imgs.values(), key=lambda i: i.name):
+        if im.camera_id not in cams:
+            raise DataError(f"image {im.name} refers to missing camera {im.camera_id}")
+        c = cams[im.camera_id]
+        path = os.path.join(img_root, im.name)
+        if not os.path.isfile(path):
+            raise DataError(f"missing image file {path}")
+        fx, fy, cx, cy = c.intrinsics()
+        scale = compute_scale(c.width, resolution)
+        W = int(round(c.width / scale))
+        H = int(round(c.height / scale))
+        sx, sy = W / c.width, H / c.height
+        cam = Camera(uid=im.id, image_name=os.path.splitext(os.path.basename(im.name))[0], file_name=im.name,
+                     R=qvec2rotmat(im.qvec), T=np.asarray(im.tvec, np.float64), fx=fx * sx, fy=fy * sy, cx=cx * sx,
+                     cy=cy * sy, width=W, height=H, orig_width=c.width, orig_height=c.height, orig_fx=fx, orig_fy=fy)
+        if load_images:
+            cam.image = load_image(path, c.width, c.height, W, H)
+        cameras.append(cam)
+    if eval_split:
+        test = [c for i, c in enumerate(cameras) if i % 8 == 0]
+        train = [c for i, c in enumerate(cameras) if i % 8 != 0]
+    else:
+        train, test = cameras, []
+    if len(xyz) == 0:
+        raise DataError(f"points3D in {sparse} is empty; need SfM points to initialise")
+    extent = nerf_extent(train if train else cameras)
+    return Scene(train=train, test=test, xyz=xyz, rgb=rgb, extent=extent)
+
+
+def load_image(path, cam_w, cam_h, W, H):
+    try:
+        with Image.open(path) as pil:
+            pil.load()  # NOTE: EXIF orientation deliberately NOT applied - the cameras describe the stored pixels
+            if pil.size != (cam_w, cam_h):
+                raise DataError(f"image {path} is {pil.size[0]}x{pil.size[1]} but its camera is {cam_w}x{cam_h}")
+            img = pil.convert("RGB")
+    except DataError:
+        raise
+    except OSError as e:
+        raise DataError(f"cannot read image {path}: {e}") from e
+    if (W, H) != (cam_w, cam_h):
+        img = img.resize((W, H), Image.Resampling.BICUBIC)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))

@@ -1,0 +1,299 @@
+"""Gaussian model: parameters, Adam, adaptive density control, PLY I/O, state for checkpoints."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .ply import read_gaussian_ply, write_gaussian_ply
+from .rasterize import quat_to_rotmat
+from .sh import rgb2sh
+
+PARAM_NAMES = ("means", "f_dc", "f_rest", "opacity_logits", "log_scales", "quats")
+
+
+def inverse_sigmoid(x):
+    return torch.log(x / (1 - x))
+
+
+def expon_lr(step, lr_init, lr_final, lr_delay_mult=0.01, max_steps=30000, lr_delay_steps=0):
+    """Reference get_expon_lr_func."""
+    if step < 0 or (lr_init == 0.0 and lr_final == 0.0):
+        return 0.0
+    if lr_delay_steps > 0:
+        delay_rate = lr_delay_mult + (1 - lr_delay_mult) * math.sin(0.5 * math.pi * min(max(step / lr_delay_steps, 0),
+                                                                                          1))
+    else:
+        delay_rate = 1.0
+    t = min(max(step / max_steps, 0), 1)
+    log_lerp = math.exp(math.log(lr_init) * (1 - t) + math.log(lr_final) * t)
+    return delay_rate * log_lerp
+
+
+class Adam:
+    """Plain Adam (same update as torch.optim.Adam, eps=1e-15) with per-parameter state we can edit."""
+
+    def __init__(self, params, lrs, betas=(0.9, 0.999), eps=1e-15):
+        self.lrs = dict(lrs)
+        self.betas = betas
+        self.eps = eps
+        self.step_count = 0
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+
+    @torch.no_grad()
+    def step(self, params):
+        self.step_count += 1
+        b1, b2 = self.betas
+        bc1 = 1 - b1 ** self.step_count
+        bc2 = 1 - b2 ** self.step_count
+        for k, p in params.items():
+            g = p.grad
+            if g is None:
+                continue
+            m, v = self.m[k], self.v[k]
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lrs[k] / bc1)
+
+    def state_dict(self):
+        return {"lrs": dict(self.lrs), "step": self.step_count, "m": {k: v.clone() for k, v in self.m.items()},
+                "v": {k: v.clone() for k, v in self.v.items()}}
+
+    def load_state_dict(self, d):
+        self.lrs = dict(d["lrs"])
+        self.step_count = int(d["step"])
+        self.m = {k: v.clone() for k, v in d["m"].items()}
+        self.v = {k: v.clone() for k, v in d["v"].items()}
+
+
+class GaussianModel:
+    def __init__(self, sh_degree=3, device="cpu"):
+        self.max_sh_degree = sh_degree
+        self.active_sh_degree = 0
+        self.device = device
+        self.params = {}
+        self.optimizer = None
+        self.percent_dense = 0.01
+        self.spatial_lr_scale = 1.0
+
+    # ------------------------------------------------------------------ accessors used by the renderer
+    @property
+    def means(self):
+        return self.params["means"]
+
+    @property
+    def log_scales(self):
+        return self.params["log_scales"]
+
+    @property
+    def quats(self):
+        return self.params["quats"]
+
+    @property
+    def opacity_logits(self):
+        return self.params["opacity_logits"]
+
+    @property
+    def sh(self):
+        return torch.cat([self.params["f_dc"], self.params["f_rest"]], dim=1)
+
+    @property
+    def num(self):
+        return self.params["means"].shape[0]
+
+    # ------------------------------------------------------------------ creation
+    def create_from_points(self, xyz, rgb, spatial_lr_scale):
+        from scipy.spatial import cKDTree
+        self.spatial_lr_scale = float(spatial_lr_scale)
+        xyz = np.asarray(xyz, np.float64)
+        n = xyz.shape[0]
+        if n >= 2:
+            k = min(4, n)
+            d, _ = cKDTree(xyz).query(xyz, k=k)
+            dist2 = np.clip((d[:, 1:] ** 2).mean(1), 1e-7, None)
+        else:
+            dist2 = np.full(n, 1e-2)
+        K = (self.max_sh_degree + 1) ** 2
+        colors = rgb2sh(torch.tensor(np.asarray(rgb, np.float64) / 255.0, dtype=torch.float32))
+        f_dc = colors[:, None, :].clone()
+        f_rest = torch.zeros(n, K - 1, 3)
+        scales = torch.log(torch.sqrt(torch.tensor(dist2, dtype=torch.float32)))[:, None].repeat(1, 3)
+        quats = torch.zeros(n, 4)
+        quats[:, 0] = 1
+        opac = inverse_sigmoid(0.1 * torch.ones(n, 1))
+        self._set_params({"means": torch.tensor(xyz, dtype=torch.float32), "f_dc": f_dc, "f_rest": f_rest,
+                          "opacity_logits": opac, "log_scales": scales, "quats": quats})
+        self.reset_stats()
+
+    def _set_params(self, d):
+        self.params = {k: d[k].to(self.device).contiguous().requires_grad_(True) for k in PARAM_NAMES}
+
+    def reset_stats(self):
+        n = self.num
+        self.grad_accum = torch.zeros(n, 1, device=self.device)
+        self.denom = torch.zeros(n, 1, device=self.device)
+        self.max_radii2D = torch.zeros(n, device=self.device)
+
+    def setup_optimizer(self, position_lr_init=0.00016, feature_lr=0.0025, opacity_lr=0.025, scaling_lr=0.005,
+                        rotation_lr=0.001):
+        lrs = {"means": position_lr_init * self.spatial_lr_scale, "f_dc": feature_lr, "f_rest": feature_lr / 20.0,
+               "opacity_logits": opacity_lr, "log_scales": scaling_lr, "quats": rotation_lr}
+        self.optimizer = Adam(self.params, lrs)
+
+    def zero_grad(self):
+        for p in self.params.values():
+            p.grad = None
+
+    def oneup_sh(self):
+        if self.active_sh_degree < self.max_sh_degree:
+            self.active_sh_degree += 1
+
+    # ------------------------------------------------------------------ density control
+    @torch.no_grad()
+    def add_densification_stats(self, idx, grad2d, radii, grad_scale):
+        """idx: visible indices, grad2d: d loss / d means2d (pixels), converted to NDC units like the reference."""
+        g = grad2d.clone()
+        g[:, 0] *= grad_scale[0]
+        g[:, 1] *= grad_scale[1]
+        self.grad_accum[idx] += g.norm(dim=-1, keepdim=True)
+        self.denom[idx] += 1
+        self.max_radii2D[idx] = torch.maximum(self.max_radii2D[idx], radii.to(self.max_radii2D.dtype))
+
+    @torch.no_grad()
+    def _apply_mask(self, keep):
+        for k in PARAM_NAMES:
+            self.params[k] = self.params[k][keep].contiguous().requires_grad_(True)
+            if self.optimizer is not None:
+                self.optimizer.m[k] = self.optimizer.m[k][keep].contiguous()
+                self.optimizer.v[k] = self.optimizer.v[k][keep].contiguous()
+        self.grad_accum = self.grad_accum[keep]
+        self.denom = self.denom[keep]
+        self.max_radii2D = self.max_radii2D[keep]
+
+    @torch.no_grad()
+    def _append(self, new):
+        n_new = new["means"].shape[0]
+        for k in PARAM_NAMES:
+            self.params[k] = torch.cat([self.params[k].detach(), new[k]], 0).contiguous().requires_grad_(True)
+            if self.optimizer is not None:
+                z = torch.zeros_like(new[k])
+                self.optimizer.m[k] = torch.cat([self.optimizer.m[k], z], 0)
+                self.optimizer.v[k] = torch.cat([self.optimizer.v[k], z.clone()], 0)
+        dev = self.device
+        self.grad_accum = torch.cat([self.grad_accum, torch.zeros(n_new, 1, device=dev)])
+        self.denom = torch.cat([self.denom, torch.zeros(n_new, 1, device=dev)])
+        self.max_radii2D = torch.cat([self.max_radii2D, torch.zeros(n_new, device=dev)])
+
+    @staticmethod
+    def _limit(mask, score, budget):
+        """Keep at most `budget` True entries of mask (highest score first)."""
+        if budget is None:
+            return mask
+        cnt = int(mask.sum())
+        if cnt <= budget:
+            return mask
+        out = torch.zeros_like(mask)
+        if budget <= 0:
+            return out
+        cand = torch.nonzero(mask).squeeze(1)
+        top = torch.topk(score[cand], budget).indices
+        out[cand[top]] = True
+        return out
+
+    @torch.no_grad()
+    def densify_and_prune(self, max_grad, min_opacity, extent, max_screen_size, max_gaussians=None):
+        grads = self.grad_accum / self.denom
+        grads[grads.isnan()] = 0.0
+        grads = grads.squeeze(1)
+        scaling = torch.exp(self.params["log_scales"])
+        budget = None if not max_gaussians else max(0, int(max_gaussians) - self.num)
+        # clone
+        clone_mask = (grads >= max_grad) & (scaling.max(dim=1).values <= self.percent_dense * extent)
+        split_mask = (grads >= max_grad) & (scaling.max(dim=1).values > self.percent_dense * extent)
+        if budget is not None:
+            clone_mask = self._limit(clone_mask, grads, budget)
+            budget -= int(clone_mask.sum())
+            split_mask = self._limit(split_mask, grads, budget)
+        n0 = self.num
+        if clone_mask.any():
+            self._append({k: self.params[k].detach()[clone_mask] for k in PARAM_NAMES})
+        # split (N = 2)
+        N = 2
+        split_full = torch.zeros(self.num, dtype=torch.bool, device=self.device)
+        split_full[:n0] = split_mask
+        if split_mask.any():
+            sel = split_full
+            stds = scaling[split_mask].repeat(N, 1)
+            samples = torch.normal(torch.zeros_like(stds), stds)
+            rots = quat_to_rotmat(self.params["quats"].detach()[sel]).repeat(N, 1, 1)
+            new_means = torch.bmm(rots, samples.unsqueeze(-1)).squeeze(-1) + self.params["means"].detach()[sel].repeat(N, 1)
+            new_scales = torch.log(scaling[split_mask].repeat(N, 1) / (0.8 * N))
+            new = {"means": new_means, "log_scales": new_scales}
+            for k in ("f_dc", "f_rest", "opacity_logits", "quats"):
+                p = self.params[k].detach()[sel]
+                new[k] = p.repeat(N, *([1] * (p.dim() - 1)))
+            self._append(new)
+            prune_split = torch.cat([split_full, torch.zeros(N * int(split_mask.sum()), dtype=torch.bool,
+                                                             device=self.device)])
+            self._apply_mask(~prune_split)
+        # prune
+        opac = torch.sigmoid(self.params["opacity_logits"].detach()).squeeze(1)
+        prune = opac < min_opacity
+        if max_screen_size:
+            big_vs = self.max_radii2D > max_screen_size
+            big_ws = torch.exp(self.params["log_scales"].detach()).max(dim=1).values > 0.1 * extent
+            prune = prune | big_vs | big_ws
+        if prune.all():  # never remove everything
+            prune[torch.argmax(opac)] = False
+        self._apply_mask(~prune)
+        self.grad_accum.zero_()
+        self.denom.zero_()
+        self.max_radii2D.zero_()
+
+    @torch.no_grad()
+    def reset_opacity(self):
+        cur = torch.sigmoid(self.params["opacity_logits"].detach())
+        new = inverse_sigmoid(torch.clamp(cur, max=0.01))
+        self.params["opacity_logits"] = new.contiguous().requires_grad_(True)
+        if self.optimizer is not None:
+            self.optimizer.m["opacity_logits"].zero_()
+            self.optimizer.v["opacity_logits"].zero_()
+
+    # ------------------------------------------------------------------ I/O
+    def save_ply(self, path):
+        p = {k: v.detach().cpu() for k, v in self.params.items()}
+        write_gaussian_ply(path, p["means"].numpy(), p["f_dc"].numpy(), p["f_rest"].numpy(),
+                           p["opacity_logits"].numpy(), p["log_scales"].numpy(), p["quats"].numpy())
+
+    def load_ply(self, path):
+        d = read_gaussian_ply(path)
+        rest = d["f_rest"]
+        deg = int(round(math.sqrt(rest.shape[1] + 1))) - 1
+        self.max_sh_degree = deg
+        self.active_sh_degree = deg
+        self._set_params({k: torch.from_numpy(np.ascontiguousarray(d[k])).float() for k in PARAM_NAMES})
+        self.reset_stats()
+
+    def state_dict(self):
+        return {"params": {k: v.detach().clone() for k, v in self.params.items()},
+                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "grad_accum": self.grad_accum.clone(), "denom": self.denom.clone(),
+                "max_radii2D": self.max_radii2D.clone(), "active_sh_degree": self.active_sh_degree,
+                "max_sh_degree": self.max_sh_degree, "spatial_lr_scale": self.spatial_lr_scale,
+                "percent_dense": self.percent_dense}
+
+    def load_state_dict(self, d):
+        self.max_sh_degree = d["max_sh_degree"]
+        self.active_sh_degree = d["active_sh_degree"]
+        self.spatial_lr_scale = d["spatial_lr_scale"]
+        self.percent_dense = d["percent_dense"]
+        self._set_params(d["params"])
+        self.grad_accum = d["grad_accum"].to(self.device)
+        self.denom = d["denom"].to(self.device)
+        self.max_radii2D = d["max_radii2D"].to(self.device)
+        if d["optimizer"] is not None:
+            self.optimizer = Adam(self.params, d["optimizer"]["lrs"])
+            self.optimizer.load_state_dict(d["optimizer"])

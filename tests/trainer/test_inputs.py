@@ -1,0 +1,175 @@
+"""Input validation (clear one-line errors, exit code 1), COLMAP text models, PLY layout, CUDA backend."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from gs_testlib import make_dataset, run_train
+from gstrain import colmap
+from gstrain.dataset import load_scene
+from gstrain.model import GaussianModel
+from gstrain.ply import gaussian_attribute_names, read_gaussian_ply
+from PIL import Image
+
+
+def _expect_error(src, tmp_path, *needles):
+    p = run_train(["-s", src, "-m", str(tmp_path / "out"), "--iterations", "5", "--progress", "json"], timeout=120)
+    assert p.returncode == 1, (p.returncode, p.stderr[-2000:])
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ")
+    for n in needles:
+        assert n in err[0], err[0]
+    return err[0]
+
+
+@pytest.fixture
+def scene_copy(tiny_dataset, tmp_path):
+    dst = str(tmp_path / "scene")
+    shutil.copytree(tiny_dataset, dst)
+    return dst
+
+
+def test_missing_sparse(scene_copy, tmp_path):
+    shutil.rmtree(os.path.join(scene_copy, "sparse"))
+    _expect_error(scene_copy, tmp_path, "missing COLMAP sparse model")
+
+
+def test_missing_source(tmp_path):
+    _expect_error(str(tmp_path / "nope"), tmp_path, "does not exist")
+
+
+def test_unsupported_camera_model(tmp_path, dataset_factory):
+    src = dataset_factory(n_views=3, camera_model="SIMPLE_RADIAL", n_gauss=20, n_points=50)
+    _expect_error(src, tmp_path, "SIMPLE_RADIAL", "undistort")
+
+
+def test_missing_image(scene_copy, tmp_path):
+    os.remove(os.path.join(scene_copy, "images", "view_003.png"))
+    _expect_error(scene_copy, tmp_path, "missing image file", "view_003.png")
+
+
+def test_image_size_mismatch(scene_copy, tmp_path):
+    p = os.path.join(scene_copy, "images", "view_004.png")
+    Image.open(p).resize((60, 64)).save(p)
+    _expect_error(scene_copy, tmp_path, "view_004.png", "60x64", "64x64")
+
+
+def test_exif_orientation_not_applied(scene_copy):
+    """A JPEG with an EXIF rotation tag is read as stored (cameras describe the stored pixels)."""
+    p = os.path.join(scene_copy, "images", "view_001.png")
+    img = Image.open(p).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    img.save(p, format="PNG", exif=exif.tobytes())
+    sc = load_scene(scene_copy, 1, False)
+    cam = [c for c in sc.train if c.image_name == "view_001"][0]
+    assert tuple(cam.image.shape) == (3, 64, 64)
+    assert np.allclose(cam.image.permute(1, 2, 0).numpy() * 255, np.asarray(img, np.float32), atol=0.5)
+
+
+def test_text_model_and_simple_pinhole(dataset_factory):
+    src = dataset_factory(n_views=4, text=True, camera_model="SIMPLE_PINHOLE", n_gauss=30, n_points=60)
+    assert os.path.isfile(os.path.join(src, "sparse", "0", "cameras.txt"))
+    sc = load_scene(src, 2, False)
+    assert len(sc.train) == 4 and sc.xyz.shape == (60, 3)
+    c = sc.train[0]
+    assert (c.width, c.height) == (32, 32) and c.image.shape == (3, 32, 32)
+    assert abs(c.fx - 0.95 * 64 / 2) < 1e-9 and c.fx == c.fy
+
+
+def test_binary_roundtrip_and_split(tiny_dataset):
+    cams, imgs, xyz, rgb = colmap.read_model(os.path.join(tiny_dataset, "sparse", "0"))
+    assert cams[1].model == "PINHOLE" and len(imgs) == 10 and xyz.shape == (400, 3)
+    sc = load_scene(tiny_dataset, -1, True)
+    assert [c.image_name for c in sc.test] == ["view_000", "view_008"]
+    assert len(sc.train) == 8
+    # qvec <-> rotmat round trip
+    for im in imgs.values():
+        R = colmap.qvec2rotmat(im.qvec)
+        assert np.allclose(colmap.qvec2rotmat(colmap.rotmat2qvec(R)), R, atol=1e-9)
+
+
+def test_ply_layout_roundtrip(tmp_path):
+    plyfile = pytest.importorskip("plyfile")
+    for deg in (0, 3):
+        m = GaussianModel(deg)
+        rng = np.random.default_rng(deg)
+        m.create_from_points(rng.normal(size=(50, 3)), rng.integers(0, 255, (50, 3)), 1.0)
+        with torch.no_grad():
+            for v in m.params.values():
+                v.copy_(torch.randn(v.shape, generator=torch.Generator().manual_seed(1)))
+        path = str(tmp_path / f"pc{deg}.ply")
+        m.save_ply(path)
+        nrest = 3 * ((deg + 1) ** 2 - 1)
+        ply = plyfile.PlyData.read(path)
+        el = ply["vertex"]
+        assert [p.name for p in el.properties] == gaussian_attribute_names(nrest)
+        assert all(el[p.name].dtype == np.float32 for p in el.properties)
+        assert ply.byte_order == "<" and not ply.text
+        P = {k: v.detach().numpy() for k, v in m.params.items()}
+        assert np.allclose(np.stack([el["x"], el["y"], el["z"]], 1), P["means"])
+        assert np.all(el["nx"] == 0)
+        assert np.allclose(np.stack([el[f"f_dc_{i}"] for i in range(3)], 1), P["f_dc"][:, 0, :])
+        if deg:
+            rest = np.stack([el[f"f_rest_{i}"] for i in range(nrest)], 1)
+            # channel-major: all R coefficients, then G, then B
+            assert np.allclose(rest[:, :15], P["f_rest"][:, :, 0])
+            assert np.allclose(rest[:, 15:30], P["f_rest"][:, :, 1])
+            assert np.allclose(rest[:, 30:], P["f_rest"][:, :, 2])
+        assert np.allclose(el["opacity"], P["opacity_logits"][:, 0])
+        assert np.allclose(np.stack([el[f"scale_{i}"] for i in range(3)], 1), P["log_scales"])
+        assert np.allclose(np.stack([el[f"rot_{i}"] for i in range(4)], 1), P["quats"])
+        back = read_gaussian_ply(path)
+        for k in P:
+            assert np.allclose(back[k], P[k]), k
+
+
+def test_densification_and_cap():
+    m = GaussianModel(0)
+    rng = np.random.default_rng(0)
+    m.create_from_points(rng.normal(size=(200, 3)), rng.integers(0, 255, (200, 3)), 1.0)
+    m.setup_optimizer()
+    with torch.no_grad():
+        m.params["log_scales"][:100] = np.log(0.001)  # small -> clone
+        m.params["log_scales"][100:] = np.log(0.5)  # large -> split
+    m.grad_accum[:] = 1.0
+    m.denom[:] = 1.0
+    m.densify_and_prune(0.0002, 0.005, 1.0, None)
+    assert m.num == 100 * 2 + 100 * 2
+    assert m.optimizer.m["means"].shape[0] == m.num
+    # split children get scale / 1.6
+    assert torch.allclose(torch.exp(m.params["log_scales"][-1]), torch.tensor(0.5 / 1.6), rtol=1e-5)
+    m.grad_accum = torch.ones(m.num, 1)
+    m.denom = torch.ones(m.num, 1)
+    m.densify_and_prune(0.0002, 0.005, 1.0, None, max_gaussians=450)
+    assert m.num <= 450
+    m.reset_opacity()
+    assert float(torch.sigmoid(m.params["opacity_logits"].detach()).max()) <= 0.01 + 1e-6
+
+
+def test_cuda_backend_or_skip():
+    from gstrain.raster_cuda import gsplat_available
+    ok, why = gsplat_available()
+    if not ok:
+        pytest.skip(f"no CUDA GPU / gsplat not installed: {why}")
+    from gs_testlib import random_gaussians
+    from gstrain.rasterize import RenderCamera, render
+    g = random_gaussians(50, 0, 0, torch.float32)
+    for k in ("means", "log_scales", "quats", "opacity_logits", "sh"):
+        setattr(g, k, getattr(g, k).cuda())
+    V = torch.eye(4)
+    V[2, 3] = 3.0
+    cam = RenderCamera(V, 40.0, 40.0, 32.0, 24.0, 64, 48)
+    ref = render(g, RenderCamera(V, 40.0, 40.0, 32.0, 24.0, 64, 48), torch.zeros(3), backend="cpu")["image"]
+    out = render(g, cam, torch.zeros(3, device="cuda"), backend="cuda")["image"].cpu()
+    assert (out - ref).abs().mean() < 0.02
+
+
+def test_make_dataset_deterministic(tmp_path):
+    a = make_dataset(str(tmp_path / "a"), n_views=2, n_gauss=10, n_points=20)
+    b = make_dataset(str(tmp_path / "b"), n_views=2, n_gauss=10, n_points=20)
+    ia = np.asarray(Image.open(os.path.join(a, "images", "view_001.png")))
+    ib = np.asarray(Image.open(os.path.join(b, "images", "view_001.png")))
+    assert np.array_equal(ia, ib)

@@ -1,0 +1,169 @@
+"""End-to-end tests of gaussian-splatting/train.py and render.py run as subprocesses (like the app does)."""
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gs_testlib import RENDER_PY, TRAIN_PY, json_events, run_train
+from gstrain.ply import gaussian_attribute_names
+
+FAST = ["--densify_from_iter", "20", "--densify_until_iter", "150", "--densification_interval", "30",
+        "--opacity_reset_interval", "1000", "--max_gaussians", "2500", "--progress", "json", "--threads", "2"]
+
+
+def _ply_header(path):
+    with open(path, "rb") as f:
+        lines = []
+        while True:
+            line = f.readline().decode("ascii").strip()
+            lines.append(line)
+            if line == "end_header":
+                return lines
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("model"))
+    p = run_train(["-s", tiny_dataset, "-m", out, "--iterations", "300", "--eval", "--test_iterations", "1", "300",
+                   "--save_iterations", "100", "--sh_degree", "1", "--preview_every", "100"] + FAST)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out, json_events(p.stdout), p
+
+
+def test_outputs_layout(trained, tiny_dataset):
+    out, events, _ = trained
+    # cfg_args: the reference's Namespace(...) text
+    text = open(os.path.join(out, "cfg_args")).read()
+    assert text.startswith("Namespace(")
+    call = ast.parse(text, mode="eval").body
+    cfg = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    assert cfg["source_path"] == os.path.abspath(tiny_dataset) and cfg["sh_degree"] == 1 and cfg["eval"] is True
+    # cameras.json: test cameras first, reference fields
+    cams = json.load(open(os.path.join(out, "cameras.json")))
+    assert len(cams) == 10
+    assert [c["img_name"] for c in cams[:2]] == ["view_000", "view_008"]
+    assert [c["id"] for c in cams] == list(range(10))
+    for c in cams:
+        assert set(c) == {"id", "img_name", "width", "height", "position", "rotation", "fy", "fx"}
+        R = np.array(c["rotation"])
+        assert np.allclose(R @ R.T, np.eye(3), atol=1e-6)
+        assert c["width"] == 64 and c["height"] == 64
+    # camera position should be the ring camera centre (radius 4)
+    assert abs(np.linalg.norm(np.array(cams[0]["position"])[:2]) - 4.0) < 1e-6
+    # input.ply
+    hdr = _ply_header(os.path.join(out, "input.ply"))
+    assert hdr[1] == "format binary_little_endian 1.0"
+    assert [h.split()[-1] for h in hdr if h.startswith("property")] == ["x", "y", "z", "nx", "ny", "nz", "red",
+                                                                       "green", "blue"]
+    # point clouds at the requested + final iterations
+    for it in (100, 300):
+        ply = os.path.join(out, "point_cloud", f"iteration_{it}", "point_cloud.ply")
+        hdr = _ply_header(ply)
+        props = [h.split() for h in hdr if h.startswith("property")]
+        assert all(p[1] == "float" for p in props)
+        assert [p[2] for p in props] == gaussian_attribute_names(9)  # degree 1 -> 3 * 3 rest coefficients
+    assert os.path.isfile(os.path.join(out, "preview", "preview.ply"))
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_progress_events(trained):
+    _, events, p = trained
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    start = events[0]
+    assert start["num_train"] == 8 and start["num_test"] == 2 and start["width"] == 64 and start["backend"] == "cpu"
+    prog = [e for e in events if e["event"] == "progress"]
+    assert prog[-1]["iteration"] == 300 and len(prog) >= 29
+    for e in prog:
+        for k in ("iteration", "loss", "psnr", "num_gaussians", "sec_per_iter", "eta_sec", "peak_rss_mb"):
+            assert k in e
+    assert {e["iteration"] for e in events if e["event"] == "saved"} == {100, 300}
+    assert [e["iteration"] for e in events if e["event"] == "preview"] == [100, 200]
+    assert all(line.startswith("{") for line in p.stdout.splitlines() if line.strip())  # stdout stays JSON
+
+
+def test_convergence(trained):
+    """Tiny generated scene: train PSNR must exceed 22 dB after 300 iterations and held-out PSNR must improve."""
+    _, events, _ = trained
+    prog = [e for e in events if e["event"] == "progress"]
+    final_psnr = np.mean([e["psnr"] for e in prog[-3:]])
+    assert final_psnr > 22.0, final_psnr
+    evals = {e["iteration"]: e for e in events if e["event"] == "eval"}
+    assert set(evals) == {1, 300}
+    assert evals[300]["psnr"] > evals[1]["psnr"] + 2.0, evals
+    assert evals[300]["ssim"] > evals[1]["ssim"]
+    done = events[-1]
+    assert done["num_gaussians"] <= 2500
+    assert done["eval_psnr"] == evals[300]["psnr"]
+
+
+def test_render_results(trained):
+    out, events, _ = trained
+    p = subprocess.run([sys.executable, RENDER_PY, "-m", out, "--progress", "json"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.load(open(os.path.join(out, "results.json")))
+    assert list(res) == ["ours_300"]
+    r = res["ours_300"]
+    assert r["num_views"] == 2 and r["LPIPS"] is None
+    evals = {e["iteration"]: e for e in events if e["event"] == "eval"}
+    assert abs(r["PSNR"] - evals[300]["psnr"]) < 0.05
+    assert len(r["per_view"]) == 2
+    assert os.path.isfile(os.path.join(out, "test", "ours_300", "renders", "00000.png"))
+    assert "LPIPS" in p.stderr
+
+
+def test_checkpoint_resume(tiny_dataset, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    args = ["-s", tiny_dataset, "--iterations", "120", "--sh_degree", "1", "--seed", "3"] + FAST
+    pa = run_train(["-m", a, "--checkpoint_iterations", "60"] + args)
+    assert pa.returncode == 0, pa.stderr[-2000:]
+    ck = os.path.join(a, "chkpnt60.pth")
+    assert os.path.isfile(ck)
+    pb = run_train(["-m", b, "--start_checkpoint", ck] + args)
+    assert pb.returncode == 0, pb.stderr[-2000:]
+    da = json_events(pa.stdout)[-1]
+    eb = json_events(pb.stdout)
+    db = eb[-1]
+    assert eb[0]["first_iteration"] == 60
+    assert da["event"] == db["event"] == "done"
+    assert da["num_gaussians"] == db["num_gaussians"]
+    assert abs(da["train_psnr"] - db["train_psnr"]) < 0.3, (da["train_psnr"], db["train_psnr"])
+
+
+def test_sigterm_saves_checkpoint(tiny_dataset, tmp_path):
+    out = str(tmp_path / "m")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, TRAIN_PY, "-s", tiny_dataset, "-m", out, "--iterations", "100000",
+                          "--sh_degree", "0"] + FAST, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            ev = json.loads(line)
+            if ev["event"] == "progress" and ev["iteration"] >= 20:
+                p.send_signal(signal.SIGTERM)
+                break
+        rest, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines += rest.splitlines()
+    assert p.returncode == 143, err[-2000:]
+    ev = json_events("\n".join(lines))[-1]
+    assert ev["event"] == "interrupted"
+    assert ev["iteration"] >= 20
+    assert os.path.isfile(ev["checkpoint"])
+    assert os.path.basename(ev["checkpoint"]) == f"chkpnt{ev['iteration']}.pth"
+    assert os.path.isfile(os.path.join(out, "point_cloud", f"iteration_{ev['iteration']}", "point_cloud.ply"))
+    # the checkpoint resumes
+    it = ev["iteration"]
+    q = run_train(["-s", tiny_dataset, "-m", out, "--iterations", str(it + 10), "--sh_degree", "0",
+                   "--start_checkpoint", ev["checkpoint"]] + FAST)
+    assert q.returncode == 0, q.stderr[-2000:]
+    assert json_events(q.stdout)[-1]["iteration"] == it + 10
