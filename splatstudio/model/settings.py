@@ -88,7 +88,8 @@ SPECS: tuple[Spec, ...] = (
          stages=_TRAIN),
     Spec("sh_degree", int, 3, "Spherical-harmonics degree of the Gaussians' colour (0-3).", "Training", 0, 3,
          stages=_TRAIN),
-    Spec("train_resolution", int, -1, "Training image downscale: -1 automatic (width <= 1600), or 1, 2, 4, 8.",
+    Spec("train_resolution", int, -1, "Training image downscale: 1, 2, 4, 8, or -1 automatic (GPU: width <= 1600 like the "
+         "reference; CPU: longest side <= 1000 px).",
          "Training", -1, 8, stages=_TRAIN),
     Spec("trainer_backend", str, "auto", "Rasteriser: auto (CUDA when available), cpu or cuda.", "Training",
          choices=("auto", "cpu", "cuda"), stages=_TRAIN),

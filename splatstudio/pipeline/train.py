@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.entry import Cancelled, StageContext, StageFailed
 
@@ -46,6 +48,42 @@ def bundled_trainer() -> Path:
                       "reinstall SplatStudio, or set trainer_path to a gaussian-splatting checkout's train.py")
 
 
+CPU_AUTO_MAX_SIDE = 1000  # "auto" training resolution on a CPU: photos' longest side at most this
+
+
+def has_nvidia_gpu() -> bool:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return pynvml.nvmlDeviceGetCount() > 0
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return False
+
+
+def training_resolution(settings: Settings, source: Path) -> int:
+    """The ``--resolution`` to pass. An explicit setting is kept; "auto" (-1) follows the reference on a GPU
+    (width <= 1600) and, on a CPU, halves the photos until their longest side is at most 1000 px — the
+    difference between minutes and hours per thousand iterations."""
+    if settings.train_resolution != -1:
+        return settings.train_resolution
+    on_cpu = settings.trainer_backend == "cpu" or (settings.trainer_backend == "auto" and not has_nvidia_gpu())
+    if not on_cpu:
+        return -1
+    images = sorted((source / "images").iterdir()) if (source / "images").is_dir() else []
+    if not images:
+        return -1
+    with Image.open(images[0]) as image:
+        longest = max(image.size)
+    factor = 1
+    while longest / factor > CPU_AUTO_MAX_SIDE and factor < 8:
+        factor *= 2
+    return factor
+
+
 def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoint: Path | None,
                     ours: bool) -> list[str]:
     """The trainer's argv (reference flags first; ours only for our own trainer)."""
@@ -57,7 +95,7 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
             "--densify_until_iter", str(settings.densify_until_iter),
             "--densification_interval", str(settings.densification_interval),
             "--opacity_reset_interval", str(settings.opacity_reset_interval),
-            "--sh_degree", str(settings.sh_degree), "--resolution", str(settings.train_resolution)]
+            "--sh_degree", str(settings.sh_degree), "--resolution", str(training_resolution(settings, source))]
     if settings.eval_holdout:
         tests = sorted({max(1, n // 5), n})
         argv += ["--eval", "--test_iterations", *map(str, tests)]

@@ -82,3 +82,18 @@ def test_parse_lines():
     assert parse_line("error: the trainer crashed").level == "error"
     assert parse_line("Traceback (most recent call last):").level == "error"
     assert parse_line("I20261124 12:00:00 fine").level == "info"
+
+
+def test_auto_training_resolution_on_cpu(tmp_path):
+    from PIL import Image
+
+    from splatstudio.pipeline.train import training_resolution
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (1594, 1195)).save(tmp_path / "images" / "a.jpg")
+    cpu = Settings({"trainer_backend": "cpu"})
+    assert training_resolution(cpu, tmp_path) == 2
+    assert training_resolution(cpu.updated({"train_resolution": 1}), tmp_path) == 1
+    assert training_resolution(Settings({"trainer_backend": "cuda"}), tmp_path) == -1
+    Image.new("RGB", (640, 480)).save(tmp_path / "images" / "a.jpg")
+    assert training_resolution(cpu, tmp_path) == 1
