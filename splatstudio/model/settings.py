@@ -114,6 +114,9 @@ SPECS: tuple[Spec, ...] = (
     # Application
     Spec("max_concurrent_runs", int, 2, "Projects reconstructing at the same time; others wait in the queue.",
          "Application", 1, 64),
+    Spec("live_preview", bool, True, "Show the model in the 3D view while it trains. Each refresh costs the "
+         "window a frame of drawing: turn it off on machines without a graphics card (software OpenGL).",
+         "Application"),
     Spec("gpu_check_interval", float, 5.0, "Seconds between GPU/CPU samples in the system panel.", "Application",
          0.5, 3600.0),
     Spec("log_level", str, "INFO", "Detail of the logs.", "Application", choices=LOG_LEVELS),

@@ -49,9 +49,11 @@ class Preset:
 
 
 PRESETS = (
-    Preset("Fast preview", {"iterations": 2000, "max_image_size": 1000, "sh_degree": 1}),
-    Preset("Balanced", {"iterations": 7000, "max_image_size": 1600, "sh_degree": 3}),
-    Preset("High quality", {"iterations": 30000, "max_image_size": 1600, "sh_degree": 3}),
+    Preset("Fast preview", {"iterations": 2000, "densify_until_iter": 1000, "max_image_size": 1000,
+                            "sh_degree": 1}),
+    Preset("Balanced", {"iterations": 7000, "densify_until_iter": 3500, "max_image_size": 1600, "sh_degree": 3}),
+    Preset("High quality", {"iterations": 30000, "densify_until_iter": 15000, "max_image_size": 1600,
+                            "sh_degree": 3}),
 )
 DEFAULT_PRESET = "Balanced"
 

@@ -335,6 +335,7 @@ class ProjectPage(QWidget):
             self._follow(run)
         self._show_recorded_failure()
         self._update_all()
+        self._ensure_viewer()  # created when the page opens, not when the first preview arrives mid-run
         self._update_viewer()
 
     @property
@@ -604,23 +605,31 @@ class ProjectPage(QWidget):
             self.viewer_area.setCurrentWidget(self.viewer_placeholder)
 
     def _on_event(self, _stage: str, event: object) -> None:
-        if isinstance(event, Preview) and self.project is not None:
+        if isinstance(event, Preview) and self.project is not None and self.project.settings.live_preview:
             path = Path(event.path)
             self.show_model(path if path.is_absolute() else self.project.folder / path,
                             reset_camera=not self._previewed)
             self._previewed = True
 
-    def show_model(self, path: Path, reset_camera: bool) -> None:
-        """Embed the viewer (once) and show ``path``, read and prepared in a worker. While one model loads,
-        only the newest asked for waits (training previews can come faster than they load)."""
+    def _ensure_viewer(self) -> bool:
+        """Embed the viewer once. Creating it (importing vispy, an OpenGL context, compiling shaders)
+        takes a few hundred milliseconds of the GUI thread, so it happens when the page opens."""
+        if self._viewer is not None:
+            return True
         try:
             from splatstudio.render.viewer import SplatCanvas
 
-            if self._viewer is None:
-                self._viewer = SplatCanvas(size=(640, 480))
-                self.viewer_area.addWidget(self._viewer.native)
+            self._viewer = SplatCanvas(size=(640, 480))
+            self.viewer_area.addWidget(self._viewer.native)
         except Exception as exc:  # no render package, no OpenGL...: the report is still there
             self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
+            return False
+        return True
+
+    def show_model(self, path: Path, reset_camera: bool) -> None:
+        """Show ``path`` in the viewer, read and prepared in a worker. While one model loads, only the
+        newest asked for waits (training previews can come faster than they load)."""
+        if not self._ensure_viewer():
             return
         self.viewer_area.setCurrentWidget(self._viewer.native)
         if self._model_loading:

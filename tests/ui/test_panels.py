@@ -107,8 +107,13 @@ def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_proje
     window.grab().save(str(artifacts / "project-with-viewer.png"))
 
     # training previews replace the model; of several arriving during a load, only the newest is loaded
+    project = page.project
+    project.set_settings(project.settings.updated({"live_preview": True}))
     for count in (120, 80):
         preview = Path(folder) / f"preview-{count}.ply"
         save_splats(random_cloud(count), preview)
         page._on_event("train", Preview("train", count, str(preview)))
     qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 80 and not page._model_loading, timeout=20_000)
+    project.set_settings(project.settings.updated({"live_preview": False}))
+    page._on_event("train", Preview("train", 120, str(Path(folder) / "preview-120.ply")))
+    assert not page._model_loading  # with live preview off, training previews leave the view alone

@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 from _ui_helpers import drop_paths
+from conftest import TINY
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
 
@@ -19,7 +20,6 @@ from splatstudio.ui.theme import STATE_COLORS
 
 pytestmark = pytest.mark.slow
 
-SFM = STAGES[:STAGES.index("undistort") + 1]
 RUN_TIMEOUT = 240_000
 
 
@@ -62,13 +62,16 @@ def set_until(window, stage: str) -> None:
     page.until.setCurrentIndex(page.until.findData(stage))
 
 
-def test_sfm_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbot, tiny_photos, artifacts):
+def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbot, tiny_photos, artifacts):
     with qtbot.waitSignal(window.new_page.sig_checked, timeout=60_000):
         assert drop_paths(window, [tiny_photos])
     assert len(window.new_page.accepted_sources()) == 16
     window.new_page.name_edit.setText("Tiny scene")
-    set_until(window, "undistort")  # the trainer is built elsewhere: stop after the SfM stages
+    window.new_page.advanced.update(TINY)  # a few hundred training iterations instead of the preset's
     meter = StallMeter()
+    curves: list = []
+    window.queue.sig_run_started.connect(
+        lambda _f, run: run.sig_progress.connect(lambda s, e: curves.append(e) if s == "train" else None))
     window.queue.sig_run_started.connect(lambda *_: meter.start())
     with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
         window.new_page.create_run_button.click()
@@ -90,24 +93,23 @@ def test_sfm_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbot
 
     page = window.project_page
     assert window.pages.currentWidget() is page
-    for stage in SFM:
+    for stage in STAGES:
         assert stage_state(window, stage) == "done"
         assert page.items[stage].foreground(1).color() == QColor(STATE_COLORS["done"])
         assert page.bars[stage].value() == 1000
         assert page.items[stage].text(3) != ""  # elapsed
-    assert all(stage_state(window, stage) == "waiting" for stage in STAGES[len(SFM):])
     assert "Registered photos: <b>16</b>" in page.report.text()
+    assert len(curves) >= 10 and curves[-1].figures["iteration"] == 300  # training streamed its curve
     assert not page.failure.isVisible()
     assert window.windowTitle() == "Tiny scene — SplatStudio"
     assert "Feature extraction" in window.log_panel.text() or "Processed file" in window.log_panel.text()
     window.grab().save(str(artifacts / "finished-project.png"))
 
     window.show_library()
-    qtbot.waitUntil(lambda: (window.library_page.row_for(folder) or {}).get("status") == "incomplete",
-                    timeout=10_000)
+    qtbot.waitUntil(lambda: (window.library_page.row_for(folder) or {}).get("status") == "done", timeout=10_000)
     row = window.library_page.row_for(folder)
-    assert row["image_count"] == 16 and row["processing_seconds"] > 0
-    assert row["status_text"] == Project(folder).describe_status() == "ready to run Gaussian Splatting training"
+    assert row["image_count"] == 16 and row["processing_seconds"] > 0 and row["gaussian_count"] > 100
+    assert row["status_text"] == Project(folder).describe_status() == "done"
     qtbot.waitUntil(lambda: folder in window.library_page.model.thumbs, timeout=10_000)
     window.grab().save(str(artifacts / "library.png"))
 
