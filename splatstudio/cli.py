@@ -16,6 +16,7 @@ from typing import Any
 
 from splatstudio import __version__
 from splatstudio.model import paths
+from splatstudio.model.humanize import format_duration, format_size
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import STAGE_TITLES, STAGES, Project, ProjectError
 from splatstudio.model.settings import SPECS, Settings, SettingsError, load_settings, parse_assignments
@@ -34,27 +35,6 @@ def _settings(overrides: Sequence[str] = ()) -> Settings:
 
 def _library(args: argparse.Namespace) -> Library:
     return Library(Path(args.library) if args.library else paths.default_library_dir())
-
-
-def _fmt_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(size)
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 # ------------------------------------------------------------------------------------------- progress
@@ -96,7 +76,7 @@ class ProgressPrinter:
             width = 30
             filled = int(event.fraction * width)
             bar = "#" * filled + "-" * (width - filled)
-            elapsed = _fmt_time(time.monotonic() - self._started[stage])
+            elapsed = format_duration(time.monotonic() - self._started[stage])
             self.stream.write(f"\r{title:<28} [{bar}] {event.fraction * 100:5.1f}% {elapsed:>6} {event.message[:40]:<40}")
             self.stream.flush()
             self._line_open = True
@@ -108,7 +88,7 @@ class ProgressPrinter:
 
     def _result(self, stage: str, event: Any) -> None:
         title = STAGE_TITLES.get(stage, stage)
-        elapsed = _fmt_time(time.monotonic() - self._started.get(stage, time.monotonic()))
+        elapsed = format_duration(time.monotonic() - self._started.get(stage, time.monotonic()))
         figures = _figure_text(stage, event.figures)
         mark = {"done": "done", "failed": "FAILED", "cancelled": "cancelled"}.get(event.status, event.status)
         self._print(f"{title}: {mark} in {elapsed}" + (f" — {figures}" if figures else ""))
@@ -202,8 +182,8 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
         print(f"{project.name}: stopped after {STAGE_TITLES[plan.stages[-1]]} as asked")
         return EXIT_OK
     if outcome.status == "done":
-        print(f"{project.name}: done in {_fmt_time(summary['processing_seconds'])} — "
-              f"{summary['gaussian_count'] or '-'} Gaussians, {_fmt_size(summary['file_size'])}; "
+        print(f"{project.name}: done in {format_duration(summary['processing_seconds'])} — "
+              f"{summary['gaussian_count'] or '-'} Gaussians, {format_size(summary['file_size'])}; "
               f"results in {project.path('output')}")
         return EXIT_OK
     title = STAGE_TITLES.get(outcome.stage or "", outcome.stage)
@@ -260,7 +240,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
         project = Project(row["folder"])
         print(f"{row['name'][:24]:<24} {project.describe_status()[:34]:<34} {row['image_count'] or 0:>6} "
               f"{row['gaussian_count'] if row['gaussian_count'] is not None else '-':>10} "
-              f"{_fmt_size(row['file_size']):>9} {_fmt_time(row['processing_seconds']):>7}  "
+              f"{format_size(row['file_size']):>9} {format_duration(row['processing_seconds']):>7}  "
               f"{(row['created'] or '')[:16].replace('T', ' ')}")
     return EXIT_OK
 
@@ -275,7 +255,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for stage in STAGES:
         record = records.get(stage)
         state = record.status if record else "-"
-        took = _fmt_time(record.duration) if record and record.duration else ""
+        took = format_duration(record.duration) if record and record.duration else ""
         figures = _figure_text(stage, record.figures) if record else ""
         print(f"  {STAGE_TITLES[stage]:<28} {state:<12} {took:>7}  {figures}")
         if record and record.message and record.status != "done":
@@ -307,7 +287,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if output.suffix.lstrip(".").lower() != fmt:
         output = output.with_suffix(output.suffix + "." + fmt) if output.suffix else output.with_suffix("." + fmt)
     count = convert(source, output).written
-    print(f"exported {count} splats to {output} ({_fmt_size(output.stat().st_size)})")
+    print(f"exported {count} splats to {output} ({format_size(output.stat().st_size)})")
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from splatstudio.model import humanize
 from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import Project, ProjectError, slugify
@@ -55,23 +56,11 @@ REFRESH_MS = 3000
 
 
 def format_size(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(size)
+    return humanize.format_size(size, empty="—")
 
 
 def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return humanize.format_duration(seconds, empty="—")
 
 
 def format_created(iso: str) -> str:
