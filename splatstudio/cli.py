@@ -19,7 +19,15 @@ from splatstudio.model import paths
 from splatstudio.model.humanize import format_duration, format_size
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import STAGE_TITLES, STAGES, Project, ProjectError
-from splatstudio.model.settings import SPECS, Settings, SettingsError, load_settings, parse_assignments
+from splatstudio.model.settings import (
+    PRESETS,
+    SPECS,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_assignments,
+    preset,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -28,9 +36,12 @@ class UsageError(Exception):
     pass
 
 
-def _settings(overrides: Sequence[str] = ()) -> Settings:
-    return load_settings(paths.user_settings_file(), Path.cwd() / ".env",
-                         overrides=parse_assignments(overrides))
+def _settings(overrides: Sequence[str] = (), preset_name: str | None = None) -> Settings:
+    """User settings (file, .env, environment), then the preset, then ``--set`` values."""
+    settings = load_settings(paths.user_settings_file(), Path.cwd() / ".env")
+    if preset_name:
+        settings = settings.updated(preset(preset_name).values, f"preset {preset_name}")
+    return settings.updated(parse_assignments(overrides), "--set")
 
 
 def _library(args: argparse.Namespace) -> Library:
@@ -136,7 +147,7 @@ def _invalidate_all(project: Project) -> None:
 
 def cmd_new(args: argparse.Namespace) -> int:
     library = _library(args)
-    settings = _settings(args.set)
+    settings = _settings(args.set, args.preset)
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
     project = library.create_project(args.name, settings)
@@ -209,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     library = _library(args)
-    settings = _settings(args.set)
+    settings = _settings(args.set, args.preset)
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
     name = args.name or Path(args.photos[0]).expanduser().resolve().name or "Untitled"
@@ -310,7 +321,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     generate_sample(out, count=args.count, width=width, height=height, seed=args.seed, progress=progress)
     print(f"\nwrote {args.count} photos of a generated object to {out}\n"
-          f"try: splatstudio reconstruct {out} --name Sample")
+          f"try: splatstudio reconstruct {out} --name Sample --preset fast   (a few minutes on a CPU)")
     return EXIT_OK
 
 
@@ -394,9 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show every log line of the stages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def with_set(p: argparse.ArgumentParser) -> None:
+    def with_set(p: argparse.ArgumentParser, presets: bool = True) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change a setting for this project (see `splatstudio settings`)")
+        if presets:
+            p.add_argument("--preset", choices=[item.key for item in PRESETS],
+                           help="; ".join(f"{item.key}: {item.name.lower()} ({item.values['iterations']} iterations)"
+                                          for item in PRESETS) + " (default: your settings)")
 
     p = sub.add_parser("reconstruct", help="photos → new project → trained, filtered splats")
     p.add_argument("photos", nargs="+", help="photo files and/or folders")
@@ -422,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--from", dest="from_stage", choices=STAGES, help="start at this stage (retry)")
     p.add_argument("--until", choices=STAGES, help="stop after this stage")
-    with_set(p)
+    with_set(p, presets=False)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("projects", help="list the library")

@@ -124,6 +124,33 @@ SPECS: tuple[Spec, ...] = (
 
 SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
 
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of settings offered when a project is created (window and CLI alike)."""
+
+    name: str
+    key: str
+    values: dict[str, Any]
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset("Fast preview", "fast", {"iterations": 2000, "densify_until_iter": 1000, "max_image_size": 1000,
+                                    "sh_degree": 1}),
+    Preset("Balanced", "balanced", {"iterations": 7000, "densify_until_iter": 3500, "max_image_size": 1600,
+                                    "sh_degree": 3}),
+    Preset("High quality", "quality", {"iterations": 30000, "densify_until_iter": 15000, "max_image_size": 1600,
+                                       "sh_degree": 3}),
+)
+DEFAULT_PRESET = "Balanced"
+
+
+def preset(name_or_key: str) -> Preset:
+    for item in PRESETS:
+        if name_or_key.lower() in (item.name.lower(), item.key):
+            return item
+    raise SettingsError(f"unknown preset {name_or_key!r}; presets: {', '.join(p.key for p in PRESETS)}")
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

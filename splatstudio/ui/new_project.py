@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from splatstudio.model.images import import_photos, inspect_photos
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.settings import Settings
+from splatstudio.model.settings import DEFAULT_PRESET, PRESETS, Settings
 from splatstudio.ui.preferences import SettingsForm
 from splatstudio.ui.workers import ProgressFn, Workers, pixmap_from_rgb, thumbnail_rgb
 
@@ -42,20 +42,6 @@ SOURCE_ROLE = Qt.ItemDataRole.UserRole
 REASON_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    values: dict[str, Any]
-
-
-PRESETS = (
-    Preset("Fast preview", {"iterations": 2000, "densify_until_iter": 1000, "max_image_size": 1000,
-                            "sh_degree": 1}),
-    Preset("Balanced", {"iterations": 7000, "densify_until_iter": 3500, "max_image_size": 1600, "sh_degree": 3}),
-    Preset("High quality", {"iterations": 30000, "densify_until_iter": 15000, "max_image_size": 1600,
-                            "sh_degree": 3}),
-)
-DEFAULT_PRESET = "Balanced"
 
 
 @dataclass

@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
 from splatstudio.model.project import Project
-from splatstudio.ui.new_project import PRESETS, REASON_ROLE, SOURCE_ROLE
+from splatstudio.model.settings import PRESETS
+from splatstudio.ui.new_project import REASON_ROLE, SOURCE_ROLE
 from splatstudio.ui.preferences import SettingsForm
 
 

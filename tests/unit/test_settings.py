@@ -115,3 +115,14 @@ def test_parse_assignments():
     assert parse_assignments(["iterations=50", "sh-degree = 1"]) == {"iterations": 50, "sh_degree": 1}
     with pytest.raises(SettingsError, match="key=value"):
         parse_assignments(["iterations"])
+
+
+def test_presets_are_valid_and_found_by_name_or_key():
+    from splatstudio.model.settings import PRESETS, preset
+
+    for item in PRESETS:
+        settings = Settings().updated(item.values)
+        assert settings.densify_until_iter <= settings.iterations
+    assert preset("fast") is preset("Fast preview")
+    with pytest.raises(SettingsError, match="unknown preset"):
+        preset("turbo")
