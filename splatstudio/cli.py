@@ -115,7 +115,10 @@ def _figure_text(stage: str, figures: dict[str, Any]) -> str:
         "filter": ("total", "removed", "remaining"),
         "splat": ("splats", "bytes"),
     }.get(stage, ())
-    return ", ".join(f"{k.replace('_', ' ')} {figures[k]}" for k in keys if figures.get(k) is not None)
+    def show(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{k.replace('_', ' ')} {show(figures[k])}" for k in keys if figures.get(k) is not None)
 
 
 # ------------------------------------------------------------------------------------------- commands
