@@ -102,8 +102,7 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
     if checkpoint is not None:
         argv += ["--start_checkpoint", str(checkpoint)]
     if ours:
-        argv += ["--backend", settings.trainer_backend, "--progress", "json",
-                 "--checkpoint_iterations", str(n)]
+        argv += ["--backend", settings.trainer_backend, "--progress", "json"]
         if settings.trainer_threads:
             argv += ["--threads", str(settings.trainer_threads)]
         if settings.max_gaussians:
@@ -199,11 +198,18 @@ def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any])
         state["eval"][str(iteration)] = {"psnr": event.get("psnr"), "ssim": event.get("ssim")}
         ctx.emit(event)
         ctx.log(f"held-out views at iteration {iteration}: PSNR {event.get('psnr')} SSIM {event.get('ssim')}")
+    elif kind == "preview":
+        ctx.emit(event)
     elif kind == "error":
         state["error"] = event.get("message")
-        ctx.emit(event)
-    else:
-        ctx.emit(event)
+        ctx.log(f"error from the trainer: {event.get('message')}")
+    else:  # start, saved, checkpoint, interrupted, done: readable lines in the log, not JSON
+        details = ", ".join(f"{k.replace('_', ' ')} {_short(v)}" for k, v in event.items() if k != "event")
+        ctx.log(f"trainer {kind}: {details}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _relay_text(ctx: StageContext, text: str, iterations: int, state: dict[str, Any]) -> None:
