@@ -510,6 +510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from splatstudio.io.errors import FormatError
         from splatstudio.pipeline.plan import PlanError
 
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(exc, OSError) and exc.filename:
+            print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
         if isinstance(exc, (FormatError, PlanError, OSError)):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED

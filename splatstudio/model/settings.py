@@ -165,9 +165,15 @@ def _parse_text(spec: Spec, text: str) -> Any:
             return False
         raise ValueError(f"expected yes/no (true/false, 1/0), got {raw!r}")
     if spec.kind is int:
-        return int(raw.replace("_", ""))
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
     if spec.kind is float:
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
     if spec.kind is list:
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw

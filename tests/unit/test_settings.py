@@ -31,7 +31,8 @@ def test_defaults_of_the_original_service():
 
 @pytest.mark.parametrize("key, value, words", [
     ("iterations", 0, "below the minimum"),
-    ("iterations", "many", "iterations"),
+    ("iterations", "many", "expected a whole number, got 'many'"),
+    ("outlier_std_threshold", "lots", "expected a number"),
     ("iterations", 2.5, "whole number"),
     ("max_image_size", 10**9, "above the maximum"),
     ("camera_model", "FISHEYE9", "not one of"),
