@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
+import pycolmap
 
 from splatstudio.model.poses import pose_errors
 from splatstudio.model.sample import SampleSet, generate_sample
-
-pycolmap = pytest.importorskip("pycolmap")
 
 COUNT, WIDTH, HEIGHT, SEED = 16, 320, 240, 0
 

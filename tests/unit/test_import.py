@@ -226,3 +226,23 @@ def test_inspect_checks_without_storing(tmp_path, bad_folder):
     assert [(Path(a.source).name, a.width, a.height) for a in report.accepted] == [("good.jpg", 1200, 900)]
     assert {Path(r.source).name for r in report.rejected} >= set(expected) - {"lost.jpg", "zz-copy.jpg"}
     assert not (tmp_path / "project").exists()
+
+
+def test_real_phone_photos_are_turned_upright(tmp_path):
+    """monstree holds phone photos with EXIF orientation 1 and 6 (see shared/data/README.md)."""
+    from conftest import shared_data
+
+    folder = shared_data("monstree/images")
+    sources = sorted(folder.iterdir())
+    orientations = {}
+    for path in sources:
+        with Image.open(path) as image:
+            orientations.setdefault(image.getexif().get(0x0112, 1), path)
+        if {1, 6} <= set(orientations):
+            break
+    report, project = _import(tmp_path, [orientations[1], orientations[6]])
+    sizes = {Path(a.source).name: (a.width, a.height) for a in report.accepted}
+    assert sizes[orientations[6].name] == (1200, 1600)  # sensor landscape, turned to portrait
+    assert sizes[orientations[1].name] == (1600, 1200)
+    for item in report.accepted:
+        assert Image.open(project / "images" / item.name).getexif().get(0x0112, 1) == 1

@@ -215,7 +215,7 @@ def test_points_without_tracks_and_empty_models(tmp_path: Path) -> None:
 
 
 def test_pycolmap_reads_our_binary_model(tmp_path: Path) -> None:
-    pycolmap = pytest.importorskip("pycolmap")
+    import pycolmap
     model = make_model(seed=4)
     write_model(model, tmp_path, binary=True)
     reconstruction = pycolmap.Reconstruction(str(tmp_path))
