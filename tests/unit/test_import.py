@@ -230,7 +230,7 @@ def test_inspect_checks_without_storing(tmp_path, bad_folder):
 
 def test_real_phone_photos_are_turned_upright(tmp_path):
     """monstree holds phone photos with EXIF orientation 1 and 6 (see shared/data/README.md)."""
-    from conftest import shared_data
+    from shared_sets import shared_data
 
     folder = shared_data("monstree/images")
     sources = sorted(folder.iterdir())
