@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _ui_helpers import TINY
 from PySide6.QtCore import QSettings
 
 from splatstudio.model import paths
@@ -14,9 +15,6 @@ from splatstudio.model.library import Library
 from splatstudio.model.sample import generate_sample
 from splatstudio.model.settings import Settings, write_user_file
 
-TINY = {"min_image_size": 200, "max_features": 2048, "iterations": 300, "densify_from_iter": 50,
-        "densify_until_iter": 200, "densification_interval": 50, "preview_every": 100, "train_resolution": 1,
-        "live_preview": False}  # on software OpenGL each 3D frame blocks the GUI thread ~100 ms (NOTES.md)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
