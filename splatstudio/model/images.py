@@ -58,9 +58,6 @@ class ImportReport:
     accepted: list[Accepted] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
 
-    def summary(self) -> str:
-        return f"{len(self.accepted)} photo(s) imported, {len(self.rejected)} rejected"
-
 
 # ---------------------------------------------------------------------------------------- discovery
 

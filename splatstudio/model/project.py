@@ -275,8 +275,8 @@ class Project:
             except ValueError:
                 continue
             if isinstance(run, dict) and "id" in run:
-                if run.get("status") == RUNNING and not self.is_locked() and run is not None:
-                    run = dict(run, status=INTERRUPTED) if run.get("ended") is None else run
+                if run.get("status") == RUNNING and run.get("ended") is None and not self.is_locked():
+                    run = dict(run, status=INTERRUPTED)  # its runner died before finishing it
                 result.append(run)
         return result
 
