@@ -292,6 +292,15 @@ def _train(args, rep, stop):
         with torch.no_grad():
             lv = float(loss.detach())
             pv = psnr(img.detach(), gt)
+            # Evaluate and save before densification, as the reference does: an evaluation on an
+            # opacity-reset iteration then measures the model, not the freshly reset opacities.
+            t_side = time.perf_counter()
+            if it in args.test_iterations and args.eval:
+                do_eval(it)
+            if it in args.save_iterations:
+                rep.log(f"[ITER {it}] Saving Gaussians")
+                save_ply(it)
+            t_side = time.perf_counter() - t_side
             if it < args.densify_until_iter and out["means2d"].grad is not None:
                 vis = out["idx"]
                 model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
@@ -307,7 +316,7 @@ def _train(args, rep, stop):
                 # exactly like the reference's optimizer.step() after tensor replacement
                 model.optimizer.step(model.params)
             model.zero_grad()
-        dt = time.perf_counter() - t0
+        dt = time.perf_counter() - t0 - t_side
         ema_loss = lv if ema_loss is None else 0.4 * lv + 0.6 * ema_loss
         last_psnr = pv
         win_t += dt
@@ -320,11 +329,6 @@ def _train(args, rep, stop):
                       num_gaussians=model.num, sec_per_iter=sec_per_iter,
                       eta_sec=sec_per_iter * (args.iterations - it), peak_rss_mb=peak_rss_mb())
             win_t, win_loss, win_psnr, win_n = 0.0, 0.0, 0.0, 0
-        if it in args.test_iterations and args.eval:
-            do_eval(it)
-        if it in args.save_iterations:
-            rep.log(f"[ITER {it}] Saving Gaussians")
-            save_ply(it)
         if args.preview_every and it % args.preview_every == 0 and it != args.iterations:
             path = os.path.join(args.model_path, "preview", "preview.ply")
             model.save_ply(path)
