@@ -92,21 +92,43 @@ def bench(scene, count, iters, warmup, backend, stages, sh_degree=3):
 
 
 def full_run(args):
+    """One real training run; its JSON events are kept in MODEL/events.jsonl and summarised."""
     out_dir = args.model_path or os.path.join("/tmp", f"splat_bench_{int(time.time())}")
+    os.makedirs(out_dir, exist_ok=True)
     cmd = [sys.executable, os.path.join(HERE, "train.py"), "-s", args.source, "-m", out_dir, "--iterations",
            str(args.full_iterations), "--eval", "--test_iterations", "2000", str(args.full_iterations),
            "--progress", "json", "--quiet", "--resolution", str(args.full_resolution)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    evs = []
+    with open(os.path.join(out_dir, "events.jsonl"), "w") as log, \
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        for line in p.stdout:
+            if line.startswith("{"):
+                log.write(line)
+                log.flush()
+                evs.append(json.loads(line))
+        err = p.stderr.read()
     wall = time.time() - t0
-    evs = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     evals = {e["iteration"]: (e["psnr"], e["ssim"]) for e in evs if e["event"] == "eval"}
     done = next((e for e in evs if e["event"] == "done"), {})
-    print(json.dumps({"full_run": {"exit_code": p.returncode, "wall_sec": wall, "peak_rss_mb": done.get("peak_rss_mb"),
-                                   "num_gaussians": done.get("num_gaussians"), "eval": evals,
-                                   "model_path": out_dir}}, indent=1))
+    prog = [e for e in evs if e["event"] == "progress"]
+    # s/it near given Gaussian counts: median over progress windows whose count is within 20 %
+    by_count = {}
+    for target in (10_000, 50_000, 100_000, 200_000):
+        near = [e["sec_per_iter"] for e in prog if abs(e["num_gaussians"] - target) <= 0.2 * target]
+        if near:
+            by_count[target] = round(statistics.median(near), 4)
+    print(json.dumps({"full_run": {
+        "exit_code": p.returncode, "iterations": args.full_iterations, "resolution": args.full_resolution,
+        "wall_sec": round(wall, 1), "peak_rss_mb": done.get("peak_rss_mb"),
+        "num_gaussians": done.get("num_gaussians"), "eval_psnr_ssim": evals,
+        "s_per_it_median": round(statistics.median(e["sec_per_iter"] for e in prog), 4) if prog else None,
+        "s_per_it_near_count": by_count, "load_avg_at_end": os.getloadavg(),
+        "model_path": out_dir}}, indent=1))
     if p.returncode != 0:
-        print(p.stderr[-2000:], file=sys.stderr)
+        print(err[-2000:], file=sys.stderr)
 
 
 def main():

@@ -8,7 +8,7 @@ Layout (everything the app knows about a project can be rebuilt from these files
     sfm/                    database.db, sparse/N models, report.json (structure from motion)
     dataset/                undistorted images/ + sparse/0 (PINHOLE): the trainer's source
     train/                  the trainer's model folder (reference layout)
-    output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat
+    output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat, thumbnail.png
     logs/<stage>.log        each stage's log
     stages/<stage>.json     the latest attempt of each stage: status, pid, times, figures, error
     runs/<run-id>.json      history: every run and every stage attempt in it
@@ -55,7 +55,7 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "mapping": ("sfm/sparse", "sfm/report.json", "output/sparse_points.ply"),
     "undistort": ("dataset",),
     "train": ("train",),
-    "filter": ("output/point_cloud.ply", "output/filter.json"),
+    "filter": ("output/point_cloud.ply", "output/filter.json", "output/thumbnail.png"),
     "splat": ("output/scene.splat",),
 }
 

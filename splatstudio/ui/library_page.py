@@ -44,6 +44,7 @@ from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import Project, ProjectError, slugify
 from splatstudio.services.runs import RunQueue
+from splatstudio.services.thumbnails import ThumbnailRenderer, needs_thumbnail, thumbnail_path
 from splatstudio.ui.theme import STATE_COLORS
 from splatstudio.ui.workers import Workers, pixmap_from_rgb, thumbnail_rgb
 
@@ -79,8 +80,11 @@ def load_rows(library: Library) -> list[dict[str, Any]]:
         except ProjectError:
             continue
         names = project.image_names()
+        rendered = thumbnail_path(project.folder)
         rows.append(dict(row, status_text=project.describe_status(),
-                         first_photo=str(project.images_dir / names[0]) if names else None))
+                         first_photo=str(project.images_dir / names[0]) if names else None,
+                         rendered_thumb=str(rendered) if rendered.is_file() else None,
+                         wants_render=row["status"] == "done" and needs_thumbnail(project.folder)))
     return rows
 
 
@@ -217,7 +221,9 @@ class LibraryPage(QWidget):
         self.workers = workers
         self._refreshing = False
         self._refresh_again = False
-        self._thumbs_requested: set[str] = set()
+        self._thumbs_requested: dict[str, str] = {}  # folder -> image its thumbnail was made from
+        self.renderer = ThumbnailRenderer(self)
+        self.renderer.sig_ready.connect(self._on_render_ready)
         self.model = LibraryModel(self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -321,11 +327,11 @@ class LibraryPage(QWidget):
         if selected:
             self.select(selected)
         for row in rows:
-            folder, photo = row["folder"], row["first_photo"]
-            if photo and folder not in self._thumbs_requested:
-                self._thumbs_requested.add(folder)
-                self.workers.submit(lambda p=photo: thumbnail_rgb(p, THUMB_SIZE),
-                                    lambda thumb, f=folder: self._on_thumb_loaded(f, thumb))
+            # a render of the result when there is one (made in the background), else the first photo
+            folder = row["folder"]
+            self._load_thumb(folder, row["rendered_thumb"] or row["first_photo"])
+            if row["wants_render"]:
+                self.renderer.request(folder)
         self._update_actions()
         if self._refresh_again:
             self._refresh_again = False
@@ -334,6 +340,16 @@ class LibraryPage(QWidget):
     def _on_refresh_failed(self, message: str, _trace: str) -> None:
         self._refreshing = False
         self.sig_message.emit(f"could not read the library: {message}")
+
+    def _load_thumb(self, folder: str, image: str | None) -> None:
+        if image and self._thumbs_requested.get(folder) != image:
+            self._thumbs_requested[folder] = image
+            self.workers.submit(lambda: thumbnail_rgb(image, THUMB_SIZE),
+                                lambda thumb: self._on_thumb_loaded(folder, thumb))
+
+    def _on_render_ready(self, folder: str) -> None:
+        self._thumbs_requested.pop(folder, None)
+        self._load_thumb(folder, str(thumbnail_path(folder)))
 
     def _on_thumb_loaded(self, folder: str, thumb: tuple[int, int, bytes] | None) -> None:
         if thumb is not None:

@@ -314,6 +314,7 @@ class MainWindow(QMainWindow):
             return
         self.save_state()
         self.sampler.stop()
+        self.library_page.renderer.stop()
         self.workers.pool.clear()
         event.accept()
 

@@ -7,11 +7,12 @@ import os
 import signal
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 from _ui_helpers import TINY, drop_paths
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage
 
 from splatstudio.model.project import STAGES, Project
 from splatstudio.ui.project_page import DetailsDialog
@@ -111,7 +112,15 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     row = window.library_page.row_for(folder)
     assert row["image_count"] == 16 and row["processing_seconds"] > 0 and row["gaussian_count"] > 100
     assert row["status_text"] == Project(folder).describe_status() == "done"
-    qtbot.waitUntil(lambda: folder in window.library_page.model.thumbs, timeout=10_000)
+    # the card's thumbnail becomes a render of the result, made by the real viewer in its own process
+    rendered = Path(folder) / "output" / "thumbnail.png"
+    qtbot.waitUntil(rendered.is_file, timeout=60_000)
+    qtbot.waitUntil(lambda: window.library_page._thumbs_requested.get(folder) == str(rendered)
+                    and folder in window.library_page.model.thumbs, timeout=10_000)
+    image = QImage(str(rendered))
+    assert (image.width(), image.height()) == (256, 192)
+    centre = image.pixelColor(128, 96)
+    assert centre != image.pixelColor(0, 0) or centre.lightness() > 10  # not an empty frame
     window.grab().save(str(artifacts / "library.png"))
 
 
