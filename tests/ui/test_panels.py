@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import QModelIndex
 
 from splatstudio.io.formats import load_splats, save_splats
 from splatstudio.model.splatcloud import SplatCloud
@@ -67,6 +68,23 @@ def test_queue_panel_reorders_and_removes_waiting_runs(window, qtbot, make_proje
     panel.remove.click()
     assert [str(e.folder) for e in window.queue.waiting] == [folders[1]]
     assert panel.active.count() == 1 and panel.active.item(0).text().startswith("Q1")
+
+
+def test_queue_panel_reorders_by_drag(window, qtbot, make_project):
+    window.apply_settings(window.settings.updated({"max_concurrent_runs": 1}))
+    folders = [make_project(name) for name in ("D1", "D2", "D3", "D4")]
+    for folder in folders:
+        window.open_project(folder)
+        window.project_page.until.setCurrentIndex(0)
+        window.project_page.resume()
+    panel = window.queue_panel
+    model = panel.waiting.model()
+    # An internal-move drop moves the row in the list's model (what QListWidget does on a drop);
+    # the queue must follow the list's new order once the move has settled.
+    assert model.moveRow(QModelIndex(), 2, QModelIndex(), 0)
+    qtbot.waitUntil(lambda: [str(e.folder) for e in window.queue.waiting] == [folders[3], folders[1], folders[2]],
+                    timeout=2_000)
+    assert [panel.waiting.item(i).text() for i in range(panel.waiting.count())] == ["D4", "D2", "D3"]
 
 
 def random_cloud(count: int) -> SplatCloud:
