@@ -282,34 +282,89 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from splatstudio.io.formats import convert
+def _floats(text: str, counts: tuple[int, ...], option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise UsageError(f"{option} expects comma-separated numbers, got {text!r}") from None
+    if len(values) not in counts:
+        raise UsageError(f"{option} expects {' or '.join(map(str, counts))} numbers, got {len(values)}")
+    return values
 
+
+def export_options(args: argparse.Namespace) -> Any:
+    """The :class:`ExportOptions` of ``export``/``convert`` arguments."""
+    from splatstudio.io.export import CropBox, ExportOptions
+
+    crop = None
+    try:
+        if args.crop and args.crop_box:
+            raise UsageError("give --crop or --crop-box, not both")
+        if args.crop:
+            v = _floats(args.crop, (6,), "--crop")
+            crop = CropBox.from_min_max(v[:3], v[3:])
+        elif args.crop_box:
+            v = _floats(args.crop_box, (6, 10), "--crop-box")
+            crop = CropBox.oriented(v[:3], [x / 2 for x in v[3:6]], v[6:] if len(v) == 10 else (1, 0, 0, 0))
+        return ExportOptions(raw=getattr(args, "raw", False), min_opacity=args.min_opacity,
+                             sh_degree=args.sh_degree, crop=crop)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _add_export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-opacity", type=float, default=0.0, metavar="ALPHA",
+                   help="drop splats less opaque than ALPHA (0..1, default 0: keep all)")
+    p.add_argument("--sh-degree", type=int, choices=[0, 1, 2, 3],
+                   help="reduce view-dependent colour to this SH degree (smaller files)")
+    p.add_argument("--crop", metavar="X0,Y0,Z0,X1,Y1,Z1", help="keep splats inside this axis-aligned box (write --crop=-1,... when the first "
+                        "number is negative)")
+    p.add_argument("--crop-box", metavar="CX,CY,CZ,SX,SY,SZ[,QW,QX,QY,QZ]",
+                   help="keep splats inside a box of centre C and size S, rotated by quaternion Q")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from splatstudio.io.export import export_splats
+    from splatstudio.io.formats import load_splats
+    from splatstudio.pipeline.entry import StageFailed
+    from splatstudio.pipeline.post import result_ply
+
+    options = export_options(args)
     library = _library(args)
     project = library.get(args.name)
-    source = project.path("output", "point_cloud.ply")
-    if args.raw or not source.is_file():
-        from splatstudio.pipeline.post import trained_ply
-
-        if not project.path("train").is_dir():
-            raise LibraryError(f"project {project.name!r} has no trained result yet; run it first")
-        source = trained_ply(project.path("train"))
-    fmt = args.format or Path(args.output).suffix.lstrip(".").lower()
-    if not fmt:
+    try:
+        source = result_ply(project.folder, raw=options.raw)
+    except StageFailed as exc:
+        raise LibraryError(f"project {project.name!r} has no trained result yet; run it first") from exc
+    if args.format:
+        output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{args.format}"
+        if not output.name.lower().endswith("." + args.format):
+            output = output.with_name(f"{output.name}.{args.format}")
+    elif args.output:
+        output = Path(args.output)  # the format comes from its extension (an unknown one is an error)
+    else:
         raise UsageError("give --format or an output file name with an extension")
-    output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{fmt}"
-    if output.suffix.lstrip(".").lower() != fmt:
-        output = output.with_suffix(output.suffix + "." + fmt) if output.suffix else output.with_suffix("." + fmt)
-    count = convert(source, output).written
-    print(f"exported {count} splats to {output} ({format_size(output.stat().st_size)})")
+    result = export_splats(load_splats(source), output, options)
+    print(f"exported {result.count} splats to {output} ({format_size(result.size)})")
     return EXIT_OK
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from splatstudio.io.formats import convert
+def _export_formats() -> list[str]:
+    from splatstudio.io.formats import FORMATS
 
-    count = convert(Path(args.input), Path(args.output)).written
-    print(f"converted {count} splats: {args.input} -> {args.output}")
+    return sorted(ext.lstrip(".") for ext in FORMATS)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from splatstudio.io.export import export_splats
+    from splatstudio.io.formats import format_for, load_splats
+
+    options = export_options(args)
+    format_for(args.output)  # an unknown output extension fails before the input is read
+    cloud = load_splats(Path(args.input))
+    result = export_splats(cloud, Path(args.output), options)
+    print(f"converted {result.count} of {len(cloud)} splats: {args.input} -> {args.output} "
+          f"({format_size(result.size)})")
     return EXIT_OK
 
 
@@ -456,14 +511,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a project's splats")
     p.add_argument("name")
-    p.add_argument("--format", choices=["ply", "splat"], help="file format (default: from the file name)")
+    p.add_argument("--format", choices=_export_formats(), help="file format (default: from the file name)")
     p.add_argument("-o", "--output", help="output file")
     p.add_argument("--raw", action="store_true", help="export the trainer's output without outlier filtering")
+    _add_export_options(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("convert", help="convert a splat file to another format (.ply, .splat)")
+    p = sub.add_parser("convert", help=f"convert a splat file to another format ({', '.join(_export_formats())})")
     p.add_argument("input")
     p.add_argument("output")
+    _add_export_options(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("sample", help="write a generated photo set to try the app on")

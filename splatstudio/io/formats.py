@@ -52,12 +52,15 @@ def register_format(extension: str, description: str, read: Reader, write: Write
 
 def format_for(path: PathLike) -> SplatFormat:
     """The registered format of `path`, by extension; `FormatError` if there is none."""
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    if ext not in FORMATS:
-        known = ", ".join(sorted(FORMATS))
-        shown = f"'{ext}'" if ext else "no extension"
-        raise FormatError(path, f"unknown splat file extension {shown}; known: {known}")
-    return FORMATS[ext]
+    name = os.path.basename(os.fspath(path)).lower()
+    # the longest registered extension the name ends with (".compressed.ply" before ".ply")
+    for ext in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(ext) and len(name) > len(ext):
+            return FORMATS[ext]
+    ext = os.path.splitext(name)[1]
+    known = ", ".join(sorted(FORMATS))
+    shown = f"'{ext}'" if ext else "no extension"
+    raise FormatError(path, f"unknown splat file extension {shown}; known: {known}")
 
 
 def load_splats(path: PathLike) -> SplatCloud:

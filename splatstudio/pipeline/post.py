@@ -22,6 +22,18 @@ def trained_ply(train_dir: Path) -> Path:
     return max(candidates)[1]
 
 
+def result_ply(project_folder: Path, raw: bool = False) -> Path:
+    """The PLY an export starts from: the outlier-filtered result, or the trainer's output when `raw` (or
+    when there is no filtered one yet). `StageFailed` if the project has not been trained."""
+    filtered = Path(project_folder) / "output" / "point_cloud.ply"
+    if not raw and filtered.is_file():
+        return filtered
+    train = Path(project_folder) / "train"
+    if not train.is_dir():
+        raise StageFailed(f"{Path(project_folder).name} has no trained result yet", "run the project first")
+    return trained_ply(train)
+
+
 def run_filter(ctx: StageContext) -> dict[str, Any]:
     from splatstudio.model.filters import filter_ply
 

@@ -215,6 +215,11 @@ def test_training_and_post_processing_finish_the_project(sfm_project, tmp_path, 
     raw = tmp_path / "raw.ply"
     assert cli(["--library", lib, "export", "Trained", "-o", str(raw), "--raw"]) == 0
     assert len(load_splats(raw)) == train["num_gaussians"]
+    opaque = tmp_path / "opaque.ply"
+    assert cli(["--library", lib, "export", "Trained", "-o", str(opaque), "--min-opacity", "0.5",
+                "--sh-degree", "0"]) == 0
+    kept = load_splats(opaque)
+    assert kept.sh_degree == 0 and 0 < len(kept) == int((filtered.alphas() >= 0.5).sum()) < len(filtered)
     converted = tmp_path / "again.splat"
     assert cli(["convert", str(raw), str(converted)]) == 0
     assert converted.stat().st_size == 32 * train["num_gaussians"]

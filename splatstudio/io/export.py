@@ -1,0 +1,159 @@
+"""Export with options: which splats and how much colour detail go into the file.
+
+Shared by ``splatstudio export`` and the window's export dialog (no Qt here). An export is
+
+1. a selection from the project's result (:func:`select_splats`): splats inside a crop box
+   (axis-aligned, or oriented by a rotation), splats at or above an opacity, and SH degree reduced;
+2. written in any registered format (:mod:`splatstudio.io.formats`).
+
+:func:`prepare_export` writes the file under a temporary name next to nothing the user chose yet and
+reports its exact size and splat count; :func:`ExportPreview.commit` then moves it to the chosen place
+(write-then-rename, so a target never holds half a file). :func:`export_splats` does both at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from splatstudio.io.errors import FormatError
+from splatstudio.io.formats import format_for, save_splats
+from splatstudio.model.splatcloud import SplatCloud, sigmoid
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A box given by its centre, half sizes along its own axes, and the rotation whose columns are
+    those axes in world coordinates (identity: axis-aligned)."""
+
+    center: tuple[float, float, float]
+    half_size: tuple[float, float, float]
+    rotation: tuple[tuple[float, ...], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+    def __post_init__(self) -> None:
+        c, h, r = np.asarray(self.center, float), np.asarray(self.half_size, float), np.asarray(self.rotation, float)
+        if c.shape != (3,) or h.shape != (3,) or r.shape != (3, 3):
+            raise ValueError("a crop box needs a centre (3 numbers), half sizes (3) and a 3x3 rotation")
+        if not (np.isfinite(c).all() and np.isfinite(h).all() and np.isfinite(r).all()):
+            raise ValueError("crop box values must be finite numbers")
+        if (h <= 0).any():
+            raise ValueError(f"crop box sizes must be positive, got {tuple(2 * h)}")
+        if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) < 0:
+            raise ValueError("crop box rotation must be a rotation matrix (orthonormal, determinant +1)")
+
+    @classmethod
+    def from_min_max(cls, lo: tuple[float, float, float], hi: tuple[float, float, float]) -> CropBox:
+        lo_a, hi_a = np.asarray(lo, float), np.asarray(hi, float)
+        if lo_a.shape != (3,) or hi_a.shape != (3,) or (hi_a <= lo_a).any():
+            raise ValueError(f"crop box minimum {tuple(lo)} must be below its maximum {tuple(hi)} on every axis")
+        return cls(tuple((lo_a + hi_a) / 2), tuple((hi_a - lo_a) / 2))
+
+    @classmethod
+    def oriented(cls, center, half_size, quaternion_wxyz) -> CropBox:
+        """A box rotated by a (w, x, y, z) quaternion (normalised here)."""
+        q = np.asarray(quaternion_wxyz, float)
+        if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-12:
+            raise ValueError("crop box rotation must be a quaternion w,x,y,z")
+        w, x, y, z = q / np.linalg.norm(q)
+        r = ((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
+             (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
+             (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
+        return cls(tuple(center), tuple(half_size), r)
+
+    def contains(self, positions: np.ndarray) -> np.ndarray:
+        """Boolean mask of the points inside the box (its faces included)."""
+        local = (np.asarray(positions, np.float64) - np.asarray(self.center)) @ np.asarray(self.rotation)
+        return (np.abs(local) <= np.asarray(self.half_size)).all(axis=1)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to keep. ``raw`` picks the trainer's output instead of the outlier-filtered result."""
+
+    raw: bool = False
+    min_opacity: float = 0.0
+    sh_degree: int | None = None
+    crop: CropBox | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_opacity < 1.0:
+            raise ValueError(f"minimum opacity must be in [0, 1), got {self.min_opacity}")
+        if self.sh_degree is not None and self.sh_degree not in (0, 1, 2, 3):
+            raise ValueError(f"SH degree must be 0..3, got {self.sh_degree}")
+
+
+def select_splats(cloud: SplatCloud, options: ExportOptions) -> SplatCloud:
+    """The splats `options` keep, at the SH degree they ask for (never raised above the cloud's)."""
+    keep = np.ones(len(cloud), dtype=bool)
+    if options.min_opacity > 0.0:
+        keep &= sigmoid(cloud.opacities) >= options.min_opacity
+    if options.crop is not None:
+        keep &= options.crop.contains(cloud.positions)
+    out = cloud if keep.all() else cloud.subset(keep)
+    if options.sh_degree is not None and options.sh_degree < out.sh_degree:
+        out = out.with_sh_degree(options.sh_degree)
+    return out
+
+
+@dataclass
+class ExportPreview:
+    """A written export waiting for its final place: how many splats and bytes it holds."""
+
+    path: Path
+    extension: str
+    count: int
+    size: int
+
+    def commit(self, target: Path | str) -> Path:
+        """Move the file to `target` (same filesystem: a rename; else a copy to a temporary name beside
+        the target, then a rename). The preview is consumed."""
+        target = Path(target)
+        try:
+            os.replace(self.path, target)
+        except OSError:
+            tmp = target.with_name(f".{target.name}.part")
+            try:
+                shutil.copyfile(self.path, tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        self.discard()
+        return target
+
+    def discard(self) -> None:
+        """Remove the temporary file and its folder (idempotent)."""
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def prepare_export(cloud: SplatCloud, extension: str, options: ExportOptions,
+                   workdir: Path | str | None = None) -> ExportPreview:
+    """Select and write `cloud` as `extension` under a temporary name; nothing the user chose is touched.
+
+    An empty selection is an error (a file with no splats helps nobody)."""
+    ext = format_for("x" + extension if extension.startswith(".") else "x." + extension).extension
+    selected = select_splats(cloud, options)
+    if len(selected) == 0:
+        raise FormatError(f"export{ext}", "these options keep no splats (lower the minimum opacity or widen "
+                                          "the crop box)")
+    folder = Path(tempfile.mkdtemp(prefix="splatstudio-export-", dir=workdir))
+    path = folder / f"export{ext}"
+    try:
+        save_splats(selected, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return ExportPreview(path, ext, len(selected), path.stat().st_size)
+
+
+def export_splats(cloud: SplatCloud, target: Path | str, options: ExportOptions) -> ExportPreview:
+    """Write the selection of `cloud` to `target` (format from its extension). The temporary file is
+    made in the target's folder so the final step is a rename."""
+    target = Path(target)
+    preview = prepare_export(cloud, format_for(target).extension, options, workdir=target.parent)
+    preview.commit(target)
+    return preview
