@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFrame,
     QGroupBox,
     QHBoxLayout,
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from splatstudio.model import humanize
 from splatstudio.model.project import (
     CANCELLED,
     DONE,
@@ -49,9 +49,12 @@ from splatstudio.model.project import (
     ProjectError,
     StageRecord,
 )
+from splatstudio.pipeline.entry import StageFailed
 from splatstudio.pipeline.events import Preview, Progress
+from splatstudio.pipeline.post import result_ply
 from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.services.runs import ProjectRun, RunQueue
+from splatstudio.ui.export_dialog import ExportDialog
 from splatstudio.ui.library_page import format_duration
 from splatstudio.ui.theme import STATE_COLORS
 from splatstudio.ui.workers import SignalLinks, Workers
@@ -278,14 +281,12 @@ class ProjectPage(QWidget):
         self.report.setObjectName("runReport")
         self.report.setTextFormat(Qt.TextFormat.RichText)
         self.report.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.export_ply = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Export .ply…")
-        self.export_ply.clicked.connect(lambda: self._on_export_requested(".ply"))
-        self.export_splat = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton),
-                                        "Export .splat…")
-        self.export_splat.clicked.connect(lambda: self._on_export_requested(".splat"))
+        self.export_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Export…")
+        self.export_button.setToolTip("Export the Gaussians (.ply, .splat, .spz, compressed .ply…) with a crop, "
+                                      "an opacity threshold and an SH degree of your choice")
+        self.export_button.clicked.connect(self.open_export_dialog)
         exports = QHBoxLayout()
-        exports.addWidget(self.export_ply)
-        exports.addWidget(self.export_splat)
+        exports.addWidget(self.export_button)
         exports.addStretch(1)
         report_scroll = QScrollArea()
         report_scroll.setWidgetResizable(True)
@@ -363,8 +364,7 @@ class ProjectPage(QWidget):
             state.fraction = 1.0 if state.state == DONE else 0.0
             state.eta = None
         self.report.setText(run_report(records))
-        self.export_ply.setEnabled(self.project.path(*OUTPUT_PLY).exists())
-        self.export_splat.setEnabled(self.project.path(*OUTPUT_PLY).exists())
+        self.export_button.setEnabled(self.project.path(*OUTPUT_PLY).exists() or self.project.path("train").is_dir())
 
     def _show_recorded_failure(self) -> None:
         """After (re)opening a failed project: the panel from the failed stage's record."""
@@ -577,16 +577,24 @@ class ProjectPage(QWidget):
         self.workers.submit(lambda: read_log_tail(path), dialog.set_log)
         dialog.open()
 
-    def _on_export_requested(self, extension: str) -> None:
+    def open_export_dialog(self) -> ExportDialog | None:
+        """The export dialog for this project's result (filtered and raw when both exist)."""
         if self.project is None:
-            return
-        source = self.project.path(*OUTPUT_PLY)
-        dialog = QFileDialog(self, f"Export {extension}", str(Path.home() / f"{self.project.name}{extension}"),
-                             f"{extension} files (*{extension})")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setDefaultSuffix(extension.lstrip("."))
-        dialog.fileSelected.connect(lambda target: self.export(source, target))
+            return None
+        filtered = self.project.path(*OUTPUT_PLY)
+        try:
+            raw = result_ply(self.project.folder, raw=True)
+        except StageFailed:
+            raw = None
+        if raw is None and not filtered.exists():
+            self.sig_message.emit("nothing to export yet: run the project first")
+            return None
+        dialog = ExportDialog(filtered if filtered.exists() else None, raw, self.project.name, self.workers, self)
+        dialog.sig_exported.connect(
+            lambda path, count, size: self.sig_message.emit(f"exported {count:,} splats to {path} "
+                                                            f"({humanize.format_size(size)})"))
         dialog.open()
+        return dialog
 
     def export(self, source: Path, target: str) -> None:
         """Convert ``source`` to ``target`` (format from the extension) in a worker."""

@@ -110,13 +110,53 @@ def test_export_converts_the_model_in_a_worker(window, qtbot, tmp_path):
     assert len(load_splats(target)) == count
 
 
+def test_export_dialog_previews_size_and_count_then_writes(window, qtbot, make_project, tmp_path, artifacts):
+    folder = Path(make_project("Exported"))
+    cloud = random_cloud(400)
+    cloud.opacities[:100] = -6.0  # alpha 0.0025
+    save_splats(cloud, folder / "output" / "point_cloud.ply")
+    window.open_project(str(folder))
+    messages: list[str] = []
+    window.project_page.sig_message.connect(messages.append)
+    dialog = window.project_page.open_export_dialog()
+    assert not dialog.raw_choice.isEnabled()  # no trainer output in this project, only the result
+    qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=10_000)
+    assert dialog.summary.text().startswith("400 of 400 splats")
+    dialog.format.setCurrentIndex(dialog.format.findData(".splat"))
+    dialog.min_opacity.setValue(0.1)
+    qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=10_000)
+    assert dialog.summary.text() == "300 of 400 splats · 9.6 kB as .splat"
+    temporary = dialog.preview.path
+    dialog.crop.setChecked(True)
+    for axis in range(3):
+        dialog.crop_min[axis].setValue(0.0)
+        dialog.crop_max[axis].setValue(5.0)
+    qtbot.waitUntil(lambda: dialog.export_button.isEnabled() and dialog.preview.path != temporary, timeout=10_000)
+    assert not temporary.exists()  # superseded previews are removed
+    dialog.grab().save(str(artifacts / "export-dialog.png"))
+    inside = (cloud.positions[100:] >= 0).all(axis=1).sum()
+    assert dialog.summary.text().startswith(f"{inside} of 400 splats")
+    dialog.crop_max[0].setValue(-1.0)  # an empty box is explained, not exported
+    qtbot.waitUntil(lambda: "below its maximum" in dialog.summary.text(), timeout=5_000)
+    assert not dialog.export_button.isEnabled()
+    dialog.crop.setChecked(False)
+    qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=10_000)
+    target = tmp_path / "chosen"
+    dialog.export_to(str(target))
+    qtbot.waitUntil(lambda: bool(messages) and messages[-1].startswith("exported"), timeout=10_000)
+    out = tmp_path / "chosen.splat"
+    assert len(load_splats(out)) == 300 and out.stat().st_size == 32 * 300
+    assert messages[-1] == f"exported 300 splats to {out} (9.6 kB)"
+    assert not dialog.isVisible()
+
+
 def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_project, artifacts):
     from splatstudio.render import viewer
     folder = make_project("Viewed")
     save_splats(random_cloud(200), Path(folder) / "output" / "point_cloud.ply")
     window.open_project(folder)
     page = window.project_page
-    assert page.export_ply.isEnabled() and page.export_splat.isEnabled()
+    assert page.export_button.isEnabled()
     assert isinstance(page._viewer, viewer.SplatCanvas)
     assert page.viewer_area.currentWidget() is page._viewer.native
     qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 200, timeout=20_000)
