@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -186,15 +187,16 @@ def _add_property(path: PathLike, element: PlyElement, prop: PlyProperty) -> Non
 class VertexTable:
     """The vertex element of a PLY file, addressable by property name."""
 
-    def __init__(self, path: PathLike, element: PlyElement, data: np.ndarray) -> None:
+    def __init__(self, path: PathLike, element: PlyElement, data: np.ndarray, start: int = 0) -> None:
         self.path = path
         self.element = element
+        self.start = start  # index of this table's first vertex in the file (tables may be chunks)
         self._data = data
         self._types = {p.name: p.dtype for p in element.properties}
         self._index = {p.name: i for i, p in enumerate(element.properties)}
 
     def __len__(self) -> int:
-        return self.element.count
+        return len(self._data)
 
     def has(self, *names: str) -> bool:
         return all(name in self._types for name in names)
@@ -246,18 +248,13 @@ class VertexTable:
         raise FormatError(
             self.path,
             f"property '{names[cols[0]]}' holds a non-finite value (NaN or inf) at vertex "
-            f"{int(rows[0])}; {len(rows)} non-finite value(s) in total",
+            f"{self.start + int(rows[0])}; {len(rows)} non-finite value(s) in this block",
         )
 
 
 def read_vertex_table(path: PathLike) -> VertexTable:
     """Read the ``vertex`` element of any PLY file after validating header and size."""
-    header = read_ply_header(path)
-    index, element = header.element(path, "vertex")
-    if not element.is_scalar:
-        raise FormatError(path, "vertex element has list properties, which are not supported")
-    if not element.properties:
-        raise FormatError(path, "vertex element has no properties")
+    header, index, element = _vertex_element(path)
     if header.format == "ascii":
         data = _read_ascii_vertices(path, header, index)
     else:
@@ -265,7 +262,39 @@ def read_vertex_table(path: PathLike) -> VertexTable:
     return VertexTable(path, element, data)
 
 
-def _read_binary_vertices(path: PathLike, header: PlyHeader, index: int) -> np.ndarray:
+BLOCK_ROWS = 1 << 18
+"""Vertices per block when a large binary PLY is read piecewise (about 64 MB at SH degree 3)."""
+
+
+def iter_vertex_tables(path: PathLike, rows: int | None = None) -> Iterator[VertexTable]:
+    """The ``vertex`` element in blocks of at most `rows` vertices (binary files; an ASCII file is one
+    block), so a large file is never held in memory twice: read a block, copy its columns, drop it."""
+    header, index, element = _vertex_element(path)
+    if header.format == "ascii":
+        yield VertexTable(path, element, _read_ascii_vertices(path, header, index))
+        return
+    offset, dtype, width = _binary_layout(path, header, index)
+    rows = rows or BLOCK_ROWS
+    per_row = dtype.itemsize * width
+    for start in range(0, max(element.count, 1), rows):
+        count = min(rows, element.count - start)
+        data = np.fromfile(path, dtype=dtype, count=count * width, offset=offset + start * per_row)
+        yield VertexTable(path, element, data if dtype.names is not None else data.reshape(count, width), start)
+
+
+def _vertex_element(path: PathLike) -> tuple[PlyHeader, int, PlyElement]:
+    header = read_ply_header(path)
+    index, element = header.element(path, "vertex")
+    if not element.is_scalar:
+        raise FormatError(path, "vertex element has list properties, which are not supported")
+    if not element.properties:
+        raise FormatError(path, "vertex element has no properties")
+    return header, index, element
+
+
+def _binary_layout(path: PathLike, header: PlyHeader, index: int) -> tuple[int, np.dtype, int]:
+    """(byte offset of the vertices, dtype of one value or of one record, values per record), after
+    checking the file is long enough for what the header claims."""
     order = header.byte_order
     offset = header.body_offset
     for before in header.elements[:index]:
@@ -284,10 +313,15 @@ def _read_binary_vertices(path: PathLike, header: PlyHeader, index: int) -> np.n
         )
     types = {p.dtype for p in element.properties}
     if len(types) == 1:
-        homogeneous = np.dtype(order + types.pop())
-        flat = np.fromfile(path, dtype=homogeneous, count=element.count * len(element.properties), offset=offset)
-        return flat.reshape(element.count, len(element.properties))
-    return np.fromfile(path, dtype=record, count=element.count, offset=offset)
+        return offset, np.dtype(order + types.pop()), len(element.properties)
+    return offset, record, 1
+
+
+def _read_binary_vertices(path: PathLike, header: PlyHeader, index: int) -> np.ndarray:
+    offset, dtype, width = _binary_layout(path, header, index)
+    count = header.elements[index].count
+    data = np.fromfile(path, dtype=dtype, count=count * width, offset=offset)
+    return data if dtype.names is not None else data.reshape(count, width)
 
 
 def _read_ascii_vertices(path: PathLike, header: PlyHeader, index: int) -> np.ndarray:
@@ -336,24 +370,35 @@ def splat_ply_property_names(sh_degree: int) -> list[str]:
 
 
 def read_splat_ply(path: PathLike) -> SplatCloud:
-    """Read a 3DGS scene PLY into a `SplatCloud`; raise `FormatError` on any problem."""
-    table = read_vertex_table(path)
-    what = "not a Gaussian-splat PLY"
-    table.require([*POSITION, "opacity", *SCALES, *ROTATIONS], what)
-    rest_names = _rest_names(table)
-    k = len(rest_names) // 3
-    rest = np.empty((len(table), k, 3), dtype=np.float32)
-    for channel in range(3):  # file columns are channel-major: j = channel * k + coefficient
-        table.fill(rest[:, :, channel], rest_names[channel * k : (channel + 1) * k])
-    return SplatCloud(
-        positions=table.floats(POSITION),
-        scales=table.floats(SCALES),
-        rotations=table.floats(ROTATIONS),
-        opacities=table.floats(["opacity"])[:, 0],
-        sh_dc=_read_sh_dc(table),
-        sh_rest=rest,
-        normals=table.floats(NORMALS) if table.has(*NORMALS) else None,
-    )
+    """Read a 3DGS scene PLY into a `SplatCloud`; raise `FormatError` on any problem.
+
+    The vertices are read in blocks straight into the cloud's arrays: peak memory is one cloud plus
+    one block, whatever the file's size."""
+    cloud: SplatCloud | None = None
+    for table in iter_vertex_tables(path):
+        if cloud is None:
+            table.require([*POSITION, "opacity", *SCALES, *ROTATIONS], "not a Gaussian-splat PLY")
+            rest_names = _rest_names(table)
+            k = len(rest_names) // 3
+            n = table.element.count
+            has_normals = table.has(*NORMALS)
+            cloud = SplatCloud(
+                positions=np.empty((n, 3), np.float32), scales=np.empty((n, 3), np.float32),
+                rotations=np.empty((n, 4), np.float32), opacities=np.empty(n, np.float32),
+                sh_dc=np.empty((n, 3), np.float32), sh_rest=np.empty((n, k, 3), np.float32),
+                normals=np.empty((n, 3), np.float32) if has_normals else None)
+        rows = slice(table.start, table.start + len(table))
+        table.fill(cloud.positions[rows], POSITION)
+        table.fill(cloud.scales[rows], SCALES)
+        table.fill(cloud.rotations[rows], ROTATIONS)
+        table.fill(cloud.opacities[rows, None], ["opacity"])
+        cloud.sh_dc[rows] = _read_sh_dc(table)
+        for channel in range(3):  # file columns are channel-major: j = channel * k + coefficient
+            table.fill(cloud.sh_rest[rows, :, channel], rest_names[channel * k : (channel + 1) * k])
+        if cloud.normals is not None:
+            table.fill(cloud.normals[rows], NORMALS)
+    assert cloud is not None  # iter_vertex_tables yields at least one (possibly empty) block
+    return cloud
 
 
 def _rest_names(table: VertexTable) -> list[str]:

@@ -30,7 +30,15 @@ import numpy as np
 from splatstudio.io.errors import FormatError
 from splatstudio.io.ply import PathLike
 from splatstudio.model.atomic import atomic_open
-from splatstudio.model.splatcloud import SplatCloud, all_finite, logit, rgb_to_sh_dc
+from splatstudio.model.splatcloud import (
+    SplatCloud,
+    all_finite,
+    logit,
+    normalize_quaternions,
+    rgb_to_sh_dc,
+    sh_dc_to_rgb,
+    sigmoid,
+)
 
 RECORD = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "u1", (4,)), ("rotation", "u1", (4,))])
 RECORD_SIZE = RECORD.itemsize  # 32
@@ -50,20 +58,27 @@ def splat_sort_order(cloud: SplatCloud) -> np.ndarray:
     return np.argsort(-(log_volume + log_alpha), kind="stable")
 
 
+ENCODE_BLOCK = 1 << 16
+"""Splats encoded at a time: the temporaries of a block stay small whatever the cloud's size."""
+
+
 def encode_splat(cloud: SplatCloud) -> np.ndarray:
     """Encode `cloud` (validated) into a sorted array of `RECORD` structs."""
     cloud.validate()
+    order = splat_sort_order(cloud)
     records = np.empty(len(cloud), dtype=RECORD)
-    records["position"] = cloud.positions
-    records["scale"] = cloud.activated_scales()
-    rgba = np.empty((len(cloud), 4), dtype=np.float32)
-    rgba[:, :3] = cloud.colors_rgb()
-    rgba[:, 3] = cloud.alphas()
-    records["rgba"] = np.clip(rgba * 255.0, 0, 255).astype(np.uint8)
-    quaternions = cloud.normalized_rotations() * 128.0 + 128.0
-    records["rotation"] = np.clip(quaternions, 0, 255).astype(np.uint8)
-    # gathering opaque 32-byte items is far faster than gathering structured records
-    return np.take(records.view(f"V{RECORD_SIZE}"), splat_sort_order(cloud)).view(RECORD)
+    for start in range(0, len(cloud), ENCODE_BLOCK):
+        rows = order[start : start + ENCODE_BLOCK]
+        block = records[start : start + ENCODE_BLOCK]
+        block["position"] = cloud.positions[rows]
+        block["scale"] = np.exp(cloud.scales[rows])
+        rgba = np.empty((len(rows), 4), dtype=np.float32)
+        rgba[:, :3] = sh_dc_to_rgb(cloud.sh_dc[rows])
+        rgba[:, 3] = sigmoid(cloud.opacities[rows])
+        block["rgba"] = np.clip(rgba * 255.0, 0, 255).astype(np.uint8)
+        quaternions = normalize_quaternions(cloud.rotations[rows]) * 128.0 + 128.0
+        block["rotation"] = np.clip(quaternions, 0, 255).astype(np.uint8)
+    return records
 
 
 def decode_splat(records: np.ndarray, path: PathLike = "<memory>") -> SplatCloud:

@@ -90,6 +90,17 @@ def all_finite(array: np.ndarray) -> bool:
     return bool(np.isfinite(array).all())
 
 
+def normalize_quaternions(rotations: np.ndarray) -> np.ndarray:
+    """Unit quaternions (float32) of an (N, 4) array, normalised in float64; zero ones become identity."""
+    rotations = np.asarray(rotations, dtype=np.float64)
+    norms = np.linalg.norm(rotations, axis=1)
+    out = np.zeros_like(rotations)
+    out[:, 0] = 1.0
+    ok = norms > 0
+    out[ok] = rotations[ok] / norms[ok, None]
+    return out.astype(np.float32)
+
+
 def _f32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
@@ -152,13 +163,7 @@ class SplatCloud:
 
         Normalised in float64 so that tiny (even subnormal) quaternions stay accurate.
         """
-        rotations = self.rotations.astype(np.float64)
-        norms = np.linalg.norm(rotations, axis=1)
-        out = np.zeros_like(rotations)
-        out[:, 0] = 1.0
-        ok = norms > 0
-        out[ok] = rotations[ok] / norms[ok, None]
-        return out.astype(np.float32)
+        return normalize_quaternions(self.rotations)
 
     def colors_rgb(self) -> np.ndarray:
         """View-independent base colour in [0, 1], ``0.5 + SH_C0 * sh_dc``."""

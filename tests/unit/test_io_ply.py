@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plyfile import PlyData, PlyElement
 
+from splatstudio.io import ply as ply_module
 from splatstudio.io.errors import FormatError
 from splatstudio.io.ply import (
     read_points_ply,
@@ -123,6 +124,32 @@ def test_round_trip_is_exact(tmp_path: Path, degree: int) -> None:
     assert back.sh_degree == degree
     assert_clouds_equal(cloud, back)
     np.testing.assert_array_equal(back.normals, np.zeros((100, 3)))
+
+
+@pytest.mark.parametrize("layout", ["float32", "mixed"])
+def test_blockwise_read_matches_across_block_edges(tmp_path: Path, monkeypatch, layout: str) -> None:
+    # large files are read in blocks straight into the cloud; blocks of 7 rows exercise every edge
+    monkeypatch.setattr(ply_module, "BLOCK_ROWS", 7)
+    cloud = random_cloud(50, sh_degree=3, seed=9)
+    path = tmp_path / "blocks.ply"
+    if layout == "float32":
+        write_splat_ply(path, cloud)
+    else:
+        columns = cloud_columns(cloud)
+        columns["x"] = columns["x"].astype(np.float64)
+        write_with_plyfile(path, columns)
+    assert_clouds_equal(cloud, read_splat_ply(path))
+
+
+def test_non_finite_value_is_reported_at_its_vertex_in_a_later_block(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ply_module, "BLOCK_ROWS", 7)
+    cloud = random_cloud(50, sh_degree=1, seed=10)
+    columns = cloud_columns(cloud)
+    columns["opacity"][45] = np.inf
+    path = tmp_path / "inf.ply"
+    write_with_plyfile(path, columns)
+    with pytest.raises(FormatError, match="'opacity' holds a non-finite value .* at vertex 45"):
+        read_splat_ply(path)
 
 
 @TMP_SETTINGS
