@@ -162,6 +162,27 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_open(args: argparse.Namespace) -> int:
+    from splatstudio.model.datasets import dataset_report, import_dataset
+    from splatstudio.pipeline.plan import plan_run
+
+    library = _library(args)
+    project = import_dataset(library, args.path, args.name, _settings(args.set, args.preset))
+    report = dataset_report(project) or {}
+    print(f"created project {project.name!r} in {project.folder} from the {report.get('description', args.path)}")
+    for note in report.get("notes", []):
+        print(f"  note: {note}")
+    imported = [stage for stage in STAGES if stage in report.get("imported", [])]
+    plan = plan_run(project)
+    print(f"{project.name}: {len(project.image_names())} photo(s); imported: {', '.join(imported) or 'nothing'}; "
+          f"left to run: {', '.join(plan.stages) or 'nothing'}")
+    if args.run:
+        return _run_project(library, project, None, None, args.verbose)
+    if not plan.empty:
+        print(f"run it with: splatstudio run {project.name!r}")
+    return EXIT_OK
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     library = _library(args)
     project = library.get(args.name)
@@ -485,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--original-resolution", action="store_true", help="import photos without resizing")
     with_set(p)
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("open", help="open a COLMAP folder, a reference-trainer output or a nerfstudio dataset "
+                       "as a new project that skips the stages it already has")
+    p.add_argument("path", help="the dataset folder (or its transforms.json)")
+    p.add_argument("--name", help="project name (default: the folder's name)")
+    p.add_argument("--run", action="store_true", help="run the remaining stages right away")
+    with_set(p)
+    p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("add", help="import more photos into a project (its stages will run again)")
     p.add_argument("name")

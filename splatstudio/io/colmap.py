@@ -151,6 +151,28 @@ def qvec_to_rotmat(qvec: np.ndarray) -> np.ndarray:
     )
 
 
+def rotmat_to_qvec(rotation: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z) with w >= 0 of a rotation matrix, the inverse of `qvec_to_rotmat`.
+
+    Takes the eigenvector of the largest eigenvalue of Bar-Itzhack's symmetric 4x4 matrix, which is
+    exact for a rotation and gives the nearest quaternion for a slightly non-orthogonal matrix.
+    """
+    r = np.asarray(rotation, dtype=np.float64).reshape(3, 3)
+    xx, xy, xz, yx, yy, yz, zx, zy, zz = r.flat
+    k = np.array(
+        [
+            [xx - yy - zz, yx + xy, zx + xz, zy - yz],
+            [yx + xy, yy - xx - zz, zy + yz, xz - zx],
+            [zx + xz, zy + yz, zz - xx - yy, yx - xy],
+            [zy - yz, xz - zx, yx - xy, xx + yy + zz],
+        ]
+    ) / 3.0
+    values, vectors = np.linalg.eigh(k)
+    x, y, z, w = vectors[:, int(np.argmax(values))]
+    qvec = np.array([w, x, y, z])
+    return -qvec if w < 0 else qvec
+
+
 def camera_centers(images: dict[int, Image]) -> np.ndarray:
     """(M, 3) world-space camera centres of `images`, in ascending image-id order."""
     return np.array([images[i].camera_center() for i in sorted(images)]).reshape(-1, 3)
@@ -335,8 +357,11 @@ def read_cameras_text(path: PathLike) -> dict[int, Camera]:
         words = line.split()
         if not words:
             continue
-        if len(words) < 4 or words[1] not in MODELS_BY_NAME:
+        if len(words) < 4:
             raise FormatError(path, f"line {number}: expected 'ID MODEL WIDTH HEIGHT PARAMS...'")
+        if words[1] not in MODELS_BY_NAME:
+            raise FormatError(path, f"line {number}: expected 'ID MODEL WIDTH HEIGHT PARAMS...' but camera model "
+                                    f"{words[1]!r} is not one COLMAP knows ({', '.join(MODELS_BY_NAME)})")
         model = MODELS_BY_NAME[words[1]]
         if len(words) != 4 + model.num_params:
             raise FormatError(path, f"line {number}: {model.name} needs {model.num_params} parameters")

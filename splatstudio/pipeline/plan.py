@@ -8,6 +8,8 @@ from pathlib import Path
 
 from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project
 
+PHOTO_STAGES = STAGES[:STAGES.index("train") + 1]  # the stages that read the photos
+
 
 class PlanError(ValueError):
     """The requested run cannot be planned (unknown stage, nothing imported...)."""
@@ -42,8 +44,6 @@ def plan_run(project: Project, from_stage: str | None = None, until: str | None 
     for name in (from_stage, until):
         if name is not None and name not in STAGES:
             raise PlanError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
-    if not project.image_names():
-        raise PlanError(f"project {project.name!r} has no photos yet: import some first")
     last = STAGES.index(until) + 1 if until else len(STAGES)
     if from_stage is not None:
         start = STAGES.index(from_stage)
@@ -63,4 +63,7 @@ def plan_run(project: Project, from_stage: str | None = None, until: str | None 
                 start, reason = index, f"settings of {STAGE_TITLES[stage]} changed since it ran"
                 break
     stages = STAGES[start:last] if start < last else ()
+    if not project.image_names() and any(stage in PHOTO_STAGES for stage in stages):
+        # (a project opened from a trained model alone has no photos yet runs its filter and splat stages)
+        raise PlanError(f"project {project.name!r} has no photos yet: import some first")
     return RunPlan(tuple(stages), reason)

@@ -17,6 +17,8 @@ PURE_MODULES = [
     "splatstudio.model.sample",
     "splatstudio.model.poses",
     "splatstudio.model.splatcloud",
+    "splatstudio.model.datasets",
+    "splatstudio.io.nerfstudio",
     "splatstudio.io.ply",
     "splatstudio.io.splat",
     "splatstudio.io.colmap",

@@ -1,0 +1,766 @@
+"""Datasets in: open an existing dataset as a project that skips the stages it already has.
+
+Three kinds of folder are recognised (:func:`detect_dataset`):
+
+* **COLMAP** — ``images/`` + ``sparse/0`` (``cameras``, ``images``, ``points3D`` as ``.bin`` or ``.txt``),
+  any camera model COLMAP knows. Features, matching and mapping are done: the model is written to
+  ``sfm/sparse/0`` (binary), ``sfm/report.json`` and ``output/sparse_points.ply`` as the mapping stage
+  writes them. When every camera is ``PINHOLE``/``SIMPLE_PINHOLE`` (nothing to undistort) ``dataset/``
+  is laid out as the undistort stage would and that stage is done too; otherwise it runs for real.
+  A camera whose distortion parameters are all zero (an OPENCV camera with k1 = k2 = p1 = p2 = 0...) is
+  stored as the pinhole it is: COLMAP's undistorter would copy it unchanged and the trainer refuse it.
+* **Reference-trainer output** — ``point_cloud/iteration_N/point_cloud.ply`` (+ ``cameras.json``,
+  ``cfg_args``): training is done (the latest iteration's PLY goes to ``train/point_cloud/iteration_N``,
+  ``cameras.json`` stays beside it for the viewer's camera list); filtering and ``.splat`` conversion are
+  left to the normal run. The project's ``iterations`` and ``sh_degree`` settings are set from the
+  model. If ``cfg_args``' ``source_path`` is a reachable, undistorted dataset its photos and model are
+  imported as for COLMAP; otherwise the project has no photos and the stages before training are
+  recorded as done but empty (they cannot run again; a retrain needs the photos).
+* **nerfstudio** — ``transforms.json`` (see :mod:`splatstudio.io.nerfstudio` for the conventions),
+  converted to a COLMAP model; as for COLMAP, undistortion is skipped when no camera has distortion.
+  Points come from ``ply_file_path``; without one the scene has no sparse points and, as the reference
+  3DGS does for its synthetic scenes, training starts from :data:`RANDOM_POINTS` random grey points
+  in the cameras' bounding volume (the reference uses a fixed cube; here a cube around the point the
+  cameras look at, see :func:`random_points`). The import report says so. A COLMAP model without
+  points gets the same.
+
+Photos are hard-linked (copied across file systems) into ``images/`` *as they are*: no EXIF rotation and
+no resizing, because the cameras describe the stored pixels (unlike the photo import). Names are
+flattened (``cam0/1.jpg`` → ``1.jpg``, or ``cam0_1.jpg`` on a clash) and the model renamed to match.
+
+Everything is read and checked before anything is written; the project is built in a hidden folder
+(``.importing/`` inside the library) and renamed into place at the end, so a failure leaves nothing
+behind. Stage records are written as the stage processes write them (status done, the fingerprint of
+the project's settings, the stage's figures) with ``imported_from`` in the figures and an "imported
+from" message, plus one finished run in ``runs/`` holding them. Pure: no Qt, no pycolmap.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from splatstudio.io import colmap
+from splatstudio.io.errors import FormatError
+from splatstudio.model.atomic import read_json, write_json_atomic
+from splatstudio.model.library import Library, LibraryError
+from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project, ProjectError, StageRecord, now_iso, slugify
+from splatstudio.model.settings import Settings, load_settings
+
+COLMAP, TRAINER_OUTPUT, NERFSTUDIO = "colmap", "trainer-output", "nerfstudio"
+KIND_TITLES = {COLMAP: "COLMAP dataset", TRAINER_OUTPUT: "reference-trainer output", NERFSTUDIO: "nerfstudio dataset"}
+PINHOLE_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
+RANDOM_POINTS = 100_000  # the reference 3DGS's count for scenes without points (its synthetic scenes)
+SFM_STAGES = ("features", "matching", "mapping")
+STAGING = ".importing"
+EXIF_ORIENTATION = 0x0112
+
+ProgressFn = Callable[[float, str], None]
+
+
+class DatasetError(ProjectError):
+    """A dataset cannot be opened; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """What :func:`detect_dataset` found: the kind (:data:`COLMAP`, :data:`TRAINER_OUTPUT`,
+    :data:`NERFSTUDIO`), the folder (or ``transforms.json``) to import, and a line for people."""
+
+    kind: str
+    path: Path
+    description: str
+
+    @property
+    def title(self) -> str:
+        return KIND_TITLES[self.kind]
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+def colmap_model_folder(folder: Path) -> Path | None:
+    """``sparse/0`` (or ``sparse``) of a COLMAP folder when it holds a complete model."""
+    for candidate in (folder / "sparse" / "0", folder / "sparse"):
+        try:
+            colmap.model_extension(candidate)
+        except FileNotFoundError:
+            continue
+        return candidate
+    return None
+
+
+def trained_iterations(folder: Path) -> list[tuple[int, Path]]:
+    """``(N, point_cloud.ply)`` of every ``point_cloud/iteration_N`` in a trainer output, ascending."""
+    found = []
+    for item in (folder / "point_cloud").glob("iteration_*"):
+        suffix = item.name.split("_", 1)[1]
+        if suffix.isdigit() and (item / "point_cloud.ply").is_file():
+            found.append((int(suffix), item / "point_cloud.ply"))
+    return sorted(found)
+
+
+def detect_dataset(path: str | os.PathLike[str]) -> DatasetKind | None:
+    """The kind of dataset at ``path`` (cheap: nothing is validated), or ``None`` if it is none of them."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return DatasetKind(NERFSTUDIO, path, _nerfstudio_description(path))
+        return None
+    if not path.is_dir():
+        return None
+    iterations = trained_iterations(path)
+    if iterations:
+        source = _trainer_source(path)
+        where = f"source dataset {source}" if source else "no source dataset found"
+        return DatasetKind(TRAINER_OUTPUT, path, f"reference-trainer output: iteration {iterations[-1][0]}, {where}")
+    model = colmap_model_folder(path)
+    if model is not None and (path / "images").is_dir():
+        count = sum(1 for item in (path / "images").rglob("*") if item.is_file())
+        kind = "binary" if colmap.model_extension(model) == ".bin" else "text"
+        return DatasetKind(COLMAP, path, f"COLMAP dataset: {count} image files, {kind} model in "
+                                         f"{model.relative_to(path).as_posix()}")
+    if (path / "transforms.json").is_file():
+        return DatasetKind(NERFSTUDIO, path, _nerfstudio_description(path / "transforms.json"))
+    return None
+
+
+def _nerfstudio_description(transforms: Path) -> str:
+    try:
+        meta = json.loads(transforms.read_text(encoding="utf-8"))
+        frames = len(meta["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"nerfstudio dataset ({transforms.name})"
+    points = "with sparse points" if isinstance(meta, dict) and meta.get("ply_file_path") else "no sparse points"
+    return f"nerfstudio dataset: {frames} frames, {points}"
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+@dataclass
+class _Sparse:
+    """A posed image set ready to store: a COLMAP model, each image's file, and its project name."""
+
+    origin: str  # e.g. "COLMAP dataset /data/x"
+    source: Path
+    model: colmap.ColmapModel
+    files: dict[int, Path]  # image id -> source file
+    names: dict[int, str] = field(default_factory=dict)  # image id -> flat project name
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    image_notes: dict[int, list[str]] = field(default_factory=dict)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    random_points: bool = False
+    model_file: str = "the model"  # where the cameras are described, for messages
+
+    @property
+    def undistorted(self) -> bool:
+        return all(camera.model in PINHOLE_MODELS for camera in self.model.cameras.values())
+
+
+@dataclass
+class _Trained:
+    folder: Path
+    iteration: int
+    ply: Path
+    gaussians: int
+    sh_degree: int
+    cameras_json: Path | None
+    cfg_args: Path | None
+    cfg: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _format_error(exc: FormatError) -> DatasetError:
+    return DatasetError(f"{exc.path}: {exc.message}")
+
+
+def _read_colmap(folder: Path) -> _Sparse:
+    model_dir = colmap_model_folder(folder)
+    images_dir = folder / "images"
+    if model_dir is None:
+        raise DatasetError(f"{folder}: no COLMAP model in sparse/0 (cameras, images, points3D as .bin or .txt)")
+    if not images_dir.is_dir():
+        raise DatasetError(f"{folder}: no images/ folder beside the COLMAP model")
+    try:
+        model = colmap.read_model(model_dir)
+    except FormatError as exc:
+        raise _format_error(exc) from None
+    except OSError as exc:
+        raise DatasetError(f"{exc.filename or model_dir}: cannot be read ({exc.strerror or exc})") from None
+    ext = colmap.model_extension(model_dir)
+    images_file = model_dir / f"images{ext}"
+    if not model.images:
+        raise DatasetError(f"{images_file}: the model has no images")
+    files: dict[int, Path] = {}
+    for image_id, image in model.images.items():
+        if image.camera_id not in model.cameras:
+            raise DatasetError(f"{images_file}: image {image.name!r} refers to camera {image.camera_id}, which "
+                               f"{model_dir / ('cameras' + ext)} does not have")
+        file = images_dir / image.name
+        if not file.is_file():
+            raise DatasetError(f"{file}: missing — the image {image.name!r} is in the model ({images_file}) but "
+                               f"not in {images_dir}")
+        files[image_id] = file
+    sparse = _Sparse(f"{KIND_TITLES[COLMAP]} {folder}", folder, model, files,
+                     model_file=str(model_dir / f"cameras{ext}"))
+    for camera_id, camera in model.cameras.items():
+        pinhole = without_null_distortion(camera)
+        if pinhole is not camera:
+            model.cameras[camera_id] = pinhole
+            sparse.notes.append(f"camera {camera_id}: {camera.model} with no distortion stored as {pinhole.model} "
+                                "(the same projection; nothing to undistort)")
+    in_model = {path.resolve() for path in files.values()}
+    for item in sorted(images_dir.rglob("*")):
+        if item.is_file() and item.resolve() not in in_model:
+            sparse.rejected.append({"source": str(item), "reason": "not in the COLMAP model (not registered)"})
+    if sparse.rejected:
+        sparse.notes.append(f"{len(sparse.rejected)} file(s) in {images_dir} are not in the model and were left out")
+    if len(model.points) == 0:
+        _add_random_points(sparse)
+    return sparse
+
+
+# models whose projection is a pinhole's when their distortion parameters are all zero:
+# name -> (focal lengths, index of the first distortion parameter)
+_NULLABLE_DISTORTION = {"SIMPLE_RADIAL": (1, 3), "RADIAL": (1, 3), "OPENCV": (2, 4), "FULL_OPENCV": (2, 4),
+                        "FOV": (2, 4)}
+
+
+def without_null_distortion(camera: colmap.Camera) -> colmap.Camera:
+    """``camera`` as PINHOLE/SIMPLE_PINHOLE when its distortion parameters are all zero, else itself.
+
+    COLMAP's undistorter copies such a camera unchanged (an OPENCV camera stays OPENCV), which the
+    trainer refuses; as a pinhole it needs no undistortion at all.
+    """
+    shape = _NULLABLE_DISTORTION.get(camera.model)
+    if shape is None or np.any(np.asarray(camera.params)[shape[1]:] != 0):
+        return camera
+    focals, first = shape
+    model = "SIMPLE_PINHOLE" if focals == 1 else "PINHOLE"
+    return colmap.Camera(camera.id, model, camera.width, camera.height, np.asarray(camera.params)[:first].copy())
+
+
+def _read_nerfstudio(path: Path) -> _Sparse:
+    from splatstudio.io.nerfstudio import read_transforms
+
+    try:
+        scene = read_transforms(path)
+    except FormatError as exc:
+        raise _format_error(exc) from None
+    images: dict[int, colmap.Image] = {}
+    files: dict[int, Path] = {}
+    for image_id, frame in enumerate(sorted(scene.frames, key=lambda f: f.file_path), start=1):
+        images[image_id] = colmap.Image(image_id, frame.qvec, frame.tvec, frame.camera_id, frame.file_path)
+        files[image_id] = frame.path
+    empty = colmap.Points3D.without_tracks(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+    model = colmap.ColmapModel(scene.cameras, images, empty)
+    folder = scene.transforms.parent
+    sparse = _Sparse(f"{KIND_TITLES[NERFSTUDIO]} {folder}", folder, model, files, notes=list(scene.notes),
+                     model_file=str(scene.transforms))
+    if scene.applied_transform is not None:
+        sparse.notes.append("applied_transform undone: poses and points are back in the original (COLMAP) world")
+    if scene.points_xyz is not None and scene.points_rgb is not None:
+        n = len(scene.points_xyz)
+        model.points = colmap.Points3D.without_tracks(np.arange(1, n + 1), scene.points_xyz, scene.points_rgb,
+                                                      np.full(n, -1.0))
+        sparse.notes.append(f"{n} sparse points from {scene.ply_path}")
+    else:
+        _add_random_points(sparse)
+    return sparse
+
+
+def random_points(centers: np.ndarray, forward: np.ndarray, count: int = RANDOM_POINTS,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Initial points for a scene without any, grey like the reference's random start (colour SH
+    ``rand/255``, about 0.5); float64 positions and uint8 colours.
+
+    Where: when the cameras look at a common point (their optical axes meet, in the least-squares sense,
+    in front of most of them: an object-centric set), uniform in a cube centred there, as wide as the
+    median distance of the cameras to it — the reference's synthetic scenes have a cube of side 2.6
+    with cameras about 4 away. Otherwise (forward-facing sets) uniform in the box spanned by the camera
+    centres and the points one scene radius in front of each camera.
+    """
+    centers = np.asarray(centers, dtype=np.float64).reshape(-1, 3)
+    forward = np.asarray(forward, dtype=np.float64).reshape(-1, 3)
+    projectors = np.eye(3)[None] - forward[:, :, None] * forward[:, None, :]  # onto each axis' normal plane
+    a, b = projectors.sum(axis=0), np.einsum("nij,nj->i", projectors, centers)
+    eigenvalues = np.linalg.eigvalsh(a)
+    box = None
+    if eigenvalues[0] > 0.05 * eigenvalues[-1]:  # the axes are not (nearly) parallel
+        focus = np.linalg.solve(a, b)
+        if np.mean(np.einsum("ij,ij->i", focus - centers, forward) > 0) >= 0.5:
+            half = 0.5 * float(np.median(np.linalg.norm(centers - focus, axis=1))) or 1.0
+            box = focus - half, focus + half
+    if box is None:
+        radius = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max()) * 1.1 or 1.0
+        corners = np.vstack([centers, centers + radius * forward])
+        low, high = corners.min(axis=0), corners.max(axis=0)
+        pad = np.maximum(0.0, 0.05 * float((high - low).max()) - (high - low) / 2)  # flat boxes get some depth
+        box = low - pad, high + pad
+    low, high = box
+    rng = np.random.default_rng(seed)
+    xyz = low + rng.random((count, 3)) * (high - low)
+    c0 = 0.28209479177387814  # SH degree-0 basis constant
+    rgb = np.clip(np.round((0.5 + c0 * rng.random((count, 3)) / 255.0) * 255.0), 0, 255).astype(np.uint8)
+    return xyz, rgb
+
+
+def _add_random_points(sparse: _Sparse) -> None:
+    images = [sparse.model.images[i] for i in sorted(sparse.model.images)]
+    centers = np.array([image.camera_center() for image in images])
+    forward = np.array([image.rotation_matrix()[2] for image in images])  # optical axes in the world
+    xyz, rgb = random_points(centers, forward, RANDOM_POINTS)
+    sparse.model.points = colmap.Points3D.without_tracks(np.arange(1, len(xyz) + 1), xyz, rgb,
+                                                         np.full(len(xyz), -1.0))
+    sparse.random_points = True
+    sparse.notes.append(f"the scene has no sparse points: training starts from {len(xyz):,} random points in the "
+                        "cameras' bounding volume (as the reference 3DGS does for synthetic scenes)")
+
+
+def _check_images(sparse: _Sparse, progress: ProgressFn) -> None:
+    """Every image readable and exactly the size its camera says; EXIF rotations noted, never applied."""
+    ids = sorted(sparse.model.images)
+    for done, image_id in enumerate(ids):
+        image, file = sparse.model.images[image_id], sparse.files[image_id]
+        camera = sparse.model.cameras[image.camera_id]
+        try:
+            with PILImage.open(file) as pil:
+                size = pil.size
+                orientation = pil.getexif().get(EXIF_ORIENTATION, 1)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+            raise DatasetError(f"{file}: not a readable image ({exc})") from None
+        if size != (camera.width, camera.height):
+            raise DatasetError(f"{file}: the image is {size[0]}x{size[1]} but its camera {camera.id} in "
+                               f"{sparse.model_file} is {camera.width}x{camera.height} (the cameras must describe "
+                               "the stored pixels)")
+        sparse.sizes[image_id] = size
+        if orientation not in (1, None):
+            sparse.image_notes.setdefault(image_id, []).append(
+                f"EXIF orientation {orientation} ignored: the camera describes the stored pixels")
+        progress(0.3 * (done + 1) / len(ids), f"checked {done + 1}/{len(ids)} images")
+    rotated = sum(1 for notes in sparse.image_notes.values() if notes)
+    if rotated:
+        sparse.notes.append(f"{rotated} image(s) carry an EXIF rotation, which is ignored (the cameras describe the "
+                            "stored pixels)")
+    sparse.names = _flat_names({i: sparse.model.images[i].name for i in ids})
+
+
+def _flat_names(names: dict[int, str]) -> dict[int, str]:
+    """Project file names without folders: the base name, or the path joined with ``_`` on a clash."""
+    bases: dict[str, int] = {}
+    for name in names.values():
+        base = PurePosixPath(name.replace("\\", "/")).name.lower()
+        bases[base] = bases.get(base, 0) + 1
+    result: dict[int, str] = {}
+    taken: set[str] = set()
+    for image_id, name in names.items():
+        posix = PurePosixPath(name.replace("\\", "/"))
+        flat = posix.name if bases[posix.name.lower()] == 1 else "_".join(p for p in posix.parts if p not in ("/", ".."))
+        stem, suffix = os.path.splitext(flat)
+        n = 2
+        while flat.lower() in taken or flat.startswith("."):
+            flat = f"{stem.lstrip('.') or 'image'}-{n}{suffix}"
+            n += 1
+        taken.add(flat.lower())
+        result[image_id] = flat
+    return result
+
+
+def read_cfg_args(path: Path) -> dict[str, Any]:
+    """The values of a reference trainer's ``cfg_args`` (``Namespace(sh_degree=3, source_path='...')``),
+    parsed without evaluating code; values that are not literals are left out."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        tree = ast.parse(text, mode="eval")
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a trainer cfg_args file (expected Namespace(...): {exc})") from None
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Namespace"):
+        raise DatasetError(f"{path}: not a trainer cfg_args file (expected Namespace(...))")
+    values: dict[str, Any] = {}
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            continue
+        try:
+            values[keyword.arg] = ast.literal_eval(keyword.value)
+        except ValueError:
+            continue
+    return values
+
+
+def _trainer_source(folder: Path) -> Path | None:
+    """The dataset ``cfg_args`` names as ``source_path``, if it is there (absolute, or relative to the
+    output folder)."""
+    cfg = folder / "cfg_args"
+    if not cfg.is_file():
+        return None
+    try:
+        source = read_cfg_args(cfg).get("source_path")
+    except DatasetError:
+        return None
+    if not isinstance(source, str) or not source:
+        return None
+    candidate = Path(source).expanduser()
+    for path in ([candidate] if candidate.is_absolute() else [folder / candidate, folder.parent / candidate]):
+        if path.is_dir():
+            return path
+    return None
+
+
+_SPLAT_PROPERTIES = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+                     "rot_0", "rot_1", "rot_2", "rot_3")
+
+
+def _read_trained(folder: Path) -> _Trained:
+    from splatstudio.io.ply import read_ply_header
+
+    iterations = trained_iterations(folder)
+    if not iterations:
+        raise DatasetError(f"{folder}: no point_cloud/iteration_N/point_cloud.ply")
+    iteration, ply = iterations[-1]
+    try:
+        header = read_ply_header(ply)
+        _, vertex = header.element(ply, "vertex")
+    except FormatError as exc:
+        raise _format_error(exc) from None
+    except OSError as exc:
+        raise DatasetError(f"{ply}: cannot be read ({exc.strerror or exc})") from None
+    names = [p.name for p in vertex.properties]
+    missing = [name for name in _SPLAT_PROPERTIES if name not in names]
+    if missing:
+        raise DatasetError(f"{ply}: not a Gaussian-splat PLY (missing {', '.join(missing)})")
+    if vertex.count == 0:
+        raise DatasetError(f"{ply}: holds no Gaussians")
+    if header.format != "ascii":
+        expected = header.body_offset + sum(e.count * e.record_dtype("<").itemsize for e in header.elements
+                                            if e.is_scalar)
+        actual = ply.stat().st_size
+        if actual < expected:
+            raise DatasetError(f"{ply}: truncated ({actual} bytes; the header promises {vertex.count} Gaussians in "
+                               f"{expected} bytes)")
+    rest = sum(1 for name in names if name.startswith("f_rest_"))
+    sh_degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest)
+    if sh_degree is None:
+        raise DatasetError(f"{ply}: {rest} f_rest properties is not a spherical-harmonics degree 0-3")
+    trained = _Trained(folder, iteration, ply, vertex.count, sh_degree, None, None, {})
+    cameras = folder / "cameras.json"
+    if cameras.is_file():
+        try:
+            entries = json.loads(cameras.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise DatasetError(f"{cameras}: not valid JSON ({exc})") from None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and {"position", "rotation"} <= set(e)
+                                                      for e in entries):
+            raise DatasetError(f"{cameras}: expected a list of cameras with position and rotation")
+        trained.cameras_json = cameras
+    else:
+        trained.notes.append("no cameras.json: the viewer has no training cameras to step through")
+    cfg = folder / "cfg_args"
+    if cfg.is_file():
+        trained.cfg, trained.cfg_args = read_cfg_args(cfg), cfg
+    if len(iterations) > 1:
+        trained.notes.append(f"iteration {iteration} imported (the latest of {', '.join(str(n) for n, _ in iterations)})")
+    return trained
+
+
+def _read_trainer_source(trained: _Trained) -> _Sparse | None:
+    """The photos the model was trained on, when ``cfg_args`` points to a dataset that can be used."""
+    source = trained.cfg.get("source_path")
+    if not source:
+        trained.notes.append("cfg_args names no source dataset: the project has the trained model but no photos")
+        return None
+    found = _trainer_source(trained.folder)
+    found_kind = detect_dataset(found) if found else None
+    if found_kind is None or found_kind.kind not in (COLMAP, NERFSTUDIO):
+        trained.notes.append(f"the source dataset {source} is not reachable (or not a COLMAP/nerfstudio dataset): "
+                             "the project has the trained model but no photos")
+        return None
+    try:
+        sparse = _read_colmap(found_kind.path) if found_kind.kind == COLMAP else _read_nerfstudio(found_kind.path)
+    except DatasetError as exc:
+        trained.notes.append(f"the source dataset could not be used ({exc}): the project has the trained model "
+                             "but no photos")
+        return None
+    if not sparse.undistorted:
+        trained.notes.append(f"the source dataset {found_kind.path} has distorted cameras, so it is not what the "
+                             "model was trained on: the project has the trained model but no photos")
+        return None
+    return sparse
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _store_photos(project: Project, sparse: _Sparse, progress: ProgressFn) -> None:
+    accepted = []
+    ids = sorted(sparse.model.images)
+    for done, image_id in enumerate(ids):
+        source, name = sparse.files[image_id], sparse.names[image_id]
+        try:
+            _link_or_copy(source, project.images_dir / name)
+            digest = _sha256(source)
+        except OSError as exc:
+            raise DatasetError(f"{source}: cannot be copied into the project ({exc.strerror or exc})") from None
+        width, height = sparse.sizes[image_id]
+        accepted.append({"name": name, "source": str(source), "width": width, "height": height,
+                         "original_width": width, "original_height": height, "sha256": digest,
+                         "notes": ["stored as it is (no EXIF rotation or resizing): the cameras describe its "
+                                   "pixels", *sparse.image_notes.get(image_id, [])]})
+        progress(0.3 + 0.5 * (done + 1) / len(ids), f"copied {done + 1}/{len(ids)} photos")
+    write_json_atomic(project.path("import.json"), {"accepted": accepted, "rejected": sparse.rejected})
+
+
+def _model_for_project(sparse: _Sparse) -> colmap.ColmapModel:
+    images = {}
+    for image_id, image in sparse.model.images.items():
+        images[image_id] = colmap.Image(image.id, image.qvec, image.tvec, image.camera_id, sparse.names[image_id],
+                                        image.xys, image.point3d_ids)
+    return colmap.ColmapModel(sparse.model.cameras, images, sparse.model.points)
+
+
+def _store_model(project: Project, sparse: _Sparse) -> dict[str, dict[str, Any]]:
+    """sfm/sparse/0, output/sparse_points.ply and sfm/report.json as the mapping stage writes them (and
+    dataset/ as the undistort stage does when there is nothing to undistort); figures per stage."""
+    model = _model_for_project(sparse)
+    sparse_dir = project.path("sfm", "sparse", "0")
+    colmap.write_model(model, sparse_dir, binary=True)
+    colmap.points3d_to_ply(sparse_dir, project.path("output", "sparse_points.ply"))
+    points = model.points
+    errors = points.errors[points.errors >= 0]
+    tracked = points.track_lengths[points.track_lengths > 0]
+    total = len(model.images)
+    mapping = {"total": total, "registered": total, "points": len(points),
+               "mean_reprojection_error": round(float(errors.mean()), 4) if len(errors) else None,
+               "mean_track_length": round(float(tracked.mean()), 3) if len(tracked) else None,
+               "dropped": [], "strategy": "imported", "attempts": [], "random_points": sparse.random_points}
+    write_json_atomic(project.path("sfm", "report.json"), mapping)
+    figures: dict[str, dict[str, Any]] = {
+        "features": {"images": total, "cameras": len(model.cameras)},
+        "matching": {"matcher": "imported"},
+        "mapping": mapping,
+    }
+    if sparse.undistorted:
+        dataset = project.path("dataset")
+        for name in sparse.names.values():
+            _link_or_copy(project.images_dir / name, dataset / "images" / name)
+        colmap.write_model(model, dataset / "sparse" / "0", binary=True)
+        sizes = sorted({(c.width, c.height) for c in model.cameras.values()})
+        figures["undistort"] = {"images": total, "registered": total,
+                                "camera_models": sorted({c.model for c in model.cameras.values()}),
+                                "sizes": [f"{w}x{h}" for w, h in sizes]}
+    return figures
+
+
+def _store_training(project: Project, trained: _Trained) -> dict[str, Any]:
+    target = project.path("train", "point_cloud", f"iteration_{trained.iteration}", "point_cloud.ply")
+    try:
+        # copied, not linked: a trainer writing that file again in its own folder would change ours
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(trained.ply, target)
+        for extra in (trained.cameras_json, trained.cfg_args):
+            if extra is not None:
+                shutil.copy2(extra, project.path("train", extra.name))
+    except OSError as exc:
+        raise DatasetError(f"{exc.filename or trained.folder}: cannot be copied into the project "
+                           f"({exc.strerror or exc})") from None
+    return {"iterations": trained.iteration, "num_gaussians": trained.gaussians, "sh_degree": trained.sh_degree}
+
+
+def _write_records(project: Project, figures: dict[str, dict[str, Any]], messages: dict[str, str]) -> None:
+    """Stage records as the stage processes write them, and one finished run holding them."""
+    stages = [stage for stage in STAGES if stage in figures]
+    run_id = project.new_run(stages)
+    settings = project.settings
+    for stage in stages:
+        stamp = now_iso()
+        message = messages[stage]
+        record = StageRecord(stage, DONE, started=stamp, ended=stamp, duration=0.0, run_id=run_id,
+                             fingerprint=settings.fingerprint(stage), figures=figures[stage], message=message)
+        project.write_stage_record(record)
+        project.add_attempt(run_id, record)
+        project.log_path(stage).write_text(f"=== {STAGE_TITLES[stage]} ({stage}) {message} at {stamp} ===\n",
+                                           encoding="utf-8")
+    project.finish_run(run_id, DONE)
+
+
+# ------------------------------------------------------------------------------------------ import
+
+def dataset_report(project: Project) -> dict[str, Any] | None:
+    """What :func:`import_dataset` recorded about a project's origin (``import.json``'s ``dataset``)."""
+    manifest = read_json(project.path("import.json"), {}) or {}
+    report = manifest.get("dataset")
+    return report if isinstance(report, dict) else None
+
+
+def default_name(found: DatasetKind) -> str:
+    """The dataset folder's name; for a trainer output (often a random id) its source dataset's, if found."""
+    folder = found.path.parent if found.path.is_file() else found.path
+    if found.kind == TRAINER_OUTPUT:
+        folder = _trainer_source(folder) or folder
+    return folder.resolve().name or "Dataset"
+
+
+def import_dataset(library_or_folder: Library | str | os.PathLike[str], path: str | os.PathLike[str],
+                   name: str | None = None, settings: Settings | None = None,
+                   progress: ProgressFn | None = None) -> Project:
+    """Open the dataset at ``path`` as a new project and return it, its finished stages recorded.
+
+    ``library_or_folder`` is a :class:`Library` (the project gets a folder there and the index is
+    updated) or the folder to create the project in (it must not exist, or be empty). ``settings``
+    default to the user's (settings file, environment). Raises :class:`DatasetError` (a
+    :class:`ProjectError`) naming the file and the problem, or :class:`LibraryError` for a taken name;
+    either way nothing is left behind.
+    """
+    report = progress or (lambda fraction, message: None)
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise DatasetError(f"{source}: no such file or folder")
+    found = detect_dataset(source)
+    if found is None:
+        raise DatasetError(f"{source}: not a dataset SplatStudio can open — expected a COLMAP folder (images/ + "
+                           "sparse/0), a reference-trainer output (point_cloud/iteration_N/point_cloud.ply) or a "
+                           "nerfstudio dataset (transforms.json)")
+    if settings is None:
+        from splatstudio.model import paths
+
+        settings = load_settings(paths.user_settings_file())
+    library = library_or_folder if isinstance(library_or_folder, Library) else None
+    if name is None:  # a default name is made unique; a given one must be
+        base = name = default_name(found)
+        n = 2
+        while library is not None and library.find(name) is not None:
+            name, n = f"{base} ({n})", n + 1
+    name = name.strip()
+    if not name:
+        raise DatasetError("a project needs a name")
+    if library is not None:
+        if library.find(name) is not None:
+            raise LibraryError(f"a project named {name!r} already exists in {library.folder}")
+        staging = library.folder / STAGING
+        target = None
+    else:
+        target = Path(library_or_folder).expanduser()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise DatasetError(f"{target}: already exists and is not an empty folder")
+        staging = target.parent
+
+    # 1. read and check everything (nothing written yet)
+    report(0.0, f"reading the {found.title}")
+    trained = None
+    if found.kind == TRAINER_OUTPUT:
+        trained = _read_trained(found.path)
+        sparse = _read_trainer_source(trained)
+        iterations = min(max(trained.iteration, 1), 1_000_000)
+        settings = settings.updated({"iterations": iterations, "sh_degree": trained.sh_degree})
+        trained.notes.append(f"settings iterations={iterations} and sh_degree={trained.sh_degree} taken from the "
+                             "trained model")
+    elif found.kind == COLMAP:
+        sparse = _read_colmap(found.path)
+    else:
+        sparse = _read_nerfstudio(found.path)
+    if sparse is not None:
+        _check_images(sparse, report)
+
+    # 2. build the project in a hidden folder, then move it into place
+    staging.mkdir(parents=True, exist_ok=True)
+    work = staging / f".import-{uuid.uuid4().hex}"
+    work.mkdir()
+    try:
+        project = Project.create(work, name, settings)
+        figures: dict[str, dict[str, Any]] = {}
+        messages: dict[str, str] = {}
+        notes: list[str] = []
+        if sparse is not None:
+            _store_photos(project, sparse, report)
+            report(0.85, "writing the sparse model")
+            for stage, values in _store_model(project, sparse).items():
+                figures[stage] = {**values, "imported_from": str(sparse.source)}
+                messages[stage] = f"imported from {sparse.origin}"
+            notes += sparse.notes
+            if not sparse.undistorted:
+                models = sorted({c.model for c in sparse.model.cameras.values()})
+                notes.append(f"the cameras ({', '.join(models)}) have distortion: the undistort stage will run")
+        else:
+            write_json_atomic(project.path("import.json"), {"accepted": [], "rejected": []})
+        if trained is not None:
+            if sparse is None:
+                for stage in (*SFM_STAGES, "undistort"):
+                    figures[stage] = {"photos": 0, "imported_from": str(found.path)}
+                    messages[stage] = (f"not part of the import: the trained model in {found.path} came without "
+                                       "its photos")
+            figures["train"] = {**_store_training(project, trained), "imported_from": str(found.path)}
+            messages["train"] = f"imported from {found.title} {found.path}"
+            notes += trained.notes
+        _write_records(project, figures, messages)
+        manifest = read_json(project.path("import.json"), {}) or {}
+        manifest["dataset"] = {"kind": found.kind, "title": found.title, "source": str(found.path),
+                               "description": found.description,
+                               "imported": [stage for stage in figures if "photos" not in figures[stage]],
+                               "notes": notes,
+                               "random_points": bool(sparse and sparse.random_points), "created": now_iso()}
+        write_json_atomic(project.path("import.json"), manifest)
+        report(0.95, "moving the project into place")
+        final = _move_into_place(work, library, target, name)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        if library is not None:
+            try:
+                staging.rmdir()  # only when empty: another import may be using it
+            except OSError:
+                pass
+    project = Project(final)
+    if library is not None:
+        library.sync(project)
+    report(1.0, f"opened {found.title} as project {name!r}")
+    return project
+
+
+def _move_into_place(work: Path, library: Library | None, target: Path | None, name: str) -> Path:
+    if target is not None:
+        if target.exists():
+            target.rmdir()  # empty (checked before); fails if something appeared meanwhile
+        os.rename(work, target)
+        return target
+    assert library is not None
+    if library.find(name) is not None:
+        raise LibraryError(f"a project named {name!r} already exists in {library.folder}")
+    base = slugify(name)
+    folder, n = library.folder / base, 2
+    while True:
+        if not folder.exists():
+            try:
+                os.rename(work, folder)
+                return folder
+            except OSError:
+                if not folder.exists():
+                    raise
+        folder, n = library.folder / f"{base}-{n}", n + 1
