@@ -14,9 +14,11 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QStyle, QWidget
 
 from splatstudio import __version__
+from splatstudio.model.datasets import detect_dataset, import_dataset
 from splatstudio.model.library import Library
-from splatstudio.model.project import Project, ProjectError
+from splatstudio.model.project import STAGE_TITLES, Project, ProjectError
 from splatstudio.model.settings import Settings
+from splatstudio.pipeline.plan import PlanError, plan_run
 from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.services.runs import ProjectRun, RunQueue
 from splatstudio.services.system import SystemSampler
@@ -124,6 +126,8 @@ class MainWindow(QMainWindow):
                                          [QKeySequence("Ctrl+N")], sp.SP_FileDialogNewFolder))
         file_menu.addAction(self._action("open", "&Open project folder…", self.choose_project,
                                          [QKeySequence("Ctrl+O")], sp.SP_DialogOpenButton))
+        file_menu.addAction(self._action("open_dataset", "Open &dataset…", self.choose_dataset,
+                                         [QKeySequence("Ctrl+Shift+O")]))
         file_menu.addSeparator()
         file_menu.addAction(self._action("preferences", "&Preferences…", self.show_preferences,
                                          [QKeySequence("Ctrl+,")]))
@@ -201,9 +205,49 @@ class MainWindow(QMainWindow):
         try:
             Project(folder)
         except ProjectError as exc:
-            self.show_message(str(exc))
+            if detect_dataset(folder) is not None:  # not a project, but a dataset we can open as one
+                self.open_dataset(folder)
+            else:
+                self.show_message(str(exc))
             return
         self.open_project(folder)
+
+    def choose_dataset(self) -> None:
+        dialog = QFileDialog(self, "Open a COLMAP, trainer-output or nerfstudio folder", str(Path.home()))
+        dialog.setObjectName("datasetDialog")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.fileSelected.connect(self.open_dataset)
+        dialog.open()
+
+    def open_dataset(self, path: str) -> None:
+        """Import the dataset at `path` as a new project (in a worker), then open it."""
+        found = detect_dataset(path)
+        if found is None:
+            self.show_message(f"{path}: not a COLMAP folder, a reference-trainer output or a nerfstudio dataset")
+            return
+        self.show_message(f"opening {found.description}…")
+        settings = self.new_page.base_settings
+        self.workers.submit(lambda progress: import_dataset(self.library, found.path, settings=settings,
+                                                            progress=progress),
+                            lambda project: self._on_dataset_opened(project),
+                            lambda message, _t: self._on_dataset_failed(path, message),
+                            lambda fraction, text: self.show_message(f"opening dataset: {text} "
+                                                                     f"({fraction * 100:.0f}%)"))
+
+    def _on_dataset_opened(self, project: Project) -> None:
+        try:
+            left = ", ".join(STAGE_TITLES[s] for s in plan_run(project).stages) or "nothing"
+        except PlanError as exc:
+            left = str(exc)
+        self.show_message(f"opened {project.name} — left to run: {left}")
+        self._on_project_created(str(project.folder), False)
+
+    def _on_dataset_failed(self, path: str, message: str) -> None:
+        self.show_message(f"could not open {Path(path).name}: {message}")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Could not open the dataset", message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("datasetError")
+        box.open()
 
     def _on_project_created(self, folder: str, reconstruct: bool) -> None:
         self.library_page.refresh()
@@ -284,7 +328,10 @@ class MainWindow(QMainWindow):
         paths = local_paths(event.mimeData().urls())
         if paths:
             event.acceptProposedAction()
-            self.show_new_project(paths)
+            if len(paths) == 1 and detect_dataset(paths[0]) is not None:
+                self.open_dataset(paths[0])  # a COLMAP / trainer / nerfstudio folder: skip what it has
+            else:
+                self.show_new_project(paths)
 
     # ------------------------------------------------------------------ state and quitting
     def changeEvent(self, event: QEvent) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from _ui_helpers import BAD_FILES, drop_paths, mixed_folder
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QDialog, QMessageBox
 
 from splatstudio.model.project import Project
 from splatstudio.model.settings import PRESETS
@@ -86,3 +86,34 @@ def test_advanced_settings_apply_to_the_new_project_only(window, qtbot, tiny_pho
     assert page.settings().max_features == 1024 and page.original.isChecked()
     assert page.settings().iterations == 7000  # the preset is untouched
     assert window.settings.max_features == 2048  # the preferences are untouched
+
+
+def test_dropping_a_colmap_folder_opens_it_as_a_project_that_skips_sfm(window, qtbot, tmp_path):
+    from dataset_builders import render_photos, write_colmap_folder
+
+    photos = render_photos(tmp_path / "render", count=6)
+    dataset = write_colmap_folder(tmp_path / "garden", photos)
+    assert drop_paths(window, [dataset])
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.project_page, timeout=30_000)
+    page = window.project_page
+    assert Path(page.folder).name.startswith("garden")
+    for stage in ("features", "matching", "mapping", "undistort"):
+        assert page.items[stage].text(1) == "done"
+    assert page.items["train"].text(1) != "done"
+    assert "left to run: Gaussian Splatting training" in window.statusBar().currentMessage()
+
+
+def test_a_broken_dataset_is_explained_and_leaves_no_project(window, qtbot, tmp_path):
+    from dataset_builders import render_photos, write_colmap_folder
+
+    photos = render_photos(tmp_path / "render", count=4)
+    dataset = write_colmap_folder(tmp_path / "broken", photos)
+    victim = sorted((dataset / "images").iterdir())[0]
+    victim.unlink()  # the model names a photo that is not there
+    before = sorted(p.name for p in window.library.folder.iterdir())
+    window.open_dataset(str(dataset))
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "datasetError") is not None, timeout=30_000)
+    box = window.findChild(QMessageBox, "datasetError")
+    assert victim.name in box.text()
+    box.close()
+    assert sorted(p.name for p in window.library.folder.iterdir()) == before
