@@ -48,14 +48,15 @@ _ALPHA_EPS = 1e-8  # keeps logit(1) finite while sigmoid() in float32 still give
 
 
 def splat_sort_order(cloud: SplatCloud) -> np.ndarray:
-    """Indices sorting `cloud` by descending volume x opacity (stable for ties).
+    """Indices sorting `cloud` by descending volume x opacity.
 
     Compared as logarithms, ``sum(log scales) + log(sigmoid(opacity))``, which
     orders the same way but cannot overflow.
     """
     log_volume = cloud.scales.astype(np.float64).sum(axis=1)
     log_alpha = -np.logaddexp(0.0, -cloud.opacities.astype(np.float64))
-    return np.argsort(-(log_volume + log_alpha), kind="stable")
+    # the reference convert.py sorts with numpy's default (introsort): ties are rare and ordered alike
+    return np.argsort(-(log_volume + log_alpha))
 
 
 ENCODE_BLOCK = 1 << 16
@@ -63,22 +64,25 @@ ENCODE_BLOCK = 1 << 16
 
 
 def encode_splat(cloud: SplatCloud) -> np.ndarray:
-    """Encode `cloud` (validated) into a sorted array of `RECORD` structs."""
+    """Encode `cloud` (validated) into a sorted array of `RECORD` structs.
+
+    Encoded block by block in file order (the temporaries of a block stay small whatever the cloud's
+    size), then put in splat order with one gather of opaque 32-byte items, far faster than gathering
+    each field or structured records."""
     cloud.validate()
-    order = splat_sort_order(cloud)
     records = np.empty(len(cloud), dtype=RECORD)
     for start in range(0, len(cloud), ENCODE_BLOCK):
-        rows = order[start : start + ENCODE_BLOCK]
-        block = records[start : start + ENCODE_BLOCK]
+        rows = slice(start, start + ENCODE_BLOCK)
+        block = records[rows]
         block["position"] = cloud.positions[rows]
         block["scale"] = np.exp(cloud.scales[rows])
-        rgba = np.empty((len(rows), 4), dtype=np.float32)
+        rgba = np.empty((len(block), 4), dtype=np.float32)
         rgba[:, :3] = sh_dc_to_rgb(cloud.sh_dc[rows])
         rgba[:, 3] = sigmoid(cloud.opacities[rows])
         block["rgba"] = np.clip(rgba * 255.0, 0, 255).astype(np.uint8)
         quaternions = normalize_quaternions(cloud.rotations[rows]) * 128.0 + 128.0
         block["rotation"] = np.clip(quaternions, 0, 255).astype(np.uint8)
-    return records
+    return np.take(records.view(f"V{RECORD_SIZE}"), splat_sort_order(cloud)).view(RECORD)
 
 
 def decode_splat(records: np.ndarray, path: PathLike = "<memory>") -> SplatCloud:

@@ -93,11 +93,10 @@ def all_finite(array: np.ndarray) -> bool:
 def normalize_quaternions(rotations: np.ndarray) -> np.ndarray:
     """Unit quaternions (float32) of an (N, 4) array, normalised in float64; zero ones become identity."""
     rotations = np.asarray(rotations, dtype=np.float64)
-    norms = np.linalg.norm(rotations, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", rotations, rotations))[:, None]
     out = np.zeros_like(rotations)
     out[:, 0] = 1.0
-    ok = norms > 0
-    out[ok] = rotations[ok] / norms[ok, None]
+    np.divide(rotations, norms, out=out, where=norms > 0)
     return out.astype(np.float32)
 
 
