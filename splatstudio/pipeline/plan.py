@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from splatstudio.frozen import stage_command
 from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project
 
 PHOTO_STAGES = STAGES[:STAGES.index("train") + 1]  # the stages that read the photos
@@ -27,8 +27,9 @@ class RunPlan:
 
 def stage_argv(stage: str, project_folder: Path, run_id: str | None = None,
                python: str | None = None) -> list[str]:
-    """The command line of one stage process: the same for the GUI's QProcess and the CLI."""
-    argv = [python or sys.executable, "-m", "splatstudio.stages", stage, "--project", str(project_folder)]
+    """The command line of one stage process: the same for the GUI's QProcess and the CLI (in a bundle, its
+    executable runs the stage: see :mod:`splatstudio.frozen`)."""
+    argv = [*stage_command(python), stage, "--project", str(project_folder)]
     if run_id:
         argv += ["--run-id", run_id]
     return argv

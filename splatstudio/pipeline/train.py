@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from splatstudio.frozen import script_command
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.entry import Cancelled, StageContext, StageFailed
 
@@ -88,9 +89,9 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
                     ours: bool) -> list[str]:
     """The trainer's argv (reference flags first; ours only for our own trainer)."""
     trainer = Path(settings.trainer_path).expanduser() if settings.trainer_path else bundled_trainer()
-    python = settings.trainer_python or sys.executable
     n = settings.iterations
-    argv = [python, str(trainer), "-s", str(source), "-m", str(model_dir), "--iterations", str(n),
+    argv = [*script_command(trainer, settings.trainer_python),  # python train.py (a bundle runs it itself)
+            "-s", str(source), "-m", str(model_dir), "--iterations", str(n),
             "--save_iterations", str(n), "--densify_from_iter", str(settings.densify_from_iter),
             "--densify_until_iter", str(settings.densify_until_iter),
             "--densification_interval", str(settings.densification_interval),

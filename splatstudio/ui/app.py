@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QLockFile, QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from splatstudio.frozen import APP_ID, icon_files
 from splatstudio.model import paths
 from splatstudio.model.library import Library
 from splatstudio.model.settings import Settings, SettingsError, load_settings
@@ -23,6 +25,13 @@ def configure_application(app: QApplication) -> None:
     QCoreApplication.setOrganizationName(APP_TITLE)
     QCoreApplication.setApplicationName(APP_TITLE)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    icons = icon_files()  # resources/icons: the desktop file's icon too
+    if icons and app.windowIcon().isNull():
+        icon = QIcon()
+        for path in icons:
+            icon.addFile(str(path))
+        app.setWindowIcon(icon)
+        app.setDesktopFileName(APP_ID)
     if not app.property("splatstudio_themed"):
         apply_theme(app)
         app.setProperty("splatstudio_themed", True)
