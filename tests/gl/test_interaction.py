@@ -99,3 +99,17 @@ def test_view_main_opens_a_window_and_returns_0_when_closed(tmp_path, qapp):
     QtCore.QTimer.singleShot(1500, close_viewer)
     assert view_main([str(ply), "--cameras", str(cams), "--size", "160x120"]) == 0
     assert seen and "splats" in seen[0] and "frame" in seen[0]
+
+
+def test_a_move_right_after_the_camera_settled_settles_again(make_canvas, qtbot):
+    """vispy's one-shot Timer ignores start() for one interval after firing: the settle timer is
+    restarted explicitly, or a move in that window left the view in moving mode for good."""
+    canvas = make_canvas(120, 90)
+    canvas.load(small_cloud(100, seed=3))
+    canvas.orbit.orbit(0.1, 0.0)
+    canvas._interacted()
+    qtbot.waitUntil(lambda: not canvas._moving, timeout=5_000)
+    canvas.orbit.orbit(0.1, 0.0)
+    canvas._interacted()  # within the interval after the timer fired
+    assert canvas._moving
+    qtbot.waitUntil(lambda: not canvas._moving, timeout=2_000)

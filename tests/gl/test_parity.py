@@ -15,6 +15,7 @@ from splatstudio.io.colmap import Image as ColmapImage
 from splatstudio.io.ply import write_splat_ply
 from splatstudio.render.camera import Intrinsics, Pose, load_training_cameras
 from splatstudio.render.headless import cli_view
+from splatstudio.render.viewer import project_conics
 
 PSNR_MIN = 30.0
 
@@ -44,16 +45,56 @@ def test_parity_with_reference_renderer(make_canvas, eye, sh_degree):
     assert value >= PSNR_MIN
 
 
-def test_parity_with_one_triangle_per_splat(make_canvas):
-    cloud = small_cloud(60, seed=2)
-    canvas = make_canvas(160, 120, primitive="triangle")
+def test_splats_larger_than_the_largest_point_are_tiled_exactly(make_canvas):
+    cloud = small_cloud(60, seed=1)
+    width, height = 700, 500
+    canvas = make_canvas(width, height)
     canvas.load(cloud)
-    pose = Pose.look_at(np.array([2.5, -2.5, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0]))
-    intr = Intrinsics.from_fov(160, 120, 50.0)
+    pose = Pose.look_at(np.array([1.2, -0.8, 0.6]), np.zeros(3), np.array([0.0, 0.0, 1.0]))  # inside the cloud
+    intr = Intrinsics.from_fov(width, height, 60.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
-    value = psnr(canvas.render_image(), _reference_for(cloud, pose, intr))
-    print(f"parity PSNR, triangles: {value:.2f} dB")
+    image = canvas.render_image()
+    limit = canvas._point_limit()
+    _, conics, _, valid = project_conics(canvas.scene.positions, _cov6(canvas.scene), pose.view_matrix(), intr, 0.01)
+    det = conics[:, 0] * conics[:, 2] - conics[:, 1] ** 2
+    sides = 6.0 * np.sqrt(np.maximum(conics[:, 0], conics[:, 2])[valid] / det[valid])
+    assert (sides > limit).sum() >= 10, "the view must hold splats drawn as several tiles"
+    value = psnr(image, _reference_for(cloud, pose, intr))
+    print(
+        f"parity PSNR, close-up with {(sides > limit).sum()} tiled splats (largest {sides.max():.0f} px): {value:.2f} dB"
+    )
     assert value >= PSNR_MIN
+
+
+@pytest.mark.parametrize("limit", [2, 5, 16])
+def test_tiles_and_bands_reproduce_the_single_point_image(make_canvas, limit):
+    """A tiny point limit makes every splat a grid of tiles and the frame many bands: same pixels."""
+    canvas = make_canvas(160, 120)
+    canvas.load(small_cloud(60, seed=2))
+    canvas.set_camera(pose=Pose.look_at(np.array([2.5, -2.5, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
+                      intrinsics=Intrinsics.from_fov(160, 120, 50.0))  # fmt: skip
+    plain = canvas.render_image()
+    canvas._max_point = limit
+    tiled = canvas.render_image()
+    assert np.array_equal(tiled, plain)
+
+
+def test_tiles_following_large_ellipses_keep_every_pixel(make_canvas):
+    """Rows of tiles along large, elongated splats give the same pixels as one square per splat."""
+    cloud = small_cloud(60, seed=3)
+    cloud.scales[:, 0] += 1.2  # needles
+    canvas = make_canvas(320, 240)
+    canvas.load(cloud)
+    canvas.set_camera(pose=Pose.look_at(np.array([2.0, -2.5, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
+                      intrinsics=Intrinsics.from_fov(320, 240, 50.0))  # fmt: skip
+    tiled = canvas.render_image()
+    canvas._single_below = 1e9  # every splat one square (all fit in a point here)
+    squares = canvas.render_image()
+    assert np.array_equal(tiled, squares)
+
+
+def _cov6(scene) -> np.ndarray:
+    return np.column_stack([scene.static["a_cov_a"], scene.static["a_cov_b"]]).astype(np.float64)
 
 
 def _orbit_cameras(count: int, radius: float = 3.5) -> list[tuple[Pose, Intrinsics]]:
@@ -141,3 +182,22 @@ def test_jump_to_colmap_camera_with_offset_principal_point(make_canvas, tmp_path
     value = psnr(image, _reference_for(cloud, pose, intr))
     print(f"training-camera jump PSNR (COLMAP PINHOLE): {value:.2f} dB")
     assert value >= PSNR_MIN
+
+
+@pytest.mark.parametrize(("eye", "sh_degree"), [((3.0, -2.0, 1.5), 3), ((1.2, -0.8, 0.6), 3), ((0.5, 3.2, 0.8), 1)])
+def test_cpu_compositor_matches_the_reference(make_canvas, eye, sh_degree):
+    pytest.importorskip("numba")
+    cloud = small_cloud(60, seed=1)
+    width, height = 160, 120
+    canvas = make_canvas(width, height, sh_degree=sh_degree, compositor="cpu")
+    canvas.load(cloud)
+    pose = Pose.look_at(np.array(eye), np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    intr = Intrinsics.from_fov(width, height, 50.0)
+    canvas.set_camera(pose=pose, intrinsics=intr)
+    image = canvas.render_image()
+    assert canvas.stats.composite_ms > 0, "the frame was not composited on the CPU"
+    value = psnr(image, _reference_for(cloud, pose, intr, sh_degree))
+    print(f"parity PSNR, CPU compositor, eye={eye}: {value:.2f} dB")
+    assert value >= PSNR_MIN
+    canvas.compositor = "gl"
+    assert psnr(canvas.render_image(), image) > 45  # the same image as OpenGL draws

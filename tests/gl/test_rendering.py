@@ -144,3 +144,55 @@ def test_changing_sh_degree_during_a_background_sort_still_refines(make_canvas, 
     reference = canvas.render_image()
     canvas.on_draw(None)
     assert psnr(canvas.render(alpha=False), reference) > 40  # what is on screen is the exact frame
+
+
+def test_large_scenes_on_software_gl_are_composited_in_the_background(make_canvas, qtbot):
+    pytest.importorskip("numba")
+    canvas = make_canvas(96, 72, budget=300)  # compositor="auto": more splats than the budget
+    canvas.load(small_cloud(2000, seed=8, sh_degree=2))
+    canvas.set_camera(pose=Pose.look_at(np.array([3.0, 2.0, 1.0]), np.zeros(3), UP), fov_y_deg=50.0)
+    canvas.on_draw(None)  # the budget now, the full frame asked of the sort thread
+    assert canvas._software_gl, "the GL tier runs on llvmpipe"
+    assert canvas.wait_until_idle(60.0)  # the first frame may compile the kernels
+    canvas.on_draw(None)
+    if not canvas.stats.composite_ms:  # the kernels were compiling: the next full frame is composited
+        canvas.orbit.orbit(0.1, 0.0)
+        canvas.set_camera(pose=canvas.orbit.pose())
+        canvas.on_draw(None)
+        assert canvas.wait_until_idle(60.0)
+        canvas.on_draw(None)
+    assert canvas.stats.full and canvas.stats.splats_drawn == 2000 and canvas.stats.composite_ms > 0
+    assert "composited" in canvas.stats.text()
+    shown = canvas.render(alpha=False)
+    canvas.compositor = "gl"
+    drawn = canvas.render_image()
+    assert psnr(shown, drawn) > 40  # what is on screen is the full frame
+    canvas.compositor = "auto"
+    canvas.native.resize(80, 60)  # a resize invalidates the composited image: the budget shows meanwhile
+    canvas.app.process_events()
+    canvas.on_draw(None)
+    assert canvas.wait_until_idle(30.0)
+    canvas.on_draw(None)
+    assert canvas.stats.full and canvas.stats.composite_ms > 0
+
+
+def test_previews_reloaded_in_place_are_composited_off_the_gui_thread(make_canvas, qtbot):
+    pytest.importorskip("numba")
+    from splatstudio.render import composite
+
+    assert composite.warm_up()
+    canvas = make_canvas(120, 90)  # compositor="auto", scenes within the budget
+    canvas.load(small_cloud(300, seed=1))
+    canvas.set_camera(pose=Pose.look_at(np.array([3.0, -2.0, 1.0]), np.zeros(3), UP), fov_y_deg=50.0)
+    canvas.on_draw(None)  # an exact frame drawn with OpenGL, synchronously
+    assert canvas._software_gl and canvas.stats.composite_ms == 0
+    frames = []
+    canvas.signals.sig_stats_changed.connect(frames.append)
+    canvas.load(small_cloud(300, seed=2), reset_camera=False)  # a training preview
+    assert canvas._requested is not None and not frames, "no repaint until the composited frame arrives"
+    assert canvas.wait_until_idle(30.0)
+    qtbot.waitUntil(lambda: bool(frames), timeout=5_000)
+    assert canvas.stats.full and canvas.stats.composite_ms > 0
+    shown = canvas.render(alpha=False)
+    canvas.compositor = "gl"
+    assert psnr(shown, canvas.render_image()) > 40

@@ -1,4 +1,5 @@
-"""The render layer's numpy helpers import neither Qt nor vispy (the headless CLI and workers use them)."""
+"""The render layer's numpy helpers import neither Qt nor vispy (the headless CLI and workers use them),
+nor numba until a frame is composited."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import sys
 CODE = """
 import sys
 import splatstudio.render
-import splatstudio.render.camera, splatstudio.render.sh, splatstudio.render.sorting
-bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'vispy', 'OpenGL'))
+import splatstudio.render.camera, splatstudio.render.sh, splatstudio.render.sorting, splatstudio.render.composite
+splatstudio.render.composite.available()
+bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'vispy', 'OpenGL', 'numba'))
 print(','.join(bad))
 """
 
