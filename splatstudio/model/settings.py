@@ -114,8 +114,8 @@ SPECS: tuple[Spec, ...] = (
     # Application
     Spec("max_concurrent_runs", int, 2, "Projects reconstructing at the same time; others wait in the queue.",
          "Application", 1, 64),
-    Spec("live_preview", bool, True, "Show the model in the 3D view while it trains. Each refresh costs the "
-         "window a frame of drawing: turn it off on machines without a graphics card (software OpenGL).",
+    Spec("live_preview", bool, True, "Show the model in the 3D view while it trains (each refresh is drawn "
+         "in the background; turn it off to give training every CPU cycle).",
          "Application"),
     Spec("gpu_check_interval", float, 5.0, "Seconds between GPU/CPU samples in the system panel.", "Application",
          0.5, 3600.0),
