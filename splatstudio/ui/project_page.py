@@ -645,27 +645,42 @@ class ProjectPage(QWidget):
             return
         self._model_loading = True
         folder = self.folder
-        self.workers.submit(lambda: _prepare_model(path), lambda scene: self._on_model_ready(folder, scene,
-                                                                                            reset_camera),
+        cameras = self.project.path("train", "cameras.json") if self.project is not None else None
+        self.workers.submit(lambda: _prepare_model(path, cameras),
+                            lambda loaded: self._on_model_ready(folder, loaded, reset_camera),
                             lambda message, _t: self._on_model_ready(folder, None, reset_camera, message))
 
-    def _on_model_ready(self, folder: str | None, scene: object, reset_camera: bool, error: str = "") -> None:
+    def _on_model_ready(self, folder: str | None, loaded: tuple[object, list] | None, reset_camera: bool,
+                        error: str = "") -> None:
         self._model_loading = False
         if error:
             self.sig_message.emit(f"could not show the model: {error}")
-        elif folder == self.folder and self._viewer is not None:
+        elif folder == self.folder and self._viewer is not None and loaded is not None:
+            scene, cameras = loaded
             self._viewer.load(scene, reset_camera=reset_camera)
+            if cameras and reset_camera:
+                # the photos' cameras to step through (arrow keys); the view starts from the first one,
+                # where the scene is known to look right (an orbit framing all splats can sit far out)
+                self._viewer.set_training_cameras(cameras)
+                self._viewer.jump_to_camera(0)
         if self._model_pending is not None:
             pending, self._model_pending = self._model_pending, None
             self.show_model(*pending)
 
 
-def _prepare_model(path: Path) -> object:
-    """Worker: read a splat file and prepare it for the viewer (sorting keys, colours)."""
+def _prepare_model(path: Path, cameras: Path | None) -> tuple[object, list]:
+    """Worker: read a splat file and prepare it for the viewer (sorting keys, colours), with the training
+    cameras of ``cameras.json`` when it exists (none when it cannot be read: the model still shows)."""
     from splatstudio.io.formats import load_splats
+    from splatstudio.render.camera import CameraSpecError, load_training_cameras
     from splatstudio.render.viewer import prepare_scene
 
-    return prepare_scene(load_splats(path))
+    scene = prepare_scene(load_splats(path))
+    try:
+        training = load_training_cameras(cameras) if cameras is not None and cameras.is_file() else []
+    except (CameraSpecError, OSError, ValueError):
+        training = []
+    return scene, training
 
 
 class DetailsDialog(QDialog):

@@ -105,6 +105,11 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     assert not page.failure.isVisible()
     assert window.windowTitle() == "Tiny scene — SplatStudio"
     assert "Feature extraction" in window.log_panel.text() or "Processed file" in window.log_panel.text()
+    # the result shows in the 3D view (loaded in a worker, drawn in full quality)
+    qtbot.waitUntil(lambda: page._viewer is not None and page._viewer.stats.splats_total > 100, timeout=30_000)
+    assert len(page._viewer.training_cameras) == 16  # the photos' cameras, the view starting at the first
+    assert page._viewer.wait_until_idle(30.0)
+    qtbot.wait(200)
     window.grab().save(str(artifacts / "finished-project.png"))
 
     window.show_library()
