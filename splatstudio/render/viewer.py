@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
+from shiboken6 import isValid as shiboken_is_valid
 from vispy import app, gloo
 
 from splatstudio.model.splatcloud import SplatCloud
@@ -932,6 +933,8 @@ class SplatCanvas(app.Canvas):
 
     def _on_frame_ready(self, frame: object) -> None:
         """GUI thread: upload a finished full sort if it still matches what is shown."""
+        if self._closed or not shiboken_is_valid(self.native):
+            return  # the widget went with its window while the sort thread worked
         if isinstance(frame, Exception):
             logger.error("background depth sort failed: %s", frame, exc_info=frame)
             self._requested = None  # asked again at the next frame
