@@ -56,7 +56,17 @@ from splatstudio.io import colmap
 from splatstudio.io.errors import FormatError
 from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project, ProjectError, StageRecord, now_iso, slugify
+from splatstudio.model.project import (
+    DONE,
+    STAGE_TITLES,
+    STAGES,
+    Project,
+    ProjectError,
+    StageRecord,
+    now_iso,
+    slugify,
+    trained_iterations,
+)
 from splatstudio.model.settings import Settings, load_settings
 
 COLMAP, TRAINER_OUTPUT, NERFSTUDIO = "colmap", "trainer-output", "nerfstudio"
@@ -99,16 +109,6 @@ def colmap_model_folder(folder: Path) -> Path | None:
             continue
         return candidate
     return None
-
-
-def trained_iterations(folder: Path) -> list[tuple[int, Path]]:
-    """``(N, point_cloud.ply)`` of every ``point_cloud/iteration_N`` in a trainer output, ascending."""
-    found = []
-    for item in (folder / "point_cloud").glob("iteration_*"):
-        suffix = item.name.split("_", 1)[1]
-        if suffix.isdigit() and (item / "point_cloud.ply").is_file():
-            found.append((int(suffix), item / "point_cloud.ply"))
-    return sorted(found)
 
 
 def detect_dataset(path: str | os.PathLike[str]) -> DatasetKind | None:

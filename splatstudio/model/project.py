@@ -55,11 +55,26 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "mapping": ("sfm/sparse", "sfm/report.json", "output/sparse_points.ply"),
     "undistort": ("dataset",),
     "train": ("train",),
-    "filter": ("output/point_cloud.ply", "output/filter.json", "output/thumbnail.png"),
+    "filter": ("output/point_cloud.ply", "output/filter.json", "output/thumbnail.png"),  # RESULT_PLY, THUMBNAIL
     "splat": ("output/scene.splat",),
 }
 
 DONE, RUNNING, FAILED, CANCELLED, INTERRUPTED = "done", "running", "failed", "cancelled", "interrupted"
+
+# Files other layers look for (relative to the project folder).
+RESULT_PLY = "output/point_cloud.ply"  # the outlier-filtered result
+THUMBNAIL = "output/thumbnail.png"  # a render of the result (library card)
+TRAIN_CAMERAS = "train/cameras.json"  # the trainer's cameras (reference layout, test cameras first)
+
+
+def trained_iterations(folder: Path) -> list[tuple[int, Path]]:
+    """``(N, point_cloud.ply)`` of every ``point_cloud/iteration_N`` in a trainer output, ascending."""
+    found = []
+    for item in (folder / "point_cloud").glob("iteration_*"):
+        suffix = item.name.split("_", 1)[1]
+        if suffix.isdigit() and (item / "point_cloud.ply").is_file():
+            found.append((int(suffix), item / "point_cloud.ply"))
+    return sorted(found)
 
 
 class ProjectError(Exception):

@@ -6,26 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from splatstudio.model.atomic import write_json_atomic
+from splatstudio.model.project import RESULT_PLY, trained_iterations
 from splatstudio.pipeline.entry import StageContext, StageFailed
 
 
 def trained_ply(train_dir: Path) -> Path:
     """The PLY of the highest saved iteration in a reference-layout model folder."""
-    candidates = []
-    for folder in (train_dir / "point_cloud").glob("iteration_*"):
-        suffix = folder.name.split("_", 1)[1]
-        if suffix.isdigit() and (folder / "point_cloud.ply").is_file():
-            candidates.append((int(suffix), folder / "point_cloud.ply"))
+    candidates = trained_iterations(train_dir)
     if not candidates:
         raise StageFailed(f"the training stage left no point_cloud/iteration_N/point_cloud.ply in {train_dir}",
                           "run the training stage again")
-    return max(candidates)[1]
+    return candidates[-1][1]
 
 
 def result_ply(project_folder: Path, raw: bool = False) -> Path:
     """The PLY an export starts from: the outlier-filtered result, or the trainer's output when `raw` (or
     when there is no filtered one yet). `StageFailed` if the project has not been trained."""
-    filtered = Path(project_folder) / "output" / "point_cloud.ply"
+    filtered = Path(project_folder) / RESULT_PLY
     if not raw and filtered.is_file():
         return filtered
     train = Path(project_folder) / "train"

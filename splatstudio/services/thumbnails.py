@@ -17,11 +17,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
+from splatstudio.model.project import RESULT_PLY, THUMBNAIL, TRAIN_CAMERAS
+
 log = logging.getLogger(__name__)
 
-THUMBNAIL = "output/thumbnail.png"
-RESULT = "output/point_cloud.ply"
-CAMERAS = "train/cameras.json"
 SIZE = (256, 192)
 TIMEOUT_MS = 120_000
 
@@ -32,7 +31,7 @@ def thumbnail_path(folder: Path | str) -> Path:
 
 def needs_thumbnail(folder: Path | str) -> bool:
     """A result exists and no thumbnail newer than it does."""
-    result = Path(folder) / RESULT
+    result = Path(folder) / RESULT_PLY
     thumb = thumbnail_path(folder)
     if not result.is_file():
         return False
@@ -42,10 +41,10 @@ def needs_thumbnail(folder: Path | str) -> bool:
 def thumbnail_argv(folder: Path | str, out: Path, python: str | None = None) -> list[str]:
     """The command that renders `folder`'s thumbnail into `out`."""
     folder = Path(folder)
-    argv = [python or sys.executable, "-m", "splatstudio", "view", str(folder / RESULT),
+    argv = [python or sys.executable, "-m", "splatstudio", "view", str(folder / RESULT_PLY),
             "--screenshot", str(out), "--size", f"{SIZE[0]}x{SIZE[1]}"]
-    if (folder / CAMERAS).is_file():
-        argv += ["--camera", f"{folder / CAMERAS}:0"]
+    if (folder / TRAIN_CAMERAS).is_file():
+        argv += ["--camera", f"{folder / TRAIN_CAMERAS}:0"]
     return argv
 
 

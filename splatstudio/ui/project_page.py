@@ -42,9 +42,11 @@ from splatstudio.model.project import (
     DONE,
     FAILED,
     INTERRUPTED,
+    RESULT_PLY,
     RUNNING,
     STAGE_TITLES,
     STAGES,
+    TRAIN_CAMERAS,
     Project,
     ProjectError,
     StageRecord,
@@ -62,7 +64,7 @@ from splatstudio.ui.workers import SignalLinks, Workers
 WAITING = "waiting"
 RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
 LOG_TAIL_BYTES = 64_000
-OUTPUT_PLY = ("output", "point_cloud.ply")
+OUTPUT_PLY = tuple(RESULT_PLY.split("/"))
 
 
 @dataclass
@@ -645,7 +647,7 @@ class ProjectPage(QWidget):
             return
         self._model_loading = True
         folder = self.folder
-        cameras = self.project.path("train", "cameras.json") if self.project is not None else None
+        cameras = self.project.path(*TRAIN_CAMERAS.split("/")) if self.project is not None else None
         self.workers.submit(lambda: _prepare_model(path, cameras),
                             lambda loaded: self._on_model_ready(folder, loaded, reset_camera),
                             lambda message, _t: self._on_model_ready(folder, None, reset_camera, message))
