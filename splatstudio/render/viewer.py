@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 from shiboken6 import isValid as shiboken_is_valid
 from vispy import app, gloo
 
@@ -85,6 +85,10 @@ MAX_TILES = 64
 MAX_POINT_SIZE = 1024
 """Largest point size used even where the OpenGL limit is higher (llvmpipe's is 255)."""
 
+# On a software renderer a still frame of a larger viewport is never rasterised on the GUI thread:
+# llvmpipe needs ~80 ms for 10k splats at 1280x720 (GL path, quiet 2-core machine), which is an
+# event-loop stall; the sort thread composites it instead. Small viewports draw synchronously.
+SYNC_GL_PIXELS = 320 * 240
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 """GL_RENDERER substrings of CPU-only OpenGL, where ``compositor="auto"`` composites on the CPU."""
 
@@ -474,6 +478,7 @@ class SortWorker:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        composite.lower_thread_priority()  # the GUI thread comes first when the cores are busy
         while True:
             with self._cond:
                 while self._pending is None and not self._stopped:
@@ -499,7 +504,7 @@ class SortWorker:
 class _Upload:
     """What is on the GPU now."""
 
-    count: int = 0
+    count: int = 0  # splats in the index buffer (0 for a composited frame: its image is drawn)
     view_key: bytes = b""
     full: bool = False
     generation: int = -1
@@ -599,6 +604,7 @@ class SplatCanvas(app.Canvas):
         self._training_index = -1
         self._sparse: tuple[np.ndarray, np.ndarray] | None = None
         self._keys = _Keys()
+        self._holder: QtWidgets.QWidget | None = None
         self._last_mouse: tuple[float, float] | None = None
         self._init_programs()
         self.signals.sig_frame_ready.connect(self._on_frame_ready)
@@ -645,6 +651,24 @@ class SplatCanvas(app.Canvas):
         native = self.native
         super().close()
         native.deleteLater()
+
+    def embeddable(self) -> QtWidgets.QWidget:
+        """The canvas in a native child window, to put in a layout instead of ``native`` itself.
+
+        A QOpenGLWidget makes Qt composite its whole top-level window with OpenGL on every repaint
+        of any widget in it (a log line, a progress bar). On a software renderer under load that
+        cost 40-70 ms per repaint; inside a native child only that child is composited with
+        OpenGL and the rest of the window flushes as plain raster (13 ms at the 95th percentile,
+        the same as without a 3D view; `benchmarks/gui_stall.py`).
+        """
+        if self._holder is None:
+            holder = QtWidgets.QWidget()
+            layout = QtWidgets.QVBoxLayout(holder)
+            layout.setContentsMargins(0, 0, 0, 0)
+            layout.addWidget(self.native)
+            holder.setAttribute(QtCore.Qt.WidgetAttribute.WA_NativeWindow, True)
+            self._holder = holder
+        return self._holder
 
     # ------------------------------------------------------------------------------- scene
 
@@ -856,6 +880,10 @@ class SplatCanvas(app.Canvas):
         current = self._upload.generation == self._generation and (
             self._upload.view_key == key or views_close(self._upload.view, view, scene.radius)
         )
+        if not self._moving and self._still_in_background(n):
+            if not (current and self._upload.full and self._image_valid(self.intrinsics())):
+                self._request_full(view, key, cpu=True)
+            return
         if current and (self._upload.full or self._moving):
             if self._moving or not self._composites(n) or self._image_valid(self.intrinsics()):
                 return
@@ -889,6 +917,23 @@ class SplatCanvas(app.Canvas):
         if self.compositor == "gl" or not composite.available():
             return False
         return self.compositor == "cpu" or (count > self.budget and bool(self._software_gl))
+
+    def _still_in_background(self, count: int) -> bool:
+        """Whether a still full frame of a scene of `count` splats is composited in the sort thread
+        rather than drawn on the GUI thread: on a software renderer (compositor "auto") when the scene
+        is larger than the budget or the viewport than `SYNC_GL_PIXELS`, with compositor "cpu" always;
+        once the compositor's kernels are ready (until then OpenGL draws it, and they compile in the
+        background)."""
+        if self._moving or self.compositor == "gl" or not composite.available():
+            return False
+        if self.compositor == "auto":
+            width, height = self.physical_size
+            if not self._software_gl or (count <= self.budget and width * height <= SYNC_GL_PIXELS):
+                return False
+        if not composite.ready():
+            composite.warm_up_in_background()
+            return False
+        return True
 
     def _image_valid(self, intr: Intrinsics) -> bool:
         """Whether the composited image on the GPU shows the uploaded full frame in viewport `intr`."""
@@ -953,10 +998,14 @@ class SplatCanvas(app.Canvas):
         self.update()
 
     def _upload_frame(self, frame: FrameData) -> None:
-        """Put `frame` on the GPU: its index buffer, and the scene's centres and covariances
-        (once per scene) and colours (when they changed) where needed."""
+        """Put `frame` on the GPU: a composited frame as its image only; otherwise its index buffer,
+        and the scene's centres and covariances (once per scene) and colours (when they changed).
+
+        A composited frame leaves the splat buffers alone (for a 100k-splat live preview they were
+        6 MB copied on the GUI thread for nothing); a moving frame uploads what it draws."""
         count = len(frame.order)
-        if count:
+        drawn_with_gl = frame.image is None
+        if count and drawn_with_gl:
             scene = self._scene
             if self._gpu_scene is not scene:
                 self._static_vbo.set_data(scene.static)
@@ -967,7 +1016,7 @@ class SplatCanvas(app.Canvas):
             self._bind_attributes()
             self._index.set_data(frame.order)
         self._upload = _Upload(
-            count, frame.view_key, frame.full, self._generation, np.frombuffer(frame.view_key).reshape(4, 4)
+            count if drawn_with_gl else 0, frame.view_key, frame.full, self._generation, np.frombuffer(frame.view_key).reshape(4, 4)
         )
         self._image = None
         if frame.image is not None and frame.image_intr is not None:
@@ -1011,13 +1060,15 @@ class SplatCanvas(app.Canvas):
         else:
             self._draw_scene(width, height)
         gloo.flush()
-        gloo.gl.glFinish()
+        if moving:  # the budget adapts to what the frame really cost; a still frame is not waited for
+            gloo.gl.glFinish()
         self.stats.frame_ms = (time.perf_counter() - start) * 1000.0
         if moving:
             self._adapt_budget(self.stats.frame_ms)
         self.signals.sig_stats_changed.emit(self.stats)
 
-    def _draw_scene(self, width: int, height: int) -> None:
+    def _draw_scene(self, width: int, height: int, synchronous: bool = False) -> None:
+        """Draw the uploaded frame (`synchronous`: whatever it takes, for `render_image`)."""
         gloo.set_viewport(0, 0, width, height)
         gloo.set_state(depth_test=False, cull_face=False, blend=True, blend_func=("one", "one_minus_src_alpha"))
         gloo.set_clear_color((*self.background, 1.0))
@@ -1025,16 +1076,25 @@ class SplatCanvas(app.Canvas):
         intr = self.intrinsics(width, height)
         if self.overlays.grid:
             self._draw_overlay("grid", intr)
-        if self._scene is not None and self._upload.count:
+        if self._scene is not None:
             if self._image_valid(intr):
-                gloo.set_state(blend=True, blend_func=("one", "one_minus_src_alpha"))
-                self._blit["u_texture"] = self._image.texture
-                self._blit.draw("triangle_strip")
-            else:
+                self._draw_image(self._image)
+            elif not synchronous and self._still_in_background(len(self._scene)):
+                # the sort thread composites this frame; until it arrives the last one stays when it
+                # showed this very view (a preview reloaded in place), else only the background
+                image = self._image
+                if image is not None and image.intr == intr and image.view_key == view_key(self._view()):
+                    self._draw_image(image)
+            elif self._upload.count:
                 self._draw_splats(width, height, intr)
         for name in ("points", "frustums", "axes"):
             if getattr(self.overlays, name):
                 self._draw_overlay(name, intr)
+
+    def _draw_image(self, image: _Image) -> None:
+        gloo.set_state(blend=True, blend_func=("one", "one_minus_src_alpha"))
+        self._blit["u_texture"] = image.texture
+        self._blit.draw("triangle_strip")
 
     def _draw_reduced(self, width: int, height: int) -> None:
         """Draw at `moving_scale` resolution into a texture, then stretch it over the canvas."""
@@ -1074,6 +1134,8 @@ class SplatCanvas(app.Canvas):
                 pass
             renderer = str(gl.glGetParameter(gl.GL_RENDERER)).lower()
             self._software_gl = any(name in renderer for name in SOFTWARE_RENDERERS)
+            if self._software_gl and self.compositor != "gl":
+                composite.warm_up_in_background()  # still frames will be composited on the CPU
             limit = int(min(sizes)) if sizes else 64
             self._max_point = max(2, min(limit, MAX_POINT_SIZE))
         return self._max_point
@@ -1169,7 +1231,7 @@ class SplatCanvas(app.Canvas):
         fbo = gloo.FrameBuffer(color=target)
         self.set_current()
         with fbo:
-            self._draw_scene(width, height)
+            self._draw_scene(width, height, synchronous=True)
             pixels = gloo.read_pixels((0, 0, width, height), alpha=True)
         gloo.set_viewport(0, 0, *self.physical_size)
         return pixels if alpha else np.ascontiguousarray(pixels[..., :3])

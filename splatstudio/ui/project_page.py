@@ -630,7 +630,7 @@ class ProjectPage(QWidget):
             from splatstudio.render.viewer import SplatCanvas
 
             self._viewer = SplatCanvas(size=(640, 480))
-            self.viewer_area.addWidget(self._viewer.native)
+            self.viewer_area.addWidget(self._viewer.embeddable())
         except Exception as exc:  # no render package, no OpenGL...: the report is still there
             self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
             return False
@@ -641,7 +641,7 @@ class ProjectPage(QWidget):
         newest asked for waits (training previews can come faster than they load)."""
         if not self._ensure_viewer():
             return
-        self.viewer_area.setCurrentWidget(self._viewer.native)
+        self.viewer_area.setCurrentWidget(self._viewer.embeddable())
         if self._model_loading:
             self._model_pending = (path, reset_camera)
             return

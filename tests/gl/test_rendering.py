@@ -196,3 +196,40 @@ def test_previews_reloaded_in_place_are_composited_off_the_gui_thread(make_canva
     shown = canvas.render(alpha=False)
     canvas.compositor = "gl"
     assert psnr(shown, canvas.render_image()) > 40
+
+
+def test_still_frames_of_a_large_viewport_on_software_gl_never_rasterise_on_the_gui_thread(make_canvas, qtbot):
+    pytest.importorskip("numba")
+    from splatstudio.render import composite
+    from splatstudio.render.viewer import SYNC_GL_PIXELS
+
+    assert composite.warm_up()
+    canvas = make_canvas(400, 300)  # compositor="auto", a scene well within the budget
+    assert 400 * 300 > SYNC_GL_PIXELS
+    drawn = []
+    original = canvas._draw_splats
+    canvas._draw_splats = lambda *a: (drawn.append(a), original(*a))
+    canvas.load(small_cloud(500, seed=3))
+    canvas.set_camera(pose=Pose.look_at(np.array([3.0, -2.0, 1.0]), np.zeros(3), UP), fov_y_deg=50.0)
+    canvas.on_draw(None)
+    assert canvas._software_gl
+    assert canvas._requested is not None and not drawn, "the first still frame waits for the sort thread"
+    assert canvas.wait_until_idle(30.0)
+    canvas.on_draw(None)
+    assert not drawn and canvas.stats.full and canvas.stats.composite_ms > 0
+    shown = canvas.render(alpha=False)
+    canvas.compositor = "gl"
+    assert psnr(shown, canvas.render_image()) > 40  # the composited frame is the full frame
+    assert drawn  # render_image draws synchronously, whatever the viewport
+    canvas.compositor = "auto"
+    canvas.on_draw(None)  # render_image replaced the composited frame: composited again
+    assert canvas.wait_until_idle(30.0)
+    # a preview reloaded in place keeps the last frame on screen until its own arrives
+    canvas.load(small_cloud(500, seed=4), reset_camera=False)
+    before = len(drawn)
+    canvas.on_draw(None)
+    assert len(drawn) == before
+    assert psnr(canvas.render(alpha=False), shown) > 40
+    assert canvas.wait_until_idle(30.0)
+    canvas.on_draw(None)
+    assert psnr(canvas.render(alpha=False), shown) < 40  # the new scene now

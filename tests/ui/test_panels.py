@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QModelIndex
+from PySide6.QtCore import QModelIndex, Qt
 
 from splatstudio.io.formats import load_splats, save_splats
 from splatstudio.model.splatcloud import SplatCloud
@@ -158,7 +158,8 @@ def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_proje
     page = window.project_page
     assert page.export_button.isEnabled()
     assert isinstance(page._viewer, viewer.SplatCanvas)
-    assert page.viewer_area.currentWidget() is page._viewer.native
+    assert page.viewer_area.currentWidget() is page._viewer.embeddable()
+    assert page._viewer.embeddable().testAttribute(Qt.WidgetAttribute.WA_NativeWindow)  # composited alone
     qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 200, timeout=20_000)
     qtbot.wait(500)
     window.grab().save(str(artifacts / "project-with-viewer.png"))
