@@ -1,4 +1,4 @@
-"""The OpenGL Gaussian-splat viewer: a vispy gloo canvas (`SplatCanvas`) the UI embeds via ``.native``.
+"""The OpenGL Gaussian-splat viewer: a vispy gloo canvas (`SplatCanvas`) the UI embeds via `embeddable()`.
 
 Rendering (see ``shaders/splat.*.glsl``): the splats' centres and 3D covariances (computed
 once on load from scale and rotation) are uploaded once per scene, their colours when the SH
@@ -16,10 +16,11 @@ than a triangle, and the sort no longer gathers 52 bytes a splat.
 
 On software OpenGL (llvmpipe) full-quality frames are composited on the CPU where that helps
 (`composite`, numba, ``compositor="auto"``), in the sort thread, and the GUI thread only shows
-the image (a texture): frames of scenes larger than the budget (at 1M splats about 40 % of the
-GL time; llvmpipe spends 80 % of a frame rasterising a million small primitives), the full
-frame once the camera stops, and live previews reloaded in place, during which the previous
-frame stays on screen.
+the image (a texture): every still frame of a scene larger than the budget or of a viewport
+larger than `SYNC_GL_PIXELS` (at 1M splats about 40 % of the GL time; llvmpipe spends 80 % of a
+frame rasterising a million small primitives, and even 10k splats at 1280x720 took 80 ms of the
+GUI thread), and live previews reloaded in place, during which the previous frame stays on
+screen. Only moving frames are drawn with OpenGL there.
 
 CPU side: splats are depth-sorted with a 16-bit radix sort (`sorting`) and their
 view-dependent colours evaluated from the SH coefficients (`sh`), recomputed only when the
@@ -63,6 +64,7 @@ from splatstudio.render.camera import (
     projection_matrix,
     scene_frame,
 )
+from splatstudio.render.glinfo import is_software
 from splatstudio.render.sh import sh_to_rgb
 from splatstudio.render.sorting import sort_back_to_front
 
@@ -89,7 +91,6 @@ MAX_POINT_SIZE = 1024
 # llvmpipe needs ~80 ms for 10k splats at 1280x720 (GL path, quiet 2-core machine), which is an
 # event-loop stall; the sort thread composites it instead. Small viewports draw synchronously.
 SYNC_GL_PIXELS = 320 * 240
-SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 """GL_RENDERER substrings of CPU-only OpenGL, where ``compositor="auto"`` composites on the CPU."""
 
 SINGLE_POINT_BELOW = 16.0
@@ -1133,7 +1134,7 @@ class SplatCanvas(app.Canvas):
             while gl.glGetError() != gl.GL_NO_ERROR:
                 pass
             renderer = str(gl.glGetParameter(gl.GL_RENDERER)).lower()
-            self._software_gl = any(name in renderer for name in SOFTWARE_RENDERERS)
+            self._software_gl = is_software(renderer)
             if self._software_gl and self.compositor != "gl":
                 composite.warm_up_in_background()  # still frames will be composited on the CPU
             limit = int(min(sizes)) if sizes else 64

@@ -9,7 +9,7 @@ import platform
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, qVersion
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QStyle, QWidget
 
@@ -95,10 +95,20 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._connect()
         self._restore_state()
+        # the 3D view's CPU compositor loads now, in the background, rather than mid-run
+        QTimer.singleShot(0, self._prepare_viewer)
         self.sampler.start()
         self.show_library()
 
     # ------------------------------------------------------------------ construction
+    def _prepare_viewer(self) -> None:
+        try:
+            from splatstudio.render.glinfo import warm_up_compositor_if_software
+
+            warm_up_compositor_if_software()
+        except ImportError:  # no render package: the project page says the 3D view is unavailable
+            pass
+
     def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(title.replace(" ", "") + "Dock")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ class StallMeter:
         self.worst = 0.0
         self.worst_cpu = 0.0
         self.ticks = 0
+        self.started = False
         self._last: float | None = None
         self._last_cpu = 0.0
         self.timer = QTimer()
@@ -39,6 +39,9 @@ class StallMeter:
         self.timer.timeout.connect(self._on_tick)
 
     def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
         self._last, self._last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
 
@@ -72,8 +75,10 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     curves: list = []
     window.queue.sig_run_started.connect(
         lambda _f, run: run.sig_progress.connect(lambda s, e: curves.append(e) if s == "train" else None))
-    window.queue.sig_run_started.connect(lambda *_: meter.start())
-    # measured while the stages stream their output, up to the end of training (then the result loads)
+    # measured while the stages stream their output: from the first progress line (the project page has
+    # opened, its 3D view created) to the end of training (then the result loads)
+    window.queue.sig_run_started.connect(
+        lambda _f, run: run.sig_progress.connect(lambda *_: meter.start()))
     window.queue.sig_run_started.connect(
         lambda _f, run: run.sig_stage_finished.connect(lambda stage, _s: meter.stop() if stage == "train" else None))
     with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
@@ -88,10 +93,9 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     print("\n" + report)
     assert meter.ticks > 100
     assert meter.worst_cpu < 0.050, report  # our own work on the GUI thread never blocks it for long
-    # The wall-clock stall also counts time the OS gives the stage processes (2 cores, both busy
-    # training): measured 21-118 ms across runs. Reported, not asserted, until issue 5 closes the gap.
-    if meter.worst >= 0.100:
-        warnings.warn(f"event-loop stall over 100 ms: {report}", stacklevel=1)
+    # The wall-clock stall also counts the time the OS gives the stage processes (2 cores, both busy
+    # training) and the viewer's compositor; benchmarks/gui_stall.py breaks it down.
+    assert meter.worst < 0.100, report
 
     page = window.project_page
     assert window.pages.currentWidget() is page
