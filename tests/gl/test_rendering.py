@@ -3,6 +3,8 @@ the moving budget and the background sort."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from _reference import psnr, render_reference, sh_color
@@ -233,3 +235,18 @@ def test_still_frames_of_a_large_viewport_on_software_gl_never_rasterise_on_the_
     assert canvas.wait_until_idle(30.0)
     canvas.on_draw(None)
     assert psnr(canvas.render(alpha=False), shown) < 40  # the new scene now
+
+
+def test_the_renderer_is_known_before_any_canvas_and_the_compositor_warms_up_on_software_gl(qapp):
+    pytest.importorskip("numba")
+    from splatstudio.render import composite, glinfo
+
+    assert glinfo.is_software("llvmpipe (LLVM 15.0.6, 256 bits)") and glinfo.is_software("Software Rasterizer")
+    assert not glinfo.is_software("NVIDIA GeForce RTX 4090/PCIe/SSE2")
+    name = glinfo.renderer_name()
+    assert name and glinfo.is_software(name), f"CI draws with Mesa's llvmpipe under Xvfb, got {name!r}"
+    assert glinfo.warm_up_compositor_if_software()
+    deadline = time.monotonic() + 120
+    while not composite.ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert composite.ready()
