@@ -5,7 +5,7 @@ a live training preview (a prepared scene reloaded in place) every 2 s, and `--b
 nice +5 spinning beside it (the stage processes run at nice +5). A 10 ms timer measures the gaps
 between its ticks. Each `--modes` entry runs in its own process (a fresh OpenGL context):
 
-  embedded  the viewer as the app embeds it (`SplatCanvas.embeddable()`: a native child window)
+  embedded  the viewer as the app embeds it (`splatstudio.ui.embed.native_child`)
   direct    the QOpenGLWidget straight in the layout (the whole window composited with OpenGL)
   none      no 3D view
 
@@ -49,10 +49,11 @@ def measure(mode: str, seconds: float, busy: int, splats: int) -> dict:
     if mode != "none":
         from splatstudio.render import composite
         from splatstudio.render.viewer import SplatCanvas, prepare_scene
+        from splatstudio.ui.embed import native_child
 
         scenes = [prepare_scene(random_scene(splats, seed=i)) for i in range(3)]
         canvas = SplatCanvas(size=(640, 480))
-        row.addWidget(canvas.embeddable() if mode == "embedded" else canvas.native, 2)
+        row.addWidget(native_child(canvas.native) if mode == "embedded" else canvas.native, 2)
         canvas.load(scenes[0])
         composite.warm_up()
     window.setCentralWidget(central)

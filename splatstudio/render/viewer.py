@@ -1,4 +1,5 @@
-"""The OpenGL Gaussian-splat viewer: a vispy gloo canvas (`SplatCanvas`) the UI embeds via `embeddable()`.
+"""The OpenGL Gaussian-splat viewer: a vispy gloo canvas (`SplatCanvas`) the UI embeds via ``.native``
+(in a native child window: `splatstudio.ui.embed`).
 
 Rendering (see ``shaders/splat.*.glsl``): the splats' centres and 3D covariances (computed
 once on load from scale and rotation) are uploaded once per scene, their colours when the SH
@@ -48,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 from shiboken6 import isValid as shiboken_is_valid
 from vispy import app, gloo
 
@@ -605,7 +606,6 @@ class SplatCanvas(app.Canvas):
         self._training_index = -1
         self._sparse: tuple[np.ndarray, np.ndarray] | None = None
         self._keys = _Keys()
-        self._holder: QtWidgets.QWidget | None = None
         self._last_mouse: tuple[float, float] | None = None
         self._init_programs()
         self.signals.sig_frame_ready.connect(self._on_frame_ready)
@@ -652,24 +652,6 @@ class SplatCanvas(app.Canvas):
         native = self.native
         super().close()
         native.deleteLater()
-
-    def embeddable(self) -> QtWidgets.QWidget:
-        """The canvas in a native child window, to put in a layout instead of ``native`` itself.
-
-        A QOpenGLWidget makes Qt composite its whole top-level window with OpenGL on every repaint
-        of any widget in it (a log line, a progress bar). On a software renderer under load that
-        cost 40-70 ms per repaint; inside a native child only that child is composited with
-        OpenGL and the rest of the window flushes as plain raster (13 ms at the 95th percentile,
-        the same as without a 3D view; `benchmarks/gui_stall.py`).
-        """
-        if self._holder is None:
-            holder = QtWidgets.QWidget()
-            layout = QtWidgets.QVBoxLayout(holder)
-            layout.setContentsMargins(0, 0, 0, 0)
-            layout.addWidget(self.native)
-            holder.setAttribute(QtCore.Qt.WidgetAttribute.WA_NativeWindow, True)
-            self._holder = holder
-        return self._holder
 
     # ------------------------------------------------------------------------------- scene
 

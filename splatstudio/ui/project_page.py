@@ -56,6 +56,7 @@ from splatstudio.pipeline.events import Preview, Progress
 from splatstudio.pipeline.post import result_ply
 from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.services.runs import ProjectRun, RunQueue
+from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
 from splatstudio.ui.library_page import format_duration
 from splatstudio.ui.theme import STATE_COLORS
@@ -207,6 +208,7 @@ class ProjectPage(QWidget):
         self.last_outcome: RunOutcome | None = None
         self._links = SignalLinks()
         self._viewer: Any = None
+        self._viewer_holder: QWidget | None = None  # the viewer in a native child window
         self._previewed = False
         self._model_loading = False
         self._model_pending: tuple[Path, bool] | None = None
@@ -630,7 +632,8 @@ class ProjectPage(QWidget):
             from splatstudio.render.viewer import SplatCanvas
 
             self._viewer = SplatCanvas(size=(640, 480))
-            self.viewer_area.addWidget(self._viewer.embeddable())
+            self._viewer_holder = native_child(self._viewer.native)
+            self.viewer_area.addWidget(self._viewer_holder)
         except Exception as exc:  # no render package, no OpenGL...: the report is still there
             self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
             return False
@@ -641,7 +644,7 @@ class ProjectPage(QWidget):
         newest asked for waits (training previews can come faster than they load)."""
         if not self._ensure_viewer():
             return
-        self.viewer_area.setCurrentWidget(self._viewer.embeddable())
+        self.viewer_area.setCurrentWidget(self._viewer_holder)
         if self._model_loading:
             self._model_pending = (path, reset_camera)
             return

@@ -158,8 +158,9 @@ def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_proje
     page = window.project_page
     assert page.export_button.isEnabled()
     assert isinstance(page._viewer, viewer.SplatCanvas)
-    assert page.viewer_area.currentWidget() is page._viewer.embeddable()
-    assert page._viewer.embeddable().testAttribute(Qt.WidgetAttribute.WA_NativeWindow)  # composited alone
+    holder = page.viewer_area.currentWidget()
+    assert holder is page._viewer_holder and page._viewer.native.parent() is holder
+    assert holder.testAttribute(Qt.WidgetAttribute.WA_NativeWindow)  # composed with OpenGL on its own
     qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 200, timeout=20_000)
     qtbot.wait(500)
     window.grab().save(str(artifacts / "project-with-viewer.png"))
