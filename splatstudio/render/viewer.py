@@ -88,11 +88,10 @@ MAX_TILES = 64
 MAX_POINT_SIZE = 1024
 """Largest point size used even where the OpenGL limit is higher (llvmpipe's is 255)."""
 
-# On a software renderer a still frame of a larger viewport is never rasterised on the GUI thread:
-# llvmpipe needs ~80 ms for 10k splats at 1280x720 (GL path, quiet 2-core machine), which is an
-# event-loop stall; the sort thread composites it instead. Small viewports draw synchronously.
 SYNC_GL_PIXELS = 320 * 240
-"""GL_RENDERER substrings of CPU-only OpenGL, where ``compositor="auto"`` composites on the CPU."""
+"""On a software renderer a still frame of a larger viewport is never rasterised on the GUI thread:
+llvmpipe needs ~80 ms for 10k splats at 1280x720 (GL path, quiet 2-core machine), an event-loop
+stall; the sort thread composites it instead. Smaller viewports draw synchronously."""
 
 SINGLE_POINT_BELOW = 16.0
 """Splats whose bounding square is at most this many pixels wide are always one point; larger
