@@ -149,6 +149,72 @@ def test_densification_and_cap():
     assert float(torch.sigmoid(m.params["opacity_logits"].detach()).max()) <= 0.01 + 1e-6
 
 
+def test_capped_densification_splits_big_gaussians_instead_of_deleting_them():
+    """At the cap, pruning a Gaussian that is too big opens a hole the capped model cannot refill:
+    it is split when a slot is free (freed by a transparent one in the same step), else kept."""
+    m = GaussianModel(0)
+    rng = np.random.default_rng(1)
+    m.create_from_points(rng.normal(size=(100, 3)), rng.integers(0, 255, (100, 3)), 1.0)
+    m.setup_optimizer()
+    with torch.no_grad():
+        m.params["log_scales"][:] = np.log(0.005)  # small: clone candidates
+        m.params["log_scales"][:10] = np.log(0.5)  # too big in the world (> 0.1 * extent)
+        m.params["opacity_logits"][90:] = -8.0  # transparent: pruned, their 10 slots reused
+    m.grad_accum[:] = 1.0
+    m.denom[:] = 1.0
+    m.densify_and_prune(0.0002, 0.005, 1.0, max_screen_size=20, max_gaussians=100)
+    assert m.num == 100
+    scales = torch.exp(m.params["log_scales"].detach()).max(dim=1).values
+    # the 10 big ones became 20 children of scale 0.5 / 1.6, nothing else was added
+    assert int(torch.isclose(scales, torch.tensor(0.5 / 1.6), rtol=1e-5).sum()) == 20
+    assert int((scales > 0.4).sum()) == 0
+    assert m.optimizer.m["means"].shape[0] == m.num
+    # no free slot: big ones stay as they are rather than disappear
+    m2 = GaussianModel(0)
+    m2.create_from_points(rng.normal(size=(50, 3)), rng.integers(0, 255, (50, 3)), 1.0)
+    m2.setup_optimizer()
+    with torch.no_grad():
+        m2.params["log_scales"][:] = np.log(0.005)
+        m2.params["log_scales"][:5] = np.log(0.5)
+    m2.max_radii2D[5:10] = 100.0  # too big on screen
+    m2.densify_and_prune(0.0002, 0.005, 1.0, max_screen_size=20, max_gaussians=50)
+    assert m2.num == 50
+    assert int((torch.exp(m2.params["log_scales"].detach()).max(dim=1).values > 0.4).sum()) == 5
+    # uncapped keeps the reference behaviour: both kinds of big ones are pruned
+    m3 = GaussianModel(0)
+    m3.create_from_points(rng.normal(size=(50, 3)), rng.integers(0, 255, (50, 3)), 1.0)
+    m3.setup_optimizer()
+    with torch.no_grad():
+        m3.params["log_scales"][:] = np.log(0.005)
+        m3.params["log_scales"][:5] = np.log(0.5)
+    m3.max_radii2D[5:10] = 100.0
+    m3.densify_and_prune(0.0002, 0.005, 1.0, max_screen_size=20)
+    assert m3.num == 40
+
+
+def test_dropped_view_keeps_a_random_subset_with_compensated_opacity():
+    from gstrain.trainer import DroppedView
+    m = GaussianModel(1)
+    rng = np.random.default_rng(2)
+    m.create_from_points(rng.normal(size=(4000, 3)), rng.integers(0, 255, (4000, 3)), 1.0)
+    m.setup_optimizer()
+    d = DroppedView(m, 0.25, generator=torch.Generator().manual_seed(0))
+    kept = d.keep.numel()
+    assert 0.72 * 4000 < kept < 0.78 * 4000
+    assert torch.equal(d.means, m.means[d.keep])
+    assert d.sh.shape == (kept, 4, 3)
+    # opacity 0.1 becomes 0.1 / 0.75, so the expected coverage stays the same
+    assert torch.allclose(torch.sigmoid(d.opacity_logits), torch.full((kept, 1), 0.1 / 0.75), rtol=1e-5)
+    # gradients reach the model's parameters of the kept Gaussians only
+    (d.means.sum() + d.opacity_logits.sum()).backward()
+    g = m.params["means"].grad
+    assert torch.all(g[d.keep] == 1.0)
+    mask = torch.ones(4000, dtype=torch.bool)
+    mask[d.keep] = False
+    assert torch.all(g[mask] == 0.0)
+    assert torch.all(m.params["opacity_logits"].grad[mask] == 0.0)
+
+
 def test_cuda_backend_or_skip():
     from gstrain.raster_cuda import gsplat_available
     ok, why = gsplat_available()

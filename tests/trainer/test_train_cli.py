@@ -101,6 +101,20 @@ def test_convergence(trained):
     assert done["eval_psnr"] == evals[300]["psnr"]
 
 
+def test_dropout_run_converges(tiny_dataset, tmp_path):
+    """--dropout trains on a random subset each step (densification statistics mapped back to the full
+    model): it still converges, and never leaves dropped Gaussians out of the saved model."""
+    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--iterations", "300", "--eval", "--test_iterations", "1",
+                   "300", "--sh_degree", "1", "--dropout", "0.2"] + FAST)
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = json_events(p.stdout)
+    evals = {e["iteration"]: e for e in events if e["event"] == "eval"}
+    assert evals[300]["psnr"] > evals[1]["psnr"] + 2.0, evals
+    done = events[-1]
+    assert done["train_psnr"] > 22.0, done
+    assert 400 < done["num_gaussians"] <= 2500  # grew from the 400 SfM points on the full model's statistics
+
+
 def test_render_results(trained):
     out, events, _ = trained
     p = subprocess.run([sys.executable, RENDER_PY, "-m", out, "--progress", "json"], capture_output=True, text=True,
