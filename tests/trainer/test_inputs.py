@@ -149,47 +149,49 @@ def test_densification_and_cap():
     assert float(torch.sigmoid(m.params["opacity_logits"].detach()).max()) <= 0.01 + 1e-6
 
 
+def _model_with_big_gaussians(n, n_big_world, n_big_screen, seed):
+    """n small Gaussians (world scale 0.005, extent 1), the first n_big_world too big in the world
+    (scale 0.5 > 0.1 * extent), the next n_big_screen too big on screen (radius 100 px)."""
+    m = GaussianModel(0)
+    rng = np.random.default_rng(seed)
+    m.create_from_points(rng.normal(size=(n, 3)), rng.integers(0, 255, (n, 3)), 1.0)
+    m.setup_optimizer()
+    with torch.no_grad():
+        m.params["log_scales"][:] = np.log(0.005)
+        m.params["log_scales"][:n_big_world] = np.log(0.5)
+    m.max_radii2D[n_big_world:n_big_world + n_big_screen] = 100.0
+    return m
+
+
+def _count_scale_above(m, value):
+    return int((torch.exp(m.params["log_scales"].detach()).max(dim=1).values > value).sum())
+
+
 def test_capped_densification_splits_big_gaussians_instead_of_deleting_them():
     """At the cap, pruning a Gaussian that is too big opens a hole the capped model cannot refill:
     it is split when a slot is free (freed by a transparent one in the same step), else kept."""
-    m = GaussianModel(0)
-    rng = np.random.default_rng(1)
-    m.create_from_points(rng.normal(size=(100, 3)), rng.integers(0, 255, (100, 3)), 1.0)
-    m.setup_optimizer()
+    m = _model_with_big_gaussians(100, 10, 0, seed=1)
     with torch.no_grad():
-        m.params["log_scales"][:] = np.log(0.005)  # small: clone candidates
-        m.params["log_scales"][:10] = np.log(0.5)  # too big in the world (> 0.1 * extent)
         m.params["opacity_logits"][90:] = -8.0  # transparent: pruned, their 10 slots reused
-    m.grad_accum[:] = 1.0
+    m.grad_accum[:] = 1.0  # every small one is a clone candidate
     m.denom[:] = 1.0
     m.densify_and_prune(0.0002, 0.005, 1.0, max_screen_size=20, max_gaussians=100)
     assert m.num == 100
     scales = torch.exp(m.params["log_scales"].detach()).max(dim=1).values
     # the 10 big ones became 20 children of scale 0.5 / 1.6, nothing else was added
     assert int(torch.isclose(scales, torch.tensor(0.5 / 1.6), rtol=1e-5).sum()) == 20
-    assert int((scales > 0.4).sum()) == 0
+    assert _count_scale_above(m, 0.4) == 0
     assert m.optimizer.m["means"].shape[0] == m.num
     # no free slot: big ones stay as they are rather than disappear
-    m2 = GaussianModel(0)
-    m2.create_from_points(rng.normal(size=(50, 3)), rng.integers(0, 255, (50, 3)), 1.0)
-    m2.setup_optimizer()
-    with torch.no_grad():
-        m2.params["log_scales"][:] = np.log(0.005)
-        m2.params["log_scales"][:5] = np.log(0.5)
-    m2.max_radii2D[5:10] = 100.0  # too big on screen
+    m2 = _model_with_big_gaussians(50, 5, 5, seed=2)
     m2.densify_and_prune(0.0002, 0.005, 1.0, max_screen_size=20, max_gaussians=50)
     assert m2.num == 50
-    assert int((torch.exp(m2.params["log_scales"].detach()).max(dim=1).values > 0.4).sum()) == 5
+    assert _count_scale_above(m2, 0.4) == 5
     # uncapped keeps the reference behaviour: both kinds of big ones are pruned
-    m3 = GaussianModel(0)
-    m3.create_from_points(rng.normal(size=(50, 3)), rng.integers(0, 255, (50, 3)), 1.0)
-    m3.setup_optimizer()
-    with torch.no_grad():
-        m3.params["log_scales"][:] = np.log(0.005)
-        m3.params["log_scales"][:5] = np.log(0.5)
-    m3.max_radii2D[5:10] = 100.0
+    m3 = _model_with_big_gaussians(50, 5, 5, seed=3)
     m3.densify_and_prune(0.0002, 0.005, 1.0, max_screen_size=20)
     assert m3.num == 40
+    assert _count_scale_above(m3, 0.4) == 0
 
 
 def test_dropped_view_keeps_a_random_subset_with_compensated_opacity():
