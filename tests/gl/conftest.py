@@ -6,6 +6,8 @@ Run with ``pytest tests/gl --xvfb-backend xvfb`` so that a missing Xvfb is an er
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -53,6 +55,16 @@ def make_canvas(qapp):
     for canvas in made:
         canvas.close()
     qapp.processEvents()
+
+
+def run_cli(command, args) -> tuple[int, str, str]:
+    """Run a CLI entry point in-process: (exit code, stdout, stderr). Its streams go to buffers of the
+    test's own rather than pytest's capsys: in a GL test on CI capsys once came back empty while its
+    report showed the very line asserted (written to another capture)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = command(list(args))
+    return code, out.getvalue(), err.getvalue()
 
 
 def small_cloud(n: int = 60, seed: int = 1, sh_degree: int = 3) -> SplatCloud:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 from _reference import psnr
-from conftest import small_cloud
+from conftest import run_cli, small_cloud
 
 from splatstudio.io.ply import write_splat_ply
 from splatstudio.io.splat import write_splat
@@ -118,13 +115,8 @@ def test_corrupt_file_reports_format_error_and_exits_1(tmp_path, qapp, name, mak
     path = tmp_path / name
     make(path)
     out = tmp_path / "shot.png"
-    # The CLI's stderr goes to a buffer of this test's own: on CI pytest's capsys once came back empty
-    # here while its report showed the very line asserted below (written to another capture).
-    stream = io.StringIO()
-    with contextlib.redirect_stderr(stream):
-        code = cli_view([str(path), "--screenshot", str(out)])
+    code, _, err = run_cli(cli_view, [str(path), "--screenshot", str(out)])
     assert code == 1
-    err = stream.getvalue()
     assert message in err
     assert err.startswith("splatstudio view: ")
     assert "Traceback" not in err
@@ -133,18 +125,20 @@ def test_corrupt_file_reports_format_error_and_exits_1(tmp_path, qapp, name, mak
         render_screenshot(path, out)
 
 
-def test_cli_usage_and_missing_file(tmp_path, capsys, qapp):
-    assert cli_view([str(tmp_path / "missing.ply"), "--screenshot", str(tmp_path / "a.png")]) == 1
-    assert "no such file" in capsys.readouterr().err
+def test_cli_usage_and_missing_file(tmp_path, qapp):
+    code, _, err = run_cli(cli_view, [str(tmp_path / "missing.ply"), "--screenshot", str(tmp_path / "a.png")])
+    assert code == 1
+    assert "no such file" in err
     assert cli_view(["x.ply", "--size", "big"]) == 2
     assert cli_view([]) == 2
     ply = tmp_path / "s.ply"
     write_splat_ply(ply, small_cloud(10))
-    assert cli_view([str(ply), "--screenshot", str(tmp_path / "a.png"), "--camera", "nope.json:0"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    code, _, err = run_cli(cli_view, [str(ply), "--screenshot", str(tmp_path / "a.png"), "--camera", "nope.json:0"])
+    assert code == 1
+    assert "does not exist" in err
 
 
-def test_view_command_renders_a_screenshot_and_reports_bad_files(tmp_path, capsys):
+def test_view_command_renders_a_screenshot_and_reports_bad_files(tmp_path):
     """`splatstudio view FILE --screenshot` through the main command (the thumbnail and test path)."""
     from PIL import Image
 
@@ -160,10 +154,11 @@ def test_view_command_renders_a_screenshot_and_reports_bad_files(tmp_path, capsy
     ply = tmp_path / "cloud.ply"
     write_splat_ply(ply, cloud)
     out = tmp_path / "shot.png"
-    assert cli(["view", str(ply), "--screenshot", str(out), "--size", "160x120"]) == 0
+    assert run_cli(cli, ["view", str(ply), "--screenshot", str(out), "--size", "160x120"])[0] == 0
     image = np.asarray(Image.open(out))
     assert image.shape[:2] == (120, 160) and image.std() > 1.0
     bad = tmp_path / "bad.ply"
     bad.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 1000000000\nend_header\n")
-    assert cli(["view", str(bad), "--screenshot", str(out)]) == 1
-    assert "bad.ply" in capsys.readouterr().err
+    code, _, err = run_cli(cli, ["view", str(bad), "--screenshot", str(out)])
+    assert code == 1
+    assert "bad.ply" in err

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from _reference import psnr, render_reference
-from conftest import small_cloud
+from conftest import run_cli, small_cloud
 from PIL import Image
 
 from splatstudio.io.colmap import Camera, ColmapModel, Points3D, write_model
@@ -144,7 +144,7 @@ def test_jump_to_training_camera_reproduces_photo(make_canvas, tmp_path):
     assert canvas.previous_camera().name == "img002"
 
 
-def test_screenshot_cli_from_training_camera(tmp_path, capsys, qapp):
+def test_screenshot_cli_from_training_camera(tmp_path, qapp):
     cloud = small_cloud(50, seed=7)
     ply = tmp_path / "scene.ply"
     write_splat_ply(ply, cloud)
@@ -152,14 +152,15 @@ def test_screenshot_cli_from_training_camera(tmp_path, capsys, qapp):
     cameras_json = tmp_path / "cameras.json"
     _write_cameras_json(cameras_json, cams)
     out = tmp_path / "shot.png"
-    assert cli_view([str(ply), "--screenshot", str(out), "--camera", f"{cameras_json}:0"]) == 0
+    code, stdout, _ = run_cli(cli_view, [str(ply), "--screenshot", str(out), "--camera", f"{cameras_json}:0"])
+    assert code == 0
     image = np.asarray(Image.open(out).convert("RGB"))
     pose, intr = cams[0]
     assert image.shape == (intr.height, intr.width, 3)
     value = psnr(image, _reference_for(cloud, pose, intr))
     print(f"CLI screenshot PSNR (cameras.json:0): {value:.2f} dB")
     assert value >= PSNR_MIN
-    assert "wrote" in capsys.readouterr().out
+    assert "wrote" in stdout
 
 
 def test_jump_to_colmap_camera_with_offset_principal_point(make_canvas, tmp_path):
