@@ -204,6 +204,15 @@ class GaussianModel:
         return out
 
     @torch.no_grad()
+    def _too_big(self, max_screen_size, extent):
+        """Gaussians too big on screen (max 2D radius since the last step) or in the world (0.1 * extent);
+        none when max_screen_size is not set (before the first opacity reset, as in the reference)."""
+        if not max_screen_size:
+            return torch.zeros(self.num, dtype=torch.bool, device=self.device)
+        world = torch.exp(self.params["log_scales"].detach()).max(dim=1).values > 0.1 * extent
+        return (self.max_radii2D > max_screen_size) | world
+
+    @torch.no_grad()
     def densify_and_prune(self, max_grad, min_opacity, extent, max_screen_size, max_gaussians=None):
         """Clone small / split large Gaussians whose mean view-space gradient reaches max_grad, then prune
         transparent ones (and, with max_screen_size, ones too big on screen or in the world).
@@ -220,9 +229,7 @@ class GaussianModel:
         scaling = torch.exp(self.params["log_scales"])
         max_scale = scaling.max(dim=1).values
         opac = torch.sigmoid(self.params["opacity_logits"].detach()).squeeze(1)
-        big = torch.zeros_like(opac, dtype=torch.bool)
-        if max_screen_size:
-            big = (self.max_radii2D > max_screen_size) | (max_scale > 0.1 * extent)
+        big = self._too_big(max_screen_size, extent)
         high = grads >= max_grad
         clone_mask = high & (max_scale <= self.percent_dense * extent)
         split_mask = high & (max_scale > self.percent_dense * extent)
@@ -260,10 +267,8 @@ class GaussianModel:
         # prune
         opac = torch.sigmoid(self.params["opacity_logits"].detach()).squeeze(1)
         prune = opac < min_opacity
-        if max_screen_size and not capped:
-            big_vs = self.max_radii2D > max_screen_size
-            big_ws = torch.exp(self.params["log_scales"].detach()).max(dim=1).values > 0.1 * extent
-            prune = prune | big_vs | big_ws
+        if not capped:
+            prune = prune | self._too_big(max_screen_size, extent)
         if prune.all():  # never remove everything
             prune[torch.argmax(opac)] = False
         self._apply_mask(~prune)
