@@ -3,7 +3,7 @@
 
   python benchmark.py [-s /work/shared/data/monstree/colmap] [--resolutions 2 1] [--counts 0 50000 100000]
                       [--iters 30] [--warmup 5] [--threads N] [--backend cpu] [--stages]
-  python benchmark.py --full [--full_iterations 7000]
+  python benchmark.py --full [--full_iterations 7000] [--full_resolution 2] [-m DIR] [-- TRAINER ARGS...]
 
 Count 0 means the SfM initialisation as is; larger counts are reached by jittered copies of the SfM
 Gaussians (smaller scales so the coverage stays comparable).  Figures are medians over --iters iterations
@@ -96,8 +96,9 @@ def full_run(args):
     out_dir = args.model_path or os.path.join("/tmp", f"splat_bench_{int(time.time())}")
     os.makedirs(out_dir, exist_ok=True)
     cmd = [sys.executable, os.path.join(HERE, "train.py"), "-s", args.source, "-m", out_dir, "--iterations",
-           str(args.full_iterations), "--eval", "--test_iterations", "2000", str(args.full_iterations),
-           "--progress", "json", "--quiet", "--resolution", str(args.full_resolution)]
+           str(args.full_iterations), "--eval", "--test_iterations",
+           *[str(i) for i in range(1000, args.full_iterations, 1000)], str(args.full_iterations),
+           "--progress", "json", "--quiet", "--resolution", str(args.full_resolution), *args.train_args]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     t0 = time.time()
@@ -122,6 +123,7 @@ def full_run(args):
             by_count[target] = round(statistics.median(near), 4)
     print(json.dumps({"full_run": {
         "exit_code": p.returncode, "iterations": args.full_iterations, "resolution": args.full_resolution,
+        "trainer_args": args.train_args,
         "wall_sec": round(wall, 1), "peak_rss_mb": done.get("peak_rss_mb"),
         "num_gaussians": done.get("num_gaussians"), "eval_psnr_ssim": evals,
         "s_per_it_median": round(statistics.median(e["sec_per_iter"] for e in prog), 4) if prog else None,
@@ -145,7 +147,11 @@ def main():
     ap.add_argument("--full_iterations", type=int, default=7000)
     ap.add_argument("--full_resolution", type=int, default=2)
     ap.add_argument("-m", "--model_path", default=None)
-    args = ap.parse_args()
+    args, args.train_args = ap.parse_known_args()
+    if args.train_args[:1] == ["--"]:
+        args.train_args = args.train_args[1:]
+    if args.train_args and not args.full:
+        ap.error(f"unrecognised arguments: {' '.join(args.train_args)} (trainer arguments go with --full)")
     if args.full:
         return full_run(args)
     threads = set_threads(args.threads or os.cpu_count() or 1)

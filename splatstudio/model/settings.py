@@ -96,6 +96,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("trainer_threads", int, 0, "CPU trainer threads (0 = all cores).", "Training", 0, 1024),
     Spec("max_gaussians", int, 2_000_000, "Upper bound on Gaussians during densification (0 = no limit).",
          "Training", 0, 100_000_000, stages=_TRAIN),
+    Spec("sparse_regularization", str, "auto", "Guard against overfitting when there are few photos: Gaussian "
+         "dropout and a budget of Gaussians per photo. auto = on below 50 training photos; off = the standard "
+         "method.", "Training", choices=("auto", "on", "off"), stages=_TRAIN),
     Spec("eval_holdout", bool, True, "Hold out every 8th photo to measure quality (PSNR/SSIM).", "Training",
          stages=_TRAIN),
     Spec("preview_every", int, 500, "Write a live-preview model every N iterations (0 = never).", "Training",

@@ -103,7 +103,8 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
     if checkpoint is not None:
         argv += ["--start_checkpoint", str(checkpoint)]
     if ours:
-        argv += ["--backend", settings.trainer_backend, "--progress", "json"]
+        argv += ["--backend", settings.trainer_backend, "--progress", "json",
+                 "--sparse", settings.sparse_regularization]
         if settings.trainer_threads:
             argv += ["--threads", str(settings.trainer_threads)]
         if settings.max_gaussians:

@@ -217,6 +217,29 @@ def test_dropped_view_keeps_a_random_subset_with_compensated_opacity():
     assert torch.all(m.params["opacity_logits"].grad[mask] == 0.0)
 
 
+@pytest.mark.parametrize("argv, views, dropout, cap", [
+    ([], 20, 0.3, 120_000),  # a sparse capture: dropout and 6000 Gaussians per training view
+    (["--max_gaussians", "2000000"], 20, 0.3, 120_000),  # an explicit cap stays an upper bound ...
+    (["--max_gaussians", "50000"], 20, 0.3, 50_000),  # ... and wins when it is lower
+    (["--dropout", "0"], 20, 0.0, 120_000),
+    (["--gaussians_per_view", "0"], 20, 0.3, 0),
+    (["--sparse", "off"], 20, 0.0, 0),  # the reference's behaviour
+    ([], 60, 0.0, 0),  # enough photos: the standard method
+    (["--sparse", "on", "--max_gaussians", "500000"], 60, 0.3, 360_000),
+])
+def test_sparse_capture_regularisation(argv, views, dropout, cap):
+    from gstrain.trainer import build_parser, resolve_sparse
+    args = build_parser().parse_args(["-s", "src", "-m", "out"] + argv)
+    assert resolve_sparse(args, views) == (dropout > 0 or cap > 0)
+    assert (args.dropout, args.max_gaussians) == (dropout, cap)
+
+
+def test_dropout_out_of_range_is_a_clear_error(tiny_dataset, tmp_path):
+    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--iterations", "10", "--dropout", "1"])
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1] == "error: --dropout must be in [0, 1), got 1.0"
+
+
 def test_cuda_backend_or_skip():
     from gstrain.raster_cuda import gsplat_available
     ok, why = gsplat_available()

@@ -113,6 +113,22 @@ def test_dropout_run_converges(tiny_dataset, tmp_path):
     done = events[-1]
     assert done["train_psnr"] > 22.0, done
     assert 400 < done["num_gaussians"] <= 2500  # grew from the 400 SfM points on the full model's statistics
+    start = next(e for e in events if e["event"] == "start")
+    assert (start["dropout"], start["max_gaussians"]) == (0.2, 2500)
+
+
+def test_sparse_capture_is_announced_and_can_be_turned_off(trained, tiny_dataset, tmp_path):
+    """The tiny scene has 8 training views, so by default it trains as a sparse capture (the `trained`
+    run), and says so; --sparse off trains with the reference's behaviour."""
+    _, events, p = trained
+    start = next(e for e in events if e["event"] == "start")
+    assert (start["num_train"], start["dropout"], start["max_gaussians"]) == (8, 0.3, 2500)
+    assert "Sparse capture (8 training views): Gaussian dropout 0.3, at most 2,500 Gaussians" in p.stderr
+    off = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--iterations", "20", "--sparse", "off"] + FAST)
+    assert off.returncode == 0, off.stderr[-3000:]
+    start = next(e for e in json_events(off.stdout) if e["event"] == "start")
+    assert (start["dropout"], start["max_gaussians"]) == (0.0, 2500)
+    assert "Sparse capture" not in off.stderr
 
 
 def test_render_results(trained):

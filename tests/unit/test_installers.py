@@ -144,6 +144,11 @@ def test_commands_from_a_source_install_are_unchanged(tmp_path):
                                                          "--project", str(tmp_path), "--run-id", "run1"]
     argv = trainer_command(Settings(), tmp_path / "dataset", tmp_path / "train", None, ours=True)
     assert argv[:4] == [sys.executable, str(bundled_trainer()), "-s", str(tmp_path / "dataset")]
+    assert argv[argv.index("--sparse") + 1] == "auto"
+    off = trainer_command(Settings({"sparse_regularization": "off"}), tmp_path, tmp_path, None, ours=True)
+    assert off[off.index("--sparse") + 1] == "off"
+    # a reference checkout gets only the reference's flags
+    assert "--sparse" not in trainer_command(Settings(), tmp_path, tmp_path, None, ours=False)
 
 
 def test_commands_in_a_bundle_go_through_its_executable(bundle, tmp_path):
