@@ -93,8 +93,6 @@ def resolve_sparse(args, num_train):
     sparse = args.sparse == "on" or (args.sparse == "auto" and num_train < SPARSE_VIEWS)
     if args.dropout is None:
         args.dropout = SPARSE_DROPOUT if sparse else 0.0
-    if not 0.0 <= args.dropout < 1.0:
-        raise DataError(f"--dropout must be in [0, 1), got {args.dropout}")
     if sparse and args.gaussians_per_view > 0:
         budget = args.gaussians_per_view * num_train
         args.max_gaussians = min(args.max_gaussians, budget) if args.max_gaussians else budget
@@ -244,6 +242,10 @@ def train(argv=None):
 
 def _train(args, rep, stop):
     t_start = time.time()
+    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
+        raise DataError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.gaussians_per_view < 0:
+        raise DataError(f"--gaussians_per_view must be 0 (no budget) or more, got {args.gaussians_per_view}")
     backend = pick_backend(args.backend)
     device = "cuda" if backend == "cuda" else "cpu"
     from .raster_cpu import set_threads
@@ -259,8 +261,9 @@ def _train(args, rep, stop):
     rep.log(f"Output folder: {args.model_path} | backend {backend} | {threads} threads | "
             f"{len(scene.train)} train / {len(scene.test)} test views | {scene.train[0].width}x{scene.train[0].height}")
     if resolve_sparse(args, len(scene.train)):
+        cap = f"at most {args.max_gaussians:,} Gaussians" if args.max_gaussians else "no Gaussian budget"
         rep.log(f"Sparse capture ({len(scene.train)} training views): Gaussian dropout {args.dropout:g}, "
-                f"at most {args.max_gaussians:,} Gaussians (--sparse off for the reference's behaviour)")
+                f"{cap} (--sparse off for the reference's behaviour)")
     write_cfg_args(args)
     write_points_ply(os.path.join(args.model_path, "input.ply"), scene.xyz, scene.rgb)
     write_cameras_json(os.path.join(args.model_path, "cameras.json"), scene)

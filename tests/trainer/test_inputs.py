@@ -234,10 +234,16 @@ def test_sparse_capture_regularisation(argv, views, dropout, cap):
     assert (args.dropout, args.max_gaussians) == (dropout, cap)
 
 
-def test_dropout_out_of_range_is_a_clear_error(tiny_dataset, tmp_path):
-    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--iterations", "10", "--dropout", "1"])
+@pytest.mark.parametrize("argv, message", [
+    (["--dropout", "1"], "error: --dropout must be in [0, 1), got 1.0"),
+    (["--gaussians_per_view", "-5"], "error: --gaussians_per_view must be 0 (no budget) or more, got -5"),
+])
+def test_bad_regularisation_values_are_clear_errors(tiny_dataset, tmp_path, argv, message):
+    out = tmp_path / "model"
+    p = run_train(["-s", tiny_dataset, "-m", str(out), "--iterations", "10"] + argv)
     assert p.returncode == 1
-    assert p.stderr.strip().splitlines()[-1] == "error: --dropout must be in [0, 1), got 1.0"
+    assert p.stderr.strip().splitlines()[-1] == message
+    assert not out.exists()  # refused before anything was written
 
 
 def test_cuda_backend_or_skip():
