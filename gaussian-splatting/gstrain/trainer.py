@@ -23,6 +23,15 @@ from .rasterize import render
 EXIT_INTERRUPTED = 143  # SIGTERM (128 + 15); SIGINT gives 130
 
 
+# Sparse captures (issue 3, NOTES.md): with ~20 photos, the standard method fits the training photos ever
+# closer (train PSNR 32-39 dB) while held-out PSNR falls from 2k to 7k iterations.  Dropout plus a budget of
+# Gaussians per training view keeps the held-out views 1.7-2 dB better at 7k (monstree, 20 training views,
+# 120k Gaussians); the 2k -> 7k decline is gone at 794x596, not yet at 397x298.  Figures: the trainer's README.
+SPARSE_VIEWS = 50
+SPARSE_DROPOUT = 0.3
+SPARSE_GAUSSIANS_PER_VIEW = 6000
+
+
 def build_parser():
     p = argparse.ArgumentParser(description="SplatStudio Gaussian Splatting trainer (CPU/numba or CUDA/gsplat)")
     p.add_argument("-s", "--source_path", required=True)
@@ -76,15 +85,6 @@ def build_parser():
     p.add_argument("--debug_from", type=int, default=-1)
     p.add_argument("--detect_anomaly", action="store_true")
     return p
-
-
-# Sparse captures (issue 3, NOTES.md): with ~20 photos, the standard method fits the training photos ever
-# closer (train PSNR 32-39 dB) while held-out PSNR falls from 2k to 7k iterations.  Dropout plus a budget of
-# Gaussians per training view keeps the held-out views 1.7-2 dB better at 7k (monstree, 20 training views,
-# 120k Gaussians at 397x298 and 794x596) and mostly stops the decline; figures in the trainer's README.
-SPARSE_VIEWS = 50
-SPARSE_DROPOUT = 0.3
-SPARSE_GAUSSIANS_PER_VIEW = 6000
 
 
 def resolve_sparse(args, num_train):
