@@ -2,17 +2,17 @@
 
 Pipeline per render:
   1. bin:      Gaussians (already depth-sorted, front to back) are appended to every 16x16 tile their
-               3-sigma square touches (counting sort -> per-tile lists stay depth-ordered).
-  2. pack:     per list entry, the Gaussian's 2D data is gathered into a contiguous (E, 12) array so the
-               per-tile loops stream through memory.
-  3. forward:  prange over tiles; Gaussian-outer / pixel-inner: each entry visits only the pixels of its
-               extent box, row by row restricted to the exact span where alpha >= 1/255 is possible; the
-               row's alphas are computed in a branch-free (vectorisable) pass, then composited front to
-               back per pixel with early stop (per-pixel T, colour, last contributor, done flag).
-  4. backward: prange over tiles; the same traversal back to front from each pixel's last contributor,
-               tracking T and S = sum of (c.dL/dC) alpha T of the farther Gaussians per pixel, writing
-               gradients into the *entry* slots (each entry belongs to exactly one tile, hence to one
-               thread -> no write races, deterministic), then a serial reduction sums entries per Gaussian.
+               pixel box touches (counting sort -> per-tile lists stay depth-ordered).
+  2. pack:     per list entry, the Gaussian's 2D data is gathered into a contiguous (E, 12) array, and its
+               pixel box (3-sigma square cut to where alpha >= 1/255 is possible) into bbox (E, 4).
+  3. forward:  prange over tiles; each tile's entries are split into 32 strips (8 pixels of one row), and
+               a strip's 8 pixels are SIMD lanes (gstrain/simd.py: AVX2 on x86-64): every entry of the strip
+               is composited into the 8 lanes at once, masked, front to back with early stop.
+  4. backward: prange over tiles; the same strips back to front from each pixel's last contributor,
+               tracking T and S = sum of (c.dL/dC) alpha T of the farther Gaussians per pixel, summing
+               the 8 lanes' gradients into the *entry* slots (each entry belongs to exactly one tile, hence
+               to one thread -> no write races, deterministic), then a serial reduction sums entries per
+               Gaussian.
 The autograd.Function returns d/d(means2d, conics, colors, opacities); torch autograd handles the
 projection / covariance / SH part (rasterize.preprocess).
 """
@@ -25,10 +25,36 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .simd import NL, all_, any_, hsum, iload, iota, isplat, istore, load, select, splat, store, vmax, vmin
+
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 T_MIN = 1e-4
+TILE = 16
 _FM = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
+
+
+@njit(inline="always", fastmath=True)
+def fexp(x):
+    """exp(x) for x in [-8, 0] (the only range the kernels need): Taylor(x/16) then 4 squarings.
+
+    Relative error < 2e-6; branch-free so the compiler can pipeline/vectorise it."""
+    y = x * np.float32(0.0625)
+    p = np.float32(1.0 / 40320.0)
+    p = p * y + np.float32(1.0 / 5040.0)
+    p = p * y + np.float32(1.0 / 720.0)
+    p = p * y + np.float32(1.0 / 120.0)
+    p = p * y + np.float32(1.0 / 24.0)
+    p = p * y + np.float32(1.0 / 6.0)
+    p = p * y + np.float32(0.5)
+    p = p * y + np.float32(1.0)
+    p = p * y + np.float32(1.0)
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
 NF = 12  # packed features per entry: mx my a b c opacity hx hy r g b log-threshold
 
 
@@ -114,11 +140,20 @@ def _bin(order, means2d, ext, W, H, TS, tiles_x, tiles_y):
 
 
 @njit(parallel=True, cache=True)
-def _pack(lists, means2d, conics, colors, opac, ext):
+def _pack(lists, means2d, conics, colors, opac, ext, W, H):
+    """Gathers each list entry's data (packed, float32) and its pixel box clipped to the image (bbox, int32:
+    x0 x1 y0 y1, the same box _bin binned it by)."""
     E = lists.shape[0]
     packed = np.empty((E, NF), np.float32)
+    bbox = np.empty((E, 4), np.int32)
     for e in prange(E):
         g = lists[e]
+        u = means2d[g, 0]
+        v = means2d[g, 1]
+        bbox[e, 0] = max(0, int(math.ceil(u - ext[g, 0])))
+        bbox[e, 1] = min(W - 1, int(math.floor(u + ext[g, 0])))
+        bbox[e, 2] = max(0, int(math.ceil(v - ext[g, 1])))
+        bbox[e, 3] = min(H - 1, int(math.floor(v + ext[g, 1])))
         packed[e, 0] = means2d[g, 0]
         packed[e, 1] = means2d[g, 1]
         packed[e, 2] = conics[g, 0]
@@ -133,274 +168,7 @@ def _pack(lists, means2d, conics, colors, opac, ext):
         packed[e, 10] = colors[g, 2]
         # alpha < 1/255  <=>  power < log(1 / (255 * o)); lets the kernels skip exp() for faint pixels
         packed[e, 11] = math.log(ALPHA_MIN / o) if o > 0 else np.inf
-    return packed
-
-
-@njit(inline="always", fastmath=True)
-def _fexp(x):
-    """exp(x) for x in [-8, 0] (the only range the kernels need): Taylor(x/16) then 4 squarings.
-
-    Relative error < 2e-6; branch-free so the compiler can pipeline/vectorise it."""
-    y = x * np.float32(0.0625)
-    p = np.float32(1.0 / 40320.0)
-    p = p * y + np.float32(1.0 / 5040.0)
-    p = p * y + np.float32(1.0 / 720.0)
-    p = p * y + np.float32(1.0 / 120.0)
-    p = p * y + np.float32(1.0 / 24.0)
-    p = p * y + np.float32(1.0 / 6.0)
-    p = p * y + np.float32(0.5)
-    p = p * y + np.float32(1.0)
-    p = p * y + np.float32(1.0)
-    p = p * p
-    p = p * p
-    p = p * p
-    return p * p
-
-
-@njit(inline="always", fastmath=True)
-def _row_alpha(buf, ebuf, n, dx0, dy, a, b, c, op, thr):
-    """Branch-free (vectorisable) alpha of one Gaussian along a row segment: buf[q] = alpha at
-    dx = dx0 - q (0 where power < thr or power > 0), ebuf[q] = exp(power)."""
-    cdy = np.float32(-0.5) * c * dy * dy
-    bdy = b * dy
-    for q in range(n):
-        dx = dx0 - np.float32(q)
-        power = np.float32(-0.5) * a * dx * dx + cdy - bdy * dx
-        e = _fexp(min(np.float32(0.0), max(np.float32(-8.0), power)))
-        al = min(np.float32(ALPHA_MAX), op * e)
-        good = (power >= thr) & (power <= np.float32(0.0))
-        buf[q] = al if good else np.float32(0.0)
-        ebuf[q] = e
-
-
-@njit(inline="always", fastmath=True)
-def _row_alpha_inv(buf, ebuf, ibuf, n, dx0, dy, a, b, c, op, thr):
-    """_row_alpha plus ibuf[q] = 1 / (1 - alpha) (the backward's division, vectorised)."""
-    _row_alpha(buf, ebuf, n, dx0, dy, a, b, c, op, thr)
-    for q in range(n):
-        ibuf[q] = np.float32(1.0) / (np.float32(1.0) - buf[q])
-
-
-@njit(inline="always")
-def _span(m, h, lo, hi):
-    a = max(lo, int(math.ceil(m - h)))
-    b = min(hi, int(math.floor(m + h)))
-    return a, b
-
-
-@njit(inline="always")
-def _row_span(mx, a, b, c, thr, dy, gx0, gx1):
-    """Pixels of this row where op*exp(power) >= 1/255 can hold (exact quadratic, small slack)."""
-    t2 = -2.0 * thr  # 2 log(255 op) > 0
-    bd = float(b) * dy
-    disc = bd * bd - float(a) * (float(c) * dy * dy - t2)
-    if disc < 0.0:
-        return 1, 0
-    sq = math.sqrt(disc)
-    inv_a = 1.0 / float(a)
-    slack = 1e-3 + 1e-4 * sq * inv_a
-    lo = max(gx0, int(math.ceil(mx + (bd - sq) * inv_a - slack)))
-    hi = min(gx1, int(math.floor(mx + (bd + sq) * inv_a + slack)))
-    return lo, hi
-
-
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _forward(packed, offsets, tile_perm, W, H, TS, tiles_x, bg, img, final_T, n_contrib):
-    """Gaussian-outer / pixel-inner per tile: each list entry only visits the pixels of its extent box."""
-    ntiles = tile_perm.shape[0]
-    for i in prange(ntiles):
-        t = tile_perm[i]
-        ty = t // tiles_x
-        tx = t - ty * tiles_x
-        start = offsets[t]
-        end = offsets[t + 1]
-        x0 = tx * TS
-        y0 = ty * TS
-        x1 = min(W, x0 + TS) - 1
-        y1 = min(H, y0 + TS) - 1
-        tw = x1 - x0 + 1
-        npx = tw * (y1 - y0 + 1)
-        T = np.ones(npx, np.float32)
-        C = np.zeros((3, npx), np.float32)
-        last = np.full(npx, start, np.int64)
-        done = np.zeros(npx, np.uint8)
-        abuf = np.empty(TS + 1, np.float32)
-        ebuf = np.empty(TS + 1, np.float32)
-        ndone = 0
-        for k in range(start, end):
-            mx = packed[k, 0]
-            my = packed[k, 1]
-            gx0, gx1 = _span(mx, packed[k, 6], x0, x1)
-            gy0, gy1 = _span(my, packed[k, 7], y0, y1)
-            if gx0 > gx1 or gy0 > gy1:
-                continue
-            a = packed[k, 2]
-            b = packed[k, 3]
-            c = packed[k, 4]
-            op = packed[k, 5]
-            thr = packed[k, 11]
-            col0 = packed[k, 8]
-            col1 = packed[k, 9]
-            col2 = packed[k, 10]
-            for py in range(gy0, gy1 + 1):
-                dy = my - np.float32(py)
-                row = (py - y0) * tw - x0
-                rx0, rx1 = _row_span(mx, a, b, c, thr, float(dy), gx0, gx1)
-                n = rx1 - rx0 + 1
-                if n <= 0:
-                    continue
-                _row_alpha(abuf, ebuf, n, mx - np.float32(rx0), dy, a, b, c, op, thr)
-                for q in range(n):
-                    alpha = abuf[q]
-                    if alpha < np.float32(ALPHA_MIN):
-                        continue
-                    j = row + rx0 + q
-                    if done[j]:
-                        continue
-                    Tj = T[j]
-                    test_T = Tj * (np.float32(1.0) - alpha)
-                    if test_T < np.float32(T_MIN):
-                        done[j] = 1
-                        ndone += 1
-                        continue
-                    w = alpha * Tj
-                    C[0, j] += col0 * w
-                    C[1, j] += col1 * w
-                    C[2, j] += col2 * w
-                    T[j] = test_T
-                    last[j] = k + 1
-            if ndone == npx:
-                break
-        for py in range(y0, y1 + 1):
-            for px in range(x0, x1 + 1):
-                j = (py - y0) * tw + (px - x0)
-                Tj = T[j]
-                img[0, py, px] = C[0, j] + Tj * bg[0]
-                img[1, py, px] = C[1, j] + Tj * bg[1]
-                img[2, py, px] = C[2, j] + Tj * bg[2]
-                final_T[py, px] = Tj
-                n_contrib[py, px] = last[j]
-
-
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _backward(packed, offsets, tile_perm, W, H, TS, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
-    """Reverse traversal per tile; egrad (E, 9): d mean x, y, d conic a, b, c, d opacity, d colour r, g, b.
-
-    Each entry is owned by one tile (one thread) and written once -> no races, deterministic."""
-    ntiles = tile_perm.shape[0]
-    for i in prange(ntiles):
-        t = tile_perm[i]
-        ty = t // tiles_x
-        tx = t - ty * tiles_x
-        start = offsets[t]
-        x0 = tx * TS
-        y0 = ty * TS
-        x1 = min(W, x0 + TS) - 1
-        y1 = min(H, y0 + TS) - 1
-        tw = x1 - x0 + 1
-        npx = tw * (y1 - y0 + 1)
-        T = np.empty(npx, np.float32)
-        TFB = np.empty(npx, np.float32)
-        G = np.empty((3, npx), np.float32)
-        S = np.zeros(npx, np.float32)  # sum over already-visited (farther) Gaussians of (c.g) alpha T
-        abuf = np.empty(TS + 1, np.float32)
-        ebuf = np.empty(TS + 1, np.float32)
-        ibuf = np.empty(TS + 1, np.float32)
-        lastk = np.empty(npx, np.int64)
-        maxlast = start
-        for py in range(y0, y1 + 1):
-            for px in range(x0, x1 + 1):
-                j = (py - y0) * tw + (px - x0)
-                T[j] = final_T[py, px]
-                g0 = grad_img[0, py, px]
-                g1 = grad_img[1, py, px]
-                g2 = grad_img[2, py, px]
-                G[0, j] = g0
-                G[1, j] = g1
-                G[2, j] = g2
-                TFB[j] = final_T[py, px] * (bg[0] * g0 + bg[1] * g1 + bg[2] * g2)
-                lk = n_contrib[py, px]
-                lastk[j] = lk
-                if lk > maxlast:
-                    maxlast = lk
-        for k in range(maxlast - 1, start - 1, -1):
-            mx = packed[k, 0]
-            my = packed[k, 1]
-            gx0, gx1 = _span(mx, packed[k, 6], x0, x1)
-            gy0, gy1 = _span(my, packed[k, 7], y0, y1)
-            if gx0 > gx1 or gy0 > gy1:
-                continue
-            a = packed[k, 2]
-            b = packed[k, 3]
-            c = packed[k, 4]
-            op = packed[k, 5]
-            thr = packed[k, 11]
-            col0 = packed[k, 8]
-            col1 = packed[k, 9]
-            col2 = packed[k, 10]
-            s_mx = np.float32(0.0)
-            s_my = np.float32(0.0)
-            s_a = np.float32(0.0)
-            s_b = np.float32(0.0)
-            s_c = np.float32(0.0)
-            s_op = np.float32(0.0)
-            s_c0 = np.float32(0.0)
-            s_c1 = np.float32(0.0)
-            s_c2 = np.float32(0.0)
-            for py in range(gy0, gy1 + 1):
-                dy = my - np.float32(py)
-                row = (py - y0) * tw - x0
-                rx0, rx1 = _row_span(mx, a, b, c, thr, float(dy), gx0, gx1)
-                n = rx1 - rx0 + 1
-                if n <= 0:
-                    continue
-                _row_alpha_inv(abuf, ebuf, ibuf, n, mx - np.float32(rx0), dy, a, b, c, op, thr)
-                for q in range(n):
-                    alpha = abuf[q]
-                    if alpha < np.float32(ALPHA_MIN):
-                        continue
-                    px = rx0 + q
-                    j = row + px
-                    if k >= lastk[j]:
-                        continue
-                    dx = mx - np.float32(px)
-                    Gv = ebuf[q]
-                    raw = op * Gv
-                    inv_om = ibuf[q]
-                    Tj = T[j] * inv_om
-                    T[j] = Tj
-                    g0 = G[0, j]
-                    g1 = G[1, j]
-                    g2 = G[2, j]
-                    w = alpha * Tj
-                    s_c0 += w * g0
-                    s_c1 += w * g1
-                    s_c2 += w * g2
-                    cg = col0 * g0 + col1 * g1 + col2 * g2
-                    Sj = S[j]
-                    # dC/dalpha_k = T_k c_k - (sum_{j>k} c_j alpha_j T_j + T_final bg) / (1 - alpha_k)
-                    dL_dalpha = Tj * cg - (Sj + TFB[j]) * inv_om
-                    S[j] = Sj + cg * w
-                    if raw > np.float32(ALPHA_MAX):
-                        continue  # clamped: alpha does not depend on G / opacity here
-                    dL_dG = op * dL_dalpha
-                    gdx = Gv * dx
-                    gdy = Gv * dy
-                    s_mx += dL_dG * (-gdx * a - gdy * b)
-                    s_my += dL_dG * (-gdy * c - gdx * b)
-                    s_a += np.float32(-0.5) * gdx * dx * dL_dG
-                    s_b += -gdx * dy * dL_dG
-                    s_c += np.float32(-0.5) * gdy * dy * dL_dG
-                    s_op += Gv * dL_dalpha
-            egrad[k, 0] = s_mx
-            egrad[k, 1] = s_my
-            egrad[k, 2] = s_a
-            egrad[k, 3] = s_b
-            egrad[k, 4] = s_c
-            egrad[k, 5] = s_op
-            egrad[k, 6] = s_c0
-            egrad[k, 7] = s_c1
-            egrad[k, 8] = s_c2
+    return packed, bbox
 
 
 @njit(cache=True)
@@ -411,6 +179,201 @@ def _reduce(lists, egrad, n):
         for j in range(9):
             out[g, j] += egrad[e, j]
     return out
+
+
+@njit(inline="always")
+def _strip_alpha(packed, k, fx, dy, qv):
+    """Power, exp(power) and alpha of entry k at the strip's 8 pixels (dx = fx - lane)."""
+    a = packed[k, 2]
+    b = packed[k, 3]
+    c = packed[k, 4]
+    dx = fx - qv
+    pw = dx * dx * (np.float32(-0.5) * a) + (np.float32(-0.5) * c * dy * dy - b * dy * dx)
+    e = fexp(vmin(vmax(pw, np.float32(-8.0)), np.float32(0.0)))
+    raw = e * packed[k, 5]
+    return dx, pw, e, raw, vmin(raw, np.float32(ALPHA_MAX))
+
+
+@njit(inline="always")
+def _strip_ok(packed, bbox, k, px0, pw, al, qv):
+    """Lanes where entry k passes the alpha test inside its (3-sigma / alpha) pixel box."""
+    lof = np.float32(bbox[k, 0] - px0)
+    hif = np.float32(bbox[k, 1] - px0)
+    return (pw >= packed[k, 11]) & (pw <= np.float32(0.0)) & (al >= np.float32(ALPHA_MIN)) & (qv >= lof) & \
+        (qv <= hif)
+
+
+@njit(inline="always")
+def _strip_lists(bbox, start, end, tx, ty):
+    """The tile's entries split by strip (strip s = row s // 2, left or right 8 pixels), each list in
+    depth order: soff (33,) offsets into slist.  Testing every entry's box against every strip instead
+    cost more than the compositing itself (mispredicted branches)."""
+    x0 = tx * TILE
+    y0 = ty * TILE
+    soff = np.zeros(2 * TILE + 1, np.int64)
+    for k in range(start, end):
+        r0 = max(bbox[k, 2] - y0, 0)
+        r1 = min(bbox[k, 3] - y0, TILE - 1)
+        h0 = 0 if bbox[k, 0] < x0 + NL else 1
+        h1 = 1 if bbox[k, 1] >= x0 + NL else 0
+        for r in range(r0, r1 + 1):
+            for h in range(h0, h1 + 1):
+                soff[2 * r + h + 1] += 1
+    for s in range(2 * TILE):
+        soff[s + 1] += soff[s]
+    fill = soff[:-1].copy()
+    slist = np.empty(soff[2 * TILE], np.int64)
+    for k in range(start, end):
+        r0 = max(bbox[k, 2] - y0, 0)
+        r1 = min(bbox[k, 3] - y0, TILE - 1)
+        h0 = 0 if bbox[k, 0] < x0 + NL else 1
+        h1 = 1 if bbox[k, 1] >= x0 + NL else 0
+        for r in range(r0, r1 + 1):
+            for h in range(h0, h1 + 1):
+                slist[fill[2 * r + h]] = k
+                fill[2 * r + h] += 1
+    return soff, slist
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _forward(packed, bbox, offsets, tile_perm, W, H, tiles_x, bg, img, final_T, n_contrib):
+    """Front to back per tile, one strip of 8 pixels of a tile row at a time, the 8 pixels as SIMD lanes:
+    each entry whose pixel box meets the strip is composited into all 8 lanes at once (masked), and the
+    strip stops when every pixel in it is saturated (T would fall below 1e-4)."""
+    ntiles = tile_perm.shape[0]
+    for i in prange(ntiles):
+        t = tile_perm[i]
+        ty = t // tiles_x
+        tx = t - ty * tiles_x
+        start = offsets[t]
+        end = offsets[t + 1]
+        buf = np.empty(5 * NL, np.float32)
+        ibuf = np.empty(NL, np.int32)
+        qv = iota()
+        soff, slist = _strip_lists(bbox, start, end, tx, ty)
+        for strip in range(2 * TILE):
+            py = ty * TILE + strip // 2
+            px0 = tx * TILE + (strip % 2) * NL
+            if py >= H or px0 >= W:
+                continue
+            nvalid = min(NL, W - px0)
+            dead = qv >= np.float32(nvalid)  # lanes past the image edge count as saturated
+            fx0 = -np.float32(px0)
+            pyf = np.float32(py)
+            T = splat(1.0)
+            R = splat(0.0)
+            G = splat(0.0)
+            B = splat(0.0)
+            last = isplat(start)
+            sat = dead
+            for j in range(soff[strip], soff[strip + 1]):
+                k = slist[j]
+                dx, pw, e, raw, al = _strip_alpha(packed, k, packed[k, 0] + fx0, packed[k, 1] - pyf, qv)
+                ok = _strip_ok(packed, bbox, k, px0, pw, al, qv) & ~sat
+                tt = T * (np.float32(1.0) - al)
+                keep = tt >= np.float32(T_MIN)
+                co = ok & keep
+                w = select(co, al * T, np.float32(0.0))
+                R = R + w * packed[k, 8]
+                G = G + w * packed[k, 9]
+                B = B + w * packed[k, 10]
+                T = select(co, tt, T)
+                last = select(co, isplat(k + 1), last)
+                sat = sat | (ok & ~keep)
+                if all_(sat):
+                    break
+            store(buf, 0, T)
+            store(buf, NL, R + T * bg[0])
+            store(buf, 2 * NL, G + T * bg[1])
+            store(buf, 3 * NL, B + T * bg[2])
+            istore(ibuf, 0, last)
+            for q in range(nvalid):
+                final_T[py, px0 + q] = buf[q]
+                img[0, py, px0 + q] = buf[NL + q]
+                img[1, py, px0 + q] = buf[2 * NL + q]
+                img[2, py, px0 + q] = buf[3 * NL + q]
+                n_contrib[py, px0 + q] = ibuf[q]
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _backward(packed, bbox, offsets, tile_perm, W, H, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
+    """Reverse traversal per tile and strip (8 lanes, as _forward), from the strip's last contributor back;
+    egrad (E, 9), zeroed by the caller: d mean x, y, d conic a, b, c, d opacity, d colour r, g, b per entry.
+    An entry belongs to one tile, hence to one thread, whose strips add into it in turn: no races, and
+    the same sums in the same order at any thread count."""
+    ntiles = tile_perm.shape[0]
+    for i in prange(ntiles):
+        t = tile_perm[i]
+        ty = t // tiles_x
+        tx = t - ty * tiles_x
+        start = offsets[t]
+        buf = np.zeros(4 * NL, np.float32)
+        ibuf = np.zeros(NL, np.int32)
+        qv = iota()
+        soff, slist = _strip_lists(bbox, start, offsets[t + 1], tx, ty)
+        for strip in range(2 * TILE):
+            py = ty * TILE + strip // 2
+            px0 = tx * TILE + (strip % 2) * NL
+            if py >= H or px0 >= W:
+                continue
+            nvalid = min(NL, W - px0)
+            kmax = start
+            for q in range(NL):
+                if q < nvalid:
+                    buf[q] = final_T[py, px0 + q]
+                    buf[NL + q] = grad_img[0, py, px0 + q]
+                    buf[2 * NL + q] = grad_img[1, py, px0 + q]
+                    buf[3 * NL + q] = grad_img[2, py, px0 + q]
+                    ibuf[q] = n_contrib[py, px0 + q]
+                    kmax = max(kmax, ibuf[q])
+                else:
+                    buf[q] = np.float32(1.0)
+                    buf[NL + q] = np.float32(0.0)
+                    buf[2 * NL + q] = np.float32(0.0)
+                    buf[3 * NL + q] = np.float32(0.0)
+                    ibuf[q] = 0
+            T = load(buf, 0)
+            G0 = load(buf, NL)
+            G1 = load(buf, 2 * NL)
+            G2 = load(buf, 3 * NL)
+            LK = iload(ibuf, 0)
+            TB = T * (G0 * bg[0] + G1 * bg[1] + G2 * bg[2])
+            S = splat(0.0)
+            fx0 = -np.float32(px0)
+            pyf = np.float32(py)
+            for j in range(soff[strip + 1] - 1, soff[strip] - 1, -1):
+                k = slist[j]
+                if k >= kmax:
+                    continue
+                dy = packed[k, 1] - pyf
+                dx, pw, e, raw, al = _strip_alpha(packed, k, packed[k, 0] + fx0, dy, qv)
+                ok = _strip_ok(packed, bbox, k, px0, pw, al, qv) & (isplat(k) < LK)
+                if not any_(ok):
+                    continue
+                io = np.float32(1.0) / (np.float32(1.0) - al)
+                Tn = T * io
+                T = select(ok, Tn, T)
+                w = select(ok, al * Tn, np.float32(0.0))
+                cg = G0 * packed[k, 8] + G1 * packed[k, 9] + G2 * packed[k, 10]
+                # dC/dalpha_k = T_k c_k - (sum_{j>k} c_j alpha_j T_j + T_final bg) / (1 - alpha_k)
+                da = Tn * cg - (S + TB) * io
+                S = S + cg * w
+                da = select(ok & (raw <= np.float32(ALPHA_MAX)), da, np.float32(0.0))  # clamped: no dG, dop
+                a = packed[k, 2]
+                b = packed[k, 3]
+                c = packed[k, 4]
+                dG = da * packed[k, 5]
+                gx = e * dx
+                gy = e * dy
+                egrad[k, 0] += hsum(dG * (gx * -a - gy * b))
+                egrad[k, 1] += hsum(dG * (gy * -c - gx * b))
+                egrad[k, 2] += hsum(gx * dx * dG) * np.float32(-0.5)
+                egrad[k, 3] += -hsum(gx * dG) * dy
+                egrad[k, 4] += hsum(gy * dG) * (np.float32(-0.5) * dy)
+                egrad[k, 5] += hsum(e * da)
+                egrad[k, 6] += hsum(w * G0)
+                egrad[k, 7] += hsum(w * G1)
+                egrad[k, 8] += hsum(w * G2)
 
 
 _PERM_CACHE = {}
@@ -432,6 +395,8 @@ def _np32(t):
 class RasterizeCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, depths, radii, W, H, bg, TS):
+        if TS != TILE:
+            raise ValueError(f"the CPU rasteriser works on {TILE}x{TILE} tiles, not {TS}")
         m = _np32(means2d)
         con = _np32(conics)
         col = _np32(colors)
@@ -443,14 +408,14 @@ class RasterizeCPU(torch.autograd.Function):
         tiles_y = (H + TS - 1) // TS
         ext = _extents(m, con, op, rad, W, H)
         offsets, lists = _bin(order, m, ext, W, H, TS, tiles_x, tiles_y)
-        packed = _pack(lists, m, con, col, op, ext)
+        packed, bbox = _pack(lists, m, con, col, op, ext, W, H)
         bgn = _np32(bg).reshape(3)
         img = np.empty((3, H, W), np.float32)
         final_T = np.empty((H, W), np.float32)
-        n_contrib = np.empty((H, W), np.int64)
+        n_contrib = np.empty((H, W), np.int32)
         perm = _tile_perm(tiles_x * tiles_y)
-        _forward(packed, offsets, perm, W, H, TS, tiles_x, bgn, img, final_T, n_contrib)
-        ctx.state = (packed, offsets, lists, perm, W, H, TS, tiles_x, bgn, final_T, n_contrib, m.shape[0])
+        _forward(packed, bbox, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
+        ctx.state = (packed, bbox, offsets, lists, perm, W, H, tiles_x, bgn, final_T, n_contrib, m.shape[0])
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
         ctx.shape_op = opacities.shape
         ctx.num_entries = int(lists.shape[0])
@@ -458,10 +423,10 @@ class RasterizeCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_img):
-        packed, offsets, lists, perm, W, H, TS, tiles_x, bgn, final_T, n_contrib, n = ctx.state
+        packed, bbox, offsets, lists, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
         g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
         egrad = np.zeros((packed.shape[0], 9), np.float32)
-        _backward(packed, offsets, perm, W, H, TS, tiles_x, bgn, final_T, n_contrib, g, egrad)
+        _backward(packed, bbox, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
         out = torch.from_numpy(_reduce(lists, egrad, n))
         dm, dcon, dcol, dop = ctx.dtypes
         ctx.state = None
