@@ -6,6 +6,7 @@ conic = inverse(cov2d) stored as (a, b, c) with power = -0.5 (a dx^2 + c dy^2) -
 """
 import math
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -14,14 +15,24 @@ NEAR_PLANE = 0.2
 LOWPASS = 0.3
 
 
+def _scratch(n):
+    """Per-thread scratch rows of at least n float64 (row numba.get_thread_id() inside prange) for the
+    kernels' small vectors and matrices, which allocated inside the loop cost a heap allocation per
+    Gaussian.  Rows are padded 512 bytes apart so that no cache line is shared between threads."""
+    return np.empty((numba.config.NUMBA_NUM_THREADS, n + 64))
+
+
 @njit(inline="always")
-def _quat_rot(qw, qx, qy, qz):
+def _quat_rot(qw, qx, qy, qz, R):
+    qw = float(qw)
+    qx = float(qx)
+    qy = float(qy)
+    qz = float(qz)
     n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
     w = qw / n
     x = qx / n
     y = qy / n
     z = qz / n
-    R = np.empty((3, 3))
     R[0, 0] = 1 - 2 * (y * y + z * z)
     R[0, 1] = 2 * (x * y - w * z)
     R[0, 2] = 2 * (x * z + w * y)
@@ -31,13 +42,17 @@ def _quat_rot(qw, qx, qy, qz):
     R[2, 0] = 2 * (x * z - w * y)
     R[2, 1] = 2 * (y * z + w * x)
     R[2, 2] = 1 - 2 * (x * x + y * y)
-    return R, n, w, x, y, z
+    return n, w, x, y, z
 
 
 @njit(parallel=True, cache=True)
-def _project_fwd(means, log_scales, quats, V, fx, fy, cx, cy, W, H, lim, out2d, conic, depth, radii, TMs):
+def _project_fwd(means, log_scales, quats, V, fx, fy, cx, cy, W, H, lim, out2d, conic, depth, radii, TMs, scr):
+    """Inputs in any float dtype, maths in float64, outputs in the arrays' dtypes; scr: _scratch(12)."""
     N = means.shape[0]
     for i in prange(N):
+        w = scr[numba.get_thread_id()]
+        Rq = w[:9].reshape((3, 3))
+        T0 = w[9:12]
         mxw = means[i, 0]
         myw = means[i, 1]
         mzw = means[i, 2]
@@ -60,20 +75,20 @@ def _project_fwd(means, log_scales, quats, V, fx, fy, cx, cy, W, H, lim, out2d, 
         J02 = -fx * txtz * iz
         J11 = fy * iz
         J12 = -fy * tytz * iz
-        Rq, _, _, _, _, _ = _quat_rot(quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3])
-        s0 = math.exp(log_scales[i, 0])
-        s1 = math.exp(log_scales[i, 1])
-        s2 = math.exp(log_scales[i, 2])
-        # T = J V[:3,:3]; TM = T Rq diag(s)
-        T0 = np.empty(3)
-        T1 = np.empty(3)
+        _quat_rot(quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Rq)
+        s0 = math.exp(float(log_scales[i, 0]))
+        s1 = math.exp(float(log_scales[i, 1]))
+        s2 = math.exp(float(log_scales[i, 2]))
+        # T = J V[:3,:3]; TM = T Rq diag(s)  (row 0 of T in T0, row 1 computed on the fly)
         for k in range(3):
             T0[k] = J00 * V[0, k] + J02 * V[2, k]
-            T1[k] = J11 * V[1, k] + J12 * V[2, k]
         for jj in range(3):
             sj = s0 if jj == 0 else (s1 if jj == 1 else s2)
+            t1 = 0.0
+            for k in range(3):
+                t1 += (J11 * V[1, k] + J12 * V[2, k]) * Rq[k, jj]
             TMs[i, 0, jj] = (T0[0] * Rq[0, jj] + T0[1] * Rq[1, jj] + T0[2] * Rq[2, jj]) * sj
-            TMs[i, 1, jj] = (T1[0] * Rq[0, jj] + T1[1] * Rq[1, jj] + T1[2] * Rq[2, jj]) * sj
+            TMs[i, 1, jj] = t1 * sj
         a = TMs[i, 0, 0] ** 2 + TMs[i, 0, 1] ** 2 + TMs[i, 0, 2] ** 2 + LOWPASS
         b = TMs[i, 0, 0] * TMs[i, 1, 0] + TMs[i, 0, 1] * TMs[i, 1, 1] + TMs[i, 0, 2] * TMs[i, 1, 2]
         c = TMs[i, 1, 0] ** 2 + TMs[i, 1, 1] ** 2 + TMs[i, 1, 2] ** 2 + LOWPASS
@@ -98,9 +113,20 @@ def _project_fwd(means, log_scales, quats, V, fx, fy, cx, cy, W, H, lim, out2d, 
 
 
 @njit(parallel=True, cache=True)
-def _project_bwd(means, log_scales, quats, V, fx, fy, lim, conic, radii, TMs, g2d, gcon, gmeans, gls, gq):
+def _project_bwd(means, log_scales, quats, V, fx, fy, lim, conic, radii, TMs, g2d, gcon, gmeans, gls, gq, scr):
+    """scr: _scratch(36)."""
     N = means.shape[0]
     for i in prange(N):
+        wk = scr[numba.get_thread_id()]
+        Rq = wk[0:9].reshape((3, 3))
+        G = wk[9:18].reshape((3, 3))  # dL/dRq
+        s = wk[18:21]
+        gTM0 = wk[21:24]
+        gTM1 = wk[24:27]
+        T0 = wk[27:30]
+        T1 = wk[30:33]
+        gT0 = wk[33:36]
+        gT1 = wk[36:39]
         gmeans[i, 0] = 0.0
         gmeans[i, 1] = 0.0
         gmeans[i, 2] = 0.0
@@ -130,11 +156,10 @@ def _project_bwd(means, log_scales, quats, V, fx, fy, lim, conic, radii, TMs, g2
         J02 = -fx * txtz * iz
         J11 = fy * iz
         J12 = -fy * tytz * iz
-        Rq, qn, w, qx, qy, qz = _quat_rot(quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3])
-        s = np.empty(3)
-        s[0] = math.exp(log_scales[i, 0])
-        s[1] = math.exp(log_scales[i, 1])
-        s[2] = math.exp(log_scales[i, 2])
+        qn, w, qx, qy, qz = _quat_rot(quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Rq)
+        s[0] = math.exp(float(log_scales[i, 0]))
+        s[1] = math.exp(float(log_scales[i, 1]))
+        s[2] = math.exp(float(log_scales[i, 2]))
         TM0 = TMs[i, 0]
         TM1 = TMs[i, 1]
         a = TM0[0] ** 2 + TM0[1] ** 2 + TM0[2] ** 2 + LOWPASS
@@ -149,20 +174,15 @@ def _project_bwd(means, log_scales, quats, V, fx, fy, lim, conic, radii, TMs, g2
         gb = gA * 2.0 * b * c / D2 + gB * (-1.0 / D - 2.0 * b * b / D2) + gC * 2.0 * a * b / D2
         gc = (-gA * b * b + gB * a * b - gC * a * a) / D2
         # d cov / d TM
-        gTM0 = np.empty(3)
-        gTM1 = np.empty(3)
         for k in range(3):
             gTM0[k] = 2.0 * ga * TM0[k] + gb * TM1[k]
             gTM1[k] = gb * TM0[k] + 2.0 * gc * TM1[k]
         # TM = T M, M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
-        T0 = np.empty(3)
-        T1 = np.empty(3)
         for k in range(3):
             T0[k] = J00 * V[0, k] + J02 * V[2, k]
             T1[k] = J11 * V[1, k] + J12 * V[2, k]
-        gT0 = np.zeros(3)
-        gT1 = np.zeros(3)
-        G = np.empty((3, 3))  # dL/dRq
+            gT0[k] = 0.0
+            gT1[k] = 0.0
         for r in range(3):
             for jj in range(3):
                 Mrj = Rq[r, jj] * s[jj]
@@ -212,41 +232,48 @@ def _project_bwd(means, log_scales, quats, V, fx, fy, lim, conic, radii, TMs, g2
             gmeans[i, k] = V[0, k] * gpx + V[1, k] * gpy + V[2, k] * gpz
 
 
+def _arr(t):
+    """A tensor's data as a numpy array without copying when it is already a CPU array numba can read."""
+    a = t.detach()
+    if a.device.type != "cpu":
+        a = a.cpu()
+    return a.numpy()
+
+
 class ProjectCPU(torch.autograd.Function):
+    """Inputs and outputs keep the parameters' dtype (float32 in training); the kernels compute in float64."""
+
     @staticmethod
     def forward(ctx, means, log_scales, quats, viewmat, fx, fy, cx, cy, W, H, lim):
-        m = means.detach().double().numpy()
-        ls = log_scales.detach().double().numpy()
-        q = quats.detach().double().numpy()
+        m, ls, q = _arr(means), _arr(log_scales), _arr(quats)
         V = viewmat.detach().double().cpu().numpy()
         n = m.shape[0]
-        out2d = np.empty((n, 2))
-        con = np.empty((n, 3))
-        depth = np.empty(n)
+        dt = m.dtype
+        out2d = np.empty((n, 2), dt)
+        con = np.empty((n, 3), dt)
+        depth = np.empty(n, dt)
         radii = np.empty(n, np.int32)
         TMs = np.empty((n, 2, 3))
         limv = np.asarray(lim, np.float64)
-        _project_fwd(m, ls, q, V, fx, fy, cx, cy, W, H, limv, out2d, con, depth, radii, TMs)
+        _project_fwd(m, ls, q, V, fx, fy, cx, cy, W, H, limv, out2d, con, depth, radii, TMs, _scratch(12))
         ctx.save = (m, ls, q, V, fx, fy, limv, con, radii, TMs)
-        ctx.dt = means.dtype
         r = torch.from_numpy(radii)
-        d = torch.from_numpy(depth).to(means.dtype)
+        d = torch.from_numpy(depth)
         ctx.mark_non_differentiable(r, d)
-        return torch.from_numpy(out2d).to(means.dtype), torch.from_numpy(con).to(means.dtype), d, r
+        return torch.from_numpy(out2d), torch.from_numpy(con), d, r
 
     @staticmethod
     def backward(ctx, g2d, gcon, _gd, _gr):
         m, ls, q, V, fx, fy, limv, con, radii, TMs = ctx.save
         n = m.shape[0]
-        gm = np.empty((n, 3))
-        gl = np.empty((n, 3))
-        gq = np.empty((n, 4))
-        g2 = np.zeros((n, 2)) if g2d is None else g2d.detach().double().numpy()
-        gc = np.zeros((n, 3)) if gcon is None else gcon.detach().double().numpy()
-        _project_bwd(m, ls, q, V, fx, fy, limv, con, radii, TMs, np.ascontiguousarray(g2), np.ascontiguousarray(gc),
-                     gm, gl, gq)
-        dt = ctx.dt
-        return (torch.from_numpy(gm).to(dt), torch.from_numpy(gl).to(dt), torch.from_numpy(gq).to(dt), None, None,
+        dt = m.dtype
+        gm = np.empty((n, 3), dt)
+        gl = np.empty((n, 3), dt)
+        gq = np.empty((n, 4), dt)
+        g2 = np.zeros((n, 2), dt) if g2d is None else _arr(g2d)
+        gc = np.zeros((n, 3), dt) if gcon is None else _arr(gcon)
+        _project_bwd(m, ls, q, V, fx, fy, limv, con, radii, TMs, g2, gc, gm, gl, gq, _scratch(39))
+        return (torch.from_numpy(gm), torch.from_numpy(gl), torch.from_numpy(gq), None, None,
                 None, None, None, None, None, None)
 
 
@@ -266,119 +293,98 @@ _C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325
        -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
 
 
-@njit(inline="always")
-def _sh_basis(deg, x, y, z, b, db):
-    """b[k]: real SH basis at unit direction (x, y, z) (reference ordering); db[k, :]: its gradient."""
-    for k in range(16):
-        b[k] = 0.0
-        db[k, 0] = 0.0
-        db[k, 1] = 0.0
-        db[k, 2] = 0.0
-    b[0] = _C0
-    if deg > 0:
-        b[1] = -_C1 * y
-        db[1, 1] = -_C1
-        b[2] = _C1 * z
-        db[2, 2] = _C1
-        b[3] = -_C1 * x
-        db[3, 0] = -_C1
-        if deg > 1:
-            xx = x * x
-            yy = y * y
-            zz = z * z
-            b[4] = _C2[0] * x * y
-            db[4, 0] = _C2[0] * y
-            db[4, 1] = _C2[0] * x
-            b[5] = _C2[1] * y * z
-            db[5, 1] = _C2[1] * z
-            db[5, 2] = _C2[1] * y
-            b[6] = _C2[2] * (2.0 * zz - xx - yy)
-            db[6, 0] = _C2[2] * -2.0 * x
-            db[6, 1] = _C2[2] * -2.0 * y
-            db[6, 2] = _C2[2] * 4.0 * z
-            b[7] = _C2[3] * x * z
-            db[7, 0] = _C2[3] * z
-            db[7, 2] = _C2[3] * x
-            b[8] = _C2[4] * (xx - yy)
-            db[8, 0] = _C2[4] * 2.0 * x
-            db[8, 1] = _C2[4] * -2.0 * y
-            if deg > 2:
-                b[9] = _C3[0] * y * (3.0 * xx - yy)
-                db[9, 0] = _C3[0] * 6.0 * x * y
-                db[9, 1] = _C3[0] * (3.0 * xx - 3.0 * yy)
-                b[10] = _C3[1] * x * y * z
-                db[10, 0] = _C3[1] * y * z
-                db[10, 1] = _C3[1] * x * z
-                db[10, 2] = _C3[1] * x * y
-                b[11] = _C3[2] * y * (4.0 * zz - xx - yy)
-                db[11, 0] = _C3[2] * -2.0 * x * y
-                db[11, 1] = _C3[2] * (4.0 * zz - xx - 3.0 * yy)
-                db[11, 2] = _C3[2] * 8.0 * y * z
-                b[12] = _C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
-                db[12, 0] = _C3[3] * -6.0 * x * z
-                db[12, 1] = _C3[3] * -6.0 * y * z
-                db[12, 2] = _C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy)
-                b[13] = _C3[4] * x * (4.0 * zz - xx - yy)
-                db[13, 0] = _C3[4] * (4.0 * zz - 3.0 * xx - yy)
-                db[13, 1] = _C3[4] * -2.0 * x * y
-                db[13, 2] = _C3[4] * 8.0 * x * z
-                b[14] = _C3[5] * z * (xx - yy)
-                db[14, 0] = _C3[5] * 2.0 * x * z
-                db[14, 1] = _C3[5] * -2.0 * y * z
-                db[14, 2] = _C3[5] * (xx - yy)
-                b[15] = _C3[6] * x * (xx - 3.0 * yy)
-                db[15, 0] = _C3[6] * (3.0 * xx - 3.0 * yy)
-                db[15, 1] = _C3[6] * -6.0 * x * y
+_C2_0 = _C2[0]
+_C2_1 = _C2[1]
+_C2_2 = _C2[2]
+_C2_3 = _C2[3]
+_C2_4 = _C2[4]
+_C3_0 = _C3[0]
+_C3_1 = _C3[1]
+_C3_2 = _C3[2]
+_C3_3 = _C3[3]
+_C3_4 = _C3[4]
+_C3_5 = _C3[5]
+_C3_6 = _C3[6]
+
+
+@njit(cache=True)  # not inline="always": numba's parfor array analysis mistakes the tuples for shapes
+def _sh_basis(x, y, z):
+    """The 16 real SH basis values at unit direction (x, y, z) (reference ordering) and their partial
+    derivatives d/dx, d/dy, d/dz, as tuples (constant-index loops over them unroll into registers)."""
+    xx = x * x
+    yy = y * y
+    zz = z * z
+    b = (_C0, -_C1 * y, _C1 * z, -_C1 * x,
+         _C2_0 * x * y, _C2_1 * y * z, _C2_2 * (2.0 * zz - xx - yy), _C2_3 * x * z, _C2_4 * (xx - yy),
+         _C3_0 * y * (3.0 * xx - yy), _C3_1 * x * y * z, _C3_2 * y * (4.0 * zz - xx - yy),
+         _C3_3 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy), _C3_4 * x * (4.0 * zz - xx - yy), _C3_5 * z * (xx - yy),
+         _C3_6 * x * (xx - 3.0 * yy))
+    bx = (0.0, 0.0, 0.0, -_C1,
+          _C2_0 * y, 0.0, _C2_2 * -2.0 * x, _C2_3 * z, _C2_4 * 2.0 * x,
+          _C3_0 * 6.0 * x * y, _C3_1 * y * z, _C3_2 * -2.0 * x * y, _C3_3 * -6.0 * x * z,
+          _C3_4 * (4.0 * zz - 3.0 * xx - yy), _C3_5 * 2.0 * x * z, _C3_6 * (3.0 * xx - 3.0 * yy))
+    by = (0.0, -_C1, 0.0, 0.0,
+          _C2_0 * x, _C2_1 * z, _C2_2 * -2.0 * y, 0.0, _C2_4 * -2.0 * y,
+          _C3_0 * (3.0 * xx - 3.0 * yy), _C3_1 * x * z, _C3_2 * (4.0 * zz - xx - 3.0 * yy),
+          _C3_3 * -6.0 * y * z, _C3_4 * -2.0 * x * y, _C3_5 * -2.0 * y * z, _C3_6 * -6.0 * x * y)
+    bz = (0.0, 0.0, _C1, 0.0,
+          0.0, _C2_1 * y, _C2_2 * 4.0 * z, _C2_3 * x, 0.0,
+          0.0, _C3_1 * x * y, _C3_2 * 8.0 * y * z, _C3_3 * (6.0 * zz - 3.0 * xx - 3.0 * yy),
+          _C3_4 * 8.0 * x * z, _C3_5 * (xx - yy), 0.0)
+    return b, bx, by, bz
 
 
 @njit(parallel=True, cache=True)
-def _sh_fwd(means, sh, deg, cam, out):
+def _sh_fwd(means, dc, rest, deg, cam, out):
+    """dc (N, 1, 3) and rest (N, R, 3) coefficients (any strides), the first (deg + 1)^2 used; float64 maths."""
     N = means.shape[0]
-    K = sh.shape[1]
+    K = (deg + 1) ** 2
     for i in prange(N):
-        b = np.empty(16)
-        db = np.empty((16, 3))
-        dx = means[i, 0] - cam[0]
-        dy = means[i, 1] - cam[1]
-        dz = means[i, 2] - cam[2]
+        dx = float(means[i, 0]) - cam[0]
+        dy = float(means[i, 1]) - cam[1]
+        dz = float(means[i, 2]) - cam[2]
         ln = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-        _sh_basis(deg, dx / ln, dy / ln, dz / ln, b, db)
+        b, _, _, _ = _sh_basis(dx / ln, dy / ln, dz / ln)
         for ch in range(3):
-            acc = 0.0
-            for k in range(K):
-                acc += b[k] * sh[i, k, ch]
+            acc = b[0] * float(dc[i, 0, ch])
+            for k in range(1, 16):
+                if k < K:
+                    acc += b[k] * float(rest[i, k - 1, ch])
             out[i, ch] = max(acc + 0.5, 0.0)
 
 
 @njit(parallel=True, cache=True)
-def _sh_bwd(means, sh, deg, cam, out, gcol, gmeans, gsh):
+def _sh_bwd(means, dc, rest, deg, cam, out, gcol, gmeans, gdc, grest):
+    """grest rows past (deg + 1)^2 - 1 coefficients are left as they are (the caller zeroes them)."""
     N = means.shape[0]
-    K = sh.shape[1]
+    K = (deg + 1) ** 2
     for i in prange(N):
-        b = np.empty(16)
-        db = np.empty((16, 3))
-        dx = means[i, 0] - cam[0]
-        dy = means[i, 1] - cam[1]
-        dz = means[i, 2] - cam[2]
+        dx = float(means[i, 0]) - cam[0]
+        dy = float(means[i, 1]) - cam[1]
+        dz = float(means[i, 2]) - cam[2]
         ln = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
         x = dx / ln
         y = dy / ln
         z = dz / ln
-        _sh_basis(deg, x, y, z, b, db)
-        g0 = gcol[i, 0] if out[i, 0] > 0 else 0.0
-        g1 = gcol[i, 1] if out[i, 1] > 0 else 0.0
-        g2 = gcol[i, 2] if out[i, 2] > 0 else 0.0
+        b, bx, by, bz = _sh_basis(x, y, z)
+        g0 = float(gcol[i, 0]) if out[i, 0] > 0 else 0.0
+        g1 = float(gcol[i, 1]) if out[i, 1] > 0 else 0.0
+        g2 = float(gcol[i, 2]) if out[i, 2] > 0 else 0.0
+        gdc[i, 0, 0] = b[0] * g0
+        gdc[i, 0, 1] = b[0] * g1
+        gdc[i, 0, 2] = b[0] * g2
         gdx = 0.0
         gdy = 0.0
         gdz = 0.0
-        for k in range(K):
-            gsh[i, k, 0] = b[k] * g0
-            gsh[i, k, 1] = b[k] * g1
-            gsh[i, k, 2] = b[k] * g2
-            gb = sh[i, k, 0] * g0 + sh[i, k, 1] * g1 + sh[i, k, 2] * g2
-            gdx += gb * db[k, 0]
-            gdy += gb * db[k, 1]
-            gdz += gb * db[k, 2]
+        for k in range(1, 16):
+            if k < K:
+                grest[i, k - 1, 0] = b[k] * g0
+                grest[i, k - 1, 1] = b[k] * g1
+                grest[i, k - 1, 2] = b[k] * g2
+                gb = float(rest[i, k - 1, 0]) * g0 + float(rest[i, k - 1, 1]) * g1 + float(rest[i, k - 1, 2]) * g2
+                gdx += gb * bx[k]
+                gdy += gb * by[k]
+                gdz += gb * bz[k]
         dot = x * gdx + y * gdy + z * gdz
         gmeans[i, 0] = (gdx - x * dot) / ln
         gmeans[i, 1] = (gdy - y * dot) / ln
@@ -386,27 +392,34 @@ def _sh_bwd(means, sh, deg, cam, out, gcol, gmeans, gsh):
 
 
 class SHColorCPU(torch.autograd.Function):
+    """Colours from SH coefficients given as dc (N, 1, 3) and rest (N, R, 3), so the model's two parameter
+    tensors are read in place (no concatenation and no split of the gradient)."""
+
     @staticmethod
-    def forward(ctx, means, sh, campos, deg):
-        m = np.ascontiguousarray(means.detach().double().numpy())
-        s = np.ascontiguousarray(sh.detach().double().numpy())
+    def forward(ctx, means, dc, rest, campos, deg):
+        m, d, r = _arr(means), _arr(dc), _arr(rest)
         cam = np.asarray(campos, np.float64)
-        out = np.empty((m.shape[0], 3))
-        _sh_fwd(m, s, int(deg), cam, out)
-        ctx.save = (m, s, cam, int(deg), out)
-        ctx.dt = means.dtype
-        return torch.from_numpy(out).to(means.dtype)
+        out = np.empty((m.shape[0], 3), m.dtype)
+        _sh_fwd(m, d, r, int(deg), cam, out)
+        ctx.save = (m, d, r, cam, int(deg), out)
+        return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, gcol):
-        m, s, cam, deg, out = ctx.save
+        m, d, r, cam, deg, out = ctx.save
         gm = np.empty_like(m)
-        gs = np.empty_like(s)
-        _sh_bwd(m, s, deg, cam, out, np.ascontiguousarray(gcol.detach().double().numpy()), gm, gs)
-        return torch.from_numpy(gm).to(ctx.dt), torch.from_numpy(gs).to(ctx.dt), None, None
+        gd = np.empty(d.shape, d.dtype)
+        nr = (deg + 1) ** 2 - 1
+        gr = np.empty(r.shape, r.dtype) if nr == r.shape[1] else np.zeros(r.shape, r.dtype)
+        _sh_bwd(m, d, r, deg, cam, out, _arr(gcol), gm, gd, gr)
+        return torch.from_numpy(gm), torch.from_numpy(gd), torch.from_numpy(gr), None, None
 
 
-def sh_colors_cpu(means, sh, campos, deg):
-    """max(SH(deg, normalize(mean - campos)) + 0.5, 0), sh: (N, K, 3) with K >= (deg+1)^2."""
-    K = (deg + 1) ** 2
-    return SHColorCPU.apply(means, sh[:, :K], tuple(float(v) for v in campos), int(deg))
+def sh_colors_cpu(means, sh, campos, deg, rest=None):
+    """max(SH(deg, normalize(mean - campos)) + 0.5, 0).  Either sh (N, K, 3) with K >= (deg+1)^2, or the
+    model's f_dc (N, 1, 3) as `sh` and its f_rest (N, R, 3) as `rest`."""
+    if rest is None:
+        sh, rest = sh[:, :1], sh[:, 1:]
+    if rest.shape[1] < (deg + 1) ** 2 - 1:
+        raise ValueError(f"SH degree {deg} needs {(deg + 1) ** 2} coefficients, got {rest.shape[1] + 1}")
+    return SHColorCPU.apply(means, sh, rest, tuple(float(v) for v in campos), int(deg))

@@ -15,7 +15,7 @@ def gsplat_available():
     return True, ""
 
 
-def render_gsplat(gaussians, cam, bg, sh_degree):
+def render_gsplat(gaussians, cam, bg, sh_degree, opacity_scale=None):
     ok, why = gsplat_available()
     if not ok:
         raise RuntimeError(f"cuda backend unavailable: {why}")
@@ -25,9 +25,12 @@ def render_gsplat(gaussians, cam, bg, sh_degree):
                      dtype=gaussians.means.dtype)
     sh = gaussians.sh
     nk = (sh_degree + 1) ** 2
+    opacities = torch.sigmoid(gaussians.opacity_logits).squeeze(-1)
+    if opacity_scale is not None:
+        opacities = torch.clamp(opacities * opacity_scale, max=0.999)
     colors, _alphas, info = rasterization(
         means=gaussians.means, quats=gaussians.quats, scales=torch.exp(gaussians.log_scales),
-        opacities=torch.sigmoid(gaussians.opacity_logits).squeeze(-1), colors=sh[:, :nk],
+        opacities=opacities, colors=sh[:, :nk],
         viewmats=cam.viewmat.to(dev)[None], Ks=K[None], width=cam.width, height=cam.height, sh_degree=sh_degree,
         backgrounds=bg[None].to(dev), packed=False, near_plane=0.2)
     means2d = info["means2d"]

@@ -53,9 +53,11 @@ def quat_to_rotmat(q):
     return R.reshape(-1, 3, 3)
 
 
-def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, sh_degree: int, fast=False):
+def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, sh_degree: int, fast=False,
+               opacity_scale=None):
     """Project all N Gaussians (vectorised, differentiable).
 
+    sh: (N, K, 3), or with fast=True also the pair (f_dc (N, 1, 3), f_rest (N, R, 3)).
     Returns means2d (N, 2) pixel-index coordinates, conics (N, 3) (a, b, c) of the inverse 2D covariance
     (power = -0.5 (a dx^2 + c dy^2) - b dx dy), colors (N, 3), opacities (N,), depths (N,), radii (N,) int32
     (3-sigma, integer pixels; 0 = culled: behind the near plane or off screen) and idx = indices with radii > 0.
@@ -67,8 +69,9 @@ def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, 
         with torch.no_grad():
             idx = torch.nonzero(radii > 0).squeeze(1)
         from .project_cpu import sh_colors_cpu
-        colors = sh_colors_cpu(means, sh, cam.campos.detach().cpu().tolist(), sh_degree)
-        opac = torch.sigmoid(opacity_logits).reshape(-1)
+        dc, rest = sh if isinstance(sh, tuple) else (sh[:, :1], sh[:, 1:])
+        colors = sh_colors_cpu(means, dc, cam.campos.detach().cpu().tolist(), sh_degree, rest=rest)
+        opac = _opacities(opacity_logits, opacity_scale)
         return dict(means2d=means2d, conics=conics, colors=colors, opacities=opac, depths=depths, radii=radii,
                     idx=idx)
     W, H = cam.width, cam.height
@@ -114,12 +117,18 @@ def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, 
     inv_det = 1.0 / det
     conics = torch.stack([c * inv_det, -b * inv_det, a * inv_det], dim=-1)
     means2d = torch.stack([u, v], dim=-1)
-    colors, opac = _colors_opacities(means, opacity_logits, sh, cam, sh_degree)
+    colors, opac = _colors_opacities(means, opacity_logits, sh, cam, sh_degree, opacity_scale)
     return dict(means2d=means2d, conics=conics, colors=colors, opacities=opac, depths=z.detach(), radii=radii,
                 idx=idx)
 
 
-def _colors_opacities(means, opacity_logits, sh, cam, sh_degree):
+def _opacities(opacity_logits, scale=None):
+    """sigmoid(logits), times a per-Gaussian factor (Gaussian dropout) capped at 0.999 when one is given."""
+    opac = torch.sigmoid(opacity_logits).reshape(-1)
+    return opac if scale is None else torch.clamp(opac * scale, max=0.999)
+
+
+def _colors_opacities(means, opacity_logits, sh, cam, sh_degree, opacity_scale=None):
     if sh_degree > 0:
         dirs = means - cam.campos.to(means.dtype)
         dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -127,12 +136,12 @@ def _colors_opacities(means, opacity_logits, sh, cam, sh_degree):
     else:
         colors = eval_sh(0, sh, None)
     colors = torch.clamp_min(colors + 0.5, 0.0)
-    opac = torch.sigmoid(opacity_logits).reshape(-1)
-    return colors, opac
+    return colors, _opacities(opacity_logits, opacity_scale)
 
 
-def render(gaussians, cam: RenderCamera, bg, backend="cpu", sh_degree=None, tile_size=16):
+def render(gaussians, cam: RenderCamera, bg, backend="cpu", sh_degree=None, tile_size=16, opacity_scale=None):
     """gaussians: object with means, log_scales, quats, opacity_logits, sh (N, K, 3) tensors.
+    opacity_scale: optional (N,) factor on the opacities (capped at 0.999), 0 leaves a Gaussian out.
 
     Returns dict(image (3,H,W), means2d (N, 2) with retained grad, idx (visible indices), radii (N,) and
     grad_scale (pixel -> NDC factor for the densification statistic))."""
@@ -140,13 +149,16 @@ def render(gaussians, cam: RenderCamera, bg, backend="cpu", sh_degree=None, tile
         sh_degree = int(round(math.sqrt(gaussians.sh.shape[1]))) - 1
     if backend == "cuda":
         from .raster_cuda import render_gsplat
-        return render_gsplat(gaussians, cam, bg, sh_degree)
-    sh = gaussians.sh
-    K = (sh_degree + 1) ** 2
-    if sh.shape[1] > K:
-        sh = sh[:, :K]
+        return render_gsplat(gaussians, cam, bg, sh_degree, opacity_scale)
+    if backend == "cpu" and hasattr(gaussians, "f_dc"):
+        sh = (gaussians.f_dc, gaussians.f_rest)  # read in place by the numba SH kernel
+    else:
+        sh = gaussians.sh
+        K = (sh_degree + 1) ** 2
+        if sh.shape[1] > K:
+            sh = sh[:, :K]
     p = preprocess(gaussians.means, gaussians.log_scales, gaussians.quats, gaussians.opacity_logits, sh, cam,
-                   sh_degree, fast=(backend == "cpu"))
+                   sh_degree, fast=(backend == "cpu"), opacity_scale=opacity_scale)
     if p["means2d"].requires_grad:
         p["means2d"].retain_grad()
     if backend == "reference":

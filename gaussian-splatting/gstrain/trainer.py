@@ -201,22 +201,15 @@ def save_checkpoint(path, model, iteration, args, extra=None):
     atomic_write_bytes(path, [buf.getvalue()])
 
 
-class DroppedView:
-    """A random subset of the model for one training step (Gaussian dropout, as in DropGaussian, CVPR 2025):
-    each Gaussian is left out with probability `rate`, and the opacity of those kept is divided by
-    (1 - rate) so the expected coverage stays the same. Gradients reach the full model through the
-    indexing; `keep` maps the subset's indices back to the model's."""
+class GaussianDropout:
+    """Gaussian dropout for one training step (as in DropGaussian, CVPR 2025): each Gaussian is left out with
+    probability `rate`, and the opacity of those kept is divided by (1 - rate) so the expected coverage
+    stays the same.  Applied as a per-Gaussian opacity factor (`scale`: 0 or 1 / (1 - rate)) inside the
+    renderer, so no copy of the model is made; `kept` says which Gaussians took part."""
 
-    def __init__(self, model, rate, generator=None):
-        n = model.num
-        self.keep = torch.nonzero(torch.rand(n, generator=generator, device=model.device) >= rate).squeeze(1)
-        p = model.params
-        self.means = p["means"][self.keep]
-        self.log_scales = p["log_scales"][self.keep]
-        self.quats = p["quats"][self.keep]
-        self.sh = torch.cat([p["f_dc"][self.keep], p["f_rest"][self.keep]], dim=1)
-        o = (torch.sigmoid(p["opacity_logits"][self.keep]) / (1.0 - rate)).clamp(max=0.999)
-        self.opacity_logits = torch.log(o / (1.0 - o))
+    def __init__(self, n, rate, device="cpu", generator=None):
+        self.kept = torch.rand(n, generator=generator, device=device) >= rate
+        self.scale = self.kept.to(torch.float32) / (1.0 - rate)
 
 
 class _Interrupt:
@@ -338,9 +331,9 @@ def _train(args, rep, stop):
         if it % args.sh_increase_interval == 0:
             model.oneup_sh()
         vi = view_index(args.seed, it, len(train_cams))
-        dropped = DroppedView(model, args.dropout) if args.dropout > 0 else None
-        out = render(model if dropped is None else dropped, rcams[vi], bg, backend=backend, sh_degree=model.active_sh_degree,
-                     tile_size=args.tile_size)
+        drop = GaussianDropout(model.num, args.dropout, device) if args.dropout > 0 else None
+        out = render(model, rcams[vi], bg, backend=backend, sh_degree=model.active_sh_degree, tile_size=args.tile_size,
+                     opacity_scale=None if drop is None else drop.scale)
         img = out["image"]
         gt = gts[vi]
         loss = loss_fn(img, gt, args.lambda_dssim)
@@ -359,8 +352,9 @@ def _train(args, rep, stop):
             t_side = time.perf_counter() - t_side
             if it < args.densify_until_iter and out["means2d"].grad is not None:
                 vis = out["idx"]
-                full = dropped.keep[vis] if dropped is not None else vis
-                model.add_densification_stats(full, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
+                if drop is not None:  # dropped Gaussians took no part: their statistics are not updated
+                    vis = vis[drop.kept[vis]]
+                model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
             if it < args.densify_until_iter:
                 if it > args.densify_from_iter and it % args.densification_interval == 0:
                     size_threshold = 20 if it > args.opacity_reset_interval else None

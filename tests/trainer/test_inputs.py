@@ -1,6 +1,7 @@
 """Input validation (clear one-line errors, exit code 1), COLMAP text models, PLY layout, CUDA backend."""
 import os
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -194,27 +195,40 @@ def test_capped_densification_splits_big_gaussians_instead_of_deleting_them():
     assert _count_scale_above(m3, 0.4) == 0
 
 
-def test_dropped_view_keeps_a_random_subset_with_compensated_opacity():
-    from gstrain.trainer import DroppedView
+def test_gaussian_dropout_renders_the_kept_subset_with_compensated_opacity():
+    """Dropout as an opacity factor gives the image of the kept subset alone (opacity / (1 - rate)), and
+    gradients on the kept Gaussians only."""
+    from gs_testlib import look_at
+    from gstrain.rasterize import RenderCamera, render
+    from gstrain.trainer import GaussianDropout
     m = GaussianModel(1)
     rng = np.random.default_rng(2)
-    m.create_from_points(rng.normal(size=(4000, 3)), rng.integers(0, 255, (4000, 3)), 1.0)
-    m.setup_optimizer()
-    d = DroppedView(m, 0.25, generator=torch.Generator().manual_seed(0))
-    kept = d.keep.numel()
-    assert 0.72 * 4000 < kept < 0.78 * 4000
-    assert torch.equal(d.means, m.means[d.keep])
-    assert d.sh.shape == (kept, 4, 3)
-    # opacity 0.1 becomes 0.1 / 0.75, so the expected coverage stays the same
-    assert torch.allclose(torch.sigmoid(d.opacity_logits), torch.full((kept, 1), 0.1 / 0.75), rtol=1e-5)
-    # gradients reach the model's parameters of the kept Gaussians only
-    (d.means.sum() + d.opacity_logits.sum()).backward()
-    g = m.params["means"].grad
-    assert torch.all(g[d.keep] == 1.0)
-    mask = torch.ones(4000, dtype=torch.bool)
-    mask[d.keep] = False
-    assert torch.all(g[mask] == 0.0)
-    assert torch.all(m.params["opacity_logits"].grad[mask] == 0.0)
+    m.create_from_points(rng.normal(size=(4000, 3)) * 0.5, rng.integers(0, 255, (4000, 3)), 1.0)
+    m.active_sh_degree = 1
+    d = GaussianDropout(m.num, 0.25, generator=torch.Generator().manual_seed(0))
+    kept = torch.nonzero(d.kept).squeeze(1)
+    assert 0.72 * 4000 < kept.numel() < 0.78 * 4000
+    assert torch.all(d.scale[kept] == 1 / 0.75) and torch.all(d.scale[~d.kept] == 0)
+    R, t = look_at(np.array([0.0, -3.0, 0.5]), target=np.zeros(3))
+    V = np.eye(4)
+    V[:3, :3], V[:3, 3] = R, t
+    cam = RenderCamera(torch.tensor(V, dtype=torch.float32), 60.0, 60.0, 40.0, 30.0, 80, 60)
+    bg = torch.zeros(3)
+    out = render(m, cam, bg, opacity_scale=d.scale)
+    w = torch.randn(out["image"].shape, generator=torch.Generator().manual_seed(1))
+    (out["image"] * w).sum().backward()
+    grads = {k: m.params[k].grad.clone() for k in ("means", "opacity_logits", "f_dc")}
+    o = torch.sigmoid(m.params["opacity_logits"].detach()[kept]) / 0.75
+    sub = SimpleNamespace(means=m.means.detach()[kept].clone().requires_grad_(True),
+                          log_scales=m.log_scales.detach()[kept], quats=m.quats.detach()[kept],
+                          opacity_logits=torch.log(o / (1 - o)), sh=m.sh.detach()[kept].clone().requires_grad_(True))
+    ref = render(sub, cam, bg, sh_degree=1)
+    assert out["image"].abs().sum() > 10
+    assert torch.allclose(out["image"], ref["image"], atol=2e-5)
+    (ref["image"] * w).sum().backward()
+    assert torch.allclose(grads["means"][kept], sub.means.grad, rtol=1e-3, atol=1e-5)
+    assert torch.allclose(grads["f_dc"][kept], sub.sh.grad[:, :1], rtol=1e-3, atol=1e-6)
+    assert torch.all(grads["means"][~d.kept] == 0) and torch.all(grads["opacity_logits"][~d.kept] == 0)
 
 
 @pytest.mark.parametrize("argv, views, dropout, cap", [
