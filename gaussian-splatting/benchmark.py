@@ -121,11 +121,14 @@ def full_run(args):
         near = [e["sec_per_iter"] for e in prog if abs(e["num_gaussians"] - target) <= 0.2 * target]
         if near:
             by_count[target] = round(statistics.median(near), 4)
+    # the quality criterion: held-out PSNR at the end minus at iteration 2000 (positive = still improving)
+    final = evals.get(args.full_iterations)
+    gain = round(final[0] - evals[2000][0], 3) if final and 2000 in evals and args.full_iterations > 2000 else None
     print(json.dumps({"full_run": {
         "exit_code": p.returncode, "iterations": args.full_iterations, "resolution": args.full_resolution,
         "trainer_args": args.train_args,
         "wall_sec": round(wall, 1), "peak_rss_mb": done.get("peak_rss_mb"),
-        "num_gaussians": done.get("num_gaussians"), "eval_psnr_ssim": evals,
+        "num_gaussians": done.get("num_gaussians"), "eval_psnr_ssim": evals, "heldout_psnr_gain_from_2000": gain,
         "s_per_it_median": round(statistics.median(e["sec_per_iter"] for e in prog), 4) if prog else None,
         "s_per_it_near_count": by_count, "load_avg_at_end": os.getloadavg(),
         "model_path": out_dir}}, indent=1))
