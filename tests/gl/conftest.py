@@ -63,8 +63,7 @@ def run_cli(command, args) -> tuple[int, str, str]:
     pytest's report showed the very line asserted (sys.stdout/sys.stderr were swapped back to pytest's
     capture in mid-test). A process of its own has its own streams, and it is how the command really runs."""
     code = f"import sys; from {command.__module__} import {command.__name__} as f; sys.exit(f(sys.argv[1:]))"
-    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                       timeout=300, env=dict(os.environ))
+    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from _reference import psnr, render_reference
 from conftest import run_cli, small_cloud
+from optional import need_numba
 from PIL import Image
 
 from splatstudio.io.colmap import Camera, ColmapModel, Points3D, write_model
@@ -187,7 +188,7 @@ def test_jump_to_colmap_camera_with_offset_principal_point(make_canvas, tmp_path
 
 @pytest.mark.parametrize(("eye", "sh_degree"), [((3.0, -2.0, 1.5), 3), ((1.2, -0.8, 0.6), 3), ((0.5, 3.2, 0.8), 1)])
 def test_cpu_compositor_matches_the_reference(make_canvas, eye, sh_degree):
-    pytest.importorskip("numba")
+    need_numba()
     cloud = small_cloud(60, seed=1)
     width, height = 160, 120
     canvas = make_canvas(width, height, sh_degree=sh_degree, compositor="cpu")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from _reference import psnr, render_reference, sh_color
 from conftest import single_splats, small_cloud
+from optional import need_numba
 
 from splatstudio.render.camera import Intrinsics, Pose, TrainingCamera
 
@@ -149,7 +150,7 @@ def test_changing_sh_degree_during_a_background_sort_still_refines(make_canvas, 
 
 
 def test_large_scenes_on_software_gl_are_composited_in_the_background(make_canvas, qtbot):
-    pytest.importorskip("numba")
+    need_numba()
     canvas = make_canvas(96, 72, budget=300)  # compositor="auto": more splats than the budget
     canvas.load(small_cloud(2000, seed=8, sh_degree=2))
     canvas.set_camera(pose=Pose.look_at(np.array([3.0, 2.0, 1.0]), np.zeros(3), UP), fov_y_deg=50.0)
@@ -179,7 +180,7 @@ def test_large_scenes_on_software_gl_are_composited_in_the_background(make_canva
 
 
 def test_previews_reloaded_in_place_are_composited_off_the_gui_thread(make_canvas, qtbot):
-    pytest.importorskip("numba")
+    need_numba()
     from splatstudio.render import composite
 
     assert composite.warm_up()
@@ -201,7 +202,7 @@ def test_previews_reloaded_in_place_are_composited_off_the_gui_thread(make_canva
 
 
 def test_still_frames_of_a_large_viewport_on_software_gl_never_rasterise_on_the_gui_thread(make_canvas, qtbot):
-    pytest.importorskip("numba")
+    need_numba()
     from splatstudio.render import composite
     from splatstudio.render.viewer import SYNC_GL_PIXELS
 
@@ -238,7 +239,7 @@ def test_still_frames_of_a_large_viewport_on_software_gl_never_rasterise_on_the_
 
 
 def test_the_renderer_is_known_before_any_canvas_and_the_compositor_warms_up_on_software_gl(qapp):
-    pytest.importorskip("numba")
+    need_numba()
     from splatstudio.render import composite, glinfo
 
     assert glinfo.is_software("llvmpipe (LLVM 15.0.6, 256 bits)") and glinfo.is_software("Software Rasterizer")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+from optional import need_numba
 
 from splatstudio.render import composite
 from splatstudio.render.camera import Intrinsics, Pose
 
-pytest.importorskip("numba")
+need_numba()
 
 UP = np.array([0.0, 1.0, 0.0])
 POSE = Pose.look_at(np.array([0.0, 0.0, -4.0]), np.zeros(3), UP)  # looking along +z
