@@ -14,6 +14,7 @@ import torch
 
 from .colmap import DataError
 from .dataset import load_scene
+from .exposure import Exposure
 from .losses import fused_ssim, fused_train_loss, psnr, ssim, train_loss
 from .model import GaussianModel, expon_lr
 from .ply import atomic_write_bytes, write_points_ply
@@ -72,6 +73,9 @@ def build_parser():
                         "(Gaussian dropout and a per-view Gaussian budget); off = the reference's behaviour")
     p.add_argument("--gaussians_per_view", type=int, default=SPARSE_GAUSSIANS_PER_VIEW,
                    help="sparse captures: at most this many Gaussians per training view (0 = no budget)")
+    p.add_argument("--exposure", choices=["on", "off"], default="on",
+                   help="learn a colour transform per training photo for its exposure / white balance (on; off = "
+                        "the reference's default); the model renders at the training photos' average exposure")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--backend", choices=["auto", "cpu", "cuda", "reference"], default="auto")
     p.add_argument("--threads", type=int, default=0, help="numba/torch threads (default: all cores)")
@@ -285,9 +289,16 @@ def _train(args, rep, stop):
     train_cams = scene.train
     rcams = [c.render_camera(device=device) for c in train_cams]
     gts = [c.image.to(device) for c in train_cams]
+    exposure = Exposure(len(train_cams), args.iterations, device=device) if args.exposure == "on" else None
+    if exposure is not None and args.start_checkpoint and ck.get("extra", {}).get("exposure") is not None:
+        saved = ck["extra"]["exposure"]
+        if tuple(saved["delta"].shape) != tuple(exposure.delta.shape):
+            raise DataError(f"{args.start_checkpoint} holds exposures for {saved['delta'].shape[0]} training photos, "
+                            f"this source has {len(train_cams)}")
+        exposure.load_state_dict(saved)
     rep.event("start", num_train=len(scene.train), num_test=len(scene.test), width=train_cams[0].width,
               height=train_cams[0].height, backend=backend, threads=threads, num_gaussians=model.num,
-              dropout=args.dropout, max_gaussians=args.max_gaussians,
+              dropout=args.dropout, max_gaussians=args.max_gaussians, exposure=exposure is not None,
               first_iteration=first_iter, iterations=args.iterations)
 
     def save_ply(it):
@@ -298,18 +309,24 @@ def _train(args, rep, stop):
 
     last_eval = {}
 
+    def ck_extra():
+        return {"exposure": exposure.state_dict() if exposure is not None else None}
+
     def do_eval(it):
         if scene.test:
             p, s = evaluate(model, scene.test, bg, backend, device, args.tile_size)
             last_eval.update(iteration=it, psnr=p, ssim=s)
             rep.event("eval", iteration=it, psnr=p, ssim=s, num_views=len(scene.test))
             rep.log(f"[ITER {it}] Evaluating test: PSNR {p:.3f} SSIM {s:.4f}")
+        if exposure is not None:
+            lo, hi = exposure.stats()
+            rep.log(f"[ITER {it}] Exposure gains of the training photos {lo:.3f}..{hi:.3f}")
 
     def interrupted(it):
         ck = None
         if it > 0 or args.start_checkpoint:
             ck = os.path.join(args.model_path, f"chkpnt{it}.pth")
-            save_checkpoint(ck, model, it, args)
+            save_checkpoint(ck, model, it, args, ck_extra())
             save_ply(it)
             ck = os.path.abspath(ck)
         rep.event("interrupted", iteration=it, checkpoint=ck, signal=int(stop.signum))
@@ -336,7 +353,7 @@ def _train(args, rep, stop):
         drop = GaussianDropout(model.num, args.dropout, device) if args.dropout > 0 else None
         out = render(model, rcams[vi], bg, backend=backend, sh_degree=model.active_sh_degree, tile_size=args.tile_size,
                      opacity_scale=None if drop is None else drop.scale)
-        img = out["image"]
+        img = out["image"] if exposure is None else exposure.apply(out["image"], vi)
         gt = gts[vi]
         loss = loss_fn(img, gt, args.lambda_dssim)
         loss.backward()
@@ -368,6 +385,8 @@ def _train(args, rep, stop):
                 # parameters replaced by densification / opacity reset carry no grad and are skipped,
                 # exactly like the reference's optimizer.step() after tensor replacement
                 model.optimizer.step(model.params)
+                if exposure is not None:
+                    exposure.step(it)
             model.zero_grad()
         dt = time.perf_counter() - t0 - t_side
         ema_loss = lv if ema_loss is None else 0.4 * lv + 0.6 * ema_loss
@@ -388,7 +407,7 @@ def _train(args, rep, stop):
             rep.event("preview", iteration=it, path=os.path.abspath(path))
         if it in args.checkpoint_iterations:
             ck = os.path.join(args.model_path, f"chkpnt{it}.pth")
-            save_checkpoint(ck, model, it, args)
+            save_checkpoint(ck, model, it, args, ck_extra())
             rep.event("checkpoint", iteration=it, path=os.path.abspath(ck))
         if stop.signum is not None and it < args.iterations:
             return interrupted(it)

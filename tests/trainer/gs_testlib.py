@@ -61,8 +61,9 @@ def ring_cameras(n_views, W, H, radius=4.0, height=1.2, f=None):
 
 
 def make_dataset(root, n_views=10, W=64, H=64, seed=0, n_gauss=120, n_points=400, camera_model="PINHOLE",
-                 text=False):
-    """Render a random Gaussian scene and write a COLMAP-style dataset. Returns the root path."""
+                 text=False, gains=None):
+    """Render a random Gaussian scene and write a COLMAP-style dataset. Returns the root path.
+    gains: optional per-view brightness factors, as photos taken at different exposures."""
     from PIL import Image
     os.makedirs(os.path.join(root, "images"), exist_ok=True)
     sparse = os.path.join(root, "sparse", "0")
@@ -76,7 +77,8 @@ def make_dataset(root, n_views=10, W=64, H=64, seed=0, n_gauss=120, n_points=400
         V[:3, 3] = t
         cam = RenderCamera(torch.tensor(V, dtype=torch.float32), fx, fy, cx, cy, W, H)
         with torch.no_grad():
-            img = render(gs, cam, bg, backend="cpu", sh_degree=0)["image"].clamp(0, 1)
+            img = render(gs, cam, bg, backend="cpu", sh_degree=0)["image"]
+            img = (img * (1.0 if gains is None else gains[i])).clamp(0, 1)
         arr = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
         name = f"view_{i:03d}.png"
         Image.fromarray(arr).save(os.path.join(root, "images", name))

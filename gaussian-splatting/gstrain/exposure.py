@@ -1,0 +1,62 @@
+"""Per-photo exposure compensation for training (as the reference 3DGS's exposure optimisation).
+
+Phone and camera photos of one capture are taken at different exposures and white balances (monstree's 23
+photos span 0.9 stops of exposure time x ISO).  Without compensation the model can only explain a brighter
+photo with view-dependent colour or with semi-transparent Gaussians in front of that camera, which is
+overfitting that new viewpoints pay for.  Each training photo gets a 3x3 colour matrix and an offset that
+map the model's render to that photo; they start at the identity and are learnt with the Gaussians.
+
+The model and the transforms can trade a global colour change between them; the gauge is fixed by
+applying each photo's transform relative to the mean over all training photos, so the model always
+renders at the training photos' average exposure, and that is what held-out views, the viewer and the
+exported splat show.
+"""
+from __future__ import annotations
+
+import torch
+
+from .model import expon_lr
+
+LR_INIT = 0.01  # the reference's exposure_lr_init / exposure_lr_final
+LR_FINAL = 0.001
+
+
+class Exposure:
+    def __init__(self, num_views, iterations, lr_init=LR_INIT, lr_final=LR_FINAL, device="cpu"):
+        self.iterations = iterations
+        self.lr_init, self.lr_final = lr_init, lr_final
+        self.delta = torch.zeros(num_views, 3, 4, device=device, requires_grad=True)  # [A - I | b]
+        self.optimizer = torch.optim.Adam([self.delta], lr=lr_init, eps=1e-15)
+
+    def transform(self, view):
+        """(3, 4) affine colour transform of training view `view`, relative to the mean of all views."""
+        d = self.delta[view] - self.delta.mean(0)
+        eye = torch.eye(3, 4, device=d.device, dtype=d.dtype)
+        return eye + d
+
+    def apply(self, image, view):
+        """image (3, H, W) -> the same render as photo `view` would record it."""
+        t = self.transform(view)
+        return torch.einsum("ij,jhw->ihw", t[:, :3], image) + t[:, 3, None, None]
+
+    def step(self, iteration):
+        lr = expon_lr(iteration, self.lr_init, self.lr_final, 1.0, self.iterations)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def stats(self):
+        """Per-view brightness gain (mean of the matrix's diagonal) relative to the average, for the log."""
+        with torch.no_grad():
+            d = self.delta - self.delta.mean(0)
+            gain = 1.0 + d[:, [0, 1, 2], [0, 1, 2]].mean(1)
+            return float(gain.min()), float(gain.max())
+
+    def state_dict(self):
+        return {"delta": self.delta.detach().clone(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, d):
+        with torch.no_grad():
+            self.delta.copy_(d["delta"])
+        self.optimizer.load_state_dict(d["optimizer"])

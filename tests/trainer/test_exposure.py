@@ -1,0 +1,55 @@
+"""Per-photo exposure compensation (gstrain/exposure.py): identity at the start, a fixed gauge (the model
+renders at the training photos' average exposure), and it recovers the photos' brightness differences."""
+import torch
+from gstrain.exposure import Exposure
+
+
+def test_starts_as_identity_and_mean_transform_stays_identity():
+    e = Exposure(5, 100)
+    img = torch.rand(3, 6, 7)
+    assert torch.equal(e.apply(img, 2), img)
+    with torch.no_grad():
+        e.delta.copy_(torch.randn(5, 3, 4))
+    mean = torch.stack([e.transform(i) for i in range(5)]).mean(0)
+    assert torch.allclose(mean.detach(), torch.eye(3, 4), atol=1e-6)
+
+
+def test_learns_relative_gains_and_white_balance():
+    """Five 'photos' of one scene at gains 0.7..1.3, two with a white-balance shift, fitted together with a
+    learnt image (the model): each photo's transform comes out as its colour gain over the average, and
+    the model as the average photo."""
+    g = torch.Generator().manual_seed(0)
+    scene = torch.rand(3, 16, 16, generator=g)
+    gains = torch.tensor([0.7, 0.85, 1.0, 1.15, 1.3])
+    wb = torch.tensor([[1.0, 1.0, 1.0], [1.1, 1.0, 0.9], [1.0, 1.0, 1.0], [0.95, 1.0, 1.05], [1.0, 1.0, 1.0]])
+    colour_gain = gains[:, None] * wb  # (5, 3)
+    photos = [colour_gain[i][:, None, None] * scene for i in range(5)]
+    model = torch.full((3, 16, 16), 0.5, requires_grad=True)
+    opt = torch.optim.Adam([model], lr=0.01)
+    e = Exposure(5, 1500)
+    for it in range(1, 1501):
+        i = (it - 1) % 5
+        loss = (e.apply(model, i) - photos[i]).abs().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        e.step(it)
+    mean_gain = colour_gain.mean(0)
+    assert torch.allclose(model.detach(), mean_gain[:, None, None] * scene, atol=0.03)
+    for i in range(5):
+        t = e.transform(i).detach()
+        assert torch.allclose(t[:, :3], torch.diag(colour_gain[i] / mean_gain), atol=0.03), (i, t)
+        assert float(t[:, 3].abs().max()) < 0.03
+    lo, hi = e.stats()
+    assert abs(lo - 0.7 / float(gains.mean())) < 0.03 and abs(hi - 1.3 / float(gains.mean())) < 0.03
+
+
+def test_state_round_trip():
+    e = Exposure(3, 10)
+    loss = e.apply(torch.rand(3, 4, 4), 1).sum()
+    loss.backward()
+    e.step(1)
+    f = Exposure(3, 10)
+    f.load_state_dict(e.state_dict())
+    assert torch.equal(f.delta, e.delta)
+    assert torch.equal(f.optimizer.state_dict()["state"][0]["exp_avg"], e.optimizer.state_dict()["state"][0]["exp_avg"])
