@@ -27,9 +27,10 @@ EXIT_INTERRUPTED = 143  # SIGTERM (128 + 15); SIGINT gives 130
 # Sparse captures (issue 3, NOTES.md): with ~20 photos, the standard method fits the training photos ever
 # closer (train PSNR 32-39 dB) while held-out PSNR falls from 2k to 7k iterations.  Dropout plus a budget of
 # Gaussians per training view keeps the held-out views 1.6-2.2 dB better at 7k (monstree, 20 training views,
-# 80k Gaussians); held-out PSNR rises 2k -> 7k at 794x596 (+0.12 dB) and is flat at 397x298 (five runs -0.17 to
-# +0.19 dB, inside run-to-run noise).  4000 per view measured as good as 6000 at 7k at both resolutions, with a third fewer
-# Gaussians.  Figures: the trainer's README.
+# 80k Gaussians); 4000 per view measured as good as 6000 at 7k at both resolutions, with a third fewer
+# Gaussians.  Without per-photo exposure compensation (--exposure, on by default) held-out PSNR still
+# flattened out after 2k at 397x298 (five runs -0.17 to +0.19 dB 2k -> 7k); with it, it keeps rising after
+# densification ends at both resolutions.  Figures: the trainer's README.
 SPARSE_VIEWS = 50
 SPARSE_DROPOUT = 0.3
 SPARSE_GAUSSIANS_PER_VIEW = 4000

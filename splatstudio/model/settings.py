@@ -99,6 +99,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("sparse_regularization", str, "auto", "Guard against overfitting when there are few photos: Gaussian "
          "dropout and a budget of Gaussians per photo. auto = on below 50 training photos; off = the standard "
          "method.", "Training", choices=("auto", "on", "off"), stages=_TRAIN),
+    Spec("exposure_compensation", bool, True, "Learn a colour correction per photo for differences in exposure "
+         "and white balance, so they do not end up in the scene; the scene shows the photos' average exposure.",
+         "Training", stages=_TRAIN),
     Spec("eval_holdout", bool, True, "Hold out every 8th photo to measure quality (PSNR/SSIM).", "Training",
          stages=_TRAIN),
     Spec("preview_every", int, 500, "Write a live-preview model every N iterations (0 = never).", "Training",

@@ -104,7 +104,8 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
         argv += ["--start_checkpoint", str(checkpoint)]
     if ours:
         argv += ["--backend", settings.trainer_backend, "--progress", "json",
-                 "--sparse", settings.sparse_regularization]
+                 "--sparse", settings.sparse_regularization,
+                 "--exposure", "on" if settings.exposure_compensation else "off"]
         if settings.trainer_threads:
             argv += ["--threads", str(settings.trainer_threads)]
         if settings.max_gaussians:

@@ -147,8 +147,12 @@ def test_commands_from_a_source_install_are_unchanged(tmp_path):
     assert argv[argv.index("--sparse") + 1] == "auto"
     off = trainer_command(Settings({"sparse_regularization": "off"}), tmp_path, tmp_path, None, ours=True)
     assert off[off.index("--sparse") + 1] == "off"
+    assert argv[argv.index("--exposure") + 1] == "on"
+    no_exp = trainer_command(Settings({"exposure_compensation": False}), tmp_path, tmp_path, None, ours=True)
+    assert no_exp[no_exp.index("--exposure") + 1] == "off"
     # a reference checkout gets only the reference's flags
-    assert "--sparse" not in trainer_command(Settings(), tmp_path, tmp_path, None, ours=False)
+    reference = trainer_command(Settings(), tmp_path, tmp_path, None, ours=False)
+    assert "--sparse" not in reference and "--exposure" not in reference
 
 
 def test_commands_in_a_bundle_go_through_its_executable(bundle, tmp_path):
