@@ -28,11 +28,14 @@ class Exposure:
         self.delta = torch.zeros(num_views, 3, 4, device=device, requires_grad=True)  # [A - I | b]
         self.optimizer = torch.optim.Adam([self.delta], lr=lr_init, eps=1e-15)
 
+    def _relative(self):
+        """Each view's [A - I | b] minus the mean over all views (the gauge: their mean transform is I)."""
+        return self.delta - self.delta.mean(0)
+
     def transform(self, view):
         """(3, 4) affine colour transform of training view `view`, relative to the mean of all views."""
-        d = self.delta[view] - self.delta.mean(0)
-        eye = torch.eye(3, 4, device=d.device, dtype=d.dtype)
-        return eye + d
+        d = self._relative()[view]
+        return torch.eye(3, 4, device=d.device, dtype=d.dtype) + d
 
     def apply(self, image, view):
         """image (3, H, W) -> the same render as photo `view` would record it."""
@@ -49,7 +52,7 @@ class Exposure:
     def stats(self):
         """Per-view brightness gain (mean of the matrix's diagonal) relative to the average, for the log."""
         with torch.no_grad():
-            d = self.delta - self.delta.mean(0)
+            d = self._relative()
             gain = 1.0 + d[:, [0, 1, 2], [0, 1, 2]].mean(1)
             return float(gain.min()), float(gain.max())
 

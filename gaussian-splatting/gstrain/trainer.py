@@ -142,18 +142,11 @@ def resolve_schedule(args):
 def pick_backend(name):
     if name in ("cpu", "reference"):
         return name
-    have_cuda = torch.cuda.is_available()
-    try:
-        import gsplat  # noqa: F401
-        have_gsplat = True
-    except Exception:
-        have_gsplat = False
-    if name == "cuda":
-        if not (have_cuda and have_gsplat):
-            raise DataError("--backend cuda needs a CUDA GPU and the gsplat package "
-                            f"(cuda available: {have_cuda}, gsplat importable: {have_gsplat})")
-        return "cuda"
-    return "cuda" if (have_cuda and have_gsplat) else "cpu"
+    from .raster_cuda import gsplat_available
+    ok, why = gsplat_available()
+    if name == "cuda" and not ok:
+        raise DataError(f"--backend cuda needs a CUDA GPU and the gsplat package ({why})")
+    return "cuda" if ok else "cpu"
 
 
 def write_cfg_args(args):

@@ -264,7 +264,7 @@ def test_cuda_backend_or_skip():
     from gstrain.raster_cuda import gsplat_available
     ok, why = gsplat_available()
     if not ok:
-        pytest.skip(f"no CUDA GPU / gsplat not installed: {why}")
+        pytest.skip(f"the CUDA backend needs an NVIDIA GPU and gsplat (pip install gsplat): {why}")
     from gs_testlib import random_gaussians
     from gstrain.rasterize import RenderCamera, render
     g = random_gaussians(50, 0, 0, torch.float32)
@@ -284,3 +284,15 @@ def test_make_dataset_deterministic(tmp_path):
     ia = np.asarray(Image.open(os.path.join(a, "images", "view_001.png")))
     ib = np.asarray(Image.open(os.path.join(b, "images", "view_001.png")))
     assert np.array_equal(ia, ib)
+
+
+def test_cuda_backend_without_a_gpu_is_a_one_line_error(tiny_dataset, tmp_path):
+    """Asking for --backend cuda where it cannot run names what is missing; `auto` on such a machine
+    trains on the CPU (every other test here)."""
+    from gstrain.raster_cuda import gsplat_available
+    ok, why = gsplat_available()
+    if ok:
+        pytest.skip("this machine has a CUDA GPU and gsplat: --backend cuda runs here (test_cuda_backend_or_skip)")
+    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path / "m"), "--iterations", "5", "--backend", "cuda"])
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1] == f"error: --backend cuda needs a CUDA GPU and the gsplat package ({why})"
