@@ -325,7 +325,7 @@ def _forward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, img, fi
 @njit(parallel=True, cache=True, fastmath=_FM)
 def _backward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
     """Reverse traversal per tile and strip (8 lanes, as _forward), from the strip's last contributor back;
-    egrad (E, 9), zeroed by the caller: d mean x, y, d conic a, b, c, d opacity, d colour r, g, b per entry.
+    egrad (E, 9), every row written: d mean x, y, d conic a, b, c, d opacity, d colour r, g, b per entry.
     An entry belongs to one tile, hence to one thread, whose strips add into it in turn: no races, and
     the same sums in the same order at any thread count."""
     ntiles = tile_perm.shape[0]
@@ -339,6 +339,9 @@ def _backward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, final_
         qv = iota()
         lp, lb = _tile_pack(packed, bbox, lists, start, offsets[t + 1])
         soff, slist = _strip_lists(lb, tx, ty)
+        # each entry's 9 gradients as 8-lane sums over the strips it meets; the lanes are added up once
+        # per entry at the end (a horizontal sum per strip and gradient cost more than the maths)
+        acc = np.zeros((lp.shape[0], 9 * NL), np.float32)
         for strip in range(2 * TILE):
             py = ty * TILE + strip // 2
             px0 = tx * TILE + (strip % 2) * NL
@@ -387,22 +390,34 @@ def _backward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, final_
                 da = Tn * cg - (S + TB) * io
                 S = S + cg * w
                 da = select(ok & (raw <= np.float32(ALPHA_MAX)), da, np.float32(0.0))  # clamped: no dG, dop
-                ei = start + k
                 a = lp[k, 2]
                 b = lp[k, 3]
                 c = lp[k, 4]
                 dG = da * lp[k, 5]
                 gx = e * dx
                 gy = e * dy
-                egrad[ei, 0] += hsum(dG * (gx * -a - gy * b))
-                egrad[ei, 1] += hsum(dG * (gy * -c - gx * b))
-                egrad[ei, 2] += hsum(gx * dx * dG) * np.float32(-0.5)
-                egrad[ei, 3] += -hsum(gx * dG) * dy
-                egrad[ei, 4] += hsum(gy * dG) * (np.float32(-0.5) * dy)
-                egrad[ei, 5] += hsum(e * da)
-                egrad[ei, 6] += hsum(w * G0)
-                egrad[ei, 7] += hsum(w * G1)
-                egrad[ei, 8] += hsum(w * G2)
+                ak = acc[k]
+                store(ak, 0, load(ak, 0) + dG * (gx * -a - gy * b))
+                store(ak, NL, load(ak, NL) + dG * (gy * -c - gx * b))
+                store(ak, 2 * NL, load(ak, 2 * NL) + gx * dx * dG)
+                store(ak, 3 * NL, load(ak, 3 * NL) + gx * dG * dy)
+                store(ak, 4 * NL, load(ak, 4 * NL) + gy * dG * dy)
+                store(ak, 5 * NL, load(ak, 5 * NL) + e * da)
+                store(ak, 6 * NL, load(ak, 6 * NL) + w * G0)
+                store(ak, 7 * NL, load(ak, 7 * NL) + w * G1)
+                store(ak, 8 * NL, load(ak, 8 * NL) + w * G2)
+        for q in range(lp.shape[0]):
+            aq = acc[q]
+            ei = start + q
+            egrad[ei, 0] = hsum(load(aq, 0))
+            egrad[ei, 1] = hsum(load(aq, NL))
+            egrad[ei, 2] = hsum(load(aq, 2 * NL)) * np.float32(-0.5)
+            egrad[ei, 3] = -hsum(load(aq, 3 * NL))
+            egrad[ei, 4] = hsum(load(aq, 4 * NL)) * np.float32(-0.5)
+            egrad[ei, 5] = hsum(load(aq, 5 * NL))
+            egrad[ei, 6] = hsum(load(aq, 6 * NL))
+            egrad[ei, 7] = hsum(load(aq, 7 * NL))
+            egrad[ei, 8] = hsum(load(aq, 8 * NL))
 
 
 _PERM_CACHE = {}
@@ -454,7 +469,7 @@ class RasterizeCPU(torch.autograd.Function):
     def backward(ctx, grad_img):
         gp, gb, lists, offsets, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
         g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
-        egrad = np.zeros((lists.shape[0], 9), np.float32)
+        egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
         _backward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
         out = torch.from_numpy(_reduce(lists, egrad, order, n))
         dm, dcon, dcol, dop = ctx.dtypes
