@@ -160,6 +160,12 @@ def _gt_stats(gt, y):
     return mu
 
 
+def clear_gt_cache():
+    """Forget the cached ground-truth statistics (e.g. when the training resolution changes)."""
+    _GT_CACHE.clear()
+    _GT_CACHE_BYTES[0] = 0
+
+
 class _FusedSSIM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, img, gt):
@@ -196,5 +202,204 @@ def fused_ssim(img, gt):
     return _FusedSSIM.apply(img, gt)
 
 
-def fused_train_loss(img, gt, lambda_dssim=0.2):
-    return (1.0 - lambda_dssim) * l1(img, gt) + lambda_dssim * (1.0 - fused_ssim(img, gt))
+# ----------------------------------------------------------------------------- the training loss in one pass
+# (1 - lambda) L1 + lambda (1 - SSIM) and the squared error for PSNR, forward and backward, each in one
+# parallel pass over row blocks: the 11 x 11 separable blur keeps the 11 horizontally blurred rows it needs
+# in a ring buffer (L1/L2-resident) instead of writing a blurred copy of the whole image and reading it back,
+# and no image-sized temporary is made besides the three SSIM derivative maps the backward needs.
+_BLOCK_ROWS = 32
+
+
+@njit(inline="always", fastmath=True)
+def _hblur_row(src, w, line, out):
+    """out[:] = src (W,) blurred horizontally with w (zero padding); line: scratch of W + K - 1."""
+    K = w.shape[0]
+    R = K // 2
+    W = src.shape[0]
+    for q in range(R):
+        line[q] = 0.0
+        line[W + R + q] = 0.0
+    for q in range(W):
+        line[R + q] = src[q]
+    for q in range(W):
+        out[q] = w[0] * line[q]
+    for k in range(1, K):
+        wk = w[k]
+        for q in range(W):
+            out[q] += wk * line[q + k]
+
+
+@njit(inline="always", fastmath=True)
+def _vblur_row(ring, j, first, w, out):
+    """out[:] = sum_k w[k] ring[(first + k) % K, j] (the vertical blur of one row from the ring buffer)."""
+    K = w.shape[0]
+    src = ring[first % K, j]
+    W = out.shape[0]
+    w0 = w[0]
+    for q in range(W):
+        out[q] = w0 * src[q]
+    for k in range(1, K):
+        wk = w[k]
+        src = ring[(first + k) % K, j]
+        for q in range(W):
+            out[q] += wk * src[q]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _loss_fwd(x, y, gt_mu, w, dmaps, sums):
+    """x, y (C, H, W); gt_mu (2C, H, W): blurred y and y*y.  Writes dmaps (3C, H, W) = dSSIM/d(mu_x, E[xx],
+    E[xy]) per pixel and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|, of (x - y)^2."""
+    C, H, W = x.shape
+    K = w.shape[0]
+    R = K // 2
+    nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    for task in prange(C * nb):
+        c = task // nb
+        r0 = (task - c * nb) * _BLOCK_ROWS
+        r1 = min(H, r0 + _BLOCK_ROWS)
+        ring = np.zeros((K, 3, W), np.float32)  # rows r - R .. r + R of the blurred x, xx, xy (slot = row % K)
+        line = np.empty(W + K - 1, np.float32)
+        q3 = np.empty((3, W), np.float32)
+        v = np.empty((3, W), np.float32)
+        s_ssim = 0.0
+        s_l1 = 0.0
+        s_l2 = 0.0
+        for rr in range(r0 - R, r1 + R):
+            slot = rr % K
+            if rr < 0 or rr >= H:
+                ring[slot] = 0.0
+            else:
+                xr = x[c, rr]
+                yr = y[c, rr]
+                qa = q3[0]
+                qb = q3[1]
+                qc = q3[2]
+                for q in range(W):
+                    a = xr[q]
+                    qa[q] = a
+                    qb[q] = a * a
+                    qc[q] = a * yr[q]
+                for j in range(3):
+                    _hblur_row(q3[j], w, line, ring[slot, j])
+            r = rr - R  # the row whose 11 rows are now all in the ring
+            if r < r0:
+                continue
+            for j in range(3):
+                _vblur_row(ring, j, r - R, w, v[j])
+            v0 = v[0]
+            v1 = v[1]
+            v2 = v[2]
+            mu2 = gt_mu[c, r]
+            ey2 = gt_mu[C + c, r]
+            d0 = dmaps[c, r]
+            d1 = dmaps[C + c, r]
+            d2 = dmaps[2 * C + c, r]
+            xr = x[c, r]
+            yr = y[c, r]
+            for q in range(W):
+                m1 = v0[q]
+                e11 = v1[q]
+                e12 = v2[q]
+                m2 = mu2[q]
+                e22 = ey2[q]
+                A1 = 2.0 * m1 * m2 + _C1
+                A2 = 2.0 * (e12 - m1 * m2) + _C2
+                B1 = m1 * m1 + m2 * m2 + _C1
+                B2 = (e11 - m1 * m1) + (e22 - m2 * m2) + _C2
+                inv = 1.0 / (B1 * B2)
+                S = A1 * A2 * inv
+                s_ssim += S
+                d0[q] = (2.0 * m2 * A2 - 2.0 * m2 * A1) * inv - S * (2.0 * m1 / B1 - 2.0 * m1 / B2)
+                d1[q] = -S / B2
+                d2[q] = 2.0 * A1 * inv
+                d = xr[q] - yr[q]
+                s_l1 += abs(d)
+                s_l2 += d * d
+        sums[task, 0] = s_ssim
+        sums[task, 1] = s_l1
+        sums[task, 2] = s_l2
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _loss_bwd(x, y, dmaps, w, k_ssim, k_l1, grad):
+    """grad (C, H, W) = k_ssim * (blur(dS/dmu) + 2 x blur(dS/dE[xx]) + y blur(dS/dE[xy])) + k_l1 * sign(x - y)
+    (the blur is self-adjoint; the same ring-buffer blocks as _loss_fwd)."""
+    C, H, W = x.shape
+    K = w.shape[0]
+    R = K // 2
+    nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    for task in prange(C * nb):
+        c = task // nb
+        r0 = (task - c * nb) * _BLOCK_ROWS
+        r1 = min(H, r0 + _BLOCK_ROWS)
+        ring = np.zeros((K, 3, W), np.float32)
+        line = np.empty(W + K - 1, np.float32)
+        v = np.empty((3, W), np.float32)
+        for rr in range(r0 - R, r1 + R):
+            slot = rr % K
+            if rr < 0 or rr >= H:
+                ring[slot] = 0.0
+            else:
+                for j in range(3):
+                    _hblur_row(dmaps[j * C + c, rr], w, line, ring[slot, j])
+            r = rr - R
+            if r < r0:
+                continue
+            for j in range(3):
+                _vblur_row(ring, j, r - R, w, v[j])
+            v0 = v[0]
+            v1 = v[1]
+            v2 = v[2]
+            xr = x[c, r]
+            yr = y[c, r]
+            gr = grad[c, r]
+            for q in range(W):
+                a = xr[q]
+                b = yr[q]
+                d = a - b
+                sg = np.float32(1.0) if d > 0 else (np.float32(-1.0) if d < 0 else np.float32(0.0))
+                gr[q] = k_ssim * (v0[q] + 2.0 * a * v1[q] + b * v2[q]) + k_l1 * sg
+
+
+class _FusedLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, img, gt, lambda_dssim):
+        x = np.ascontiguousarray(img.detach().to(torch.float32).numpy())
+        y = np.ascontiguousarray(gt.detach().to(torch.float32).numpy())
+        C, H, W = x.shape
+        gt_mu = _gt_stats(gt, y)
+        dmaps = np.empty((3 * C, H, W), np.float32)
+        nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+        sums = np.empty((C * nb, 3), np.float64)
+        _loss_fwd(x, y, gt_mu, _W1D, dmaps, sums)
+        n = float(x.size)
+        tot = sums.sum(axis=0)
+        ctx.saved = (x, y, dmaps)
+        ctx.lam = float(lambda_dssim)
+        ctx.dtype = img.dtype
+        loss = (1.0 - lambda_dssim) * tot[1] / n + lambda_dssim * (1.0 - tot[0] / n)
+        mse = torch.tensor(tot[2] / n, dtype=torch.float64)
+        ctx.mark_non_differentiable(mse)
+        return torch.tensor(loss, dtype=img.dtype), mse
+
+    @staticmethod
+    def backward(ctx, g, _g_mse):
+        x, y, dmaps = ctx.saved
+        n = float(x.size)
+        gv = float(g)
+        grad = np.empty_like(x)
+        _loss_bwd(x, y, dmaps, _W1D, np.float32(-ctx.lam * gv / n), np.float32((1.0 - ctx.lam) * gv / n), grad)
+        ctx.saved = None
+        return torch.from_numpy(grad).to(ctx.dtype), None, None
+
+
+def fused_train_loss(img, gt, lambda_dssim=0.2, with_mse=False):
+    """(1 - lambda) L1 + lambda (1 - SSIM) for (3, H, W) CPU images, as train_loss (11 x 11 Gaussian window,
+    zero padding), forward and backward in one numba pass each.  with_mse: also the mean squared error (a
+    float, for PSNR without another pass)."""
+    loss, mse = _FusedLoss.apply(img, gt, float(lambda_dssim))
+    return (loss, float(mse)) if with_mse else loss
+
+
+def psnr_from_mse(mse):
+    return 100.0 if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)

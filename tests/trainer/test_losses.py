@@ -1,7 +1,7 @@
 """Fused numba SSIM (training path) vs the straightforward PyTorch SSIM (reference formulation)."""
 import pytest
 import torch
-from gstrain.losses import fused_ssim, fused_train_loss, psnr, ssim, train_loss
+from gstrain.losses import fused_ssim, fused_train_loss, psnr, psnr_from_mse, ssim, train_loss
 
 
 @pytest.mark.parametrize("shape,seed", [((3, 40, 56), 0), ((3, 17, 23), 1), ((3, 64, 64), 2)])
@@ -21,16 +21,22 @@ def test_fused_ssim_matches_torch(shape, seed):
         assert float((x.grad.double() - g_ref).norm() / g_ref.norm()) < 1e-4
 
 
-def test_fused_train_loss_and_psnr():
+@pytest.mark.parametrize("shape", [(3, 30, 40), (3, 70, 33), (3, 5, 9), (3, 64, 1)])
+def test_fused_train_loss_and_psnr(shape):
+    """The one-pass loss (row blocks of 32 with a ring buffer for the blur: images of several blocks, of
+    fewer rows than the window, one column wide) gives train_loss's value and gradient, and the squared
+    error that PSNR needs."""
     g = torch.Generator().manual_seed(5)
-    gt = torch.rand(3, 30, 40, generator=g)
-    a = (gt + 0.1 * torch.randn(3, 30, 40, generator=g)).clamp(0, 1).requires_grad_(True)
+    gt = torch.rand(*shape, generator=g)
+    a = (gt + 0.1 * torch.randn(*shape, generator=g)).clamp(0, 1).requires_grad_(True)
     b = a.detach().clone().requires_grad_(True)
     la = train_loss(a, gt)
-    lb = fused_train_loss(b, gt)
+    lb, mse = fused_train_loss(b, gt, with_mse=True)
     la.backward()
     lb.backward()
     assert abs(float(la.detach()) - float(lb.detach())) < 1e-5
     assert torch.allclose(a.grad, b.grad, atol=1e-7, rtol=1e-3)
+    assert mse == pytest.approx(float(((a.detach() - gt) ** 2).mean()), rel=1e-6)
+    assert psnr_from_mse(mse) == pytest.approx(psnr(a.detach(), gt), abs=1e-4)
     assert psnr(gt, gt) == 100.0
     assert abs(psnr(torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.1)) - 20.0) < 1e-6
