@@ -13,6 +13,8 @@ exported splat show.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .model import expon_lr
@@ -22,11 +24,16 @@ LR_FINAL = 0.001
 
 
 class Exposure:
+    """Adam on the transforms is written out here (the update of torch.optim.Adam, eps 1e-15): creating a
+    torch.optim.Adam imports torch's compiler stack, seconds of start-up for 12 numbers per photo."""
+
     def __init__(self, num_views, iterations, lr_init=LR_INIT, lr_final=LR_FINAL, device="cpu"):
         self.iterations = iterations
         self.lr_init, self.lr_final = lr_init, lr_final
         self.delta = torch.zeros(num_views, 3, 4, device=device, requires_grad=True)  # [A - I | b]
-        self.optimizer = torch.optim.Adam([self.delta], lr=lr_init, eps=1e-15)
+        self.exp_avg = torch.zeros(num_views, 3, 4, device=device)
+        self.exp_avg_sq = torch.zeros(num_views, 3, 4, device=device)
+        self.steps = 0
 
     def _relative(self):
         """Each view's [A - I | b] minus the mean over all views (the gauge: their mean transform is I)."""
@@ -40,14 +47,22 @@ class Exposure:
     def apply(self, image, view):
         """image (3, H, W) -> the same render as photo `view` would record it."""
         t = self.transform(view)
-        return torch.einsum("ij,jhw->ihw", t[:, :3], image) + t[:, 3, None, None]
+        C, H, W = image.shape
+        return torch.addmm(t[:, 3:], t[:, :3], image.reshape(C, H * W)).reshape(C, H, W)
 
-    def step(self, iteration):
+    @torch.no_grad()
+    def step(self, iteration, betas=(0.9, 0.999), eps=1e-15):
+        g = self.delta.grad
+        if g is None:
+            return
         lr = expon_lr(iteration, self.lr_init, self.lr_final, 1.0, self.iterations)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+        b1, b2 = betas
+        self.exp_avg.mul_(b1).add_(g, alpha=1 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - b2 ** self.steps)).add_(eps)
+        self.delta.addcdiv_(self.exp_avg, denom, value=-lr / (1 - b1 ** self.steps))
+        self.delta.grad = None
 
     def stats(self):
         """Per-view brightness gain (mean of the matrix's diagonal) relative to the average, for the log."""
@@ -57,9 +72,16 @@ class Exposure:
             return float(gain.min()), float(gain.max())
 
     def state_dict(self):
-        return {"delta": self.delta.detach().clone(), "optimizer": self.optimizer.state_dict()}
+        """In torch.optim.Adam's layout (checkpoints of earlier versions load the same way)."""
+        return {"delta": self.delta.detach().clone(),
+                "optimizer": {"state": {0: {"step": torch.tensor(float(self.steps)), "exp_avg": self.exp_avg.clone(),
+                                            "exp_avg_sq": self.exp_avg_sq.clone()}}}}
 
     def load_state_dict(self, d):
         with torch.no_grad():
             self.delta.copy_(d["delta"])
-        self.optimizer.load_state_dict(d["optimizer"])
+        st = d.get("optimizer", {}).get("state", {}).get(0)
+        if st:
+            self.exp_avg.copy_(st["exp_avg"])
+            self.exp_avg_sq.copy_(st["exp_avg_sq"])
+            self.steps = int(float(st["step"]))

@@ -2,6 +2,7 @@
 renders at the training photos' average exposure), and it recovers the photos' brightness differences."""
 import torch
 from gstrain.exposure import Exposure
+from gstrain.model import expon_lr
 
 
 def test_starts_as_identity_and_mean_transform_stays_identity():
@@ -52,4 +53,21 @@ def test_state_round_trip():
     f = Exposure(3, 10)
     f.load_state_dict(e.state_dict())
     assert torch.equal(f.delta, e.delta)
-    assert torch.equal(f.optimizer.state_dict()["state"][0]["exp_avg"], e.optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(f.exp_avg, e.exp_avg) and torch.equal(f.exp_avg_sq, e.exp_avg_sq) and f.steps == e.steps == 1
+
+
+def test_adam_update_is_torch_adams():
+    """The hand-written Adam (no torch.optim import at start-up) makes torch.optim.Adam's steps."""
+    e = Exposure(4, 50)
+    ref = torch.zeros(4, 3, 4, requires_grad=True)
+    opt = torch.optim.Adam([ref], lr=0.01, eps=1e-15)
+    g = torch.Generator().manual_seed(0)
+    for it in range(1, 30):
+        grad = torch.randn(4, 3, 4, generator=g)
+        e.delta.grad = grad.clone()
+        ref.grad = grad.clone()
+        for group in opt.param_groups:
+            group["lr"] = expon_lr(it, 0.01, 0.001, 1.0, 50)
+        opt.step()
+        e.step(it)
+    assert torch.allclose(e.delta, ref, atol=1e-6)
