@@ -58,6 +58,8 @@ def fexp(x):
     return p * p
 
 
+HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
+NS = TILE * HALVES  # strips per tile
 NF = 12  # packed features per Gaussian: mx my a b c opacity (2 unused) r g b log-threshold
 
 
@@ -230,34 +232,34 @@ def _tile_pack(packed, bbox, lists, start, end):
 
 @njit(inline="always")
 def _strip_lists(lb, tx, ty):
-    """The tile's entries (local indices) split by strip (strip s = row s // 2, left or right 8 pixels),
-    each list in depth order: soff (33,) offsets into slist.  Testing every entry's box against every
+    """The tile's entries (local indices) split by strip (strip s = row s // HALVES, part s % HALVES of NL pixels),
+    each list in depth order: soff (NS + 1,) offsets into slist.  Testing every entry's box against every
     strip instead cost more than the compositing itself (mispredicted branches)."""
     x0 = tx * TILE
     y0 = ty * TILE
     m = lb.shape[0]
-    soff = np.zeros(2 * TILE + 1, np.int64)
+    soff = np.zeros(NS + 1, np.int64)
     for q in range(m):
         r0 = max(lb[q, 2] - y0, 0)
         r1 = min(lb[q, 3] - y0, TILE - 1)
-        h0 = 0 if lb[q, 0] < x0 + NL else 1
-        h1 = 1 if lb[q, 1] >= x0 + NL else 0
+        h0 = max(lb[q, 0] - x0, 0) // NL
+        h1 = min(lb[q, 1] - x0, TILE - 1) // NL
         for r in range(r0, r1 + 1):
             for h in range(h0, h1 + 1):
-                soff[2 * r + h + 1] += 1
-    for s in range(2 * TILE):
+                soff[HALVES * r + h + 1] += 1
+    for s in range(NS):
         soff[s + 1] += soff[s]
     fill = soff[:-1].copy()
-    slist = np.empty(soff[2 * TILE], np.int32)
+    slist = np.empty(soff[NS], np.int32)
     for q in range(m):
         r0 = max(lb[q, 2] - y0, 0)
         r1 = min(lb[q, 3] - y0, TILE - 1)
-        h0 = 0 if lb[q, 0] < x0 + NL else 1
-        h1 = 1 if lb[q, 1] >= x0 + NL else 0
+        h0 = max(lb[q, 0] - x0, 0) // NL
+        h1 = min(lb[q, 1] - x0, TILE - 1) // NL
         for r in range(r0, r1 + 1):
             for h in range(h0, h1 + 1):
-                slist[fill[2 * r + h]] = q
-                fill[2 * r + h] += 1
+                slist[fill[HALVES * r + h]] = q
+                fill[HALVES * r + h] += 1
     return soff, slist
 
 
@@ -278,9 +280,9 @@ def _forward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, img, fi
         qv = iota()
         lp, lb = _tile_pack(packed, bbox, lists, start, end)
         soff, slist = _strip_lists(lb, tx, ty)
-        for strip in range(2 * TILE):
-            py = ty * TILE + strip // 2
-            px0 = tx * TILE + (strip % 2) * NL
+        for strip in range(NS):
+            py = ty * TILE + strip // HALVES
+            px0 = tx * TILE + (strip % HALVES) * NL
             if py >= H or px0 >= W:
                 continue
             nvalid = min(NL, W - px0)
@@ -342,9 +344,9 @@ def _backward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, final_
         # each entry's 9 gradients as 8-lane sums over the strips it meets; the lanes are added up once
         # per entry at the end (a horizontal sum per strip and gradient cost more than the maths)
         acc = np.zeros((lp.shape[0], 9 * NL), np.float32)
-        for strip in range(2 * TILE):
-            py = ty * TILE + strip // 2
-            px0 = tx * TILE + (strip % 2) * NL
+        for strip in range(NS):
+            py = ty * TILE + strip // HALVES
+            px0 = tx * TILE + (strip % HALVES) * NL
             if py >= H or px0 >= W:
                 continue
             nvalid = min(NL, W - px0)

@@ -1,27 +1,46 @@
-"""Explicit 8-lane SIMD values for numba kernels (LLVM vector types through numba intrinsics).
+"""Explicit SIMD values of NL lanes for numba kernels (LLVM vector types through numba intrinsics).
+
+NL is 16 on a CPU with AVX-512 (a strip is a whole 16-pixel tile row, one register) and 8 elsewhere
+(AVX2, NEON: LLVM splits wider vectors into pairs).  The type names below say x8 whatever NL is.
 
 Numba's auto-vectoriser leaves the compositing loops scalar (state carried from one Gaussian to the next
 defeats it, and numba disables LLVM's SLP vectoriser), so the rasteriser spells the vectors out:
 
-    v = splat(x)            f32x8 with every lane x            iota()      lanes 0, 1, ..., 7
-    load(a, i) / store(a, i, v)   8 consecutive float32 of a 1-D C-contiguous array from index i
+    v = splat(x)            f32x8 with every lane x            iota()      lanes 0, 1, ..., NL - 1
+    load(a, i) / store(a, i, v)   NL consecutive float32 of a 1-D C-contiguous array from index i
     v + w, v - w, v * w, v / w    (either side may be a scalar: it is broadcast; float32 arithmetic)
     v < w, v <= w, ... -> m8      masks: m & n, m | n, ~m, any_(m), all_(m)
     vmin, vmax, select(m, v, w), hsum(v)
     isplat(k), iload/istore (int32), select on i32x8, comparisons of i32x8
 
-Lanes are LLVM `<8 x float>` / `<8 x i32>` / `<8 x i1>` values: AVX2 registers on x86-64, pairs of NEON/SSE
-registers elsewhere (LLVM legalises the width).  Floating-point ops carry the same fast-math flags as the
+Lanes are LLVM `<NL x float>` / `<NL x i32>` / `<NL x i1>` values: AVX-512 or AVX2 registers on x86-64, pairs
+of NEON/SSE registers elsewhere (LLVM legalises the width).  Floating-point ops carry the same fast-math flags as the
 kernels (no reassociation, so results do not depend on how LLVM schedules them).
 """
 import operator
+import os
 
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, models, overload, register_model
 
-NL = 8
+
+def host_lanes():
+    """16 when the CPU has AVX-512 (measured on Zen 4: forward 0.87x, backward 0.9x the time of 8 lanes),
+    else 8.  GSTRAIN_SIMD_LANES=8|16 overrides it; numba's on-disk cache does not see this constant, so an
+    override needs its own NUMBA_CACHE_DIR."""
+    forced = os.environ.get("GSTRAIN_SIMD_LANES")
+    if forced in ("8", "16"):
+        return int(forced)
+    try:
+        import llvmlite.binding as llvm
+        return 16 if llvm.get_host_cpu_features().get("avx512f") else 8
+    except Exception:  # pragma: no cover - llvmlite always answers on the platforms numba supports
+        return 8
+
+
+NL = host_lanes()
 _FLAGS = ("nnan", "ninf", "nsz", "arcp", "contract", "afn")
 _F = ir.FloatType()
 _I32 = ir.IntType(32)
