@@ -153,41 +153,84 @@ def _gather(order, means2d, conics, colors, opac, box):
     return gp, gb
 
 
-@njit(cache=True)
-def _bin(gb, tiles_x, tiles_y):
-    """Tile lists (counting sort, depth order kept): offsets (ntiles + 1,), lists of rows of gp/gb."""
+@njit(parallel=True, cache=True)
+def _bin(gb, tiles_x, tiles_y, nthreads):
+    """Tile lists (a counting sort in parallel: per-chunk tile histograms, then each chunk writes its
+    entries from its own start in every tile, so each list keeps the depth order whatever the chunking).
+
+    Returns offsets (ntiles + 1,), lists (rows of gp/gb per tile), and for the backward's reduction each
+    row's entries: koff (n + 1,) and where (E,), the positions in `lists` of row k's entries, in tile order."""
     ntiles = tiles_x * tiles_y
     n = gb.shape[0]
-    offsets = np.zeros(ntiles + 1, np.int64)
-    for k in range(n):
-        for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
-            for tx in range(gb[k, 0] // TILE, gb[k, 1] // TILE + 1):
-                offsets[ty * tiles_x + tx + 1] += 1
+    nch = max(1, min(4 * nthreads, n // 1024 + 1))
+    hist = np.zeros((nch, ntiles), np.int64)
+    kcount = np.empty(n, np.int64)
+    for c in prange(nch):
+        for k in range(c * n // nch, (c + 1) * n // nch):
+            cnt = 0
+            for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
+                for tx in range(gb[k, 0] // TILE, gb[k, 1] // TILE + 1):
+                    hist[c, ty * tiles_x + tx] += 1
+                    cnt += 1
+            kcount[k] = cnt
+    offsets = np.empty(ntiles + 1, np.int64)
+    start = np.empty((nch, ntiles), np.int64)
+    total = 0
     for t in range(ntiles):
-        offsets[t + 1] += offsets[t]
-    fill = offsets[:-1].copy()
-    lists = np.empty(offsets[ntiles], np.int32)
+        offsets[t] = total
+        for c in range(nch):
+            start[c, t] = total
+            total += hist[c, t]
+    offsets[ntiles] = total
+    koff = np.empty(n + 1, np.int64)
+    koff[0] = 0
     for k in range(n):
-        for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
-            for tx in range(gb[k, 0] // TILE, gb[k, 1] // TILE + 1):
-                t = ty * tiles_x + tx
-                lists[fill[t]] = k
-                fill[t] += 1
-    return offsets, lists
+        koff[k + 1] = koff[k] + kcount[k]
+    lists = np.empty(total, np.int32)
+    where = np.empty(total, np.int64)
+    for c in prange(nch):
+        fill = start[c].copy()
+        for k in range(c * n // nch, (c + 1) * n // nch):
+            j = koff[k]
+            for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
+                for tx in range(gb[k, 0] // TILE, gb[k, 1] // TILE + 1):
+                    t = ty * tiles_x + tx
+                    pos = fill[t]
+                    lists[pos] = k
+                    where[j] = pos
+                    fill[t] = pos + 1
+                    j += 1
+    return offsets, lists, koff, where
 
 
-@njit(cache=True)
-def _reduce(lists, egrad, order, n):
-    """Sums the entries' gradients per Gaussian: (n, 9) in the caller's order (zero for the invisible)."""
-    acc = np.zeros((order.shape[0], 9), np.float32)
-    for e in range(lists.shape[0]):
-        k = lists[e]
-        for j in range(9):
-            acc[k, j] += egrad[e, j]
+@njit(parallel=True, cache=True)
+def _reduce(koff, where, egrad, order, n):
+    """Sums the entries' gradients per Gaussian, in parallel over Gaussians (each row's entries in tile
+    order: the same sums whatever the thread count): (n, 9) in the caller's order (zero for the invisible)."""
     out = np.zeros((n, 9), np.float32)
-    for k in range(order.shape[0]):
-        for j in range(9):
-            out[order[k], j] = acc[k, j]
+    for k in prange(order.shape[0]):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
+        for i in range(koff[k], koff[k + 1]):
+            e = where[i]
+            a0 += egrad[e, 0]
+            a1 += egrad[e, 1]
+            a2 += egrad[e, 2]
+            a3 += egrad[e, 3]
+            a4 += egrad[e, 4]
+            a5 += egrad[e, 5]
+            a6 += egrad[e, 6]
+            a7 += egrad[e, 7]
+            a8 += egrad[e, 8]
+        g = order[k]
+        out[g, 0] = a0
+        out[g, 1] = a1
+        out[g, 2] = a2
+        out[g, 3] = a3
+        out[g, 4] = a4
+        out[g, 5] = a5
+        out[g, 6] = a6
+        out[g, 7] = a7
+        out[g, 8] = a8
     return out
 
 
@@ -454,14 +497,15 @@ class RasterizeCPU(torch.autograd.Function):
         gp, gb = _gather(order, m, con, col, op, box)
         tiles_x = (W + TS - 1) // TS
         tiles_y = (H + TS - 1) // TS
-        offsets, lists = _bin(gb, tiles_x, tiles_y)
+        offsets, lists, koff, where = _bin(gb, tiles_x, tiles_y, numba.get_num_threads())
         bgn = _np32(bg).reshape(3)
         img = np.empty((3, H, W), np.float32)
         final_T = np.empty((H, W), np.float32)
         n_contrib = np.empty((H, W), np.int32)
         perm = _tile_perm(tiles_x * tiles_y)
         _forward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
-        ctx.state = (gp, gb, lists, offsets, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, m.shape[0])
+        ctx.state = (gp, gb, lists, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
+                     m.shape[0])
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
         ctx.shape_op = opacities.shape
         ctx.num_entries = int(lists.shape[0])
@@ -469,11 +513,11 @@ class RasterizeCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_img):
-        gp, gb, lists, offsets, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
+        gp, gb, lists, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
         g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
         egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
         _backward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
-        out = torch.from_numpy(_reduce(lists, egrad, order, n))
+        out = torch.from_numpy(_reduce(koff, where, egrad, order, n))
         dm, dcon, dcol, dop = ctx.dtypes
         ctx.state = None
         return (out[:, 0:2].to(dm), out[:, 2:5].to(dcon), out[:, 6:9].to(dcol),
