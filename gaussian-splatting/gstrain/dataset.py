@@ -38,6 +38,42 @@ class Camera:
         return RenderCamera(torch.tensor(V, dtype=dtype, device=device), self.fx, self.fy, self.cx, self.cy,
                             self.width, self.height)
 
+    def level_size(self, factor):
+        """Image size at a downscale factor of the training resolution (at least 1 pixel each way)."""
+        return max(1, int(round(self.width / factor))), max(1, int(round(self.height / factor)))
+
+    def level_camera(self, factor, dtype=torch.float32, device="cpu"):
+        """The render camera for the training image scaled down by `factor` (intrinsics scaled with the
+        image: pixel centres at i + 0.5 in both)."""
+        if factor == 1:
+            return self.render_camera(dtype, device)
+        W, H = self.level_size(factor)
+        sx, sy = W / self.width, H / self.height
+        V = np.eye(4)
+        V[:3, :3] = self.R
+        V[:3, 3] = self.T
+        return RenderCamera(torch.tensor(V, dtype=dtype, device=device), self.fx * sx, self.fy * sy, self.cx * sx,
+                            self.cy * sy, W, H)
+
+    def level_image(self, factor):
+        """The training image scaled down by `factor` with area averaging (each pixel the mean of the
+        full-resolution pixels it covers), made once and kept until drop_levels()."""
+        if factor == 1:
+            return self.image
+        cache = self.__dict__.setdefault("_levels", {})
+        img = cache.get(factor)
+        if img is None:
+            W, H = self.level_size(factor)
+            img = torch.nn.functional.interpolate(self.image[None], size=(H, W), mode="area")[0].contiguous()
+            cache[factor] = img
+        return img
+
+    def drop_levels(self, keep_at_most):
+        """Forget the scaled-down images coarser than `keep_at_most` (the schedule never returns to them)."""
+        cache = self.__dict__.get("_levels", {})
+        for f in [f for f in cache if f > keep_at_most]:
+            del cache[f]
+
     @property
     def center(self):
         return -self.R.T @ self.T

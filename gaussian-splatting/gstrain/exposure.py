@@ -15,12 +15,83 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from numba import njit, prange
 
 from .model import expon_lr
 
 LR_INIT = 0.01  # the reference's exposure_lr_init / exposure_lr_final
 LR_FINAL = 0.001
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _affine_fwd(t, img, out):
+    """out[i] = sum_j t[i, j] img[j] + t[i, 3] for a (3, H, W) image, rows in parallel."""
+    C, H, W = img.shape
+    for r in prange(H):
+        for q in range(W):
+            a = img[0, r, q]
+            b = img[1, r, q]
+            c = img[2, r, q]
+            for i in range(3):
+                out[i, r, q] = t[i, 0] * a + t[i, 1] * b + t[i, 2] * c + t[i, 3]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _affine_bwd(t, img, g, gimg, gt_rows):
+    """gimg = A^T g; gt_rows[r] = row r's part of d/dt = [g img^T | sum g] (summed by the caller)."""
+    C, H, W = img.shape
+    for r in prange(H):
+        acc = np.zeros(12, np.float64)
+        for q in range(W):
+            a = img[0, r, q]
+            b = img[1, r, q]
+            c = img[2, r, q]
+            g0 = g[0, r, q]
+            g1 = g[1, r, q]
+            g2 = g[2, r, q]
+            gimg[0, r, q] = t[0, 0] * g0 + t[1, 0] * g1 + t[2, 0] * g2
+            gimg[1, r, q] = t[0, 1] * g0 + t[1, 1] * g1 + t[2, 1] * g2
+            gimg[2, r, q] = t[0, 2] * g0 + t[1, 2] * g1 + t[2, 2] * g2
+            acc[0] += g0 * a
+            acc[1] += g0 * b
+            acc[2] += g0 * c
+            acc[3] += g0
+            acc[4] += g1 * a
+            acc[5] += g1 * b
+            acc[6] += g1 * c
+            acc[7] += g1
+            acc[8] += g2 * a
+            acc[9] += g2 * b
+            acc[10] += g2 * c
+            acc[11] += g2
+        for k in range(12):
+            gt_rows[r, k] = acc[k]
+
+
+class _AffineCPU(torch.autograd.Function):
+    """Exposure.apply's A img + b on the CPU in parallel numba passes (torch ran it on one core)."""
+
+    @staticmethod
+    def forward(ctx, t, image):
+        tn = t.detach().to(torch.float64).numpy()
+        x = np.ascontiguousarray(image.detach().to(torch.float32).numpy())
+        out = np.empty_like(x)
+        _affine_fwd(tn, x, out)
+        ctx.saved = (tn, x)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        tn, x = ctx.saved
+        gn = np.ascontiguousarray(g.detach().to(torch.float32).numpy())
+        gimg = np.empty_like(x)
+        rows = np.empty((x.shape[1], 12), np.float64)
+        _affine_bwd(tn, x, gn, gimg, rows)
+        ctx.saved = None
+        gt = torch.from_numpy(rows.sum(axis=0).reshape(3, 4)).to(torch.float32)
+        return gt, torch.from_numpy(gimg)
 
 
 class Exposure:
@@ -47,6 +118,8 @@ class Exposure:
     def apply(self, image, view):
         """image (3, H, W) -> the same render as photo `view` would record it."""
         t = self.transform(view)
+        if image.device.type == "cpu" and image.dtype == torch.float32:
+            return _AffineCPU.apply(t, image)
         C, H, W = image.shape
         return torch.addmm(t[:, 3:], t[:, :3], image.reshape(C, H * W)).reshape(C, H, W)
 

@@ -46,8 +46,30 @@ def _adam_cpu(p, g, m, v, b1, b2, sqrt_bc2, eps, step):
         p[i] += step * (mi / (math.sqrt(vi) / sqrt_bc2 + eps))
 
 
+@njit(parallel=True, cache=True)
+def _adam_rows_cpu(p, g, m, v, rows, b1, b2, sqrt_bc2, eps, step):
+    """_adam_cpu on the given rows of (N, D) arrays only (sparse Adam): the other rows' parameters and
+    moments are left as they are."""
+    one = np.float32(1.0)
+    D = p.shape[1]
+    for j in prange(rows.shape[0]):
+        i = rows[j]
+        for d in range(D):
+            gi = g[i, d]
+            mi = m[i, d] * b1 + gi * (one - b1)
+            vi = v[i, d] * b2 + gi * gi * (one - b2)
+            m[i, d] = mi
+            v[i, d] = vi
+            p[i, d] += step * (mi / (math.sqrt(vi) / sqrt_bc2 + eps))
+
+
 class Adam:
-    """Plain Adam (same update as torch.optim.Adam, eps=1e-15) with per-parameter state we can edit."""
+    """Plain Adam (same update as torch.optim.Adam, eps=1e-15) with per-parameter state we can edit.
+
+    step(params, rows): with `rows` (indices of the Gaussians that took part in the step), only those rows
+    are updated: "sparse" or "selective" Adam (as gsplat's SelectiveAdam and 3DGS's sparse_adam): a
+    Gaussian that was not rendered keeps its parameters and moments, instead of drifting on its old
+    momentum while its gradient is zero.  The bias correction uses the global step count."""
 
     def __init__(self, params, lrs, betas=(0.9, 0.999), eps=1e-15):
         self.lrs = dict(lrs)
@@ -58,22 +80,38 @@ class Adam:
         self.v = {k: torch.zeros_like(v) for k, v in params.items()}
 
     @torch.no_grad()
-    def step(self, params):
+    def step(self, params, rows=None, skip=()):
+        """skip: names of parameters not updated this step (their gradients are ignored)."""
         self.step_count += 1
         b1, b2 = self.betas
         bc1 = 1 - b1 ** self.step_count
         bc2 = 1 - b2 ** self.step_count
         for k, p in params.items():
             g = p.grad
-            if g is None:
+            if g is None or k in skip:
                 continue
             m, v = self.m[k], self.v[k]
+            n = p.shape[0]
             if p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous() and m.is_contiguous() \
                     and v.is_contiguous():
-                # one fused pass over memory instead of six (the update is memory-bound)
-                _adam_cpu(p.detach().view(-1).numpy(), g.contiguous().view(-1).numpy(), m.view(-1).numpy(),
-                          v.view(-1).numpy(), np.float32(b1), np.float32(b2), np.float32(math.sqrt(bc2)),
-                          np.float32(self.eps), np.float32(-self.lrs[k] / bc1))
+                consts = (np.float32(b1), np.float32(b2), np.float32(math.sqrt(bc2)), np.float32(self.eps),
+                          np.float32(-self.lrs[k] / bc1))
+                if rows is not None:
+                    _adam_rows_cpu(p.detach().view(n, -1).numpy(), g.contiguous().view(n, -1).numpy(),
+                                   m.view(n, -1).numpy(), v.view(n, -1).numpy(), rows, *consts)
+                else:
+                    # one fused pass over memory instead of six (the update is memory-bound)
+                    _adam_cpu(p.detach().view(-1).numpy(), g.contiguous().view(-1).numpy(), m.view(-1).numpy(),
+                              v.view(-1).numpy(), *consts)
+                continue
+            if rows is not None:
+                r = torch.as_tensor(rows, device=p.device, dtype=torch.long)
+                gr, mr, vr = g[r], m[r], v[r]
+                mr.mul_(b1).add_(gr, alpha=1 - b1)
+                vr.mul_(b2).addcmul_(gr, gr, value=1 - b2)
+                denom = (vr.sqrt() / math.sqrt(bc2)).add_(self.eps)
+                m[r], v[r] = mr, vr
+                p.data[r] = p.data[r].addcdiv(mr, denom, value=-self.lrs[k] / bc1)
                 continue
             m.mul_(b1).add_(g, alpha=1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -305,6 +343,37 @@ class GaussianModel:
         self.grad_accum.zero_()
         self.denom.zero_()
         self.max_radii2D.zero_()
+
+    @torch.no_grad()
+    def relocate(self, dead, src, new_logit, new_log_scale):
+        """MCMC relocation: sources `src` get opacity logits / log-scales `new_*` (shared with their
+        copies), and the dead Gaussians' slots become copies of them; both lose their Adam moments."""
+        ol, ls = self.params["opacity_logits"], self.params["log_scales"]
+        ol.data[src] = new_logit.to(ol.device)
+        ls.data[src] = new_log_scale.to(ls.device)
+        for k in PARAM_NAMES:
+            p = self.params[k]
+            p.data[dead] = p.data[src]
+            if self.optimizer is not None:
+                for st in (self.optimizer.m[k], self.optimizer.v[k]):
+                    st[src] = 0
+                    st[dead] = 0
+        for st in (self.grad_accum, self.denom):
+            st[dead] = 0
+        self.max_radii2D[dead] = 0
+
+    @torch.no_grad()
+    def append_copies(self, src, new_logit, new_log_scale):
+        """MCMC growth: sources `src` get the shared opacity / scale and a copy each is appended (new
+        Gaussians start with zero Adam moments; the sources' moments are reset too)."""
+        ol, ls = self.params["opacity_logits"], self.params["log_scales"]
+        ol.data[src] = new_logit.to(ol.device)
+        ls.data[src] = new_log_scale.to(ls.device)
+        if self.optimizer is not None:
+            for k in PARAM_NAMES:
+                self.optimizer.m[k][src] = 0
+                self.optimizer.v[k][src] = 0
+        self._append({k: self.params[k].detach()[src].clone() for k in PARAM_NAMES})
 
     @torch.no_grad()
     def reset_opacity(self):

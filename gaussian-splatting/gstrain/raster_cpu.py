@@ -58,6 +58,9 @@ def fexp(x):
     return p * p
 
 
+# tiles are handed to threads a few at a time as each finishes (dynamic scheduling): their costs differ by
+# orders of magnitude, and equal static shares left a core idle at the end of every pass
+TILE_CHUNK = 4
 HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
 NS = TILE * HALVES  # strips per tile
 NF = 12  # packed features per Gaussian: mx my a b c opacity (2 unused) r g b log-threshold
@@ -503,7 +506,11 @@ class RasterizeCPU(torch.autograd.Function):
         final_T = np.empty((H, W), np.float32)
         n_contrib = np.empty((H, W), np.int32)
         perm = _tile_perm(tiles_x * tiles_y)
-        _forward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
+        prev = numba.set_parallel_chunksize(TILE_CHUNK)
+        try:
+            _forward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
+        finally:
+            numba.set_parallel_chunksize(prev)
         ctx.state = (gp, gb, lists, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
                      m.shape[0])
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
@@ -516,7 +523,11 @@ class RasterizeCPU(torch.autograd.Function):
         gp, gb, lists, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
         g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
         egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
-        _backward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
+        prev = numba.set_parallel_chunksize(TILE_CHUNK)
+        try:
+            _backward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
+        finally:
+            numba.set_parallel_chunksize(prev)
         out = torch.from_numpy(_reduce(koff, where, egrad, order, n))
         dm, dcon, dcol, dop = ctx.dtypes
         ctx.state = None

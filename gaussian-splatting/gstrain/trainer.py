@@ -1,4 +1,10 @@
-"""Training entry point (CLI compatible with the reference 3DGS train.py)."""
+"""Training entry point (CLI compatible with the reference 3DGS train.py).
+
+What a run does is decided by the Plan (gstrain/plan.py: schedule, resolution levels, Gaussian budget),
+the strategy (gstrain/strategy.py: MCMC by default, the reference's adaptive density control with
+--strategy adc) and, with --time_budget, the TimeBudget below, which picks the number of iterations from
+the speed this machine shows during the run.  This module runs the loop and reports.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,131 +18,20 @@ import time
 import numpy as np
 import torch
 
+from .cli import DEFAULT_ITERATIONS, MAX_BUDGET_ITERATIONS, build_parser, check_args  # noqa: F401
 from .colmap import DataError
 from .dataset import load_scene
+from .estimate import load_speed_factor, save_speed_factor
 from .exposure import Exposure
-from .losses import fused_ssim, fused_train_loss, psnr, ssim, train_loss
+from .losses import clear_gt_cache, fused_ssim, fused_train_loss, psnr, psnr_from_mse, ssim, train_loss
 from .model import GaussianModel, expon_lr
+from .plan import CostModel, fmt_minutes, make_plan, plan_cost, resolve_sparse, solve_iterations
 from .ply import atomic_write_bytes, write_points_ply
 from .progress import Reporter, peak_rss_mb
 from .rasterize import render
+from .strategy import GaussianDropout, make_strategy, visible_rows  # noqa: F401
 
 EXIT_INTERRUPTED = 143  # SIGTERM (128 + 15); SIGINT gives 130
-
-
-# Sparse captures (issue 3, NOTES.md): with ~20 photos, the standard method fits the training photos ever
-# closer (train PSNR 32-39 dB) while held-out PSNR falls from 2k to 7k iterations.  Dropout plus a budget of
-# Gaussians per training view keeps the held-out views 1.6-2.2 dB better at 7k (monstree, 20 training views,
-# 80k Gaussians); 4000 per view measured as good as 6000 at 7k at both resolutions, with a third fewer
-# Gaussians.  Without per-photo exposure compensation (--exposure, on by default) held-out PSNR still
-# flattened out after 2k at 397x298 (five runs -0.17 to +0.19 dB 2k -> 7k); with it, it keeps rising after
-# densification ends at both resolutions.  Figures: the trainer's README.
-SPARSE_VIEWS = 50
-SPARSE_DROPOUT = 0.3
-SPARSE_GAUSSIANS_PER_VIEW = 4000
-
-
-def build_parser():
-    p = argparse.ArgumentParser(description="SplatStudio Gaussian Splatting trainer (CPU/numba or CUDA/gsplat)")
-    p.add_argument("-s", "--source_path", required=True)
-    p.add_argument("-m", "--model_path", required=True)
-    p.add_argument("-i", "--images", default="images")
-    p.add_argument("-r", "--resolution", type=int, default=-1)
-    p.add_argument("-w", "--white_background", action="store_true")
-    p.add_argument("--eval", action="store_true")
-    p.add_argument("--sh_degree", type=int, default=3)
-    p.add_argument("--data_device", default="cpu")
-    p.add_argument("--iterations", type=int, default=30000)
-    p.add_argument("--save_iterations", nargs="*", type=int, default=[7000, 30000])
-    p.add_argument("--test_iterations", nargs="*", type=int, default=[7000, 30000])
-    p.add_argument("--checkpoint_iterations", nargs="*", type=int, default=[])
-    p.add_argument("--start_checkpoint", default=None)
-    p.add_argument("--densify_from_iter", type=int, default=None, help="default 500 (see resolve_schedule for short runs)")
-    p.add_argument("--densify_until_iter", type=int, default=None, help="default 15000 (scaled by iterations/30000)")
-    p.add_argument("--densification_interval", type=int, default=None, help="default 100 (scaled for short runs)")
-    p.add_argument("--opacity_reset_interval", type=int, default=None, help="default 3000 (scaled for short runs)")
-    p.add_argument("--sh_increase_interval", type=int, default=None, help="default 1000 (scaled, min 10)")
-    p.add_argument("--densify_grad_threshold", type=float, default=0.0002)
-    p.add_argument("--position_lr_init", type=float, default=0.00016)
-    p.add_argument("--position_lr_final", type=float, default=0.0000016)
-    p.add_argument("--position_lr_delay_mult", type=float, default=0.01)
-    p.add_argument("--position_lr_max_steps", type=int, default=None, help="default: --iterations")
-    p.add_argument("--feature_lr", type=float, default=0.0025)
-    p.add_argument("--opacity_lr", type=float, default=0.025)
-    p.add_argument("--scaling_lr", type=float, default=0.005)
-    p.add_argument("--rotation_lr", type=float, default=0.001)
-    p.add_argument("--percent_dense", type=float, default=0.01)
-    p.add_argument("--lambda_dssim", type=float, default=0.2)
-    p.add_argument("--dropout", type=float, default=None,
-                   help=f"Gaussian dropout rate during training (default {SPARSE_DROPOUT} for a sparse capture, else 0)")
-    p.add_argument("--sparse", choices=["auto", "on", "off"], default="auto",
-                   help=f"regularisation for captures with few photos: auto = on below {SPARSE_VIEWS} training views "
-                        "(Gaussian dropout and a per-view Gaussian budget); off = the reference's behaviour")
-    p.add_argument("--gaussians_per_view", type=int, default=SPARSE_GAUSSIANS_PER_VIEW,
-                   help="sparse captures: at most this many Gaussians per training view (0 = no budget)")
-    p.add_argument("--exposure", choices=["on", "off"], default="on",
-                   help="learn a colour transform per training photo for its exposure / white balance (on; off = "
-                        "the reference's default); the model renders at the training photos' average exposure")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--backend", choices=["auto", "cpu", "cuda", "reference"], default="auto")
-    p.add_argument("--threads", type=int, default=0, help="numba/torch threads (default: all cores)")
-    p.add_argument("--max_gaussians", type=int, default=0, help="cap on the number of Gaussians (0 = no cap)")
-    p.add_argument("--progress", choices=["json", "text"], default="text")
-    p.add_argument("--preview_every", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tile_size", type=int, default=16, choices=[16])
-    # accepted for command-line compatibility with the reference, ignored
-    p.add_argument("--ip", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=6009)
-    p.add_argument("--disable_viewer", action="store_true")
-    p.add_argument("--debug_from", type=int, default=-1)
-    p.add_argument("--detect_anomaly", action="store_true")
-    return p
-
-
-def resolve_sparse(args, num_train):
-    """Turn --sparse/--dropout/--gaussians_per_view into the run's dropout and Gaussian cap; returns whether
-    the sparse-capture regularisation is on.  An explicit --max_gaussians stays an upper bound."""
-    sparse = args.sparse == "on" or (args.sparse == "auto" and num_train < SPARSE_VIEWS)
-    if args.dropout is None:
-        args.dropout = SPARSE_DROPOUT if sparse else 0.0
-    if sparse and args.gaussians_per_view > 0:
-        budget = args.gaussians_per_view * num_train
-        args.max_gaussians = min(args.max_gaussians, budget) if args.max_gaussians else budget
-    return sparse
-
-
-def resolve_schedule(args):
-    """Reference schedule (densify 500..15000 every 100, opacity reset every 3000, SH degree +1 every 1000).
-
-    When --iterations < 30000, every default that was not given explicitly is scaled with
-    f = iterations / 30000, with floors that keep each densification step statistically meaningful:
-      densify_until_iter     = 15000 f
-      densify_from_iter      = min(500, 0.1 * iterations)
-      densification_interval = clamp((densify_until - densify_from) / 30, 10, 100)
-      opacity_reset_interval = max(3000 f, 3 * densification_interval, 2 * densify_from_iter)
-      sh_increase_interval   = max(10, 1000 f)
-      position_lr_max_steps  = iterations (the position lr decays over the actual run)
-    e.g. 7000 iterations: densify 500..3500 every 100, opacity reset every 1000, SH step every 233.
-    """
-    n = args.iterations
-    f = min(1.0, n / 30000.0)
-    if args.densify_until_iter is None:
-        args.densify_until_iter = int(round(15000 * f))
-    if args.densify_from_iter is None:
-        args.densify_from_iter = 500 if f >= 1 else int(min(500, round(0.1 * n)))
-    if args.densification_interval is None:
-        span = args.densify_until_iter - args.densify_from_iter
-        args.densification_interval = 100 if f >= 1 else int(min(100, max(10, round(span / 30.0))))
-    if args.opacity_reset_interval is None:
-        args.opacity_reset_interval = 3000 if f >= 1 else int(max(round(3000 * f), 3 * args.densification_interval,
-                                                                  2 * args.densify_from_iter))
-    if args.sh_increase_interval is None:
-        args.sh_increase_interval = 1000 if f >= 1 else int(max(10, round(1000 * f)))
-    if args.position_lr_max_steps is None:
-        args.position_lr_max_steps = n
-    args.save_iterations = sorted(set(args.save_iterations + [n]))
-    return args
 
 
 def pick_backend(name):
@@ -201,15 +96,77 @@ def save_checkpoint(path, model, iteration, args, extra=None):
     atomic_write_bytes(path, [buf.getvalue()])
 
 
-class GaussianDropout:
-    """Gaussian dropout for one training step (as in DropGaussian, CVPR 2025): each Gaussian is left out with
-    probability `rate`, and the opacity of those kept is divided by (1 - rate) so the expected coverage
-    stays the same.  Applied as a per-Gaussian opacity factor (`scale`: 0 or 1 / (1 - rate)) inside the
-    renderer, so no copy of the model is made; `kept` says which Gaussians took part."""
+class TimeBudget:
+    """Chooses the run's number of iterations so that it ends `seconds` after the process started.
 
-    def __init__(self, n, rate, device="cpu", generator=None):
-        self.kept = torch.rand(n, generator=generator, device=device) >= rate
-        self.scale = self.kept.to(torch.float32) / (1.0 - rate)
+    The first plan comes from a few timed renders (CostModel.calibrate); then every `replan_every`
+    iterations the rest of the run is re-planned with the measured speed (CostModel.observe), and the
+    plan is made again for the new length: the schedule stays a function of the run's share, and what has
+    happened (the resolution reached, the Gaussians grown) is never undone.  Evaluation and saving are
+    counted in proportion to the training time they have taken so far."""
+
+    def __init__(self, seconds, t_start, make, pixels_full, initial_count, upper, cost, reserve=3.0):
+        self.seconds = float(seconds)
+        self.t_start = t_start
+        self.make = make  # iterations -> Plan
+        self.pixels_full = float(pixels_full)
+        self.initial = int(initial_count)
+        self.upper = int(upper)
+        self.reserve = float(reserve)  # the final save and evaluation
+        self.cost = cost
+        self.train_sec = 0.0
+        self.side_sec = 0.0
+        self.replan_every = 20
+
+    def remaining(self, now):
+        return self.seconds - (now - self.t_start) - self.reserve
+
+    def predict(self, plan, it, current_count, factor_cap):
+        """Seconds the iterations after `it` of `plan` are expected to take, side work included."""
+        rate = self.side_sec / self.train_sec if self.train_sec > 10.0 else 0.0
+        return (1.0 + rate) * plan_cost(plan, self.pixels_full, self.initial, self.cost, it + 1, None, current_count,
+                                        factor_cap)
+
+    def choose(self, it, now, current_count, factor_cap):
+        """The number of iterations (> it) that fits in what is left of the budget."""
+        left = self.remaining(now)
+        cheapest = max(self.cost(self.pixels_full / (factor_cap * factor_cap), self.initial), 1e-4)
+        high = min(self.upper, it + max(2, int(left / cheapest) + 1))
+        low = min(it + 1, high)
+        n = solve_iterations(self.make, lambda p: self.predict(p, it, current_count, factor_cap), low, high, left)
+        self.replan_every = max(20, n // 60)
+        return n
+
+    def account(self, train_sec, side_sec):
+        self.train_sec += train_sec
+        self.side_sec += side_sec
+
+    def replan(self, it, now, current_count, factor_cap):
+        """Called before iteration `it`: a new number of iterations when it is time to re-plan, else None."""
+        if it < 2 or it % self.replan_every:
+            return None
+        return self.choose(it - 1, now, current_count, factor_cap)
+
+
+def calibrate(model, cams, bg, backend, plan, loss_fn, lambda_dssim, repeats=2):
+    """Times forward + backward of the first model at the plan's coarsest and full resolutions (no update,
+    the gradients are dropped): samples (pixels, gaussians, seconds) for CostModel.calibrate."""
+    samples = []
+    factors = sorted({plan.levels[0][1], 1}, reverse=True)
+    for r in range(repeats + 1):
+        for f in factors:
+            cam = cams[r % len(cams)]
+            t0 = time.perf_counter()
+            out = render(model, cam.level_camera(f), bg, backend=backend, sh_degree=model.active_sh_degree)
+            loss = loss_fn(out["image"], cam.level_image(f), lambda_dssim)
+            loss.backward()
+            dt = time.perf_counter() - t0
+            model.zero_grad()
+            if r > 0:  # the first round loads the kernels
+                W, H = cam.level_size(f)
+                samples.append((W * H, model.num, dt))
+    clear_gt_cache()
+    return samples
 
 
 class _Interrupt:
@@ -220,25 +177,24 @@ class _Interrupt:
         self.signum = signum
 
 
-def train(argv=None):
-    args = resolve_schedule(build_parser().parse_args(argv))
+def train(argv=None, started=None):
+    """started: when the process started (time.time()); a time budget counts from there."""
+    args = build_parser().parse_args(argv)
     rep = Reporter(args.progress, args.quiet)
     stop = _Interrupt()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        return _train(args, rep, stop)
+        return _train(args, rep, stop, started)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
 
 
-def _train(args, rep, stop):
-    t_start = time.time()
-    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
-        raise DataError(f"--dropout must be in [0, 1), got {args.dropout}")
-    if args.gaussians_per_view < 0:
-        raise DataError(f"--gaussians_per_view must be 0 (no budget) or more, got {args.gaussians_per_view}")
+def _train(args, rep, stop, started=None):
+    t_start = started or time.time()
+    cpu_start = time.process_time()
+    check_args(args)
     backend = pick_backend(args.backend)
     device = "cuda" if backend == "cuda" else "cpu"
     from .raster_cpu import set_threads
@@ -250,19 +206,29 @@ def _train(args, rep, stop):
     scene = load_scene(args.source_path, args.resolution, args.eval, args.images)
     if not scene.train:
         raise DataError("no training images left after the train/test split")
-    os.makedirs(args.model_path, exist_ok=True)
+    sparse = resolve_sparse(args, len(scene.train))
+    train_cams = scene.train
+    min_side = min(min(c.width, c.height) for c in train_cams)
+    pixels_full = float(np.mean([c.width * c.height for c in train_cams]))
+    budget_sec = 60.0 * args.time_budget
+    fixed_n = args.iterations or DEFAULT_ITERATIONS
+
+    def make(n):
+        return make_plan(args, n, min_side)
+
+    if not args.plan:
+        os.makedirs(args.model_path, exist_ok=True)
     rep.log(f"Output folder: {args.model_path} | backend {backend} | {threads} threads | "
-            f"{len(scene.train)} train / {len(scene.test)} test views | {scene.train[0].width}x{scene.train[0].height}")
-    if resolve_sparse(args, len(scene.train)):
-        cap = f"at most {args.max_gaussians:,} Gaussians" if args.max_gaussians else "no Gaussian budget"
-        rep.log(f"Sparse capture ({len(scene.train)} training views): Gaussian dropout {args.dropout:g}, "
-                f"{cap} (--sparse off for the reference's behaviour)")
-    write_cfg_args(args)
-    write_points_ply(os.path.join(args.model_path, "input.ply"), scene.xyz, scene.rgb)
-    write_cameras_json(os.path.join(args.model_path, "cameras.json"), scene)
+            f"{len(scene.train)} train / {len(scene.test)} test views | {train_cams[0].width}x{train_cams[0].height}")
+    if sparse:
+        size = (f"a budget of {args.max_gaussians:,} Gaussians" if args.strategy == "mcmc" else
+                f"at most {args.max_gaussians:,} Gaussians" if args.max_gaussians else "no Gaussian budget")
+        rep.log(f"Sparse capture ({len(scene.train)} training views): Gaussian dropout {args.dropout:g}, {size} "
+                "(--sparse off for the reference's behaviour)")
 
     model = GaussianModel(args.sh_degree, device=device)
     first_iter = 0
+    ck = None
     if args.start_checkpoint:
         if not os.path.isfile(args.start_checkpoint):
             raise DataError(f"checkpoint {args.start_checkpoint} not found")
@@ -278,22 +244,55 @@ def _train(args, rep, stop):
         model.percent_dense = args.percent_dense
         model.setup_optimizer(args.position_lr_init, args.feature_lr, args.opacity_lr, args.scaling_lr,
                               args.rotation_lr)
-    extent = scene.extent
+    extra = (ck or {}).get("extra", {})
     bg = torch.tensor([1.0, 1.0, 1.0] if args.white_background else [0.0, 0.0, 0.0], device=device)
-    train_cams = scene.train
-    rcams = [c.render_camera(device=device) for c in train_cams]
-    gts = [c.image.to(device) for c in train_cams]
-    exposure = Exposure(len(train_cams), args.iterations, device=device) if args.exposure == "on" else None
-    if exposure is not None and args.start_checkpoint and ck.get("extra", {}).get("exposure") is not None:
-        saved = ck["extra"]["exposure"]
+    plan = make(fixed_n)
+    strategy = make_strategy(plan, scene.extent, args)
+    if ck is None:
+        strategy.initialise(model)
+    else:
+        strategy.load_state_dict(extra.get("strategy", {}))
+    initial_count = getattr(strategy, "initial_count", None) or model.num
+    loss_fn = train_loss if backend == "cuda" else fused_train_loss
+
+    # the cost model predicts the time per iteration (ETA, time budget, --plan) and, measured over the run,
+    # becomes this machine's speed profile for estimates without a dataset (gstrain/estimate.py)
+    cost = CostModel(s=load_speed_factor(threads)[0])
+    budget = None
+    if budget_sec > 0 or args.plan:
+        cost.calibrate(calibrate(model, train_cams, bg, backend, plan, loss_fn, args.lambda_dssim))
+    if budget_sec > 0:
+        t_budget0 = t_start - float(extra.get("budget_used_sec", 0.0))
+        upper = args.iterations or MAX_BUDGET_ITERATIONS
+        budget = TimeBudget(budget_sec, t_budget0, make, pixels_full, initial_count, upper, cost)
+        n = budget.choose(first_iter, time.time(), model.num, plan.factor(max(1, first_iter)))
+        plan = make(n)
+        strategy.plan = plan
+    if args.plan:
+        expected = plan_cost(plan, pixels_full, initial_count, cost)
+        print(json.dumps({"event": "plan", "iterations": plan.iterations, "strategy": plan.strategy,
+                          "max_gaussians": plan.max_gaussians, "levels": [list(x) for x in plan.levels],
+                          "expected_train_sec": round(expected, 1), "speed_factor": round(cost.s, 3),
+                          "width": train_cams[0].width, "height": train_cams[0].height,
+                          "num_train": len(train_cams), "describe": plan.describe()}), flush=True)
+        return 0
+
+    write_cfg_args(args)
+    write_points_ply(os.path.join(args.model_path, "input.ply"), scene.xyz, scene.rgb)
+    write_cameras_json(os.path.join(args.model_path, "cameras.json"), scene)
+    exposure = Exposure(len(train_cams), plan.iterations, device=device) if args.exposure == "on" else None
+    if exposure is not None and extra.get("exposure") is not None:
+        saved = extra["exposure"]
         if tuple(saved["delta"].shape) != tuple(exposure.delta.shape):
             raise DataError(f"{args.start_checkpoint} holds exposures for {saved['delta'].shape[0]} training photos, "
                             f"this source has {len(train_cams)}")
         exposure.load_state_dict(saved)
+    rep.log(f"Plan: {plan.describe()}" + (f" (time budget {fmt_minutes(budget_sec)})" if budget_sec else ""))
     rep.event("start", num_train=len(scene.train), num_test=len(scene.test), width=train_cams[0].width,
               height=train_cams[0].height, backend=backend, threads=threads, num_gaussians=model.num,
               dropout=args.dropout, max_gaussians=args.max_gaussians, exposure=exposure is not None,
-              first_iteration=first_iter, iterations=args.iterations)
+              strategy=plan.strategy, levels=[list(x) for x in plan.levels], time_budget_sec=budget_sec or None,
+              first_iteration=first_iter, iterations=plan.iterations)
 
     def save_ply(it):
         path = os.path.join(args.model_path, "point_cloud", f"iteration_{it}", "point_cloud.ply")
@@ -302,117 +301,171 @@ def _train(args, rep, stop):
         return path
 
     last_eval = {}
+    clock = {"train": float(extra.get("train_sec", 0.0)), "train_cpu": float(extra.get("train_cpu_sec", 0.0)),
+             "next_eval": 0.0}
+    if args.eval_every_sec > 0:
+        clock["next_eval"] = (clock["train"] // args.eval_every_sec + 1) * args.eval_every_sec
 
     def ck_extra():
-        return {"exposure": exposure.state_dict() if exposure is not None else None}
+        return {"exposure": exposure.state_dict() if exposure is not None else None,
+                "strategy": strategy.state_dict(), "train_sec": clock["train"],
+                "train_cpu_sec": clock["train_cpu"],
+                "budget_used_sec": (time.time() - budget.t_start) if budget_sec else 0.0}
 
     def do_eval(it):
         if scene.test:
             p, s = evaluate(model, scene.test, bg, backend, device, args.tile_size)
             last_eval.update(iteration=it, psnr=p, ssim=s)
-            rep.event("eval", iteration=it, psnr=p, ssim=s, num_views=len(scene.test))
+            rep.event("eval", iteration=it, psnr=p, ssim=s, num_views=len(scene.test), train_sec=clock["train"],
+                      train_cpu_sec=clock["train_cpu"], num_gaussians=model.num)
             rep.log(f"[ITER {it}] Evaluating test: PSNR {p:.3f} SSIM {s:.4f}")
         if exposure is not None:
             lo, hi = exposure.stats()
             rep.log(f"[ITER {it}] Exposure gains of the training photos {lo:.3f}..{hi:.3f}")
 
     def interrupted(it):
-        ck = None
+        path = None
         if it > 0 or args.start_checkpoint:
-            ck = os.path.join(args.model_path, f"chkpnt{it}.pth")
-            save_checkpoint(ck, model, it, args, ck_extra())
+            path = os.path.join(args.model_path, f"chkpnt{it}.pth")
+            save_checkpoint(path, model, it, args, ck_extra())
             save_ply(it)
-            ck = os.path.abspath(ck)
-        rep.event("interrupted", iteration=it, checkpoint=ck, signal=int(stop.signum))
-        rep.log(f"Interrupted at iteration {it}; checkpoint {ck}")
+            path = os.path.abspath(path)
+        rep.event("interrupted", iteration=it, checkpoint=path, signal=int(stop.signum))
+        rep.log(f"Interrupted at iteration {it}; checkpoint {path}")
         return EXIT_INTERRUPTED if stop.signum == signal.SIGTERM else 130
 
     if stop.signum is not None:
         return interrupted(first_iter)
 
-    loss_fn = train_loss if backend == "cuda" else fused_train_loss
     ema_loss = None
     win_t, win_loss, win_psnr, win_n = 0.0, 0.0, 0.0, 0
     sec_per_iter = None
-    it = first_iter
     last_psnr = None
-    for it in range(first_iter + 1, args.iterations + 1):
+    factor = plan.factor(first_iter + 1)
+    skip_grad = set()
+    it = first_iter
+    while it < plan.iterations:
+        it += 1
         t0 = time.perf_counter()
-        model.optimizer.lrs["means"] = expon_lr(it, args.position_lr_init * model.spatial_lr_scale,
-                                                args.position_lr_final * model.spatial_lr_scale,
-                                                args.position_lr_delay_mult, args.position_lr_max_steps)
-        if it % args.sh_increase_interval == 0:
+        c0 = time.process_time()
+        n = budget.replan(it, time.time(), model.num, factor) if budget is not None else None
+        if n is not None and n != plan.iterations:
+            plan = make(n)
+            strategy.plan = plan
+            if exposure is not None:
+                exposure.iterations = n
+        lr_means = expon_lr(it, args.position_lr_init * model.spatial_lr_scale,
+                            args.position_lr_final * model.spatial_lr_scale, args.position_lr_delay_mult,
+                            plan.position_lr_max_steps)
+        model.optimizer.lrs["means"] = lr_means
+        while model.active_sh_degree < min(model.max_sh_degree, it // plan.sh_increase_interval):
             model.oneup_sh()
+        f = min(factor, plan.factor(it))
+        if f != factor:
+            factor = f
+            for c in train_cams:
+                c.drop_levels(factor)
+            clear_gt_cache()
+            W, H = train_cams[0].level_size(factor)
+            rep.log(f"[ITER {it}] Resolution {W}x{H}" + (f" (1/{factor})" if factor > 1 else " (full)"))
         vi = view_index(args.seed, it, len(train_cams))
+        cam = train_cams[vi]
         drop = GaussianDropout(model.num, args.dropout, device) if args.dropout > 0 else None
-        out = render(model, rcams[vi], bg, backend=backend, sh_degree=model.active_sh_degree, tile_size=args.tile_size,
+        out = render(model, cam.level_camera(factor, device=device), bg, backend=backend,
+                     sh_degree=model.active_sh_degree, tile_size=args.tile_size,
                      opacity_scale=None if drop is None else drop.scale)
         img = out["image"] if exposure is None else exposure.apply(out["image"], vi)
-        gt = gts[vi]
-        loss = loss_fn(img, gt, args.lambda_dssim)
+        gt = cam.level_image(factor).to(device)
+        if backend == "cuda":
+            loss = train_loss(img, gt, args.lambda_dssim)
+            mse = None
+        else:  # the fused loss gives the squared error too: no second pass over the image for the PSNR
+            loss, mse = fused_train_loss(img, gt, args.lambda_dssim, with_mse=True)
         loss.backward()
         with torch.no_grad():
             lv = float(loss.detach())
-            pv = psnr(img.detach(), gt)
+            pv = psnr(img.detach(), gt) if mse is None else psnr_from_mse(mse)
+            rows = None
+            if args.sparse_adam == "on":
+                rows = visible_rows(out, drop)
+                rows = rows.cpu().numpy().astype(np.int64) if device == "cpu" else rows
+            strategy.add_regulariser_grads(model, None if rows is None else torch.as_tensor(rows, device=device))
             # Evaluate and save before densification, as the reference does: an evaluation on an
             # opacity-reset iteration then measures the model, not the freshly reset opacities.
             t_side = time.perf_counter()
-            if it in args.test_iterations and args.eval:
+            c_side = time.process_time()
+            if args.eval and (it in args.test_iterations or it == plan.iterations or
+                              (args.eval_every_sec > 0 and clock["train"] >= clock["next_eval"])):
+                if args.eval_every_sec > 0:
+                    while clock["next_eval"] <= clock["train"]:
+                        clock["next_eval"] += args.eval_every_sec
                 do_eval(it)
-            if it in args.save_iterations:
+            if it in args.save_iterations or it == plan.iterations:
                 rep.log(f"[ITER {it}] Saving Gaussians")
                 save_ply(it)
             t_side = time.perf_counter() - t_side
-            if it < args.densify_until_iter and out["means2d"].grad is not None:
-                vis = out["idx"]
-                if drop is not None:  # dropped Gaussians took no part: their statistics are not updated
-                    vis = vis[drop.kept[vis]]
-                model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
-            if it < args.densify_until_iter:
-                if it > args.densify_from_iter and it % args.densification_interval == 0:
-                    size_threshold = 20 if it > args.opacity_reset_interval else None
-                    model.densify_and_prune(args.densify_grad_threshold, 0.005, extent, size_threshold,
-                                            args.max_gaussians or None)
-                if it % args.opacity_reset_interval == 0 or (args.white_background and it == args.densify_from_iter):
-                    model.reset_opacity()
-            if it < args.iterations:
-                # parameters replaced by densification / opacity reset carry no grad and are skipped,
-                # exactly like the reference's optimizer.step() after tensor replacement
-                model.optimizer.step(model.params)
-                if exposure is not None:
-                    exposure.step(it)
+            c_side = time.process_time() - c_side
+            if plan.strategy == "adc":
+                # densification replaces the parameters it changes: those then carry no gradient and are
+                # skipped by the step, exactly like the reference's optimizer.step() after replacement
+                strategy.step_post_backward(it, model, out, drop, lr_means)
+                if it < plan.iterations:
+                    model.optimizer.step(model.params, rows if model.num == len(out["radii"]) else None, skip_grad)
+            else:
+                if it < plan.iterations:
+                    model.optimizer.step(model.params, rows, skip_grad)
+                    strategy.step_post_backward(it, model, out, drop, lr_means)
+            if exposure is not None and it < plan.iterations:
+                exposure.step(it)
             model.zero_grad()
         dt = time.perf_counter() - t0 - t_side
+        clock["train"] += dt
+        clock["train_cpu"] += time.process_time() - c0 - c_side
+        W, H = cam.level_size(factor)
+        cost.observe(W * H, model.num, dt)
+        if budget is not None:
+            budget.account(dt, t_side)
         ema_loss = lv if ema_loss is None else 0.4 * lv + 0.6 * ema_loss
         last_psnr = pv
         win_t += dt
         win_loss += lv
         win_psnr += pv
         win_n += 1
-        if win_n >= 10 or it == args.iterations:
+        if win_n >= 10 or it == plan.iterations:
             sec_per_iter = win_t / win_n
-            rep.event("progress", iteration=it, loss=win_loss / win_n, psnr=win_psnr / win_n,
-                      num_gaussians=model.num, sec_per_iter=sec_per_iter,
-                      eta_sec=sec_per_iter * (args.iterations - it), peak_rss_mb=peak_rss_mb())
+            if budget is not None:
+                eta = max(0.0, budget.seconds - (time.time() - budget.t_start))
+            else:
+                eta = plan_cost(plan, pixels_full, initial_count, cost, it + 1, None, model.num, factor)
+            W, H = cam.level_size(factor)
+            rep.event("progress", iteration=it, iterations=plan.iterations, loss=win_loss / win_n,
+                      psnr=win_psnr / win_n, num_gaussians=model.num, sec_per_iter=sec_per_iter, eta_sec=eta,
+                      peak_rss_mb=peak_rss_mb(), train_sec=clock["train"],
+                      train_cpu_sec=clock["train_cpu"], cpu_sec=time.process_time() - cpu_start, width=W, height=H)
             win_t, win_loss, win_psnr, win_n = 0.0, 0.0, 0.0, 0
-        if args.preview_every and it % args.preview_every == 0 and it != args.iterations:
+        if args.preview_every and it % args.preview_every == 0 and it != plan.iterations:
             path = os.path.join(args.model_path, "preview", "preview.ply")
             model.save_ply(path)
             rep.event("preview", iteration=it, path=os.path.abspath(path))
         if it in args.checkpoint_iterations:
-            ck = os.path.join(args.model_path, f"chkpnt{it}.pth")
-            save_checkpoint(ck, model, it, args, ck_extra())
-            rep.event("checkpoint", iteration=it, path=os.path.abspath(ck))
-        if stop.signum is not None and it < args.iterations:
+            path = os.path.join(args.model_path, f"chkpnt{it}.pth")
+            save_checkpoint(path, model, it, args, ck_extra())
+            rep.event("checkpoint", iteration=it, path=os.path.abspath(path))
+        if stop.signum is not None and it < plan.iterations:
             return interrupted(it)
 
     wall = time.time() - t_start
-    final_ply = os.path.abspath(os.path.join(args.model_path, "point_cloud", f"iteration_{args.iterations}",
+    final_ply = os.path.abspath(os.path.join(args.model_path, "point_cloud", f"iteration_{plan.iterations}",
                                              "point_cloud.ply"))
-    done = dict(iteration=it, num_gaussians=model.num, wall_sec=wall, peak_rss_mb=peak_rss_mb(),
-                train_psnr=last_psnr, loss=ema_loss, sec_per_iter=sec_per_iter, path=final_ply)
+    done = dict(iteration=it, iterations=plan.iterations, num_gaussians=model.num, wall_sec=wall,
+                train_sec=clock["train"], train_cpu_sec=clock["train_cpu"], cpu_sec=time.process_time() - cpu_start,
+                peak_rss_mb=peak_rss_mb(),
+                train_psnr=last_psnr, loss=ema_loss, sec_per_iter=sec_per_iter, path=final_ply,
+                time_budget_sec=budget_sec or None)
     if last_eval:
         done.update(eval_iteration=last_eval["iteration"], eval_psnr=last_eval["psnr"], eval_ssim=last_eval["ssim"])
+    if backend == "cpu" and clock["train"] > 30.0:
+        save_speed_factor(threads, cost.run_factor)
     rep.event("done", **done)
     rep.log(f"Training complete: {model.num} Gaussians, {wall:.1f} s")
     return 0

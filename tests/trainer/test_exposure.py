@@ -71,3 +71,23 @@ def test_adam_update_is_torch_adams():
         opt.step()
         e.step(it)
     assert torch.allclose(e.delta, ref, atol=1e-6)
+
+
+def test_cpu_kernels_match_torch():
+    """apply() on a float32 CPU image runs numba kernels; value and gradients are torch's addmm's."""
+    e = Exposure(3, 10)
+    with torch.no_grad():
+        e.delta.copy_(torch.randn(3, 3, 4, generator=torch.Generator().manual_seed(1)) * 0.2)
+    img = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    w = torch.randn(3, 37, 53, generator=torch.Generator().manual_seed(3))
+    out = e.apply(img, 1)
+    (out * w).sum().backward()
+    g_img, g_delta = img.grad.clone(), e.delta.grad.clone()
+    img.grad = None
+    e.delta.grad = None
+    t = e.transform(1)
+    ref = torch.addmm(t[:, 3:], t[:, :3], img.reshape(3, -1)).reshape(3, 37, 53)
+    (ref * w).sum().backward()
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert torch.allclose(g_img, img.grad, atol=1e-5)
+    assert torch.allclose(g_delta, e.delta.grad, atol=1e-3, rtol=1e-4)

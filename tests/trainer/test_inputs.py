@@ -242,8 +242,9 @@ def test_gaussian_dropout_renders_the_kept_subset_with_compensated_opacity():
     (["--sparse", "on", "--max_gaussians", "500000"], 60, 0.3, 240_000),
 ])
 def test_sparse_capture_regularisation(argv, views, dropout, cap):
+    """adc: the sparse per-view budget is a cap on densification (mcmc's budget: test_plan.py)."""
     from gstrain.trainer import build_parser, resolve_sparse
-    args = build_parser().parse_args(["-s", "src", "-m", "out"] + argv)
+    args = build_parser().parse_args(["-s", "src", "-m", "out", "--strategy", "adc"] + argv)
     assert resolve_sparse(args, views) == (dropout > 0 or cap > 0)
     assert (args.dropout, args.max_gaussians) == (dropout, cap)
 

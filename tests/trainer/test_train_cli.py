@@ -223,3 +223,44 @@ def test_sigterm_saves_checkpoint(tiny_dataset, tmp_path):
                    "--start_checkpoint", ev["checkpoint"]] + FAST)
     assert q.returncode == 0, q.stderr[-2000:]
     assert json_events(q.stdout)[-1]["iteration"] == it + 10
+
+
+def test_mcmc_strategy_trains_to_its_budget(tiny_dataset, tmp_path):
+    """--strategy mcmc: the count grows 5 % per refinement step to the budget and stays there."""
+    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--iterations", "300", "--eval", "--test_iterations", "1",
+                   "300", "--sh_degree", "1", "--strategy", "mcmc", "--max_gaussians", "1500", "--refine_every", "5",
+                   "--progress", "json", "--threads", "2"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = json_events(p.stdout)
+    start = events[0]
+    assert (start["strategy"], start["max_gaussians"]) == ("mcmc", 1500)
+    counts = [e["num_gaussians"] for e in events if e["event"] == "progress"]
+    assert counts[0] == 400 and max(counts) == 1500 == counts[-1]
+    assert all(b >= a for a, b in zip(counts, counts[1:]))
+    evals = {e["iteration"]: e["psnr"] for e in events if e["event"] == "eval"}
+    assert evals[300] > evals[1] + 2.0, evals
+
+
+def test_time_budget_run_plans_its_iterations(tiny_dataset, tmp_path):
+    """--time_budget: the trainer picks the number of iterations (reported in start, progress and done) and
+    evaluates the held-out views at the end.  Timing is checked by the fake-clock test in test_plan.py and by
+    benchmarks/time_to_quality.py, not here."""
+    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--time_budget", "0.4", "--eval", "--sh_degree", "1",
+                   "--progress", "json", "--threads", "2"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = json_events(p.stdout)
+    start, done = events[0], events[-1]
+    assert start["time_budget_sec"] == 24.0 and start["iterations"] > 0
+    assert done["event"] == "done" and done["iteration"] == done["iterations"] and done["time_budget_sec"] == 24.0
+    assert any(e["event"] == "eval" and e["iteration"] == done["iteration"] for e in events)
+    assert "Plan: " in p.stderr and "time budget" in p.stderr
+
+
+def test_plan_prints_the_plan_and_writes_nothing(tiny_dataset, tmp_path):
+    out = tmp_path / "m"
+    p = run_train(["-s", tiny_dataset, "-m", str(out), "--plan", "--iterations", "2000", "--threads", "1"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    plan = json.loads(p.stdout.strip().splitlines()[-1])
+    assert plan["event"] == "plan" and plan["iterations"] == 2000 and plan["strategy"] == "adc"
+    assert plan["expected_train_sec"] > 0 and plan["levels"] == [[1, 1]]  # 64-pixel photos: no coarse level
+    assert not out.exists()
