@@ -36,20 +36,18 @@ def resolve_sparse(args, num_train):
     """Turn --sparse/--dropout/--gaussians_per_view/--max_gaussians into the run's dropout rate and Gaussian
     budget (mcmc) or cap (adc); returns whether the sparse-capture regularisation is on.
 
-    adc: an explicit --max_gaussians stays an upper bound on the sparse per-view cap (the reference grows
-    without one).  mcmc: the budget is --max_gaussians when given (the "scene detail" dial), else
-    AUTO_GAUSSIANS_PER_VIEW per training view within [AUTO_BUDGET_MIN, AUTO_BUDGET_MAX]; on a sparse capture
-    the per-view budget applies unless --max_gaussians was given."""
+    --max_gaussians, when given, is the user's "scene detail" and is kept.  Otherwise a sparse capture gets
+    `gaussians_per_view` per training view; beyond that, mcmc's budget is AUTO_GAUSSIANS_PER_VIEW per view
+    within [AUTO_BUDGET_MIN, AUTO_BUDGET_MAX] and adc grows without a cap (the reference)."""
     sparse = args.sparse == "on" or (args.sparse == "auto" and num_train < SPARSE_VIEWS)
     if args.dropout is None:
         args.dropout = SPARSE_DROPOUT if sparse else 0.0
-    per_view = args.gaussians_per_view * num_train if sparse and args.gaussians_per_view > 0 else 0
-    if args.strategy == "mcmc":
-        if not args.max_gaussians:
-            auto = min(AUTO_BUDGET_MAX, max(AUTO_BUDGET_MIN, AUTO_GAUSSIANS_PER_VIEW * num_train))
-            args.max_gaussians = per_view or auto
-    elif per_view:
-        args.max_gaussians = min(args.max_gaussians, per_view) if args.max_gaussians else per_view
+    if not args.max_gaussians:
+        per_view = args.gaussians_per_view * num_train if sparse and args.gaussians_per_view > 0 else 0
+        if per_view:
+            args.max_gaussians = per_view
+        elif args.strategy == "mcmc":
+            args.max_gaussians = min(AUTO_BUDGET_MAX, max(AUTO_BUDGET_MIN, AUTO_GAUSSIANS_PER_VIEW * num_train))
     return sparse
 
 

@@ -233,13 +233,14 @@ def test_gaussian_dropout_renders_the_kept_subset_with_compensated_opacity():
 
 @pytest.mark.parametrize("argv, views, dropout, cap", [
     ([], 20, 0.3, 80_000),  # a sparse capture: dropout and 4000 Gaussians per training view
-    (["--max_gaussians", "2000000"], 20, 0.3, 80_000),  # an explicit cap stays an upper bound ...
-    (["--max_gaussians", "50000"], 20, 0.3, 50_000),  # ... and wins when it is lower
+    (["--max_gaussians", "200000"], 20, 0.3, 200_000),  # an explicit cap (the scene detail) is kept ...
+    (["--max_gaussians", "50000"], 20, 0.3, 50_000),  # ... lower or higher
     (["--dropout", "0"], 20, 0.0, 80_000),
     (["--gaussians_per_view", "0"], 20, 0.3, 0),
     (["--sparse", "off"], 20, 0.0, 0),  # the reference's behaviour
     ([], 60, 0.0, 0),  # enough photos: the standard method
-    (["--sparse", "on", "--max_gaussians", "500000"], 60, 0.3, 240_000),
+    (["--sparse", "on"], 60, 0.3, 240_000),
+    (["--sparse", "on", "--max_gaussians", "500000"], 60, 0.3, 500_000),
 ])
 def test_sparse_capture_regularisation(argv, views, dropout, cap):
     """adc: the sparse per-view budget is a cap on densification (mcmc's budget: test_plan.py)."""
