@@ -16,9 +16,12 @@ if os.environ.get("DISPLAY"):
 def isolated_env(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's real library, settings or environment overrides."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("SPLATSTUDIO_LIBRARY", str(home / "library"))
-    monkeypatch.setenv("SPLATSTUDIO_CONFIG_DIR", str(home / "config"))
+    keep = {"SPLATSTUDIO_LIBRARY": home / "library", "SPLATSTUDIO_CONFIG_DIR": home / "config",
+            # the trainer's speed profile (gstrain/estimate.py): tests neither read nor change the machine's
+            "SPLATSTUDIO_TRAINER_PROFILE": home / "trainer-speed.json"}
+    for name, value in keep.items():
+        monkeypatch.setenv(name, str(value))
     for name in list(os.environ):
-        if name.startswith("SPLATSTUDIO_") and name not in ("SPLATSTUDIO_LIBRARY", "SPLATSTUDIO_CONFIG_DIR"):
+        if name.startswith("SPLATSTUDIO_") and name not in keep:
             monkeypatch.delenv(name)
     yield home

@@ -1,4 +1,5 @@
-"""Figures as people read them: sizes and durations for the library list (CLI and window alike)."""
+"""Figures as people read them: sizes and durations for the library list (CLI and window alike), and the
+rough figures of a training estimate."""
 
 from __future__ import annotations
 
@@ -23,3 +24,30 @@ def format_duration(seconds: float | None, empty: str = "-") -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_about(seconds: float) -> str:
+    """A duration as a rough figure in words: ``40`` -> ``"under a minute"``, ``931`` -> ``"about 16 min"``,
+    ``7800`` -> ``"about 2 h 10 min"`` (to the nearest 10 min from 90 min on)."""
+    if seconds < 45:
+        return "under a minute"
+    minutes = max(1, round(seconds / 60))
+    if minutes < 90:
+        return f"about {minutes} min"
+    hours, rest = divmod(int(round(seconds / 600)) * 10, 60)
+    return f"about {hours} h {rest} min" if rest else f"about {hours} h"
+
+
+def format_memory_mb(megabytes: float) -> str:
+    """``545`` -> ``"545 MB"``, ``1355`` -> ``"1.4 GB"`` (decimal units, as :func:`format_size`)."""
+    return f"{megabytes:.0f} MB" if megabytes < 1000 else f"{megabytes / 1000:.1f} GB"
+
+
+def format_sec_per_iter(seconds: float) -> str:
+    """Seconds per training iteration with the digits that matter: ``0.231`` -> ``"0.23"``, ``0.0259`` ->
+    ``"0.026"``, ``2.46`` -> ``"2.5"``."""
+    if seconds >= 10:
+        return f"{seconds:.0f}"
+    if seconds >= 1:
+        return f"{seconds:.1f}"
+    return f"{seconds:.2f}" if seconds >= 0.1 else f"{seconds:.3f}"

@@ -39,6 +39,10 @@ class Spec:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     stages: tuple[str, ...] = ()
+    special: str | None = None
+    """What the minimum value means, shown instead of it (e.g. "auto" for 0)."""
+    steps: tuple[int, ...] | None = None
+    """Values the window offers in a list (any other value in range is accepted too)."""
 
     @property
     def env_var(self) -> str:
@@ -77,15 +81,28 @@ SPECS: tuple[Spec, ...] = (
     Spec("colmap_path", str, "", "Optional external `colmap` executable; empty uses the built-in pycolmap.",
          "Structure from motion", stages=_SFM),
     # Training
-    Spec("iterations", int, 10000, "Training iterations.", "Training", 1, 1_000_000, stages=_TRAIN),
-    Spec("densify_from_iter", int, 500, "Iteration where densification starts.", "Training", 0, 1_000_000,
+    Spec("iterations", int, 7000, "Training iterations (unless a time budget is set).", "Training", 1, 1_000_000,
          stages=_TRAIN),
-    Spec("densify_until_iter", int, 5000, "Iteration where densification stops.", "Training", 0, 1_000_000,
-         stages=_TRAIN),
-    Spec("densification_interval", int, 100, "Iterations between densification steps.", "Training", 1, 100_000,
-         stages=_TRAIN),
-    Spec("opacity_reset_interval", int, 3000, "Iterations between opacity resets.", "Training", 1, 1_000_000,
-         stages=_TRAIN),
+    Spec("time_budget_minutes", float, 0.0, "Train for about this many minutes on this computer: the trainer plans "
+         "the number of iterations from the speed it measures (0 = use the iteration count).", "Training", 0.0,
+         10_000.0, stages=_TRAIN, special="off"),
+    Spec("scene_detail", int, 0, "How many Gaussians the scene may use (the budget of the MCMC strategy, a cap for "
+         "adc). More shows finer detail and costs memory and time per iteration; auto = 4000 per photo, "
+         "50,000-600,000.", "Training", 0, 100_000_000, stages=_TRAIN, special="auto",
+         steps=(0, 25_000, 50_000, 100_000, 200_000, 400_000, 800_000, 1_600_000, 3_200_000)),
+    Spec("training_strategy", str, "adc", "How the Gaussians are placed: adc (the reference's adaptive density "
+         "control: clone, split, prune; the scene detail caps the count) or mcmc (a fixed budget of Gaussians, moved "
+         "to where they are needed).", "Training", choices=("adc", "mcmc"), stages=_TRAIN),
+    Spec("coarse_to_fine", bool, True, "Start training on scaled-down photos and step up to full resolution "
+         "(much faster early iterations); off trains at full resolution throughout.", "Training", stages=_TRAIN),
+    Spec("densify_from_iter", int, 0, "adc: iteration where densification starts (auto: scaled to the run).",
+         "Training", 0, 1_000_000, stages=_TRAIN, special="auto"),
+    Spec("densify_until_iter", int, 0, "adc: iteration where densification stops (auto: half the run).", "Training",
+         0, 1_000_000, stages=_TRAIN, special="auto"),
+    Spec("densification_interval", int, 0, "adc: iterations between densification steps (auto: scaled to the run).",
+         "Training", 0, 100_000, stages=_TRAIN, special="auto"),
+    Spec("opacity_reset_interval", int, 0, "adc: iterations between opacity resets (auto: scaled to the run).",
+         "Training", 0, 1_000_000, stages=_TRAIN, special="auto"),
     Spec("sh_degree", int, 3, "Spherical-harmonics degree of the Gaussians' colour (0-3).", "Training", 0, 3,
          stages=_TRAIN),
     Spec("train_resolution", int, -1, "Training image downscale: 1, 2, 4, 8, or -1 automatic (GPU: width <= 1600 like the "
@@ -94,8 +111,6 @@ SPECS: tuple[Spec, ...] = (
     Spec("trainer_backend", str, "auto", "Rasteriser: auto (CUDA when available), cpu or cuda.", "Training",
          choices=("auto", "cpu", "cuda"), stages=_TRAIN),
     Spec("trainer_threads", int, 0, "CPU trainer threads (0 = all cores).", "Training", 0, 1024),
-    Spec("max_gaussians", int, 2_000_000, "Upper bound on Gaussians during densification (0 = no limit).",
-         "Training", 0, 100_000_000, stages=_TRAIN),
     Spec("sparse_regularization", str, "auto", "Guard against overfitting when there are few photos: Gaussian "
          "dropout and a budget of Gaussians per photo. auto = on below 50 training photos; off = the standard "
          "method.", "Training", choices=("auto", "on", "off"), stages=_TRAIN),
@@ -141,11 +156,11 @@ class Preset:
 
 
 PRESETS: tuple[Preset, ...] = (
-    Preset("Fast preview", "fast", {"iterations": 2000, "densify_until_iter": 1000, "max_image_size": 1000,
+    Preset("Fast preview", "fast", {"iterations": 2000, "time_budget_minutes": 0.0, "max_image_size": 1000,
                                     "sh_degree": 1}),
-    Preset("Balanced", "balanced", {"iterations": 7000, "densify_until_iter": 3500, "max_image_size": 1600,
+    Preset("Balanced", "balanced", {"iterations": 7000, "time_budget_minutes": 0.0, "max_image_size": 1600,
                                     "sh_degree": 3}),
-    Preset("High quality", "quality", {"iterations": 30000, "densify_until_iter": 15000, "max_image_size": 1600,
+    Preset("High quality", "quality", {"iterations": 30000, "time_budget_minutes": 0.0, "max_image_size": 1600,
                                        "sh_degree": 3}),
 )
 DEFAULT_PRESET = "Balanced"
@@ -250,8 +265,8 @@ class Settings:
     values: Mapping[str, Any] = field(default_factory=lambda: {s.key: _copy(s.default) for s in SPECS})
 
     def __post_init__(self) -> None:
-        missing = [s.key for s in SPECS if s.key not in self.values]
-        merged = dict(self.values)
+        merged = migrate(self.values)
+        missing = [s.key for s in SPECS if s.key not in merged]
         for key in missing:
             merged[key] = _copy(SPEC_BY_KEY[key].default)
         for key, value in list(merged.items()):
@@ -299,12 +314,35 @@ def _normalise(key: str, value: Any) -> Any:
     return value
 
 
+# Settings that earlier versions stored in project.json and no longer exist, and the schedule values the
+# app used to pass to the trainer whatever the run's length (the reference's absolute schedule): a project
+# that still has ``max_gaussians`` was made by such a version, and its schedule values that equal those
+# defaults become "auto" (0), so the trainer's scaled schedule applies to it as to a new project.
+RETIRED = ("max_gaussians",)
+_OLD_SCHEDULE_DEFAULTS = {"densify_from_iter": {500}, "densify_until_iter": {1000, 3500, 5000, 15000},
+                          "densification_interval": {100}, "opacity_reset_interval": {3000}}
+_OLD_MAX_GAUSSIANS_DEFAULT = 2_000_000
+
+
+def migrate(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored settings of an earlier version, brought up to date (see RETIRED)."""
+    values = dict(values)
+    if "max_gaussians" in values:
+        old = values.pop("max_gaussians")
+        if "scene_detail" not in values and isinstance(old, int) and old not in (0, _OLD_MAX_GAUSSIANS_DEFAULT):
+            values["scene_detail"] = old
+        for key, defaults in _OLD_SCHEDULE_DEFAULTS.items():
+            if values.get(key) in defaults:
+                values[key] = 0
+    return values
+
+
 def _check_consistency(values: Mapping[str, Any]) -> None:
     if values["min_image_size"] > values["max_image_size"]:
         raise SettingsError(
             f"setting min_image_size ({values['min_image_size']}) is larger than max_image_size "
             f"({values['max_image_size']}): every photo would be rejected")
-    if values["densify_until_iter"] < values["densify_from_iter"]:
+    if values["densify_until_iter"] and values["densify_until_iter"] < values["densify_from_iter"]:
         raise SettingsError(
             f"setting densify_until_iter ({values['densify_until_iter']}) is before densify_from_iter "
             f"({values['densify_from_iter']})")
@@ -358,7 +396,7 @@ def read_user_file(path: Path) -> dict[str, Any]:
             flat.update(value)
         else:
             flat[key] = value
-    return {key: coerce(key, value, str(path)) for key, value in flat.items()}
+    return {key: coerce(key, value, str(path)) for key, value in migrate(flat).items()}
 
 
 def write_user_file(path: Path, settings: Settings) -> None:

@@ -65,54 +65,139 @@ def has_nvidia_gpu() -> bool:
         return False
 
 
-def training_resolution(settings: Settings, source: Path) -> int:
-    """The ``--resolution`` to pass. An explicit setting is kept; "auto" (-1) follows the reference on a GPU
-    (width <= 1600) and, on a CPU, halves the photos until their longest side is at most 1000 px — the
-    difference between minutes and hours per thousand iterations."""
+def trains_on_cpu(settings: Settings) -> bool:
+    return settings.trainer_backend == "cpu" or (settings.trainer_backend == "auto" and not has_nvidia_gpu())
+
+
+def auto_resolution(settings: Settings, longest_side: int) -> int:
+    """The ``--resolution`` for photos whose longest side is ``longest_side``: an explicit setting is kept;
+    "auto" (-1) follows the reference on a GPU (width <= 1600) and, on a CPU, halves the photos until their
+    longest side is at most 1000 px — the difference between minutes and hours per thousand iterations."""
     if settings.train_resolution != -1:
         return settings.train_resolution
-    on_cpu = settings.trainer_backend == "cpu" or (settings.trainer_backend == "auto" and not has_nvidia_gpu())
-    if not on_cpu:
+    if not trains_on_cpu(settings) or longest_side <= 0:
         return -1
+    factor = 1
+    while longest_side / factor > CPU_AUTO_MAX_SIDE and factor < 8:
+        factor *= 2
+    return factor
+
+
+def training_resolution(settings: Settings, source: Path) -> int:
+    """The ``--resolution`` to pass for the dataset in ``source`` (see :func:`auto_resolution`)."""
+    if settings.train_resolution != -1:
+        return settings.train_resolution
     images = sorted((source / "images").iterdir()) if (source / "images").is_dir() else []
     if not images:
         return -1
     with Image.open(images[0]) as image:
         longest = max(image.size)
-    factor = 1
-    while longest / factor > CPU_AUTO_MAX_SIDE and factor < 8:
-        factor *= 2
-    return factor
+    return auto_resolution(settings, longest)
+
+
+# Settings passed to our trainer only when set (0 = "auto": the trainer's plan decides, scaled to the run)
+_SCHEDULE_FLAGS = (("densify_from_iter", "--densify_from_iter"), ("densify_until_iter", "--densify_until_iter"),
+                   ("densification_interval", "--densification_interval"),
+                   ("opacity_reset_interval", "--opacity_reset_interval"))
+
+
+def _length_flags(settings: Settings, ours: bool) -> list[str]:
+    """How long to train: a time budget (our trainer plans the iterations) or the iteration count."""
+    if ours and settings.time_budget_minutes:
+        return ["--time_budget", f"{settings.time_budget_minutes:g}"]
+    return ["--iterations", str(settings.iterations)]
+
+
+def _method_flags(settings: Settings) -> list[str]:
+    """Our trainer's options that change what it learns (the schedule only where the user set it)."""
+    argv = ["--sh_degree", str(settings.sh_degree)]
+    for key, flag in _SCHEDULE_FLAGS:
+        if settings[key]:
+            argv += [flag, str(settings[key])]
+    argv += ["--sparse", settings.sparse_regularization, "--exposure", "on" if settings.exposure_compensation else "off",
+             "--strategy", settings.training_strategy]
+    if not settings.coarse_to_fine:
+        argv += ["--coarse_to_fine", "1"]
+    if settings.trainer_threads:
+        argv += ["--threads", str(settings.trainer_threads)]
+    if settings.scene_detail:
+        argv += ["--max_gaussians", str(settings.scene_detail)]
+    return argv
 
 
 def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoint: Path | None,
                     ours: bool) -> list[str]:
-    """The trainer's argv (reference flags first; ours only for our own trainer)."""
+    """The trainer's argv. The trainer owns the training schedule (``gstrain/plan.py``): a schedule value is
+    passed only when the user set one; a reference checkout gets the reference's flags only."""
     trainer = Path(settings.trainer_path).expanduser() if settings.trainer_path else bundled_trainer()
     n = settings.iterations
+    budget = settings.time_budget_minutes if ours else 0.0
     argv = [*script_command(trainer, settings.trainer_python),  # python train.py (a bundle runs it itself)
-            "-s", str(source), "-m", str(model_dir), "--iterations", str(n),
-            "--save_iterations", str(n), "--densify_from_iter", str(settings.densify_from_iter),
-            "--densify_until_iter", str(settings.densify_until_iter),
-            "--densification_interval", str(settings.densification_interval),
-            "--opacity_reset_interval", str(settings.opacity_reset_interval),
-            "--sh_degree", str(settings.sh_degree), "--resolution", str(training_resolution(settings, source))]
+            "-s", str(source), "-m", str(model_dir), *_length_flags(settings, ours)]
+    if not budget:  # with a time budget the trainer plans the iterations (and always saves the last one)
+        argv += ["--save_iterations", str(n)]
+    argv += ["--resolution", str(training_resolution(settings, source))]
     if settings.eval_holdout:
-        tests = sorted({max(1, n // 5), n})
-        argv += ["--eval", "--test_iterations", *map(str, tests)]
+        argv += ["--eval"]  # with a time budget: at the end, and every fifth of the budget (below)
+        if not budget:
+            argv += ["--test_iterations", *map(str, sorted({max(1, n // 5), n}))]
     if checkpoint is not None:
         argv += ["--start_checkpoint", str(checkpoint)]
     if ours:
-        argv += ["--backend", settings.trainer_backend, "--progress", "json",
-                 "--sparse", settings.sparse_regularization,
-                 "--exposure", "on" if settings.exposure_compensation else "off"]
-        if settings.trainer_threads:
-            argv += ["--threads", str(settings.trainer_threads)]
-        if settings.max_gaussians:
-            argv += ["--max_gaussians", str(settings.max_gaussians)]
+        argv += ["--backend", settings.trainer_backend, "--progress", "json", *_method_flags(settings)]
+        if budget and settings.eval_holdout:
+            argv += ["--eval_every_sec", f"{budget * 60 / 5:g}"]
         if settings.preview_every:
             argv += ["--preview_every", str(settings.preview_every)]
+    else:
+        argv += ["--sh_degree", str(settings.sh_degree)]
+        for key, flag in _SCHEDULE_FLAGS:
+            if settings[key]:
+                argv += [flag, str(settings[key])]
     return argv
+
+
+def uses_bundled_trainer(settings: Settings) -> bool:
+    return not settings.trainer_path or Path(settings.trainer_path).resolve() == bundled_trainer().resolve()
+
+
+def estimate_training(settings: Settings, sizes: list[tuple[int, int]], detail_steps: tuple[int, ...] = (),
+                      timeout: float = 60.0) -> dict[str, Any] | None:
+    """What training photos of these original ``sizes`` would cost on this computer, before any dataset
+    exists: the trainer's ``--estimate`` (its plan, expected seconds, seconds per iteration and memory at
+    the budget and at each of ``detail_steps``). None for a reference trainer or no photos.
+
+    The photos are taken through import (``max_image_size``) and the training resolution the way a run
+    would; every 8th is held out when ``eval_holdout`` is on. Raises :class:`StageFailed` when the
+    trainer cannot answer."""
+    if not sizes or not uses_bundled_trainer(settings):
+        return None
+    resized = []
+    for w, h in sizes:
+        longest = max(w, h)
+        scale = 1.0 if settings.original_resolution or longest <= settings.max_image_size else \
+            settings.max_image_size / longest
+        resized.append((max(1, round(w * scale)), max(1, round(h * scale))))
+    factor = auto_resolution(settings, max(max(w, h) for w, h in resized))
+    factor = 1 if factor == -1 else factor
+    widths = sorted(max(1, round(w / factor)) for w, _ in resized)
+    heights = sorted(max(1, round(h / factor)) for _, h in resized)
+    views = len(sizes) - (len(range(0, len(sizes), 8)) if settings.eval_holdout and len(sizes) > 1 else 0)
+    trainer = Path(settings.trainer_path).expanduser() if settings.trainer_path else bundled_trainer()
+    argv = [*script_command(trainer, settings.trainer_python), "--estimate", "--views", str(max(1, views)),
+            "--width", str(widths[len(widths) // 2]), "--height", str(heights[len(heights) // 2]),
+            *_length_flags(settings, True), *_method_flags(settings)]
+    if detail_steps:
+        argv += ["--detail_steps", *map(str, detail_steps)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StageFailed(f"the trainer could not estimate the training time: {exc}") from None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise StageFailed(f"the trainer could not estimate the training time: {tail}")
+    return json.loads(lines[-1])
 
 
 def latest_checkpoint(model_dir: Path) -> Path | None:
@@ -128,7 +213,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.settings
     project = ctx.project
     source, model_dir = project.path("dataset"), project.path("train")
-    ours = not settings.trainer_path or Path(settings.trainer_path).resolve() == bundled_trainer().resolve()
+    ours = uses_bundled_trainer(settings)
     checkpoint = latest_checkpoint(model_dir) if model_dir.is_dir() else None
     if checkpoint is not None:
         ctx.log(f"resuming from {checkpoint.name}")
@@ -163,7 +248,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
                           "see the training log for details")
     last = state["last"]
     figures: dict[str, Any] = {
-        "iterations": last.get("iteration", settings.iterations),
+        "iterations": last.get("iteration", state.get("iterations", settings.iterations)),
         "num_gaussians": last.get("num_gaussians"),
         "train_psnr": last.get("psnr"),
         "loss": last.get("loss"),
@@ -191,6 +276,9 @@ def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any])
         return
     kind = event.get("event")
     iteration = int(event.get("iteration", 0) or 0)
+    if kind in ("start", "progress") and event.get("iterations"):
+        state["iterations"] = int(event["iterations"])  # planned by the trainer (a time budget re-plans it)
+    iterations = state.get("iterations", iterations)
     if kind == "progress":
         state["last"] = event
         if event.get("sec_per_iter"):

@@ -1,7 +1,9 @@
 """New-project page: the dropped photos as a thumbnail grid (rejected ones badged with the reason),
-a name, a preset, advanced settings, and Create / Create and reconstruct.
+a name, a preset (or a time budget), the scene detail, advanced settings, and Create / Create and
+reconstruct. Once the photos are checked, each preset shows how long it would train on this computer.
 
-Checking the photos (:func:`inspect_photos`), making thumbnails and importing run in workers.
+Checking the photos (:func:`inspect_photos`), making thumbnails, estimating the training time
+(:func:`estimate_training`) and importing run in workers.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -26,22 +28,32 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QStyle,
     QVBoxLayout,
     QWidget,
 )
 
+from splatstudio.model.humanize import format_about, format_memory_mb
 from splatstudio.model.images import import_photos, inspect_photos
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.settings import DEFAULT_PRESET, PRESETS, Settings
-from splatstudio.ui.preferences import SettingsForm
+from splatstudio.model.settings import DEFAULT_PRESET, PRESETS, SPEC_BY_KEY, Settings, SettingsError, preset
+from splatstudio.pipeline.train import estimate_training
+from splatstudio.ui.preferences import SettingsForm, StepsCombo
 from splatstudio.ui.workers import ProgressFn, Workers, pixmap_from_rgb, thumbnail_rgb
 
 THUMB = 120
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 REASON_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
+BUDGET_KEY = "budget"
+BUDGET_NAME = "Time budget"
+"""The preset list's last entry: the Balanced preset, trained for the minutes chosen beside it."""
+ROW_KEYS = ("original_resolution", "scene_detail", "time_budget_minutes")
+"""Settings the page has a widget of its own for (the advanced dialog's changes to them go there)."""
+ESTIMATE_DELAY_MS = 300
+"""Changes within this long of each other make one new estimate."""
+ESTIMATE_FIGURES = ("iterations", "expected_total_sec", "memory_mb")
+"""What the page shows of a training estimate (it must have them)."""
 
 
 @dataclass
@@ -62,6 +74,23 @@ def check_photos(sources: list[str], settings: Settings, progress: ProgressFn) -
              for a in report.accepted]
     items += [CheckedPhoto(r.source, None, None, r.reason, thumbnail_rgb(r.source, THUMB)) for r in report.rejected]
     return sorted(items, key=lambda item: Path(item.source).name.lower())
+
+
+def estimate_entries(entries: dict[str, Settings], current: str, sizes: list[tuple[int, int]],
+                     steps: tuple[int, ...]) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Worker: :func:`estimate_training` of each preset entry for photos of these original ``sizes`` (the
+    ``current`` one first), and the current one's with the scene detail on auto, costing each of ``steps``.
+    ``({}, None)`` for a reference trainer, which gives no estimates."""
+    results: dict[str, dict[str, Any]] = {}
+    for key in [current, *(k for k in entries if k != current)]:
+        found = estimate_training(entries[key], sizes)
+        if found is None:
+            return {}, None
+        if any(not isinstance(found.get(name), (int, float)) for name in ESTIMATE_FIGURES):
+            raise ValueError(f"the trainer's estimate lacks {', '.join(ESTIMATE_FIGURES)}")
+        results[key] = found
+    detail = estimate_training(entries[current].updated({"scene_detail": 0}), sizes, steps)
+    return results, detail
 
 
 def create_and_import(library: Library, name: str, settings: Settings, sources: list[str],
@@ -119,6 +148,8 @@ class NewProjectPage(QWidget):
     """The person left the page without creating anything."""
     sig_checked = Signal()
     """The dropped files were checked and the grid shows them."""
+    sig_estimated = Signal()
+    """The expected training times were shown (or cleared: no photos, a reference trainer, an error)."""
     sig_message = Signal(str)
     """A sentence for the status bar."""
 
@@ -129,7 +160,14 @@ class NewProjectPage(QWidget):
         self.base_settings = settings
         self.advanced: dict[str, Any] = {}
         self.sources: list[str] = []
+        self.sizes: dict[str, tuple[int, int]] = {}
+        """Original width and height of each accepted photo, by source."""
+        self.detail_estimate: dict[str, Any] | None = None
+        """The last estimate of the scene-detail costs (scene detail on auto), shown in Advanced… too."""
         self._generation = 0
+        self._estimate_generation = 0
+        self._estimating = False
+        self._estimate_again = False
         self.grid = PhotoGrid()
         self.grid.sig_remove_requested.connect(self.remove_selected)
         self.grid.setObjectName("photoGrid")
@@ -154,19 +192,49 @@ class NewProjectPage(QWidget):
         self.name_edit.setObjectName("projectName")
         self.name_edit.textChanged.connect(self._update_buttons)
         self.preset = QComboBox()
-        self.preset.addItems([p.name for p in PRESETS])
-        self.preset.setCurrentText(DEFAULT_PRESET)
+        self.preset.setObjectName("preset")
+        for item in PRESETS:
+            self.preset.addItem(item.name, item.key)
+        self.preset.addItem(BUDGET_NAME, BUDGET_KEY)
+        self.preset.setItemData(self.preset.count() - 1, "The Balanced preset, trained for about this many "
+                                "minutes on this computer", Qt.ItemDataRole.ToolTipRole)
+        self.select_preset(DEFAULT_PRESET)
+        self.preset.currentIndexChanged.connect(self._on_preset_changed)
+        self.minutes = QSpinBox()
+        self.minutes.setObjectName("budgetMinutes")
+        self.minutes.setRange(1, 600)
+        self.minutes.setValue(10)
+        self.minutes.setSuffix(" min")
+        self.minutes.setToolTip(SPEC_BY_KEY["time_budget_minutes"].help)
+        self.minutes.valueChanged.connect(self._schedule_estimate)
+        self.minutes.hide()
+        self.detail = StepsCombo(SPEC_BY_KEY["scene_detail"])
+        self.detail.setObjectName("sceneDetail")
+        self.detail.setToolTip(SPEC_BY_KEY["scene_detail"].help)
+        self.detail.set_value(settings.scene_detail)
+        self.detail.currentIndexChanged.connect(self._schedule_estimate)
         self.original = QCheckBox("Original resolution (no resizing on import)")
         self.original.toggled.connect(self._on_settings_changed)
+        self.estimate_label = QLabel()
+        self.estimate_label.setObjectName("trainingEstimate")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.hide()
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(ESTIMATE_DELAY_MS)
+        self._estimate_timer.timeout.connect(self._estimate)
         advanced = QPushButton("Advanced…")
         advanced.clicked.connect(self._on_advanced_requested)
         form = QFormLayout()
         form.addRow("Name", self.name_edit)
         preset_row = QHBoxLayout()
         preset_row.addWidget(self.preset, 1)
+        preset_row.addWidget(self.minutes)
         preset_row.addWidget(advanced)
         form.addRow("Preset", preset_row)
+        form.addRow("Scene detail", self.detail)
         form.addRow("", self.original)
+        form.addRow("", self.estimate_label)
         style = self.style()
         self.create_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Create")
         self.create_button.clicked.connect(lambda: self.create(reconstruct=False))
@@ -195,18 +263,41 @@ class NewProjectPage(QWidget):
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> Settings:
-        """The project's settings: preferences < preset < advanced changes < the resolution checkbox."""
-        preset = next(p for p in PRESETS if p.name == self.preset.currentText())
-        changes = dict(preset.values)
-        changes.update(self.advanced)
+        """The project's settings: preferences < preset < advanced changes < the page's own rows (resolution,
+        scene detail, the time budget's minutes)."""
+        return self._settings_for(self.preset.currentData())
+
+    def _settings_for(self, key: str, advanced: bool = True) -> Settings:
+        """The settings the preset entry ``key`` would give (without the advanced changes if not ``advanced``)."""
+        changes = dict(preset(DEFAULT_PRESET if key == BUDGET_KEY else key).values)
+        if advanced:
+            changes.update(self.advanced)
         changes["original_resolution"] = self.original.isChecked()
+        changes["scene_detail"] = self.detail.value()
+        if key == BUDGET_KEY:
+            changes["time_budget_minutes"] = float(self.minutes.value())
         return self.base_settings.updated(changes, "new project")
+
+    def select_preset(self, name_or_key: str) -> None:
+        """Choose a preset by name or key ("Fast preview", "fast"...; "budget" for the time budget)."""
+        wanted = name_or_key.lower()
+        key = BUDGET_KEY if wanted in (BUDGET_KEY, BUDGET_NAME.lower()) else preset(name_or_key).key
+        self.preset.setCurrentIndex(self.preset.findData(key))
+
+    def _on_preset_changed(self) -> None:
+        key = self.preset.currentData()
+        self.minutes.setVisible(key == BUDGET_KEY)
+        values = preset(DEFAULT_PRESET if key == BUDGET_KEY else key).values
+        if "scene_detail" in values:  # a preset that sets the scene detail shows it in the row
+            self.detail.set_value(values["scene_detail"])
+        self._schedule_estimate()
 
     def _on_advanced_requested(self) -> None:
         dialog = QDialog(self)
         dialog.setWindowTitle("Advanced settings for this project")
         dialog.resize(680, 520)
         form = SettingsForm(self.settings())
+        form.set_estimate(self.detail_estimate)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         form.sig_validity_changed.connect(buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled)
         buttons.accepted.connect(dialog.accept)
@@ -218,19 +309,116 @@ class NewProjectPage(QWidget):
         dialog.open()
 
     def _on_advanced_accepted(self, settings: Settings) -> None:
-        self.advanced = {k: v for k, v in settings.values.items() if v != self.base_settings.values[k]}
+        """The settings a row shows go to the row (a time budget selects the Time budget entry, none leaves
+        it for Balanced); the rest that differ from what the preset gives become the advanced changes."""
+        budget = settings.time_budget_minutes
+        if budget:
+            self.minutes.setValue(min(self.minutes.maximum(), max(self.minutes.minimum(), round(budget))))
+            self.select_preset(BUDGET_KEY)
+        elif self.preset.currentData() == BUDGET_KEY:
+            self.select_preset(DEFAULT_PRESET)
+        self.detail.set_value(settings.scene_detail)
+        plain = self._settings_for(self.preset.currentData(), advanced=False)
+        self.advanced = {k: v for k, v in settings.values.items() if k not in ROW_KEYS and v != plain.values[k]}
         self.original.setChecked(settings.original_resolution)
         self._on_settings_changed()
 
     def _on_settings_changed(self) -> None:
         if self.sources:
             self._check()
+        self._schedule_estimate()
+
+    # ------------------------------------------------------------------ expected training time
+    def _schedule_estimate(self) -> None:
+        """Estimate again shortly (changes in quick succession make one estimate); older results are stale."""
+        self._estimate_generation += 1
+        self._estimate_timer.start()
+
+    def _estimate(self) -> None:
+        if self._estimating:  # one at a time: the next starts when this one is back
+            self._estimate_again = True
+            return
+        if self.busy.isVisible():
+            return  # photos being checked or imported: estimated when that is done
+        sizes = [self.sizes[s] for s in self.accepted_sources() if s in self.sizes]
+        if not sizes:
+            self._show_estimates({}, None)
+            return
+        keys = [self.preset.itemData(i) for i in range(self.preset.count())]
+        try:
+            entries = {key: self._settings_for(key) for key in keys}
+        except SettingsError as exc:
+            self._show_estimates({}, None, f"No training time estimate: {exc}.")
+            return
+        generation, current, steps = self._estimate_generation, self.preset.currentData(), self.detail.values()
+        self._estimating = True
+        if self.estimate_label.isHidden():
+            self.estimate_label.setText("Estimating the training time on this computer…")
+            self.estimate_label.show()
+        self.workers.submit(lambda: estimate_entries(entries, current, sizes, steps),
+                            lambda found: self._on_estimated(generation, *found),
+                            lambda message, _t: self._on_estimate_failed(generation, message))
+
+    def _estimate_back(self, generation: int) -> bool:
+        """An estimate came back: start the one asked for meanwhile; whether this one is still current."""
+        self._estimating = False
+        if self._estimate_again:
+            self._estimate_again = False
+            self._estimate()
+        return generation == self._estimate_generation
+
+    def _on_estimated(self, generation: int, entries: dict[str, dict[str, Any]], detail: dict[str, Any] | None
+                      ) -> None:
+        if self._estimate_back(generation):
+            self._show_estimates(entries, detail)
+
+    def _on_estimate_failed(self, generation: int, message: str) -> None:
+        if self._estimate_back(generation):
+            sentence = message[:1].upper() + message[1:] if "estimate" in message else \
+                f"Could not estimate the training time: {message}"
+            self._show_estimates({}, None, sentence if sentence.endswith((".", "!", "?")) else sentence + ".")
+
+    def _show_estimates(self, entries: dict[str, dict[str, Any]], detail: dict[str, Any] | None,
+                        error: str | None = None) -> None:
+        """Each preset entry's expected duration, the current one's figures under the form, and the cost of
+        each scene-detail step; plain names (and ``error``, if any) without estimates."""
+        for i in range(self.preset.count()):
+            key = self.preset.itemData(i)
+            name = BUDGET_NAME if key == BUDGET_KEY else preset(key).name
+            found = entries.get(key)
+            if found is None:
+                text = name
+            elif key == BUDGET_KEY:  # its duration is the budget; what it buys is the number of iterations
+                iterations = int(float(f"{found['iterations']:.2g}"))
+                text = f"{name} — about {iterations:,} iterations here"
+            else:
+                text = f"{name} — {format_about(found['expected_total_sec'])} here"
+            self.preset.setItemText(i, text)
+        self.detail_estimate = detail
+        self.detail.set_estimate(detail)
+        found = entries.get(self.preset.currentData())
+        if found is not None:
+            gaussians = f"up to {found['max_gaussians']:,} Gaussians, " if found.get("max_gaussians") else ""
+            text = (f"{format_about(found['expected_total_sec']).capitalize()} of training on this computer: "
+                    f"{found['iterations']:,} iterations, {gaussians}about {format_memory_mb(found['memory_mb'])} "
+                    "of memory")
+            if not found.get("calibrated", True):
+                text += " (rough until the first training run on this computer)"
+            self.estimate_label.setText(text)
+            self.estimate_label.setToolTip(found.get("describe", ""))
+        else:
+            self.estimate_label.setText(error or "")
+            self.estimate_label.setToolTip("")
+        self.estimate_label.setVisible(bool(self.estimate_label.text()))
+        self.sig_estimated.emit()
 
     # ------------------------------------------------------------------ photos
     def start(self, sources: list[str]) -> None:
         """Begin a new project with the dropped ``sources`` (files and folders)."""
         self.sources = []
+        self.sizes = {}
         self.advanced = {}
+        self.detail.set_value(self.base_settings.scene_detail)
         self.grid.clear()
         first = Path(sources[0]) if sources else None
         self.name_edit.setText(self._free_name(first.stem if first and first.is_file() else
@@ -249,6 +437,7 @@ class NewProjectPage(QWidget):
 
     def _check(self) -> None:
         self._generation += 1
+        self._estimate_generation += 1  # an estimate for the photos before this check is stale
         generation = self._generation
         self.busy.show()
         self.summary.setText(f"Checking {len(self.sources)} dropped item(s)…")
@@ -264,12 +453,15 @@ class NewProjectPage(QWidget):
         if generation == self._generation:
             self.busy.hide()
             self.summary.setText(f"Could not check the photos: {message}")
+            self._schedule_estimate()
 
     def _on_checked(self, generation: int, items: list[CheckedPhoto]) -> None:
         if generation != self._generation:
             return  # an older check, superseded by a newer drop or settings change
         self.busy.hide()
         self.grid.clear()
+        self.sizes = {item.source: (item.width, item.height) for item in items
+                      if item.reason is None and item.width and item.height}
         for item in items:
             name = Path(item.source).name
             if item.reason is None:
@@ -284,6 +476,7 @@ class NewProjectPage(QWidget):
                 entry.setForeground(QColor("#d64541"))
             self.grid.addItem(entry)
         self._update_summary()
+        self._schedule_estimate()
         self.sig_checked.emit()
 
     def items(self) -> list[QListWidgetItem]:
@@ -296,6 +489,7 @@ class NewProjectPage(QWidget):
         for item in self.grid.selectedItems():
             self.grid.takeItem(self.grid.row(item))
         self._update_summary()
+        self._schedule_estimate()
 
     def _update_summary(self) -> None:
         accepted = len(self.accepted_sources())
@@ -334,10 +528,12 @@ class NewProjectPage(QWidget):
         self.sources = []
         self.grid.clear()
         self._update_summary()
+        self._schedule_estimate()
         self.sig_project_created.emit(folder, reconstruct)
 
     def _on_create_failed(self, message: str, _trace: str) -> None:
         self.busy.hide()
         self._update_summary()
         self.summary.setText(f"Could not create the project: {message}")
+        self._schedule_estimate()
         self.sig_message.emit(message)

@@ -2,12 +2,14 @@
 dialog that saves it to the user settings file.
 
 The same :class:`SettingsForm` edits a single project's settings from the new-project page
-("Advanced…").
+("Advanced…"). A setting whose minimum means something else shows that instead ("auto", "off"); the scene
+detail is a list of its steps (:class:`StepsCombo`), with the time per iteration and the memory each implies
+once an estimate for the photos is known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from splatstudio.model import paths
+from splatstudio.model.humanize import format_memory_mb, format_sec_per_iter
 from splatstudio.model.settings import SPECS, Settings, SettingsError, Spec, coerce, write_user_file
 
 PATH_KEYS = {"colmap_path", "trainer_path", "trainer_python"}
@@ -59,11 +62,69 @@ class _Field:
 
 
 def _typed_number(spin: QSpinBox | QDoubleSpinBox) -> int | float | str:
-    """The number typed in a spin box (in the locale's notation), before the box clamps it; the raw text
-    when it is not a number yet, so that validation can say what is wrong."""
+    """The number typed in a spin box (in the locale's notation), before the box clamps it; the minimum when
+    the box shows its special text ("auto"); the raw text when it is not a number yet, so that validation
+    can say what is wrong."""
+    special = spin.specialValueText()
+    if special and spin.text().strip().lower() == special.lower():
+        return spin.minimum()
     text = spin.cleanText()
     value, ok = spin.locale().toInt(text) if isinstance(spin, QSpinBox) else spin.locale().toDouble(text)
     return value if ok else text
+
+
+class StepsCombo(QComboBox):
+    """A whole-number setting with :attr:`Spec.steps` as a list of them (the minimum shows the special
+    text); a value that is not a step (``--set scene_detail=123456``) gets an item of its own, so it is
+    kept. :meth:`set_estimate` adds to each step the time per iteration and the memory it implies."""
+
+    def __init__(self, spec: Spec, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.spec = spec
+        self._costs: dict[int, tuple[float, float]] = {}
+        self._auto = 0
+        for value in spec.steps or ():
+            self.addItem(self._text(value), value)
+
+    def value(self) -> int:
+        return int(self.currentData())
+
+    def values(self) -> tuple[int, ...]:
+        """Every value offered (the steps and a value of its own, if any), in order."""
+        return tuple(int(self.itemData(i)) for i in range(self.count()))
+
+    def set_value(self, value: int) -> None:
+        """Select ``value``, adding it in order when it is not offered yet (in place of an earlier value that
+        is not a step: one such value stays offered)."""
+        value = int(value)
+        index = self.findData(value)
+        if index < 0:
+            steps = self.spec.steps or ()
+            for i in reversed(range(self.count())):
+                if self.itemData(i) not in steps:
+                    self.removeItem(i)
+            index = sum(1 for v in self.values() if v < value)
+            self.insertItem(index, self._text(value), value)
+        self.setCurrentIndex(index)
+
+    def set_estimate(self, estimate: Mapping[str, Any] | None) -> None:
+        """Show the seconds per iteration and the memory of each value from a training estimate's
+        ``detail_steps`` (:func:`~splatstudio.pipeline.train.estimate_training`); None shows the values only.
+        Made with the setting at its minimum, the estimate also tells what that ("auto") comes to."""
+        self._costs = {int(step["max_gaussians"]): (float(step["sec_per_iter"]), float(step["memory_mb"]))
+                       for step in (estimate or {}).get("detail_steps", [])}
+        self._auto = int((estimate or {}).get("max_gaussians") or 0)
+        for i in range(self.count()):
+            self.setItemText(i, self._text(int(self.itemData(i))))
+
+    def _text(self, value: int) -> str:
+        name = self.spec.special if self.spec.special and value == self.spec.minimum else f"{value:,}"
+        if value not in self._costs:
+            return name
+        if value == self.spec.minimum and self._auto:
+            name = f"{name} ({self._auto:,})"
+        sec_per_iter, memory = self._costs[value]
+        return f"{name} — {format_sec_per_iter(sec_per_iter)} s/iteration, {format_memory_mb(memory)}"
 
 
 class SettingsForm(QWidget):
@@ -117,6 +178,10 @@ class SettingsForm(QWidget):
             box = QCheckBox()
             box.toggled.connect(self.validate)
             return _Field(spec, box, box.isChecked, box.setChecked)
+        if spec.steps is not None:
+            steps = StepsCombo(spec)
+            steps.currentIndexChanged.connect(self.validate)
+            return _Field(spec, steps, steps.value, steps.set_value)
         if spec.choices is not None:
             combo = QComboBox()
             combo.addItems(list(spec.choices))
@@ -133,6 +198,8 @@ class SettingsForm(QWidget):
                 spin.setDecimals(3)
                 spin.setRange(spec.minimum if spec.minimum is not None else -1e12,
                               spec.maximum if spec.maximum is not None else 1e12)
+            if spec.special:
+                spin.setSpecialValueText(spec.special)  # shown at the minimum, which reads back as it
             spin.setKeyboardTracking(True)
             spin.lineEdit().textChanged.connect(self.validate)
             spin.valueChanged.connect(self.validate)
@@ -199,6 +266,12 @@ class SettingsForm(QWidget):
     def settings(self) -> Settings:
         """The settings the form shows (raises :class:`SettingsError` when a field is invalid)."""
         return self._base.updated(self.raw_values(), "preferences")
+
+    def set_estimate(self, estimate: Mapping[str, Any] | None) -> None:
+        """Show a training estimate's figures in the fields that list steps (see :class:`StepsCombo`)."""
+        for field in self.fields.values():
+            if isinstance(field.widget, StepsCombo):
+                field.widget.set_estimate(estimate)
 
     def restore_defaults(self) -> None:
         for field in self.fields.values():

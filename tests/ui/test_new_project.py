@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from _ui_helpers import BAD_FILES, drop_paths, mixed_folder
@@ -9,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QMessageBox
 
 from splatstudio.model.project import Project
-from splatstudio.model.settings import PRESETS
+from splatstudio.model.settings import PRESETS, SPEC_BY_KEY, preset
 from splatstudio.ui.new_project import REASON_ROLE, SOURCE_ROLE
 from splatstudio.ui.preferences import SettingsForm
 
@@ -39,7 +40,7 @@ def test_drop_shows_badges_with_reasons_and_creates_the_project(window, qtbot, t
     qtbot.keyClick(page.grid, Qt.Key.Key_Delete)
     assert len(page.accepted_sources()) == 2
 
-    page.preset.setCurrentText("Fast preview")
+    page.select_preset("Fast preview")
     page.name_edit.setText("Dropped")
     with qtbot.waitSignal(page.sig_project_created, timeout=30_000) as created:
         page.create_button.click()
@@ -86,6 +87,113 @@ def test_advanced_settings_apply_to_the_new_project_only(window, qtbot, tiny_pho
     assert page.settings().max_features == 1024 and page.original.isChecked()
     assert page.settings().iterations == 7000  # the preset is untouched
     assert window.settings.max_features == 2048  # the preferences are untouched
+
+
+def open_advanced(page) -> tuple[QDialog, SettingsForm]:
+    page._on_advanced_requested()
+    dialog = next(d for d in page.findChildren(QDialog) if d.isVisible())
+    return dialog, dialog.findChild(SettingsForm)
+
+
+def item_texts(combo) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def test_time_budget_and_scene_detail_rows_agree_with_the_advanced_dialog(window, qtbot):
+    page = window.new_page
+    window.show_new_project([])
+    assert item_texts(page.preset) == [p.name for p in PRESETS] + ["Time budget"]
+    assert page.preset.currentText() == "Balanced" and page.minutes.isHidden()
+    page.select_preset("budget")
+    assert page.minutes.isVisibleTo(page) and page.minutes.value() == 10
+    page.minutes.setValue(5)
+    settings = page.settings()
+    balanced = preset("balanced").values
+    assert settings.time_budget_minutes == 5
+    assert {k: settings[k] for k in balanced if k != "time_budget_minutes"} == \
+        {k: v for k, v in balanced.items() if k != "time_budget_minutes"}
+    for item in PRESETS:
+        page.select_preset(item.key)
+        assert page.settings().time_budget_minutes == 0 and page.minutes.isHidden()
+        assert page.settings().iterations == item.values["iterations"]
+
+    # the scene detail: auto by default, every step offered, the choice in settings() and in Advanced…
+    assert page.detail.value() == 0 and page.settings().scene_detail == 0
+    assert page.detail.values() == SPEC_BY_KEY["scene_detail"].steps
+    page.detail.set_value(50_000)
+    page.select_preset("budget")
+    dialog, form = open_advanced(page)
+    assert form.fields["scene_detail"].read() == 50_000 and form.fields["time_budget_minutes"].read() == 5
+    form.fields["scene_detail"].write(123_456)  # not a step: kept as an item of its own
+    form.fields["time_budget_minutes"].write(20)
+    form.fields["max_features"].write(1024)
+    dialog.accept()
+    assert page.detail.value() == 123_456 and "123,456" in item_texts(page.detail)
+    assert page.preset.currentData() == "budget" and page.minutes.value() == 20
+    assert page.settings().scene_detail == 123_456 and page.settings().time_budget_minutes == 20
+    assert page.advanced == {"max_features": 1024}  # the rows' settings stay in the rows
+    # a time budget turned off in Advanced… leaves the Time budget entry; the preset's own values are not pinned
+    dialog, form = open_advanced(page)
+    form.fields["time_budget_minutes"].write(0)
+    dialog.accept()
+    assert page.preset.currentText() == "Balanced" and page.settings().time_budget_minutes == 0
+    page.select_preset("fast")
+    assert page.settings().iterations == 2000 and page.settings().max_features == 1024
+
+
+def test_presets_show_their_expected_duration_on_this_computer(window, qtbot, tiny_photos):
+    page = window.new_page
+    with qtbot.waitSignal(page.sig_checked, timeout=30_000):
+        window.show_new_project([str(p) for p in sorted(tiny_photos.glob("*.jpg"))[:3]])
+    qtbot.waitUntil(lambda: "of training on this computer" in page.estimate_label.text(), timeout=30_000)
+    texts = item_texts(page.preset)
+    for item, text in zip(PRESETS, texts[:-1], strict=True):
+        assert re.fullmatch(rf"{item.name} — about \d+ min here", text), text
+    assert re.fullmatch(r"Time budget — about [\d,]+ iterations here", texts[-1]), texts[-1]
+    label = page.estimate_label.text()
+    assert page.estimate_label.isVisible()
+    assert re.fullmatch(r"About \d+ min of training on this computer: 7,000 iterations, up to [\d,]+ Gaussians, "
+                        r"about \d[\d.]* [MG]B of memory \(rough until the first training run on this computer\)",
+                        label), label  # no training has run on this (test) machine's speed profile
+    details = item_texts(page.detail)
+    assert all(re.search(r" — [\d.]+ s/iteration, \d[\d.]* [MG]B$", text) for text in details), details
+    assert details[0].startswith("auto (") and details[3].startswith("100,000 — ")
+    dialog, form = open_advanced(page)  # the advanced dialog's list shows the same figures
+    assert item_texts(form.fields["scene_detail"].widget) == details
+    dialog.reject()
+
+    # a change of the scene detail or the preset estimates again
+    page.detail.set_value(200_000)
+    qtbot.waitUntil(lambda: "up to 200,000 Gaussians" in page.estimate_label.text(), timeout=30_000)
+    page.select_preset("budget")
+    page.minutes.setValue(5)
+    qtbot.waitUntil(lambda: page.estimate_label.text().startswith("About 5 min of training"), timeout=30_000)
+    assert "Time budget — about" in page.preset.currentText()
+
+
+def test_a_reference_trainer_leaves_the_presets_without_an_estimate(window, qtbot, tiny_photos, tmp_path):
+    page = window.new_page
+    page.base_settings = window.settings.updated({"trainer_path": str(tmp_path / "gaussian-splatting" / "train.py")})
+    with qtbot.waitSignal(page.sig_estimated, timeout=30_000):
+        with qtbot.waitSignal(page.sig_checked, timeout=30_000):
+            window.show_new_project([str(p) for p in sorted(tiny_photos.glob("*.jpg"))[:2]])
+    assert item_texts(page.preset) == [p.name for p in PRESETS] + ["Time budget"]
+    assert page.estimate_label.isHidden() and page.detail_estimate is None
+    assert not any("s/iteration" in text for text in item_texts(page.detail))
+
+
+def test_a_trainer_that_cannot_estimate_is_explained_in_a_sentence(window, qtbot, tiny_photos, tmp_path):
+    page = window.new_page
+    page.base_settings = window.settings.updated({"trainer_python": str(tmp_path / "no-such-python")})
+    with qtbot.waitSignal(page.sig_estimated, timeout=30_000):
+        with qtbot.waitSignal(page.sig_checked, timeout=30_000):
+            window.show_new_project([str(p) for p in sorted(tiny_photos.glob("*.jpg"))[:2]])
+    text = page.estimate_label.text()
+    assert page.estimate_label.isVisible() and "Traceback" not in text
+    assert text.startswith("The trainer could not estimate the training time: ") and text.endswith("."), text
+    assert "no-such-python" in text
+    assert item_texts(page.preset) == [p.name for p in PRESETS] + ["Time budget"]
+    assert page.create_run_button.isEnabled()  # an estimate is a help, never a condition
 
 
 def test_dropping_a_colmap_folder_opens_it_as_a_project_that_skips_sfm(window, qtbot, tmp_path):

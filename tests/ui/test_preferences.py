@@ -87,3 +87,58 @@ def test_restore_defaults(window, qtbot):
     assert dialog.form.fields["min_image_size"].read() == 256
     assert dialog.form.settings().values == {spec.key: spec.default for spec in SPECS}
     dialog.reject()
+
+
+def test_special_values_show_their_meaning_and_read_back_as_the_minimum(window, qtbot):
+    dialog = open_preferences(window, qtbot)
+    form = dialog.form
+    form.tabs.setCurrentIndex([form.tabs.tabText(i) for i in range(form.tabs.count())].index("Training"))
+    budget, interval = form.fields["time_budget_minutes"], form.fields["opacity_reset_interval"]
+    assert budget.widget.text() == "off" and budget.read() == 0.0
+    assert interval.widget.text() == "auto" and interval.read() == 0 and not interval.error.isVisible()
+    type_into(qtbot, interval.widget.lineEdit(), "250")
+    assert interval.read() == 250
+    type_into(qtbot, interval.widget.lineEdit(), "0")
+    assert interval.read() == 0 and dialog.ok_button.isEnabled()
+    interval.write(0)
+    assert interval.widget.text() == "auto" and interval.read() == 0
+    budget.write(12.5)
+    assert budget.read() == 12.5
+    budget.write(0)
+    assert budget.widget.text() == "off" and form.settings().time_budget_minutes == 0 and dialog.ok_button.isEnabled()
+    dialog.reject()
+
+
+def test_scene_detail_is_a_list_of_steps_that_keeps_any_other_value(window, qtbot):
+    from splatstudio.model.settings import SPEC_BY_KEY, parse_assignments
+    from splatstudio.pipeline.train import estimate_training
+
+    window.apply_settings(window.settings.updated(parse_assignments(["scene_detail=123456"])))  # as --set does
+    dialog = open_preferences(window, qtbot)
+    detail = dialog.form.fields["scene_detail"]
+    combo = detail.widget
+    assert isinstance(combo, QComboBox) and detail.read() == 123_456
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts == ["auto", "25,000", "50,000", "100,000", "123,456", "200,000", "400,000", "800,000", "1,600,000",
+                     "3,200,000"]
+    for value in SPEC_BY_KEY["scene_detail"].steps:
+        detail.write(value)
+        assert detail.read() == value and dialog.form.settings().scene_detail == value
+    assert combo.count() == 10  # the value of its own stays offered
+    detail.write(777_777)  # another one replaces it
+    assert detail.read() == 777_777 and "777,777" in combo.currentText() and combo.findText("123,456") < 0
+
+    # with an estimate for some photos each step shows its time per iteration and memory
+    estimate = estimate_training(dialog.form.settings().updated({"scene_detail": 0}), [(4032, 3024)] * 23,
+                                 combo.values())
+    dialog.form.set_estimate(estimate)
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[0] == f"auto ({estimate['max_gaussians']:,}) — " + texts[0].split(" — ")[1]
+    assert all(" s/iteration, " in text for text in texts), texts
+    assert detail.read() == 777_777
+    dialog.form.set_estimate(None)
+    assert combo.itemText(1) == "25,000"
+
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert read_user_file(paths.user_settings_file())["scene_detail"] == 777_777
+    assert window.settings.scene_detail == 777_777

@@ -19,7 +19,7 @@ from splatstudio.model.settings import (
 
 def test_defaults_of_the_original_service():
     s = Settings()
-    assert s.iterations == 10_000
+    assert s.iterations == 7000  # the Balanced preset's (the service's 10,000 predates the presets)
     assert s.max_image_size == 1600 and s.min_image_size == 256
     assert s.outlier_k_neighbors == 20 and s.outlier_std_threshold == 2.0
     assert s.max_concurrent_runs == 2
@@ -116,6 +116,56 @@ def test_parse_assignments():
     assert parse_assignments(["iterations=50", "sh-degree = 1"]) == {"iterations": 50, "sh_degree": 1}
     with pytest.raises(SettingsError, match="key=value"):
         parse_assignments(["iterations"])
+
+
+def test_schedule_is_left_to_the_trainer_unless_set():
+    """The trainer owns the schedule (gstrain/plan.py): the app's schedule settings default to auto (0), no
+    preset sets one, and the trainer's argv carries a schedule flag only when the user set it."""
+    from pathlib import Path
+
+    from splatstudio.model.settings import PRESETS
+    from splatstudio.pipeline.train import trainer_command
+
+    keys = ("densify_from_iter", "densify_until_iter", "densification_interval", "opacity_reset_interval")
+    assert all(Settings()[k] == 0 for k in keys)
+    assert not any(k in p.values for p in PRESETS for k in keys)
+    for item in PRESETS:
+        argv = trainer_command(Settings().updated(item.values), Path("/nonexistent"), Path("/tmp/m"), None, True)
+        assert not any(f"--{k}" in argv for k in keys), argv
+        assert argv[argv.index("--iterations") + 1] == str(item.values["iterations"])
+        assert "--max_gaussians" not in argv and "--time_budget" not in argv  # scene detail auto: the trainer's
+    argv = trainer_command(Settings().updated({"densify_until_iter": 900, "scene_detail": 200_000}),
+                           Path("/nonexistent"), Path("/tmp/m"), None, True)
+    assert argv[argv.index("--densify_until_iter") + 1] == "900" and "--densify_from_iter" not in argv
+    assert argv[argv.index("--max_gaussians") + 1] == "200000"
+    # a time budget: the trainer plans the iterations, evaluates every fifth of the budget and at the end
+    argv = trainer_command(Settings().updated({"time_budget_minutes": 6}), Path("/nonexistent"), Path("/tmp/m"),
+                           None, True)
+    assert "--iterations" not in argv and argv[argv.index("--time_budget") + 1] == "6"
+    assert argv[argv.index("--eval_every_sec") + 1] == "72" and "--test_iterations" not in argv
+    # a reference checkout gets no time budget (it knows none): it trains the iteration count
+    argv = trainer_command(Settings().updated({"time_budget_minutes": 6}), Path("/nonexistent"), Path("/tmp/m"),
+                           None, False)
+    assert "--time_budget" not in argv and "--iterations" in argv
+
+
+def test_settings_of_an_earlier_version_are_migrated(tmp_path):
+    """project.json of a version that stored max_gaussians and passed the reference's absolute schedule: the
+    retired key goes (a value set on purpose becomes the scene detail), and the schedule values that were
+    those old defaults become auto, so the trainer's scaled schedule applies as for a new project."""
+    old = Settings().to_dict()
+    del old["scene_detail"]
+    old.update(max_gaussians=2_000_000, densify_from_iter=500, densify_until_iter=3500, densification_interval=100,
+               opacity_reset_interval=3000)
+    s = Settings(old)
+    assert "max_gaussians" not in s.values and s.scene_detail == 0
+    assert (s.densify_from_iter, s.densify_until_iter, s.densification_interval, s.opacity_reset_interval) == (0,) * 4
+    old.update(max_gaussians=300_000, densify_until_iter=1234)
+    s = Settings(old)
+    assert s.scene_detail == 300_000 and s.densify_until_iter == 1234
+    user = tmp_path / "settings.toml"
+    user.write_text("max_gaussians = 500000\niterations = 900\n")
+    assert read_user_file(user) == {"scene_detail": 500_000, "iterations": 900}
 
 
 def test_presets_are_valid_and_found_by_name_or_key():
