@@ -67,7 +67,8 @@ def bench(scene, count, iters, warmup, backend, stages, sh_degree=3):
         t0, c0 = time.perf_counter(), time.process_time()
         out = render(model, cams[vi], bg, backend=backend, sh_degree=model.active_sh_degree)
         t1 = time.perf_counter()
-        loss = (train_loss if backend == "cuda" else fused_train_loss)(out["image"], scene.train[vi].image)
+        gt = scene.train[vi].image.cuda() if backend == "cuda" else scene.train[vi].pixels
+        loss = (train_loss if backend == "cuda" else fused_train_loss)(out["image"], gt)
         t2 = time.perf_counter()
         loss.backward()
         t3 = time.perf_counter()

@@ -29,7 +29,12 @@ class Camera:
     orig_height: int
     orig_fx: float
     orig_fy: float
-    image: torch.Tensor = None  # (3, H, W) float32 in [0, 1]
+    pixels: torch.Tensor = None  # (3, H, W) uint8, as decoded (a quarter of the memory of float32)
+
+    @property
+    def image(self):
+        """(3, H, W) float32 in [0, 1] (made from `pixels` on each call)."""
+        return None if self.pixels is None else self.pixels.to(torch.float32) / 255.0
 
     def render_camera(self, dtype=torch.float32, device="cpu"):
         V = np.eye(4)
@@ -55,18 +60,24 @@ class Camera:
         return RenderCamera(torch.tensor(V, dtype=dtype, device=device), self.fx * sx, self.fy * sy, self.cx * sx,
                             self.cy * sy, W, H)
 
-    def level_image(self, factor):
+    def level_pixels(self, factor):
         """The training image scaled down by `factor` with area averaging (each pixel the mean of the
-        full-resolution pixels it covers), made once and kept until drop_levels()."""
+        full-resolution pixels it covers, rounded to uint8 like the photo), made once and kept until
+        drop_levels()."""
         if factor == 1:
-            return self.image
+            return self.pixels
         cache = self.__dict__.setdefault("_levels", {})
         img = cache.get(factor)
         if img is None:
             W, H = self.level_size(factor)
-            img = torch.nn.functional.interpolate(self.image[None], size=(H, W), mode="area")[0].contiguous()
+            small = torch.nn.functional.interpolate(self.pixels[None].to(torch.float32), size=(H, W), mode="area")[0]
+            img = small.round_().clamp_(0, 255).to(torch.uint8).contiguous()
             cache[factor] = img
         return img
+
+    def level_image(self, factor):
+        """level_pixels as float32 in [0, 1]."""
+        return self.level_pixels(factor).to(torch.float32) / 255.0
 
     def drop_levels(self, keep_at_most):
         """Forget the scaled-down images coarser than `keep_at_most` (the schedule never returns to them)."""
@@ -152,7 +163,7 @@ def load_scene(source, resolution=-1, eval_split=False, images_dir="images", loa
                      R=qvec2rotmat(im.qvec), T=np.asarray(im.tvec, np.float64), fx=fx * sx, fy=fy * sy, cx=cx * sx,
                      cy=cy * sy, width=W, height=H, orig_width=c.width, orig_height=c.height, orig_fx=fx, orig_fy=fy)
         if load_images:
-            cam.image = load_image(path, c.width, c.height, W, H)
+            cam.pixels = load_image(path, c.width, c.height, W, H)
         cameras.append(cam)
     if eval_split:
         test = [c for i, c in enumerate(cameras) if i % 8 == 0]
@@ -178,5 +189,4 @@ def load_image(path, cam_w, cam_h, W, H):
         raise DataError(f"cannot read image {path}: {e}") from e
     if (W, H) != (cam_w, cam_h):
         img = img.resize((W, H), Image.Resampling.BICUBIC)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .model import expon_lr
+from .plan import expon_lr
 
 LR_INIT = 0.01  # the reference's exposure_lr_init / exposure_lr_final
 LR_FINAL = 0.001

@@ -80,134 +80,16 @@ def _gauss1d(size=11, sigma=1.5):
 _W1D = _gauss1d()
 
 
-@njit(fastmath=True, cache=True, inline="always")
-def _axpy(out, src, wk, n):
-    for x in range(n):
-        out[x] += wk * src[x]
-
-
-@njit(parallel=True, fastmath=True, cache=True)
-def _nb_blur(src, w, out):
-    """Separable Gaussian blur with zero padding ('same'), src/out: (C, H, W) float32.  Self-adjoint."""
-    C, H, W = src.shape
-    K = w.shape[0]
-    R = K // 2
-    tmp = np.empty_like(src)
-    for cy in prange(C * H):
-        c = cy // H
-        y = cy - c * H
-        trow = tmp[c, y]
-        srow = src[c, y]
-        trow[:] = 0.0
-        for k in range(K):
-            off = k - R
-            x0 = max(0, -off)
-            x1 = min(W, W - off)
-            _axpy(trow[x0:x1], srow[x0 + off:x1 + off], w[k], x1 - x0)
-    for cy in prange(C * H):
-        c = cy // H
-        y = cy - c * H
-        orow = out[c, y]
-        orow[:] = 0.0
-        k0 = max(0, R - y)
-        k1 = min(K, H + R - y)
-        for k in range(k0, k1):
-            _axpy(orow, tmp[c, y + k - R], w[k], W)
-
-
-@njit(parallel=True, fastmath=True, cache=True)
-def _ssim_maps(bx, by, out_ssim, d_mu1, d_e11, d_e12):
-    """bx: blurred [x, xx, xy] (3C, H, W), by: blurred [y, yy] (2C, H, W) -> SSIM map and dS/d(mu1, e11, e12)."""
-    C, H, W = out_ssim.shape
-    for cy in prange(C * H):
-        c = cy // H
-        r = cy - c * H
-        for q in range(W):
-            m1 = bx[c, r, q]
-            m2 = by[c, r, q]
-            e11 = bx[C + c, r, q]
-            e22 = by[C + c, r, q]
-            e12 = bx[2 * C + c, r, q]
-            A1 = 2.0 * m1 * m2 + _C1
-            A2 = 2.0 * (e12 - m1 * m2) + _C2
-            B1 = m1 * m1 + m2 * m2 + _C1
-            B2 = (e11 - m1 * m1) + (e22 - m2 * m2) + _C2
-            inv = 1.0 / (B1 * B2)
-            S = A1 * A2 * inv
-            out_ssim[c, r, q] = S
-            d_mu1[c, r, q] = (2.0 * m2 * A2 - 2.0 * m2 * A1) * inv - S * (2.0 * m1 / B1 - 2.0 * m1 / B2)
-            d_e11[c, r, q] = -S / B2
-            d_e12[c, r, q] = 2.0 * A1 * inv
-
-
-_GT_CACHE = {}
-_GT_CACHE_BYTES = [0]
-_GT_CACHE_LIMIT = 768 * 1024 * 1024
-
-
-def _gt_stats(gt, y):
-    """Blurred [y, y*y] of a ground-truth image; cached per (unchanged) tensor since GT images are reused."""
-    key = (gt.data_ptr(), tuple(gt.shape), gt._version)
-    hit = _GT_CACHE.get(key)
-    if hit is not None and hit[0] is gt:
-        return hit[1]
-    st = np.concatenate([y, y * y], axis=0)
-    mu = np.empty_like(st)
-    _nb_blur(st, _W1D, mu)
-    if _GT_CACHE_BYTES[0] + mu.nbytes <= _GT_CACHE_LIMIT:
-        _GT_CACHE[key] = (gt, mu)  # keeps gt alive so its data_ptr cannot be reused
-        _GT_CACHE_BYTES[0] += mu.nbytes
-    return mu
-
-
-def clear_gt_cache():
-    """Forget the cached ground-truth statistics (e.g. when the training resolution changes)."""
-    _GT_CACHE.clear()
-    _GT_CACHE_BYTES[0] = 0
-
-
-class _FusedSSIM(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, img, gt):
-        x = np.ascontiguousarray(img.detach().to(torch.float32).numpy())
-        y = np.ascontiguousarray(gt.detach().to(torch.float32).numpy())
-        C = x.shape[0]
-        gt_mu = _gt_stats(gt, y)
-        stack = np.empty((3 * C,) + x.shape[1:], np.float32)
-        stack[:C] = x
-        np.multiply(x, x, out=stack[C:2 * C])
-        np.multiply(x, y, out=stack[2 * C:])
-        bl = np.empty_like(stack)
-        _nb_blur(stack, _W1D, bl)
-        S = np.empty_like(x)
-        dmaps = np.empty_like(bl)  # [dS/dmu1, dS/de11, dS/de12]
-        _ssim_maps(bl, gt_mu, S, dmaps[:C], dmaps[C:2 * C], dmaps[2 * C:])
-        ctx.saved = (x, y, dmaps)
-        ctx.dtype = img.dtype
-        return torch.tensor(float(S.mean(dtype=np.float64)), dtype=img.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, y, maps = ctx.saved
-        maps = maps * np.float32(float(g) / x.size)
-        bl = np.empty_like(maps)
-        _nb_blur(maps, _W1D, bl)
-        C = x.shape[0]
-        grad = bl[:C] + 2.0 * x * bl[C:2 * C] + y * bl[2 * C:]
-        return torch.from_numpy(grad).to(ctx.dtype), None
-
-
-def fused_ssim(img, gt):
-    """Same value as ssim() for (3, H, W) CPU images; numba forward/backward (no torch conv)."""
-    return _FusedSSIM.apply(img, gt)
-
-
 # ----------------------------------------------------------------------------- the training loss in one pass
 # (1 - lambda) L1 + lambda (1 - SSIM) and the squared error for PSNR, forward and backward, each in one
 # parallel pass over row blocks: the 11 x 11 separable blur keeps the 11 horizontally blurred rows it needs
-# in a ring buffer (L1/L2-resident) instead of writing a blurred copy of the whole image and reading it back,
-# and no image-sized temporary is made besides the three SSIM derivative maps the backward needs.
+# in a ring buffer (L1/L2-resident) instead of writing a blurred copy of the whole image and reading it back.
+# The ground truth's statistics (blurred y and y*y) are blurred in the same pass rather than cached (a cache
+# held 6 float32 planes per training photo: 227 MB for monstree); the ground truth may be uint8 (read as
+# value / 255), so the photos are held as they were decoded.  The only image-sized arrays are the three
+# SSIM derivative maps the backward needs.
 _BLOCK_ROWS = 32
+_NQ = 5  # blurred quantities: x, x*x, x*y, y, y*y
 
 
 @njit(inline="always", fastmath=True)
@@ -246,21 +128,23 @@ def _vblur_row(ring, j, first, w, out):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _loss_fwd(x, y, gt_mu, w, dmaps, sums):
-    """x, y (C, H, W); gt_mu (2C, H, W): blurred y and y*y.  Writes dmaps (3C, H, W) = dSSIM/d(mu_x, E[xx],
-    E[xy]) per pixel and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|, of (x - y)^2."""
+def _loss_fwd(x, y, yscale, w, dmaps, sums):
+    """x (C, H, W) float32; y (C, H, W) float32 or uint8 (times yscale).  Writes dmaps (3C, H, W) =
+    dSSIM/d(mu_x, E[xx], E[xy]) per pixel and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|,
+    of (x - y)^2."""
     C, H, W = x.shape
     K = w.shape[0]
     R = K // 2
     nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    ys = np.float32(yscale)
     for task in prange(C * nb):
         c = task // nb
         r0 = (task - c * nb) * _BLOCK_ROWS
         r1 = min(H, r0 + _BLOCK_ROWS)
-        ring = np.zeros((K, 3, W), np.float32)  # rows r - R .. r + R of the blurred x, xx, xy (slot = row % K)
+        ring = np.zeros((K, _NQ, W), np.float32)  # rows r - R .. r + R of the blurred quantities (slot = row % K)
         line = np.empty(W + K - 1, np.float32)
-        q3 = np.empty((3, W), np.float32)
-        v = np.empty((3, W), np.float32)
+        qn = np.empty((_NQ, W), np.float32)
+        v = np.empty((_NQ, W), np.float32)
         s_ssim = 0.0
         s_l1 = 0.0
         s_l2 = 0.0
@@ -271,26 +155,31 @@ def _loss_fwd(x, y, gt_mu, w, dmaps, sums):
             else:
                 xr = x[c, rr]
                 yr = y[c, rr]
-                qa = q3[0]
-                qb = q3[1]
-                qc = q3[2]
+                q0 = qn[0]
+                q1 = qn[1]
+                q2 = qn[2]
+                q3 = qn[3]
+                q4 = qn[4]
                 for q in range(W):
                     a = xr[q]
-                    qa[q] = a
-                    qb[q] = a * a
-                    qc[q] = a * yr[q]
-                for j in range(3):
-                    _hblur_row(q3[j], w, line, ring[slot, j])
+                    b = np.float32(yr[q]) * ys
+                    q0[q] = a
+                    q1[q] = a * a
+                    q2[q] = a * b
+                    q3[q] = b
+                    q4[q] = b * b
+                for j in range(_NQ):
+                    _hblur_row(qn[j], w, line, ring[slot, j])
             r = rr - R  # the row whose 11 rows are now all in the ring
             if r < r0:
                 continue
-            for j in range(3):
+            for j in range(_NQ):
                 _vblur_row(ring, j, r - R, w, v[j])
             v0 = v[0]
             v1 = v[1]
             v2 = v[2]
-            mu2 = gt_mu[c, r]
-            ey2 = gt_mu[C + c, r]
+            v3 = v[3]
+            v4 = v[4]
             d0 = dmaps[c, r]
             d1 = dmaps[C + c, r]
             d2 = dmaps[2 * C + c, r]
@@ -300,8 +189,8 @@ def _loss_fwd(x, y, gt_mu, w, dmaps, sums):
                 m1 = v0[q]
                 e11 = v1[q]
                 e12 = v2[q]
-                m2 = mu2[q]
-                e22 = ey2[q]
+                m2 = v3[q]
+                e22 = v4[q]
                 A1 = 2.0 * m1 * m2 + _C1
                 A2 = 2.0 * (e12 - m1 * m2) + _C2
                 B1 = m1 * m1 + m2 * m2 + _C1
@@ -312,7 +201,7 @@ def _loss_fwd(x, y, gt_mu, w, dmaps, sums):
                 d0[q] = (2.0 * m2 * A2 - 2.0 * m2 * A1) * inv - S * (2.0 * m1 / B1 - 2.0 * m1 / B2)
                 d1[q] = -S / B2
                 d2[q] = 2.0 * A1 * inv
-                d = xr[q] - yr[q]
+                d = xr[q] - np.float32(yr[q]) * ys
                 s_l1 += abs(d)
                 s_l2 += d * d
         sums[task, 0] = s_ssim
@@ -321,13 +210,14 @@ def _loss_fwd(x, y, gt_mu, w, dmaps, sums):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _loss_bwd(x, y, dmaps, w, k_ssim, k_l1, grad):
+def _loss_bwd(x, y, yscale, dmaps, w, k_ssim, k_l1, grad):
     """grad (C, H, W) = k_ssim * (blur(dS/dmu) + 2 x blur(dS/dE[xx]) + y blur(dS/dE[xy])) + k_l1 * sign(x - y)
     (the blur is self-adjoint; the same ring-buffer blocks as _loss_fwd)."""
     C, H, W = x.shape
     K = w.shape[0]
     R = K // 2
     nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    ys = np.float32(yscale)
     for task in prange(C * nb):
         c = task // nb
         r0 = (task - c * nb) * _BLOCK_ROWS
@@ -355,7 +245,7 @@ def _loss_bwd(x, y, dmaps, w, k_ssim, k_l1, grad):
             gr = grad[c, r]
             for q in range(W):
                 a = xr[q]
-                b = yr[q]
+                b = np.float32(yr[q]) * ys
                 d = a - b
                 sg = np.float32(1.0) if d > 0 else (np.float32(-1.0) if d < 0 else np.float32(0.0))
                 gr[q] = k_ssim * (v0[q] + 2.0 * a * v1[q] + b * v2[q]) + k_l1 * sg
@@ -365,16 +255,19 @@ class _FusedLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, img, gt, lambda_dssim):
         x = np.ascontiguousarray(img.detach().to(torch.float32).numpy())
-        y = np.ascontiguousarray(gt.detach().to(torch.float32).numpy())
+        g = gt.detach()
+        if g.dtype == torch.uint8:
+            y, yscale = np.ascontiguousarray(g.numpy()), 1.0 / 255.0
+        else:
+            y, yscale = np.ascontiguousarray(g.to(torch.float32).numpy()), 1.0
         C, H, W = x.shape
-        gt_mu = _gt_stats(gt, y)
         dmaps = np.empty((3 * C, H, W), np.float32)
         nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
         sums = np.empty((C * nb, 3), np.float64)
-        _loss_fwd(x, y, gt_mu, _W1D, dmaps, sums)
+        _loss_fwd(x, y, yscale, _W1D, dmaps, sums)
         n = float(x.size)
         tot = sums.sum(axis=0)
-        ctx.saved = (x, y, dmaps)
+        ctx.saved = (x, y, yscale, dmaps)
         ctx.lam = float(lambda_dssim)
         ctx.dtype = img.dtype
         loss = (1.0 - lambda_dssim) * tot[1] / n + lambda_dssim * (1.0 - tot[0] / n)
@@ -384,21 +277,28 @@ class _FusedLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g, _g_mse):
-        x, y, dmaps = ctx.saved
+        x, y, yscale, dmaps = ctx.saved
         n = float(x.size)
         gv = float(g)
         grad = np.empty_like(x)
-        _loss_bwd(x, y, dmaps, _W1D, np.float32(-ctx.lam * gv / n), np.float32((1.0 - ctx.lam) * gv / n), grad)
+        _loss_bwd(x, y, yscale, dmaps, _W1D, np.float32(-ctx.lam * gv / n), np.float32((1.0 - ctx.lam) * gv / n),
+                  grad)
         ctx.saved = None
         return torch.from_numpy(grad).to(ctx.dtype), None, None
 
 
 def fused_train_loss(img, gt, lambda_dssim=0.2, with_mse=False):
     """(1 - lambda) L1 + lambda (1 - SSIM) for (3, H, W) CPU images, as train_loss (11 x 11 Gaussian window,
-    zero padding), forward and backward in one numba pass each.  with_mse: also the mean squared error (a
-    float, for PSNR without another pass)."""
+    zero padding), forward and backward in one numba pass each; gt float32 in [0, 1] or uint8.  with_mse:
+    also the mean squared error (a float, for PSNR without another pass)."""
     loss, mse = _FusedLoss.apply(img, gt, float(lambda_dssim))
     return (loss, float(mse)) if with_mse else loss
+
+
+def fused_ssim(img, gt):
+    """Same value as ssim() for (3, H, W) CPU images (and its gradient), from the same one-pass kernels."""
+    loss, _ = _FusedLoss.apply(img, gt, 1.0)
+    return 1.0 - loss
 
 
 def psnr_from_mse(mse):

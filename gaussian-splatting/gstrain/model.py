@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .plan import expon_lr  # noqa: F401  (used by exposure.py and the tests)
 from .ply import read_gaussian_ply, write_gaussian_ply
 from .rasterize import quat_to_rotmat
 from .sh import rgb2sh
@@ -16,20 +17,6 @@ PARAM_NAMES = ("means", "f_dc", "f_rest", "opacity_logits", "log_scales", "quats
 
 def inverse_sigmoid(x):
     return torch.log(x / (1 - x))
-
-
-def expon_lr(step, lr_init, lr_final, lr_delay_mult=0.01, max_steps=30000, lr_delay_steps=0):
-    """Reference get_expon_lr_func."""
-    if step < 0 or (lr_init == 0.0 and lr_final == 0.0):
-        return 0.0
-    if lr_delay_steps > 0:
-        delay_rate = lr_delay_mult + (1 - lr_delay_mult) * math.sin(0.5 * math.pi * min(max(step / lr_delay_steps, 0),
-                                                                                          1))
-    else:
-        delay_rate = 1.0
-    t = min(max(step / max_steps, 0), 1)
-    log_lerp = math.exp(math.log(lr_init) * (1 - t) + math.log(lr_final) * t)
-    return delay_rate * log_lerp
 
 
 @njit(parallel=True, cache=True)

@@ -73,6 +73,7 @@ class Plan:
     refine_every: int
     sh_increase_interval: int
     position_lr_max_steps: int
+    position_lr_decay_from: int = 0
     # coarse to fine: (first iteration, downscale factor), factors falling, the last one 1
     levels: tuple = field(default_factory=lambda: ((1, 1),))
 
@@ -101,6 +102,12 @@ class Plan:
         p = min(1.0, it / max(1, self.full_resolution_iter))
         return int(initial + (budget - initial) / f ** (2.0 - p))
 
+    def position_lr(self, it: int, lr_init: float, lr_final: float, delay_mult: float) -> float:
+        """The reference's exponential decay of the position learning rate, held at lr_init until
+        position_lr_decay_from."""
+        from_ = min(self.position_lr_decay_from, self.position_lr_max_steps - 1)
+        return expon_lr(max(0, it - from_), lr_init, lr_final, delay_mult, max(1, self.position_lr_max_steps - from_))
+
     def describe(self) -> str:
         lv = ", ".join(f"1/{f} from {s}" if f > 1 else f"full from {s}" for s, f in self.levels)
         if self.strategy == "mcmc":
@@ -112,6 +119,20 @@ class Plan:
                     + (f", at most {self.max_gaussians:,} Gaussians" if self.max_gaussians else ""))
         return (f"{self.iterations} iterations; {grow}; SH degree +1 every {self.sh_increase_interval}; "
                 f"resolution {lv}")
+
+
+def expon_lr(step, lr_init, lr_final, lr_delay_mult=0.01, max_steps=30000, lr_delay_steps=0):
+    """Reference get_expon_lr_func."""
+    if step < 0 or (lr_init == 0.0 and lr_final == 0.0):
+        return 0.0
+    if lr_delay_steps > 0:
+        delay_rate = lr_delay_mult + (1 - lr_delay_mult) * math.sin(0.5 * math.pi * min(max(step / lr_delay_steps, 0),
+                                                                                          1))
+    else:
+        delay_rate = 1.0
+    t = min(max(step / max_steps, 0), 1)
+    log_lerp = math.exp(math.log(lr_init) * (1 - t) + math.log(lr_final) * t)
+    return delay_rate * log_lerp
 
 
 def coarse_levels(iterations: int, coarse: int, full_at: float, min_side: int) -> tuple:
@@ -153,11 +174,13 @@ def make_plan(args, iterations: int, min_side: int = 10_000) -> Plan:
     revery = _scaled(args.refine_every, int(min(100, max(10, round((runtil - rfrom) / 10.0)))))
     sh_step = _scaled(args.sh_increase_interval, 1000 if f >= 1 else int(max(10, round(1000 * f))))
     lr_steps = _scaled(args.position_lr_max_steps, n)
+    lr_from = _scaled(getattr(args, "position_lr_decay_from", None), 0)
     levels = coarse_levels(n, args.coarse_to_fine, args.full_resolution_at, min_side)
     return Plan(iterations=n, strategy=args.strategy, max_gaussians=int(args.max_gaussians or 0),
                 densify_from_iter=int(dfrom), densify_until_iter=int(until), densification_interval=int(interval),
                 opacity_reset_interval=int(reset), refine_from_iter=int(rfrom), refine_until_iter=int(runtil),
                 refine_every=int(revery), sh_increase_interval=int(sh_step), position_lr_max_steps=int(lr_steps),
+                position_lr_decay_from=int(lr_from),
                 levels=levels)
 
 

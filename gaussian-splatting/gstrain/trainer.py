@@ -23,8 +23,8 @@ from .colmap import DataError
 from .dataset import load_scene
 from .estimate import load_speed_factor, save_speed_factor
 from .exposure import Exposure
-from .losses import clear_gt_cache, fused_ssim, fused_train_loss, psnr, psnr_from_mse, ssim, train_loss
-from .model import GaussianModel, expon_lr
+from .losses import fused_ssim, fused_train_loss, psnr, psnr_from_mse, ssim, train_loss
+from .model import GaussianModel
 from .plan import CostModel, fmt_minutes, make_plan, plan_cost, resolve_sparse, solve_iterations
 from .ply import atomic_write_bytes, write_points_ply
 from .progress import Reporter, peak_rss_mb
@@ -158,14 +158,14 @@ def calibrate(model, cams, bg, backend, plan, loss_fn, lambda_dssim, repeats=2):
             cam = cams[r % len(cams)]
             t0 = time.perf_counter()
             out = render(model, cam.level_camera(f), bg, backend=backend, sh_degree=model.active_sh_degree)
-            loss = loss_fn(out["image"], cam.level_image(f), lambda_dssim)
+            loss = loss_fn(out["image"], cam.level_pixels(f) if backend != "cuda" else
+                           cam.level_image(f).to(out["image"].device), lambda_dssim)
             loss.backward()
             dt = time.perf_counter() - t0
             model.zero_grad()
             if r > 0:  # the first round loads the kernels
                 W, H = cam.level_size(f)
                 samples.append((W * H, model.num, dt))
-    clear_gt_cache()
     return samples
 
 
@@ -354,9 +354,8 @@ def _train(args, rep, stop, started=None):
             strategy.plan = plan
             if exposure is not None:
                 exposure.iterations = n
-        lr_means = expon_lr(it, args.position_lr_init * model.spatial_lr_scale,
-                            args.position_lr_final * model.spatial_lr_scale, args.position_lr_delay_mult,
-                            plan.position_lr_max_steps)
+        lr_means = plan.position_lr(it, args.position_lr_init * model.spatial_lr_scale,
+                                    args.position_lr_final * model.spatial_lr_scale, args.position_lr_delay_mult)
         model.optimizer.lrs["means"] = lr_means
         while model.active_sh_degree < min(model.max_sh_degree, it // plan.sh_increase_interval):
             model.oneup_sh()
@@ -365,7 +364,6 @@ def _train(args, rep, stop, started=None):
             factor = f
             for c in train_cams:
                 c.drop_levels(factor)
-            clear_gt_cache()
             W, H = train_cams[0].level_size(factor)
             rep.log(f"[ITER {it}] Resolution {W}x{H}" + (f" (1/{factor})" if factor > 1 else " (full)"))
         vi = view_index(args.seed, it, len(train_cams))
@@ -375,11 +373,12 @@ def _train(args, rep, stop, started=None):
                      sh_degree=model.active_sh_degree, tile_size=args.tile_size,
                      opacity_scale=None if drop is None else drop.scale)
         img = out["image"] if exposure is None else exposure.apply(out["image"], vi)
-        gt = cam.level_image(factor).to(device)
         if backend == "cuda":
+            gt = cam.level_image(factor).to(device)
             loss = train_loss(img, gt, args.lambda_dssim)
             mse = None
-        else:  # the fused loss gives the squared error too: no second pass over the image for the PSNR
+        else:  # the photo as decoded (uint8); the fused loss gives the squared error too, for the PSNR
+            gt = cam.level_pixels(factor)
             loss, mse = fused_train_loss(img, gt, args.lambda_dssim, with_mse=True)
         loss.backward()
         with torch.no_grad():

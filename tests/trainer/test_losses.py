@@ -38,5 +38,20 @@ def test_fused_train_loss_and_psnr(shape):
     assert torch.allclose(a.grad, b.grad, atol=1e-7, rtol=1e-3)
     assert mse == pytest.approx(float(((a.detach() - gt) ** 2).mean()), rel=1e-6)
     assert psnr_from_mse(mse) == pytest.approx(psnr(a.detach(), gt), abs=1e-4)
+
+
+def test_fused_loss_takes_the_photo_as_uint8():
+    """The trainer holds photos as decoded (uint8): the loss reads them as value / 255."""
+    g = torch.Generator().manual_seed(7)
+    u8 = torch.randint(0, 256, (3, 45, 38), generator=g, dtype=torch.uint8)
+    gt = u8.float() / 255
+    a = (gt + 0.1 * torch.randn(3, 45, 38, generator=g)).clamp(0, 1).requires_grad_(True)
+    b = a.detach().clone().requires_grad_(True)
+    la, ma = fused_train_loss(a, gt, with_mse=True)
+    lb, mb = fused_train_loss(b, u8, with_mse=True)
+    la.backward()
+    lb.backward()
+    assert abs(float(la.detach()) - float(lb.detach())) < 1e-6 and mb == pytest.approx(ma, rel=1e-5)
+    assert torch.allclose(a.grad, b.grad, atol=1e-8, rtol=1e-5)
     assert psnr(gt, gt) == 100.0
     assert abs(psnr(torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.1)) - 20.0) < 1e-6

@@ -53,13 +53,14 @@ def test_resolution_levels_and_their_image_sizes(tiny_dataset):
     rc = cam.level_camera(4)
     assert (rc.width, rc.height) == (16, 16)
     assert math.isclose(rc.fx, cam.fx / 4) and math.isclose(rc.cx, cam.cx / 4)
-    img = cam.level_image(4)
-    assert img.shape == (3, 16, 16)
-    blocks = cam.image.reshape(3, 16, 4, 16, 4).mean(dim=(2, 4))  # area average of 4x4 blocks
-    assert torch.allclose(img, blocks, atol=1e-6)
-    assert cam.level_image(4) is img  # made once
+    img = cam.level_pixels(4)
+    assert img.shape == (3, 16, 16) and img.dtype == torch.uint8  # held as the photo was decoded
+    blocks = cam.pixels.float().reshape(3, 16, 4, 16, 4).mean(dim=(2, 4))  # area average of 4x4 blocks
+    assert torch.equal(img, blocks.round().to(torch.uint8))
+    assert torch.allclose(cam.level_image(4), img.float() / 255)
+    assert cam.level_pixels(4) is img  # made once
     cam.drop_levels(2)
-    assert cam.level_image(4) is not img
+    assert cam.level_pixels(4) is not img
 
 
 def test_gaussian_target_grows_with_resolution_to_the_budget():
