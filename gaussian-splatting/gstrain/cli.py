@@ -72,8 +72,8 @@ def build_parser():
     p.add_argument("--position_lr_max_steps", type=int, default=None, help="default: the run's iterations")
     p.add_argument("--position_lr_decay_from", type=int, default=None,
                    help="the position learning rate stays at its start value until this iteration, then decays to "
-                        "its final value by position_lr_max_steps (default 0; DashGaussian holds it until full "
-                        "resolution)")
+                        "its final value by position_lr_max_steps (default: where full resolution starts, as "
+                        "DashGaussian; 0 without coarse-to-fine)")
     p.add_argument("--feature_lr", type=float, default=0.0025)
     p.add_argument("--opacity_lr", type=float, default=0.025)
     p.add_argument("--scaling_lr", type=float, default=0.005)

@@ -36,6 +36,18 @@ def test_schedule_is_scaled_to_the_run_unless_given():
             p.refine_every) == (50, 150, 30, 3000, 7)
 
 
+def test_position_lr_is_held_until_full_resolution():
+    """As DashGaussian: the coarse levels keep the start lr, the decay to the final lr runs at full resolution."""
+    p = make_plan(_args(), 7000, min_side=596)
+    assert p.full_resolution_iter == 3500 and p.position_lr_decay_from == 3499
+    lrs = [p.position_lr(i, 1.6e-4, 1.6e-6, 0.01) for i in (1, 2000, 3499, 5250, 7000)]
+    assert lrs[0] == lrs[1] == lrs[2] == pytest.approx(1.6e-4)
+    assert lrs[3] == pytest.approx((1.6e-4 * 1.6e-6) ** 0.5, rel=1e-3) and lrs[4] == pytest.approx(1.6e-6)
+    flat = make_plan(_args("--coarse_to_fine", "1"), 7000, min_side=596)
+    assert flat.position_lr_decay_from == 0
+    assert flat.position_lr(3500, 1.6e-4, 1.6e-6, 0.01) == pytest.approx((1.6e-4 * 1.6e-6) ** 0.5, rel=1e-3)
+
+
 def test_resolution_levels_and_their_image_sizes(tiny_dataset):
     levels = coarse_levels(2000, 4, 0.5, 596)
     assert levels == ((1, 4), (333, 3), (667, 2), (1000, 1))
@@ -66,7 +78,7 @@ def test_resolution_levels_and_their_image_sizes(tiny_dataset):
 def test_gaussian_target_grows_with_resolution_to_the_budget():
     p = make_plan(_args("--max_gaussians", "80000"), 2000, min_side=596)
     targets = [p.gaussian_target(i, 8700) for i in range(1, 2001)]
-    assert all(b >= a for a, b in zip(targets, targets[1:]))
+    assert all(b >= a for a, b in zip(targets, targets[1:], strict=False))
     assert targets[0] < 0.2 * 80000 and targets[998] < 80000 and targets[999] == 80000 == targets[-1]
 
 
@@ -184,7 +196,7 @@ def test_sparse_and_dense_adam_agree_on_rows_seen_every_step():
     lrs = {"a": 0.01, "b": 0.003}
     dense, sparse = Adam(p_dense, lrs), Adam(p_sparse, lrs)
     seen = np.arange(0, n, 2).astype(np.int64)  # even rows are seen at every step
-    for step in range(20):
+    for _ in range(20):
         rows = np.union1d(seen, rng.choice(np.arange(1, n, 2), 5, replace=False)).astype(np.int64)
         r = torch.from_numpy(rows)
         for k, v in p_dense.items():

@@ -181,16 +181,17 @@ def test_the_other_lane_width_matches_the_reference(tmp_path):
 
     from gstrain.simd import NL
     other = 8 if NL == 16 else 16
-    code = ("import sys; sys.path[:0] = [%r, %r]\n"
+    here = os.path.dirname(__file__)
+    gs = os.path.join(here, "..", "..", "gaussian-splatting")
+    code = (f"import sys; sys.path[:0] = [{here!r}, {gs!r}]\n"
             "import test_rasterizer as t\n"
-            "from gstrain.simd import NL; assert NL == %d, NL\n"
+            f"from gstrain.simd import NL; assert NL == {other}, NL\n"
             "for n, deg, seed in [(60, 3, 1), (200, 1, 4)]:\n"
             "    img_r, gr, _, _ = t._run('reference', t.torch.float64, n, deg, seed, W=70, H=50)\n"
             "    img_c, gc, _, _ = t._run('cpu', t.torch.float32, n, deg, seed, W=70, H=50)\n"
             "    assert t._rel(img_c, img_r) < 1e-4\n"
             "    for k in t.PARAMS: assert t._rel(gc[k], gr[k]) < 1e-3, k\n"
-            "print('ok')\n") % (os.path.dirname(__file__), os.path.join(os.path.dirname(__file__), "..", "..",
-                                                                           "gaussian-splatting"), other)
+            "print('ok')\n")
     env = dict(os.environ, GSTRAIN_SIMD_LANES=str(other), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-3000:]

@@ -75,7 +75,7 @@ def test_growth_adds_five_percent_at_a_time_and_stops_at_the_budget():
         assert m.optimizer.m["means"].shape[0] == m.num == m.params["f_rest"].shape[0] == m.grad_accum.shape[0]
     assert counts[0] == 315  # +5 %
     assert max(counts) == budget == counts[-1]
-    assert all(b >= a for a, b in zip(counts, counts[1:]))
+    assert all(b >= a for a, b in zip(counts, counts[1:], strict=False))
 
 
 def test_shared_opacity_and_scale_render_like_the_original():
