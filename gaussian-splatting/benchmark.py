@@ -4,6 +4,12 @@
   python benchmark.py [-s /work/shared/data/monstree/colmap] [--resolutions 2 1] [--counts 0 50000 100000]
                       [--iters 30] [--warmup 5] [--threads N] [--backend cpu] [--stages]
   python benchmark.py --full [--full_iterations 7000] [--full_resolution 2] [-m DIR] [-- TRAINER ARGS...]
+  python benchmark.py --compare COMMIT [--resolutions 2 1] [--counts 0 50000 100000] [--thread_counts 1 2]
+                      [--rounds 2]
+
+--compare runs this benchmark for the trainer of COMMIT (extracted with git archive into a cache folder)
+and for this checkout, alternating, each configuration in a fresh process per round, and prints s/it, CPU
+per iteration, cores kept busy and the process's peak RSS for both with their ratios.
 
 Count 0 means the SfM initialisation as is; larger counts are reached by jittered copies of the SfM
 Gaussians (smaller scales so the coverage stays comparable).  Figures are medians over --iters iterations
@@ -137,6 +143,66 @@ def full_run(args):
         print(err[-2000:], file=sys.stderr)
 
 
+def _trainer_at(commit):
+    """gaussian-splatting/ of `commit`, extracted once into a cache folder (numba caches its kernels there)."""
+    root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "splatstudio-bench",
+                        f"trainer-{commit}")
+    if not os.path.isfile(os.path.join(root, "gaussian-splatting", "benchmark.py")):
+        os.makedirs(root, exist_ok=True)
+        archive = subprocess.run(["git", "-C", HERE, "archive", commit, "gaussian-splatting"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", root], input=archive, check=True)
+    return os.path.join(root, "gaussian-splatting")
+
+
+def _run_config(folder, args, res, count, threads):
+    """One configuration in a process of its own: its JSON result and the process's peak RSS in MB (GNU time's
+    maximum resident set size)."""
+    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, os.path.join(folder, "benchmark.py"), "-s",
+           args.source, "--resolutions", str(res), "--counts", str(count), "--threads", str(threads), "--iters",
+           str(args.iters), "--warmup", str(args.warmup)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    rss = [int(x.split()[1]) / 1024.0 for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB")]
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"benchmark in {folder} failed: {p.stderr[-1500:]}")
+    return lines[-1], (rss[-1] if rss else None)
+
+
+def compare(args):
+    old_dir = _trainer_at(args.compare)
+    print(f"# compare {args.compare} (old) with this checkout (new); load_avg_at_start={os.getloadavg()}", flush=True)
+    rows = []
+    for res in args.resolutions:
+        for count in args.counts:
+            for threads in args.thread_counts:
+                got = {"old": [], "new": []}
+                for rnd in range(args.rounds):
+                    order = (("old", old_dir), ("new", HERE)) if rnd % 2 == 0 else (("new", HERE), ("old", old_dir))
+                    for name, folder in order:
+                        got[name].append(_run_config(folder, args, res, count, threads))
+                row = {"resolution": res, "count": count, "threads": threads}
+                for name in ("old", "new"):
+                    r = got[name]
+                    row[name] = {"s_per_it": statistics.median(x[0]["s_per_it_median"] for x in r),
+                                 "cpu_s_per_it": statistics.median(x[0]["cpu_s_per_it_median"] for x in r),
+                                 "peak_rss_mb": max(x[1] for x in r), "width": r[0][0]["width"],
+                                 "height": r[0][0]["height"], "num_gaussians": r[0][0]["num_gaussians"]}
+                row["ratio_s_per_it"] = round(row["new"]["s_per_it"] / row["old"]["s_per_it"], 3)
+                row["ratio_peak_rss"] = round(row["new"]["peak_rss_mb"] / row["old"]["peak_rss_mb"], 3)
+                row["load_avg_1min"] = os.getloadavg()[0]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print("\n| size | Gaussians | threads | old s/it | new s/it | new/old | old cores | new cores | old RSS | new RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        o, n = r["old"], r["new"]
+        print(f"| {n['width']}x{n['height']} | {n['num_gaussians']:,} | {r['threads']} | {o['s_per_it']:.4f} | "
+              f"{n['s_per_it']:.4f} | **{r['ratio_s_per_it']:.2f}** | {o['cpu_s_per_it'] / o['s_per_it']:.2f} | "
+              f"{n['cpu_s_per_it'] / n['s_per_it']:.2f} | {o['peak_rss_mb']:.0f} MB | {n['peak_rss_mb']:.0f} MB |")
+    print(f"\n# load_avg_at_end={os.getloadavg()}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-s", "--source", default=DEFAULT_SRC)
@@ -151,6 +217,9 @@ def main():
     ap.add_argument("--full_iterations", type=int, default=7000)
     ap.add_argument("--full_resolution", type=int, default=2)
     ap.add_argument("-m", "--model_path", default=None)
+    ap.add_argument("--compare", default=None, metavar="COMMIT", help="also run the trainer of COMMIT, interleaved")
+    ap.add_argument("--thread_counts", nargs="+", type=int, default=[1, 2], help="with --compare")
+    ap.add_argument("--rounds", type=int, default=2, help="with --compare: runs of each side per configuration")
     args, args.train_args = ap.parse_known_args()
     if args.train_args[:1] == ["--"]:
         args.train_args = args.train_args[1:]
@@ -158,6 +227,8 @@ def main():
         ap.error(f"unrecognised arguments: {' '.join(args.train_args)} (trainer arguments go with --full)")
     if args.full:
         return full_run(args)
+    if args.compare:
+        return compare(args)
     threads = set_threads(args.threads or os.cpu_count() or 1)
     print(f"# threads={threads} backend={args.backend} load_avg_at_start={os.getloadavg()}", flush=True)
     for res in args.resolutions:
