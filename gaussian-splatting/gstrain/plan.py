@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 SPARSE_VIEWS = 50
 SPARSE_DROPOUT = 0.3
 SPARSE_GAUSSIANS_PER_VIEW = 4000
-# MCMC budget when none is given ("scene detail: auto"): per training view, within these bounds
+# Gaussian budget (mcmc) or cap (adc) when none is given ("scene detail: auto"): per training view, within these bounds
 AUTO_GAUSSIANS_PER_VIEW = 4000
 AUTO_BUDGET_MIN = 50_000
 AUTO_BUDGET_MAX = 600_000
@@ -37,17 +37,15 @@ def resolve_sparse(args, num_train):
     budget (mcmc) or cap (adc); returns whether the sparse-capture regularisation is on.
 
     --max_gaussians, when given, is the user's "scene detail" and is kept.  Otherwise a sparse capture gets
-    `gaussians_per_view` per training view; beyond that, mcmc's budget is AUTO_GAUSSIANS_PER_VIEW per view
-    within [AUTO_BUDGET_MIN, AUTO_BUDGET_MAX] and adc grows without a cap (the reference)."""
+    `gaussians_per_view` per training view, and any other AUTO_GAUSSIANS_PER_VIEW per view within
+    [AUTO_BUDGET_MIN, AUTO_BUDGET_MAX]: on a CPU, densification without a bound (the reference's) can grow
+    a few hundred photos' model past what an hour of training can afford."""
     sparse = args.sparse == "on" or (args.sparse == "auto" and num_train < SPARSE_VIEWS)
     if args.dropout is None:
         args.dropout = SPARSE_DROPOUT if sparse else 0.0
     if not args.max_gaussians:
         per_view = args.gaussians_per_view * num_train if sparse and args.gaussians_per_view > 0 else 0
-        if per_view:
-            args.max_gaussians = per_view
-        elif args.strategy == "mcmc":
-            args.max_gaussians = min(AUTO_BUDGET_MAX, max(AUTO_BUDGET_MIN, AUTO_GAUSSIANS_PER_VIEW * num_train))
+        args.max_gaussians = per_view or min(AUTO_BUDGET_MAX, max(AUTO_BUDGET_MIN, AUTO_GAUSSIANS_PER_VIEW * num_train))
     return sparse
 
 

@@ -272,6 +272,10 @@ def _train(args, rep, stop, started=None):
         expected = plan_cost(plan, pixels_full, initial_count, cost)
         print(json.dumps({"event": "plan", "iterations": plan.iterations, "strategy": plan.strategy,
                           "max_gaussians": plan.max_gaussians, "levels": [list(x) for x in plan.levels],
+                          "schedule": {k: getattr(plan, k) for k in (
+                              "densify_from_iter", "densify_until_iter", "densification_interval",
+                              "opacity_reset_interval", "refine_from_iter", "refine_until_iter", "refine_every",
+                              "sh_increase_interval", "position_lr_decay_from", "position_lr_max_steps")},
                           "expected_train_sec": round(expected, 1), "speed_factor": round(cost.s, 3),
                           "width": train_cams[0].width, "height": train_cams[0].height,
                           "num_train": len(train_cams), "describe": plan.describe()}), flush=True)

@@ -231,22 +231,23 @@ def test_gaussian_dropout_renders_the_kept_subset_with_compensated_opacity():
     assert torch.all(grads["means"][~d.kept] == 0) and torch.all(grads["opacity_logits"][~d.kept] == 0)
 
 
-@pytest.mark.parametrize("argv, views, dropout, cap", [
-    ([], 20, 0.3, 80_000),  # a sparse capture: dropout and 4000 Gaussians per training view
-    (["--max_gaussians", "200000"], 20, 0.3, 200_000),  # an explicit cap (the scene detail) is kept ...
-    (["--max_gaussians", "50000"], 20, 0.3, 50_000),  # ... lower or higher
-    (["--dropout", "0"], 20, 0.0, 80_000),
-    (["--gaussians_per_view", "0"], 20, 0.3, 0),
-    (["--sparse", "off"], 20, 0.0, 0),  # the reference's behaviour
-    ([], 60, 0.0, 0),  # enough photos: the standard method
-    (["--sparse", "on"], 60, 0.3, 240_000),
-    (["--sparse", "on", "--max_gaussians", "500000"], 60, 0.3, 500_000),
+@pytest.mark.parametrize("argv, views, sparse, dropout, cap", [
+    ([], 20, True, 0.3, 80_000),  # a sparse capture: dropout and 4000 Gaussians per training view
+    (["--max_gaussians", "200000"], 20, True, 0.3, 200_000),  # an explicit cap (the scene detail) is kept ...
+    (["--max_gaussians", "50000"], 20, True, 0.3, 50_000),  # ... lower or higher
+    (["--dropout", "0"], 20, True, 0.0, 80_000),
+    (["--gaussians_per_view", "0"], 20, True, 0.3, 80_000),  # the automatic bound, 4000 per view
+    (["--sparse", "off"], 20, False, 0.0, 80_000),  # the reference's method, with the automatic bound
+    ([], 60, False, 0.0, 240_000),  # enough photos: the standard method
+    ([], 400, False, 0.0, 600_000),  # the automatic bound's ceiling
+    (["--sparse", "on"], 60, True, 0.3, 240_000),
+    (["--sparse", "on", "--max_gaussians", "500000"], 60, True, 0.3, 500_000),
 ])
-def test_sparse_capture_regularisation(argv, views, dropout, cap):
-    """adc: the sparse per-view budget is a cap on densification (mcmc's budget: test_plan.py)."""
+def test_sparse_capture_regularisation(argv, views, sparse, dropout, cap):
+    """adc: the sparse per-view budget and the automatic bound cap densification (mcmc's budget: test_plan.py)."""
     from gstrain.trainer import build_parser, resolve_sparse
     args = build_parser().parse_args(["-s", "src", "-m", "out", "--strategy", "adc"] + argv)
-    assert resolve_sparse(args, views) == (dropout > 0 or cap > 0)
+    assert resolve_sparse(args, views) == sparse
     assert (args.dropout, args.max_gaussians) == (dropout, cap)
 
 
