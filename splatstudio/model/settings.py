@@ -156,12 +156,12 @@ class Preset:
 
 
 PRESETS: tuple[Preset, ...] = (
-    Preset("Fast preview", "fast", {"iterations": 2000, "time_budget_minutes": 0.0, "max_image_size": 1000,
-                                    "sh_degree": 1}),
-    Preset("Balanced", "balanced", {"iterations": 7000, "time_budget_minutes": 0.0, "max_image_size": 1600,
-                                    "sh_degree": 3}),
-    Preset("High quality", "quality", {"iterations": 30000, "time_budget_minutes": 0.0, "max_image_size": 1600,
-                                       "sh_degree": 3}),
+    Preset("Fast preview", "fast", {"iterations": 2000, "time_budget_minutes": 0.0, "scene_detail": 50_000,
+                                    "max_image_size": 1000, "sh_degree": 1}),
+    Preset("Balanced", "balanced", {"iterations": 7000, "time_budget_minutes": 0.0, "scene_detail": 0,
+                                    "max_image_size": 1600, "sh_degree": 3}),
+    Preset("High quality", "quality", {"iterations": 30000, "time_budget_minutes": 0.0, "scene_detail": 0,
+                                       "max_image_size": 1600, "sh_degree": 3}),
 )
 DEFAULT_PRESET = "Balanced"
 

@@ -120,8 +120,11 @@ def test_time_budget_and_scene_detail_rows_agree_with_the_advanced_dialog(window
     # the scene detail: auto by default, every step offered, the choice in settings() and in Advanced…
     assert page.detail.value() == 0 and page.settings().scene_detail == 0
     assert page.detail.values() == SPEC_BY_KEY["scene_detail"].steps
-    page.detail.set_value(50_000)
+    page.select_preset("fast")  # the presets set the scene detail: Fast's is 50,000, Balanced's auto
+    assert page.detail.value() == 50_000
     page.select_preset("budget")
+    assert page.detail.value() == 0
+    page.detail.set_value(50_000)
     dialog, form = open_advanced(page)
     assert form.fields["scene_detail"].read() == 50_000 and form.fields["time_budget_minutes"].read() == 5
     form.fields["scene_detail"].write(123_456)  # not a step: kept as an item of its own

@@ -133,7 +133,9 @@ def test_schedule_is_left_to_the_trainer_unless_set():
         argv = trainer_command(Settings().updated(item.values), Path("/nonexistent"), Path("/tmp/m"), None, True)
         assert not any(f"--{k}" in argv for k in keys), argv
         assert argv[argv.index("--iterations") + 1] == str(item.values["iterations"])
-        assert "--max_gaussians" not in argv and "--time_budget" not in argv  # scene detail auto: the trainer's
+        assert "--time_budget" not in argv
+        detail = item.values["scene_detail"]  # the presets set the scene detail (0 = auto: not passed)
+        assert (argv[argv.index("--max_gaussians") + 1] == str(detail)) if detail else "--max_gaussians" not in argv
     argv = trainer_command(Settings().updated({"densify_until_iter": 900, "scene_detail": 200_000}),
                            Path("/nonexistent"), Path("/tmp/m"), None, True)
     assert argv[argv.index("--densify_until_iter") + 1] == "900" and "--densify_from_iter" not in argv
