@@ -48,8 +48,9 @@ def build_parser():
                         "throughout); levels whose photos' short side would be < 100 px are skipped")
     p.add_argument("--full_resolution_at", type=float, default=0.5,
                    help="share of the run after which training uses the full training resolution")
-    p.add_argument("--sparse_adam", choices=["on", "off"], default="on",
-                   help="update only the Gaussians that took part in a step (on), or all (off: the reference)")
+    p.add_argument("--sparse_adam", choices=["on", "off"], default="off",
+                   help="on: update only the Gaussians that took part in a step (sparse Adam; ~3 %% faster, "
+                        "0.1-0.2 dB lower held out on monstree); off: all of them, as the reference (default)")
     p.add_argument("--time_budget", type=float, default=0,
                    help="minutes for the whole run: the number of iterations is planned (and re-planned) from the "
                         "speed measured on this machine so that the run ends within the budget")
