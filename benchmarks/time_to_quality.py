@@ -159,20 +159,26 @@ def time_to_reach(curve: list[dict], psnr: float) -> float | None:
 
 
 def print_table(results: list[dict], grid: float, out=sys.stdout) -> None:
+    """Per dataset and preset, held-out PSNR / SSIM of each method every `grid` seconds of training (the latest
+    evaluation at or before the mark), then a summary of every run."""
     if not results:
         return
-    horizon = max((c["train_sec"] for r in results for c in r["curve"]), default=0.0)
-    marks = [grid * k for k in range(1, int(horizon // grid) + 2)]
-    out.write("\n## Held-out PSNR (dB) / SSIM at training time (latest evaluation at or before each mark)\n\n")
-    out.write("| run | " + " | ".join(f"{int(t // 60)}:{int(t % 60):02d}" for t in marks) + " |\n")
-    out.write("|---|" + "---|" * len(marks) + "\n")
+    groups: dict[str, list[dict]] = {}
     for r in results:
-        cells = []
+        groups.setdefault(r["label"].rsplit("/", 1)[0], []).append(r)
+    for group, runs in groups.items():
+        horizon = max((c["train_sec"] for r in runs for c in r["curve"]), default=0.0)
+        marks = [grid * k for k in range(1, int(horizon // grid) + 2)]
+        out.write(f"\n## {group}: held-out PSNR (dB) / SSIM at training time\n\n")
+        out.write("| training time | " + " | ".join(r["label"].rsplit("/", 1)[1] for r in runs) + " |\n")
+        out.write("|---|" + "---|" * len(runs) + "\n")
         for t in marks:
-            c = at_time(r["curve"], t)
-            cells.append("" if c is None or (r["curve"] and t > r["curve"][-1]["train_sec"] + grid)
-                         else f"{c['psnr']:.2f} / {c['ssim']:.3f}")
-        out.write(f"| {r['label']} | " + " | ".join(cells) + " |\n")
+            cells = []
+            for r in runs:
+                c = at_time(r["curve"], t)
+                ended = r["curve"] and t > r["curve"][-1]["train_sec"] + grid
+                cells.append("" if c is None or ended else f"{c['psnr']:.2f} / {c['ssim']:.3f}")
+            out.write(f"| {int(t // 60)}:{int(t % 60):02d} | " + " | ".join(cells) + " |\n")
     out.write("\n## Summary\n\n| run | iterations | train time | wall | CPU / wall | peak RSS | Gaussians | "
               "final PSNR / SSIM | reaches today's final PSNR at |\n|---|---|---|---|---|---|---|---|---|\n")
     finals = {r["label"].rsplit("/", 1)[0]: r for r in results if r["label"].endswith("/today")}

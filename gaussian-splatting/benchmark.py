@@ -37,7 +37,6 @@ from gstrain.raster_cpu import set_threads  # noqa: E402
 from gstrain.rasterize import render  # noqa: E402
 
 DEFAULT_SRC = "/work/shared/data/monstree/colmap"
-OPENSPLAT = {2: (0.32, 0.43), 1: (1.3, 1.5)}  # OpenSplat single-threaded CPU s/it with 8.7k Gaussians
 
 
 def grow(model, target, seed=0):
@@ -237,10 +236,6 @@ def main():
         for count in args.counts:
             r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages)
             r.update(resolution=res, width=W, height=H)
-            if count == 0 and res in OPENSPLAT:
-                lo, hi = OPENSPLAT[res]
-                r["speedup_vs_opensplat_cpu"] = [round(lo / r["s_per_it_median"], 2),
-                                                 round(hi / r["s_per_it_median"], 2)]
             r["load_avg_1min"] = os.getloadavg()[0]
             print(json.dumps(r), flush=True)
 
