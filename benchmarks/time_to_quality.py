@@ -124,7 +124,7 @@ def summarise(events: list[dict], label: str, code: int, wall: float, cpu: float
     The baseline trainer reports no training clock: it is rebuilt from its progress windows (each says
     the mean seconds per iteration of the iterations since the previous one, evaluation excluded)."""
     curve = []
-    clock, last_it, gaussians = 0.0, 0, 0
+    clock, last_it, gaussians, rss = 0.0, 0, 0, None
     start = next((e for e in events if e["event"] == "start"), {})
     for e in events:
         if e["event"] == "progress":
@@ -134,6 +134,7 @@ def summarise(events: list[dict], label: str, code: int, wall: float, cpu: float
                 clock += e["sec_per_iter"] * (e["iteration"] - last_it)
             last_it = e["iteration"]
             gaussians = e["num_gaussians"]
+            rss = max(rss or 0.0, e.get("peak_rss_mb") or 0.0) or None  # a run stopped early has no "done"
         elif e["event"] == "eval":
             t = e.get("train_sec", clock + 0.0)
             curve.append({"train_sec": round(t, 1), "iteration": e["iteration"], "psnr": round(e["psnr"], 3),
@@ -143,7 +144,7 @@ def summarise(events: list[dict], label: str, code: int, wall: float, cpu: float
             "cpu_sec": round(cpu, 1), "cores_busy": round(cpu / wall, 2) if wall else None,
             "train_sec": round(done.get("train_sec", clock), 1), "iterations": done.get("iteration", last_it),
             "planned_iterations": start.get("iterations"), "time_budget_sec": start.get("time_budget_sec"),
-            "width": start.get("width"), "height": start.get("height"), "peak_rss_mb": done.get("peak_rss_mb"),
+            "width": start.get("width"), "height": start.get("height"), "peak_rss_mb": done.get("peak_rss_mb", rss),
             "num_gaussians": done.get("num_gaussians", gaussians), "curve": curve,
             "final_psnr": curve[-1]["psnr"] if curve else None, "final_ssim": curve[-1]["ssim"] if curve else None}
 
@@ -189,8 +190,9 @@ def print_table(results: list[dict], grid: float, out=sys.stdout) -> None:
             t = time_to_reach(r["curve"], ref["final_psnr"])
             reach = "never" if t is None else f"{t:.0f} s ({t / ref['train_sec']:.2f} of today's {ref['train_sec']:.0f} s)"
         budget = f" (budget {r['time_budget_sec']:.0f} s)" if r.get("time_budget_sec") else ""
+        rss = "n/a" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f} MB"
         out.write(f"| {r['label']} | {r['iterations']} | {r['train_sec']:.0f} s | {r['wall_sec']:.0f} s{budget} | "
-                  f"{r['cores_busy']} | {r['peak_rss_mb'] or 0:.0f} MB | {r['num_gaussians']} | "
+                  f"{r['cores_busy']} | {rss} | {r['num_gaussians']} | "
                   f"{r['final_psnr']} / {r['final_ssim']} | {reach} |\n")
     out.flush()
 

@@ -127,20 +127,31 @@ def _vblur_row(ring, j, first, w, out):
             out[q] += wk * src[q]
 
 
+@njit(inline="always")
+def _blocking(w, H):
+    """The row-block loops' shape: blur width K, its radius R and the number of row blocks per channel."""
+    K = w.shape[0]
+    return K, K // 2, (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+
+
+@njit(inline="always")
+def _block(task, nb, H):
+    """Task `task` of the row-block loops: (channel, first row, end row) of its block of _BLOCK_ROWS rows."""
+    c = task // nb
+    r0 = (task - c * nb) * _BLOCK_ROWS
+    return c, r0, min(H, r0 + _BLOCK_ROWS)
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _loss_fwd(x, y, yscale, w, dmaps, sums):
     """x (C, H, W) float32; y (C, H, W) float32 or uint8 (times yscale).  Writes dmaps (3C, H, W) =
     dSSIM/d(mu_x, E[xx], E[xy]) per pixel and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|,
     of (x - y)^2."""
     C, H, W = x.shape
-    K = w.shape[0]
-    R = K // 2
-    nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    K, R, nb = _blocking(w, H)
     ys = np.float32(yscale)
     for task in prange(C * nb):
-        c = task // nb
-        r0 = (task - c * nb) * _BLOCK_ROWS
-        r1 = min(H, r0 + _BLOCK_ROWS)
+        c, r0, r1 = _block(task, nb, H)
         ring = np.zeros((K, _NQ, W), np.float32)  # rows r - R .. r + R of the blurred quantities (slot = row % K)
         line = np.empty(W + K - 1, np.float32)
         qn = np.empty((_NQ, W), np.float32)
@@ -214,14 +225,10 @@ def _loss_bwd(x, y, yscale, dmaps, w, k_ssim, k_l1, grad):
     """grad (C, H, W) = k_ssim * (blur(dS/dmu) + 2 x blur(dS/dE[xx]) + y blur(dS/dE[xy])) + k_l1 * sign(x - y)
     (the blur is self-adjoint; the same ring-buffer blocks as _loss_fwd)."""
     C, H, W = x.shape
-    K = w.shape[0]
-    R = K // 2
-    nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    K, R, nb = _blocking(w, H)
     ys = np.float32(yscale)
     for task in prange(C * nb):
-        c = task // nb
-        r0 = (task - c * nb) * _BLOCK_ROWS
-        r1 = min(H, r0 + _BLOCK_ROWS)
+        c, r0, r1 = _block(task, nb, H)
         ring = np.zeros((K, 3, W), np.float32)
         line = np.empty(W + K - 1, np.float32)
         v = np.empty((3, W), np.float32)
