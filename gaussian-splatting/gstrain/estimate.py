@@ -22,10 +22,11 @@ from types import SimpleNamespace
 from .plan import CostModel, make_plan, plan_cost, resolve_sparse, solve_iterations
 
 PROFILE_FORMAT = 1
-# Peak RSS of a training run ~ base + per Gaussian + per training-image pixel (all views): see NOTES.md
-MEMORY_BASE_MB = 520.0
-MEMORY_PER_GAUSSIAN_KB = 2.4
-MEMORY_PER_PIXEL_B = 40.0
+# Peak RSS of a training run ~ base + per Gaussian + per photo pixel (all views), fitted to the whole runs
+# of NOTES.md (session 11: monstree Fast, Balanced and time budgets, sacre_coeur Fast)
+MEMORY_BASE_MB = 415.0
+MEMORY_PER_GAUSSIAN_KB = 1.6
+MEMORY_PER_PIXEL_B = 9.0
 # an app run of the trainer spends this long loading before the first iteration (numba cache, images)
 STARTUP_SEC = 8.0
 
