@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from splatstudio import __version__
-from splatstudio.model import paths
+from splatstudio.model import paths, programs
 from splatstudio.model.humanize import format_duration, format_size
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import STAGE_TITLES, STAGES, Project, ProjectError
@@ -41,7 +41,15 @@ def _settings(overrides: Sequence[str] = (), preset_name: str | None = None) -> 
     settings = load_settings(paths.user_settings_file(), Path.cwd() / ".env")
     if preset_name:
         settings = settings.updated(preset(preset_name).values, f"preset {preset_name}")
-    return settings.updated(parse_assignments(overrides), "--set")
+    return settings.updated(_given(overrides), "--set")
+
+
+def _given(assignments: Sequence[str]) -> dict:
+    """``--set`` values; a program named there is the user's choice: made absolute and approved for the
+    project's stages (model/programs.py)."""
+    changes = programs.absolute(parse_assignments(assignments))
+    programs.approve(changes)
+    return changes
 
 
 def _library(args: argparse.Namespace) -> Library:
@@ -236,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     library = _library(args)
     project = library.get(args.name)
     if args.set:
-        changes = parse_assignments(args.set)
+        changes = _given(args.set)
         project.set_settings(project.settings.updated(changes, "--set"))
         print(f"{project.name}: settings changed: {', '.join(f'{k}={v}' for k, v in changes.items())}")
     return _run_project(library, project, args.from_stage, args.until, args.verbose)
@@ -417,11 +425,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 def cmd_settings(args: argparse.Namespace) -> int:
     settings_file = paths.user_settings_file()
     if args.set:
-        from splatstudio.model.settings import write_user_file
-
         current = load_settings(settings_file, environ={})
-        updated = current.updated(parse_assignments(args.set), "--set")
-        write_user_file(settings_file, updated)
+        updated = current.updated(programs.absolute(parse_assignments(args.set)), "--set")
+        programs.save_user_settings(settings_file, updated)
         print(f"saved to {settings_file}")
     settings = _settings()
     if args.json:

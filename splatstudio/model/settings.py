@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SPLATSTUDIO_"
+# settings that name a program to execute: never from a .env file, and a project's only when the user
+# named or approved them (model/programs.py)
+PROGRAM_KEYS = ("colmap_path", "trainer_path", "trainer_python")
 CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -353,17 +356,34 @@ def _check_consistency(values: Mapping[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------------- sources
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a ``.env`` file (``KEY=value`` lines, ``#`` comments, optional quotes and ``export``)."""
+    """Parse a ``.env`` file (``KEY=value`` lines, ``#`` comments, optional quotes and ``export``).
+
+    Only ``SPLATSTUDIO_*`` lines are ours: another tool's lines are skipped whatever they hold (no ``=``,
+    not UTF-8). A line of ours that names a program to run (:data:`PROGRAM_KEYS`) is refused: a ``.env``
+    comes with a downloaded dataset as easily as from the user."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     result: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for number, raw in enumerate(data.splitlines(), start=1):
+        raw = raw.strip()
+        if raw.startswith(b"export "):
+            raw = raw[len(b"export "):].lstrip()
+        if not raw.startswith(ENV_PREFIX.encode()):
             continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SettingsError(f"{path}:{number}: not UTF-8 text") from None
         if "=" not in line:
             raise SettingsError(f"{path}:{number}: expected KEY=value, got {line!r}")
         name, value = (part.strip() for part in line.split("=", 1))
+        if name[len(ENV_PREFIX):].lower() in PROGRAM_KEYS:
+            raise SettingsError(
+                f"{path}:{number}: {name} names a program to run, and a .env file may not set one (it could "
+                "have come with downloaded files); set it in Preferences, with --set or as an environment "
+                "variable, and remove the line")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         result[name] = value
@@ -386,8 +406,14 @@ def read_user_file(path: Path) -> dict[str, Any]:
     """Read the user-level settings file (TOML, one ``key = value`` per setting)."""
     import tomllib
 
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SettingsError(f"{path}:{line}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     flat: dict[str, Any] = {}

@@ -148,6 +148,21 @@ def _stage_functions() -> dict[str, Callable[[StageContext], dict[str, Any]]]:
     }
 
 
+def _check_programs(project: Project, stage: str) -> None:
+    """A program named by the project's settings runs only when the user named or approved it
+    (model/programs.py): a project folder can come from anywhere."""
+    from splatstudio.model import paths, programs
+    from splatstudio.model.settings import SettingsError, load_settings
+
+    try:
+        trusted = load_settings(paths.user_settings_file())
+        programs.check(project.settings, stage, trusted)
+    except programs.ProgramNotApproved as exc:
+        raise StageFailed(str(exc), exc.hint.replace("NAME", repr(project.name))) from None
+    except SettingsError as exc:
+        raise StageFailed(str(exc), "correct the file, or change the setting in Preferences") from None
+
+
 def _check_upstream(project: Project, stage: str) -> None:
     index = STAGES.index(stage)
     for previous in STAGES[:index]:
@@ -244,6 +259,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     try:
         ctx.log(f"=== {STAGE_TITLES[stage]} ({stage}) started {record.started} in {project.folder} ===")
         _check_upstream(project, stage)
+        _check_programs(project, stage)
         keep = (stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
                 and previous.fingerprint == record.fingerprint)
         if not keep:  # a stopped training run keeps its checkpoint, unless its settings changed since

@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from splatstudio.model import paths
+from splatstudio.model import paths, programs
 from splatstudio.model.humanize import format_memory_mb, format_sec_per_iter
-from splatstudio.model.settings import SPECS, Settings, SettingsError, Spec, coerce, write_user_file
+from splatstudio.model.settings import PROGRAM_KEYS, SPECS, Settings, SettingsError, Spec, coerce
 
-PATH_KEYS = {"colmap_path", "trainer_path", "trainer_python"}
+PATH_KEYS = set(PROGRAM_KEYS)
 """Text settings that name a file: they get a Browse button."""
 
 LIBRARY_KEY = "library/folder"
@@ -324,7 +324,7 @@ class PreferencesDialog(QDialog):
         if not self.form.validate():
             return
         settings = self.form.settings()
-        write_user_file(paths.user_settings_file(), settings)
+        programs.save_user_settings(paths.user_settings_file(), settings)
         QSettings().setValue(LIBRARY_KEY, self.library_edit.text().strip())
         self.sig_settings_saved.emit(settings)
         super().accept()

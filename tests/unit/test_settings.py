@@ -85,8 +85,8 @@ def test_bad_environment_value_names_the_variable():
 
 def test_bad_dotenv_and_user_file_name_the_file(tmp_path):
     dotenv = tmp_path / ".env"
-    dotenv.write_text("THIS LINE HAS NO EQUALS\n")
-    with pytest.raises(SettingsError, match=r"\.env:1"):
+    dotenv.write_text("ANOTHER TOOL'S LINE, SKIPPED\nSPLATSTUDIO_THIS LINE HAS NO EQUALS\n")
+    with pytest.raises(SettingsError, match=r"\.env:2"):
         read_dotenv(dotenv)
     user = tmp_path / "settings.toml"
     user.write_text("iterations = [\n")
