@@ -203,6 +203,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK if accepted else EXIT_FAILED
 
 
+def _not_busy(project: Project, consequence: str) -> None:
+    """A project a stage is working on is not changed or started again (its result would be out of date)."""
+    if project.is_locked():
+        raise ProjectError(f"project {project.name!r} is busy: a stage is running on it, so {consequence}; "
+                           "wait for it or cancel it (Ctrl+C where it runs)")
+
+
 def _run_project(library: Library, project: Project, from_stage: str | None, until: str | None,
                  verbose: bool) -> int:
     from splatstudio.pipeline.plan import plan_run
@@ -243,6 +250,7 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
 def cmd_run(args: argparse.Namespace) -> int:
     library = _library(args)
     project = library.get(args.name)
+    _not_busy(project, "its settings were not changed" if args.set else "nothing was started")
     if args.set:
         changes = _given(args.set)
         project.set_settings(project.settings.updated(changes, "--set"))

@@ -10,6 +10,7 @@ nothing).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -136,11 +137,12 @@ class Library:
         return project
 
     def find(self, name_or_folder: str) -> Project | None:
-        """A project by name (case-insensitive), id, or folder name; ``None`` if there is none."""
+        """A project of this library by name (case-insensitive), id or folder name, else a project folder given
+        as a path (the text names a path: it has a separator or starts with ``~``; a bare word never means a
+        folder in the current directory); ``None`` if there is none."""
         wanted = name_or_folder.strip()
-        candidate = Path(wanted).expanduser()
-        if (candidate / "project.json").is_file():
-            return Project(candidate)
+        if not wanted:
+            return None
         for folder in self.project_folders():
             try:
                 project = Project(folder)
@@ -148,7 +150,21 @@ class Library:
                 continue
             if wanted.lower() in (project.name.lower(), project.id, folder.name.lower()):
                 return project
+        if os.sep in wanted or (os.altsep and os.altsep in wanted) or wanted.startswith("~"):
+            candidate = Path(wanted).expanduser()
+            if (candidate / "project.json").is_file():
+                try:
+                    return Project(candidate)
+                except ProjectError:
+                    return None
         return None
+
+    def contains(self, project: Project) -> bool:
+        """Whether the project's folder is one of this library's."""
+        try:
+            return project.folder.resolve().parent == self.folder.resolve()
+        except OSError:
+            return False
 
     def get(self, name_or_folder: str) -> Project:
         project = self.find(name_or_folder)
@@ -165,6 +181,9 @@ class Library:
         self.sync(project)
 
     def delete(self, project: Project) -> None:
+        if not self.contains(project):
+            raise LibraryError(f"{project.folder} is not a project of the library {self.folder}; "
+                               "only the library's projects are deleted (remove other folders yourself)")
         if project.is_locked():
             raise LibraryError(f"project {project.name!r} is running; stop it before deleting")
         with self._db() as db:

@@ -125,8 +125,8 @@ class Project:
             meta = read_json(meta_path)
         except ValueError as exc:
             raise ProjectError(str(exc)) from None
-        if not isinstance(meta, dict) or "name" not in meta:
-            raise ProjectError(f"{self.folder}: not a SplatStudio project (no valid project.json)")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("id"), str):
+            raise ProjectError(f"{self.folder}: not a SplatStudio project (its project.json has no name and id)")
         self._meta = meta
 
     # ------------------------------------------------------------------ creation and metadata

@@ -208,12 +208,18 @@ def coerce(key: str, value: Any, source: str = "value") -> Any:
 
     Raises :class:`SettingsError` naming the setting, the source and the problem.
     """
+    source = source.encode("utf-8", "backslashreplace").decode()  # printable, whatever bytes argv held
     spec = SPEC_BY_KEY.get(key)
     if spec is None:
         raise SettingsError(f"unknown setting {key!r} ({source}); known settings: {', '.join(SPEC_BY_KEY)}")
     try:
-        if isinstance(value, str) and spec.kind is not str:
-            value = _parse_text(spec, value)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a non-UTF-8 byte of the command line (a surrogate escape)
+                raise ValueError(f"{value.encode('utf-8', 'backslashreplace').decode()!r} is not UTF-8 text") from None
+            if spec.kind is not str:
+                value = _parse_text(spec, value)
         value = _check_type(spec, value)
         _check_range(spec, value)
     except (TypeError, ValueError) as exc:
