@@ -17,6 +17,7 @@ interrupted, and the next run resumes from it.
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import os
@@ -26,7 +27,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,33 @@ class StageContext:
     cancel_event: threading.Event
     tee: Any = None
     _last_emit: float = 0.0
+    orphaned: threading.Event = field(default_factory=threading.Event)
+
+    def lose_reader(self) -> None:
+        """Whoever read this stage's output (the window, the CLI) is gone: output is dropped from now on and
+        the stage stops as *interrupted* (a training checkpoint is kept for the next run), never *failed*."""
+        if not self.orphaned.is_set():
+            self.orphaned.set()
+            try:  # later writes, the interpreter's last flush included, go nowhere instead of failing
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.close(devnull)
+            except OSError:
+                pass
+        self.cancel_event.set()
+
+    def _write(self, line: str) -> None:
+        if self.orphaned.is_set():
+            return
+        try:
+            self._out.write(line + "\n")
+            self._out.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError):  # ValueError: the stream was closed
+            self.lose_reader()
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EBADF):
+                raise
+            self.lose_reader()
 
     @property
     def settings(self):
@@ -82,13 +110,11 @@ class StageContext:
         if not force and now - self._last_emit < 0.1 and fraction < 1.0:
             return
         self._last_emit = now
-        self._out.write(encode(self.stage, fraction, message, **figures) + "\n")
-        self._out.flush()
+        self._write(encode(self.stage, fraction, message, **figures))
 
     def emit(self, event: dict[str, Any]) -> None:
         """Print a raw event line (trainer events relayed as they are, with the stage added)."""
-        self._out.write(json.dumps({"stage": self.stage, **event}, default=str) + "\n")
-        self._out.flush()
+        self._write(json.dumps({"stage": self.stage, **event}, default=str))
 
     def tee_hook(self, hook: Callable[[str], None] | None) -> None:
         """Have every stderr line (native library output included) passed to ``hook`` (``None`` stops)."""
@@ -180,6 +206,8 @@ class _LogTee:
     def __init__(self, log_path: Path, log_level: str = "INFO"):
         self.log_path = log_path
         self.line_hook: Callable[[str], None] | None = None
+        self.on_lost: Callable[[], None] | None = None  # called once if the real stderr's reader goes away
+        self.stderr_lost = False
         self.quiet = log_level in ("WARNING", "ERROR")
         self._real_stderr = os.dup(2)
         read_fd, write_fd = os.pipe()
@@ -196,7 +224,13 @@ class _LogTee:
             if not (self.quiet and log_level(line) == "info" and not line.startswith("===")):
                 self._log.write(line)
                 self._log.flush()
-                os.write(self._real_stderr, line.encode("utf-8", "replace"))
+                if not self.stderr_lost:
+                    try:
+                        os.write(self._real_stderr, line.encode("utf-8", "replace"))
+                    except OSError:  # the reader is gone: the log file keeps everything, fd 2 never blocks
+                        self.stderr_lost = True
+                        if self.on_lost is not None:
+                            self.on_lost()
             hook = self.line_hook
             if hook is not None:
                 try:
@@ -212,8 +246,26 @@ class _LogTee:
         os.close(self._real_stderr)
 
     def write_direct(self, text: str) -> None:
-        """Write after the tee is closed (the final error line must reach the real stderr)."""
-        os.write(2, text.encode("utf-8", "replace"))
+        """Write after the tee is closed (the final error line must reach the real stderr, if it is read)."""
+        try:
+            os.write(2, text.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+
+def _watch_parent(ctx: StageContext, every: float = 0.5) -> None:
+    """Stop as interrupted when the process that started the stage dies (kill -9, a closed terminal): the
+    stage is then adopted by another process, which a change of parent id shows on every POSIX system."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not ctx.orphaned.is_set():
+            time.sleep(every)
+            if os.getppid() != parent:
+                ctx.lose_reader()
+                return
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> int:
@@ -252,6 +304,8 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         log_path.replace(log_path.with_suffix(".previous.log"))
     tee = _LogTee(log_path, project.settings.log_level)
     ctx = StageContext(project, stage, run_id, sys.stdout, cancel_event, tee)
+    tee.on_lost = ctx.lose_reader
+    _watch_parent(ctx)
     record = StageRecord(stage, RUNNING, started=now_iso(), pid=os.getpid(), run_id=run_id,
                          fingerprint=project.settings.fingerprint(stage))
     started = time.monotonic()
@@ -272,6 +326,9 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         message = figures.pop("message", "") if isinstance(figures.get("message"), str) else ""
     except Cancelled:
         status, message = CANCELLED, "cancelled by the user"
+        if ctx.orphaned.is_set():
+            status, message = INTERRUPTED, ("the window or terminal that ran it went away; run the project "
+                                            "again to go on" + (" from the checkpoint" if stage == "train" else ""))
         if stage != "train":
             project.clear_stage(stage)
     except StageFailed as exc:
@@ -297,7 +354,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         line = f"error: {message}" + (f" — {hint}" if hint else "")
         tee.write_direct(line.replace("\n", " ") + "\n")
         return EXIT_FAILED
-    return EXIT_CANCELLED if status == CANCELLED else EXIT_OK
+    return EXIT_CANCELLED if status in (CANCELLED, INTERRUPTED) else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
