@@ -7,7 +7,9 @@ that are not finite, counts that do not fit the file size...) is reported as a
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 
 class FormatError(ValueError):
@@ -21,3 +23,14 @@ class FormatError(ValueError):
         self.path = os.fspath(path)
         self.message = message
         super().__init__(f"{os.path.basename(self.path) or self.path}: {message}")
+
+
+def load_json_text(path: str | os.PathLike[str], text: str) -> Any:
+    """``json.loads`` for a file the user gave: bad syntax and pathological nesting are a FormatError naming
+    the file, never a RecursionError traceback."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise FormatError(path, "its JSON is nested too deeply to be a dataset file") from None

@@ -29,7 +29,6 @@ rigid motion, an image or PLY that is not there) raises `FormatError` naming ``t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -38,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from splatstudio.io.colmap import Camera, rotmat_to_qvec
-from splatstudio.io.errors import FormatError
+from splatstudio.io.errors import FormatError, load_json_text
 from splatstudio.io.ply import read_points_ply
 
 TRANSFORMS = "transforms.json"
@@ -129,10 +128,7 @@ def read_transforms(path: str | Path) -> NerfstudioScene:
         raise FormatError(transforms, "not a UTF-8 text file") from None
     except OSError as exc:
         raise FormatError(transforms, f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(transforms, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    meta = load_json_text(transforms, text)
     if not isinstance(meta, dict):
         raise FormatError(transforms, "expected a JSON object with a 'frames' list")
     frames_in = meta.get("frames")

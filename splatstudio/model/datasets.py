@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -53,7 +52,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from splatstudio.io import colmap
-from splatstudio.io.errors import FormatError
+from splatstudio.io.errors import FormatError, load_json_text
 from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import (
@@ -138,9 +137,9 @@ def detect_dataset(path: str | os.PathLike[str]) -> DatasetKind | None:
 
 def _nerfstudio_description(transforms: Path) -> str:
     try:
-        meta = json.loads(transforms.read_text(encoding="utf-8"))
+        meta = load_json_text(transforms, transforms.read_text(encoding="utf-8"))
         frames = len(meta["frames"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # FormatError is a ValueError
         return f"nerfstudio dataset ({transforms.name})"
     points = "with sparse points" if isinstance(meta, dict) and meta.get("ply_file_path") else "no sparse points"
     return f"nerfstudio dataset: {frames} frames, {points}"
@@ -378,14 +377,23 @@ def _flat_names(names: dict[int, str]) -> dict[int, str]:
     return result
 
 
+CFG_ARGS_MAX_BYTES = 1 << 20  # a trainer's cfg_args is a few hundred bytes
+
+
 def read_cfg_args(path: Path) -> dict[str, Any]:
     """The values of a reference trainer's ``cfg_args`` (``Namespace(sh_degree=3, source_path='...')``),
     parsed without evaluating code; values that are not literals are left out."""
     try:
+        size = path.stat().st_size
+        if size > CFG_ARGS_MAX_BYTES:
+            raise DatasetError(f"{path}: {size:,} bytes is not a trainer cfg_args file (one Namespace(...) line, "
+                               f"at most {CFG_ARGS_MAX_BYTES:,} bytes)")
         text = path.read_text(encoding="utf-8").strip()
         tree = ast.parse(text, mode="eval")
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"{path}: not a trainer cfg_args file (expected Namespace(...): {exc})") from None
+    except (RecursionError, MemoryError):
+        raise DatasetError(f"{path}: not a trainer cfg_args file (nested too deeply)") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Namespace"):
         raise DatasetError(f"{path}: not a trainer cfg_args file (expected Namespace(...))")
@@ -395,7 +403,7 @@ def read_cfg_args(path: Path) -> dict[str, Any]:
             continue
         try:
             values[keyword.arg] = ast.literal_eval(keyword.value)
-        except ValueError:
+        except (ValueError, TypeError, RecursionError, MemoryError):  # not a literal, or a pathological one
             continue
     return values
 
@@ -410,12 +418,15 @@ def _trainer_source(folder: Path) -> Path | None:
         source = read_cfg_args(cfg).get("source_path")
     except DatasetError:
         return None
-    if not isinstance(source, str) or not source:
-        return None
+    if not isinstance(source, str) or not source or len(source) > 4096 or "\0" in source:
+        return None  # no path is that long (PATH_MAX)
     candidate = Path(source).expanduser()
     for path in ([candidate] if candidate.is_absolute() else [folder / candidate, folder.parent / candidate]):
-        if path.is_dir():
-            return path
+        try:
+            if path.is_dir():
+                return path
+        except OSError:  # a name too long for the file system
+            continue
     return None
 
 
@@ -458,9 +469,11 @@ def _read_trained(folder: Path) -> _Trained:
     cameras = folder / "cameras.json"
     if cameras.is_file():
         try:
-            entries = json.loads(cameras.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise DatasetError(f"{cameras}: not valid JSON ({exc})") from None
+            entries = load_json_text(cameras, cameras.read_text(encoding="utf-8"))
+        except FormatError as exc:
+            raise DatasetError(f"{cameras}: {exc.message}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{cameras}: cannot be read ({exc})") from None
         if not isinstance(entries, list) or not all(isinstance(e, dict) and {"position", "rotation"} <= set(e)
                                                       for e in entries):
             raise DatasetError(f"{cameras}: expected a list of cameras with position and rotation")
@@ -484,7 +497,8 @@ def _read_trainer_source(trained: _Trained) -> _Sparse | None:
     found = _trainer_source(trained.folder)
     found_kind = detect_dataset(found) if found else None
     if found_kind is None or found_kind.kind not in (COLMAP, NERFSTUDIO):
-        trained.notes.append(f"the source dataset {source} is not reachable (or not a COLMAP/nerfstudio dataset): "
+        shown = str(source) if len(str(source)) <= 200 else f"{str(source)[:200]}… ({len(str(source)):,} characters)"
+        trained.notes.append(f"the source dataset {shown} is not reachable (or not a COLMAP/nerfstudio dataset): "
                              "the project has the trained model but no photos")
         return None
     try:
