@@ -13,6 +13,7 @@ reports its exact size and splat count; :func:`ExportPreview.commit` then moves 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -111,18 +112,24 @@ class ExportPreview:
 
     def commit(self, target: Path | str) -> Path:
         """Move the file to `target` (same filesystem: a rename; else a copy to a temporary name beside
-        the target, then a rename). The preview is consumed."""
+        the target, then a rename). The preview is consumed, whether this works or not; a failure is a
+        FormatError naming `target`."""
         target = Path(target)
         try:
-            os.replace(self.path, target)
-        except OSError:
-            tmp = target.with_name(f".{target.name}.part")
+            _check_target(target)
             try:
-                shutil.copyfile(self.path, tmp)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-        self.discard()
+                os.replace(self.path, target)
+            except OSError:
+                tmp = target.with_name(f".{target.name}.part")
+                try:
+                    shutil.copyfile(self.path, tmp)
+                    os.replace(tmp, target)
+                except OSError as exc:
+                    raise _write_error(target, exc) from None
+                finally:
+                    tmp.unlink(missing_ok=True)
+        finally:
+            self.discard()
         return target
 
     def discard(self) -> None:
@@ -131,19 +138,31 @@ class ExportPreview:
 
 
 def prepare_export(cloud: SplatCloud, extension: str, options: ExportOptions,
-                   workdir: Path | str | None = None) -> ExportPreview:
+                   workdir: Path | str | None = None, target: Path | None = None) -> ExportPreview:
     """Select and write `cloud` as `extension` under a temporary name; nothing the user chose is touched.
 
-    An empty selection is an error (a file with no splats helps nobody)."""
+    An empty selection is an error (a file with no splats helps nobody). `target`: the user's file, named
+    in errors instead of the temporary one."""
     ext = format_for("x" + extension if extension.startswith(".") else "x." + extension).extension
+    name = f"export{ext}" if target is None else target
+    if len(cloud) == 0:
+        raise FormatError(name, "the model has no splats to export")
     selected = select_splats(cloud, options)
     if len(selected) == 0:
-        raise FormatError(f"export{ext}", "these options keep no splats (lower the minimum opacity or widen "
-                                          "the crop box)")
-    folder = Path(tempfile.mkdtemp(prefix="splatstudio-export-", dir=workdir))
+        raise FormatError(name, "these options keep no splats (lower the minimum opacity or widen the crop box)")
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="splatstudio-export-", dir=workdir))
+    except OSError as exc:
+        raise _write_error(name, exc) from None
     path = folder / f"export{ext}"
     try:
         save_splats(selected, path)
+    except FormatError as exc:  # named after the user's file, not the temporary one
+        shutil.rmtree(folder, ignore_errors=True)
+        raise FormatError(name, exc.message) from None
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _write_error(name, exc) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -154,6 +173,24 @@ def export_splats(cloud: SplatCloud, target: Path | str, options: ExportOptions)
     """Write the selection of `cloud` to `target` (format from its extension). The temporary file is
     made in the target's folder so the final step is a rename."""
     target = Path(target)
-    preview = prepare_export(cloud, format_for(target).extension, options, workdir=target.parent)
+    _check_target(target)
+    preview = prepare_export(cloud, format_for(target).extension, options, workdir=target.parent, target=target)
     preview.commit(target)
     return preview
+
+
+def _check_target(target: Path) -> None:
+    if target.is_dir():
+        raise FormatError(target, f"is a folder; give a file name, such as {target / ('scene' + target.suffix)}")
+    if not target.parent.is_dir():
+        raise FormatError(target, f"its folder {target.parent} does not exist")
+
+
+def _write_error(target: Path | str, exc: OSError) -> FormatError:
+    """An OSError while writing the user's `target` (or its temporary file), in the user's words."""
+    text = str(exc)
+    if exc.errno == errno.ENOSPC or "requested and" in text:  # numpy's short write reports no errno
+        return FormatError(target, "cannot be written: the disk is full")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FormatError(target, f"cannot be written: no permission to write in {Path(target).parent}")
+    return FormatError(target, f"cannot be written ({exc.strerror or text})")
