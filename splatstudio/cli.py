@@ -276,7 +276,9 @@ def cmd_projects(args: argparse.Namespace) -> int:
     library = _library(args)
     if args.rebuild:
         print(f"index rebuilt from {library.rebuild()} project folder(s)")
-    rows = library.refresh()
+    library.refresh()
+    for note in library.notes:
+        print(f"note: {note}", file=sys.stderr)
     rows = library.list_projects(args.sort)
     if args.json:
         print(json.dumps(rows, indent=2))

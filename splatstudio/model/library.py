@@ -9,6 +9,7 @@ nothing).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -84,6 +85,7 @@ class Library:
         self.folder = Path(folder).expanduser()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.index_path = self.folder / INDEX_NAME
+        self.notes: list[str] = []  # what indexing changed to keep ids and names unique (copied folders)
         self._open_index()
 
     # ------------------------------------------------------------------ index plumbing
@@ -124,17 +126,27 @@ class Library:
         name = name.strip()
         if not name:
             raise LibraryError("a project needs a name")
-        if self.find(name) is not None:
-            raise LibraryError(f"a project named {name!r} already exists in {self.folder}")
-        base = slugify(name)
-        folder = self.folder / base
-        n = 2
-        while folder.exists():
-            folder = self.folder / f"{base}-{n}"
-            n += 1
-        project = Project.create(folder, name, settings)
-        self.sync(project)
+        with self._creation_lock():  # check and create as one step across processes: one name, one project
+            if self.find(name) is not None:
+                raise LibraryError(f"a project named {name!r} already exists in {self.folder}")
+            base = slugify(name)
+            folder = self.folder / base
+            n = 2
+            while folder.exists():
+                folder = self.folder / f"{base}-{n}"
+                n += 1
+            project = Project.create(folder, name, settings)
+            self.sync(project)
         return project
+
+    @contextmanager
+    def _creation_lock(self) -> Iterator[None]:
+        fd = os.open(self.folder / ".create.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def find(self, name_or_folder: str) -> Project | None:
         """A project of this library by name (case-insensitive), id or folder name, else a project folder given
@@ -193,10 +205,25 @@ class Library:
     # ------------------------------------------------------------------ index maintenance
     def sync(self, project: Project) -> dict[str, Any]:
         """Mirror one project's folder into the index; returns its summary."""
-        summary = project.summary()
-        runs = project.runs()
         with self._db() as db:
-            _write_project(db, project, summary, runs)
+            return self._claim(db, project)
+
+    def _claim(self, db: sqlite3.Connection, project: Project) -> dict[str, Any]:
+        """Index `project`. A folder copied from this or another library can bring an id or a name another
+        folder already holds: the newcomer gets a new id, or a name with a number, and `notes` says so."""
+        folder = str(project.folder)
+        if db.execute("SELECT 1 FROM projects WHERE id = ? AND folder != ?", (project.id, folder)).fetchone():
+            project.new_id()
+        taken = {r[0].lower() for r in db.execute("SELECT name FROM projects WHERE folder != ?", (folder,))}
+        if project.name.lower() in taken:
+            old, n = project.name, 2
+            while f"{old} ({n})".lower() in taken:
+                n += 1
+            project.rename(f"{old} ({n})")
+            self.notes.append(f"{project.folder}: another project is named {old!r}; this one is now "
+                              f"{project.name!r}")
+        summary = project.summary()
+        _write_project(db, project, summary, project.runs())
         return summary
 
     def rebuild(self) -> int:
@@ -207,12 +234,14 @@ class Library:
             db.execute("DELETE FROM stage_runs")
             db.execute("DELETE FROM runs")
             db.execute("DELETE FROM projects")
+            projects = []
             for folder in self.project_folders():
                 try:
-                    project = Project(folder)
+                    projects.append(Project(folder))
                 except ProjectError:
                     continue
-                _write_project(db, project, project.summary(), project.runs())
+            for project in sorted(projects, key=lambda p: (p.created, p.folder.name)):  # the older keeps its name
+                self._claim(db, project)
                 count += 1
         return count
 

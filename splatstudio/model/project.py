@@ -167,6 +167,11 @@ class Project:
         self._meta["settings"] = settings.to_dict()
         write_json_atomic(self.folder / "project.json", self._meta)
 
+    def new_id(self) -> None:
+        """Give the project a new id (a copied folder must not share its original's)."""
+        self._meta["id"] = uuid.uuid4().hex
+        write_json_atomic(self.folder / "project.json", self._meta)
+
     def rename(self, name: str) -> None:
         self._meta["name"] = name
         write_json_atomic(self.folder / "project.json", self._meta)
