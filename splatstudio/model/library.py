@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -78,6 +79,12 @@ class LibraryError(Exception):
     """A library operation could not be done; the message says why."""
 
 
+def _is_storage_error(exc: sqlite3.DatabaseError) -> bool:
+    """A full disk or an I/O error (the index may be fine), as opposed to a damaged index."""
+    text = str(exc).lower()
+    return "disk is full" in text or "disk i/o error" in text or "unable to open" in text
+
+
 class Library:
     """A library folder. Projects live in sub-folders; the index sits beside them."""
 
@@ -95,15 +102,23 @@ class Library:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version not in (0, SCHEMA_VERSION):
                     raise sqlite3.DatabaseError(f"unknown index version {version}")
+                check = db.execute("PRAGMA quick_check").fetchone()[0]  # a damaged page, not only a bad header
+                if check != "ok":
+                    raise sqlite3.DatabaseError(f"damaged index: {check}")
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
+            if _is_storage_error(exc):  # the disk, not the index: moving it aside would not help
+                raise LibraryError(f"the library index {self.index_path} cannot be used: {exc} "
+                                   "(free some disk space, or check the disk)") from None
             # The index is only a cache of the folders: move a damaged one aside and rebuild it.
-            broken = self.index_path.with_suffix(".sqlite3.broken")
+            broken = self.index_path.with_name(f"{INDEX_NAME}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):
                 src = Path(str(self.index_path) + suffix)
                 if src.exists():
                     src.replace(Path(str(broken) + suffix))
+            self.notes.append(f"the library index was damaged ({exc}); it was moved to {broken.name} and "
+                              "rebuilt from the project folders")
             with self._db() as db:
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

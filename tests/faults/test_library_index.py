@@ -72,3 +72,23 @@ def test_a_copied_project_folder_is_indexed_under_a_name_of_its_own(tmp_path, ca
         assert cli(["--library", lib, "show", name]) == 0
     copy = Library(lib).get("Dup (2)")
     assert copy.folder.name == "Dup-from-laptop"
+
+
+def test_a_damaged_index_page_is_noticed_and_rebuilt_from_the_folders(capsys):
+    lib = os.environ["SPLATSTUDIO_LIBRARY"]
+    for name in ("A", "B", "C"):
+        assert cli(["--library", lib, "new", name]) == 0
+    index = os.path.join(lib, "library.sqlite3")
+    assert os.path.getsize(index) > 9300
+    with open(index, "r+b") as f:  # the finding's repro: 1 KB of garbage at offset 8200
+        f.seek(8200)
+        f.write(b"GARBAGE!" * 128)
+    capsys.readouterr()
+    assert cli(["--library", lib, "projects"]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "index was damaged" in err and "rebuilt" in err
+    assert all(name in out for name in ("A", "B", "C"))
+    for argv in (["projects", "--rebuild"], ["show", "A"], ["new", "D"], ["delete", "B", "--yes"]):
+        assert cli(["--library", lib, *argv]) == 0, argv
+    assert sorted(p["name"] for p in Library(lib).list_projects()) == ["A", "C", "D"]
+    assert [n for n in os.listdir(lib) if n.startswith("library.sqlite3.broken-")]
