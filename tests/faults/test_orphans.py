@@ -70,8 +70,11 @@ def test_a_lost_cli_interrupts_training_and_the_next_run_resumes_it(posed, how):
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                                        start_new_session=True)
     else:
+        # SIGHUP as a closing terminal sends it, with its default action even when the tests run under
+        # nohup (an ignored signal is inherited across exec)
         cli_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                       env=env, start_new_session=True)
+                                       env=env, start_new_session=True,
+                                       preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(cli_process.stdout), daemon=True).start()
     try:
