@@ -44,7 +44,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -207,6 +207,10 @@ def _read_colmap(folder: Path) -> _Sparse:
         if image.camera_id not in model.cameras:
             raise DatasetError(f"{images_file}: image {image.name!r} refers to camera {image.camera_id}, which "
                                f"{model_dir / ('cameras' + ext)} does not have")
+        name = PurePosixPath(image.name.replace("\\", "/"))
+        if name.is_absolute() or ".." in name.parts or PureWindowsPath(image.name).drive:
+            raise DatasetError(f"{images_file}: the image name {image.name!r} points outside {images_dir} (COLMAP "
+                               "names images relative to the images folder); this model is not imported")
         file = images_dir / image.name
         if not file.is_file():
             raise DatasetError(f"{file}: missing — the image {image.name!r} is in the model ({images_file}) but "

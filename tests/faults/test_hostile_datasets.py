@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
-from dataset_builders import render_photos, write_nerfstudio, write_trainer_output
+from dataset_builders import colmap_model, render_photos, write_nerfstudio, write_trainer_output
 
 from splatstudio.cli import main as cli
+from splatstudio.io import colmap
 from splatstudio.model.library import Library
 
 DEPTH = 200_000
@@ -66,3 +68,24 @@ def test_a_deeply_nested_transforms_or_cameras_json_names_the_file(photos, tmp_p
     code, out, err = _open(output, capsys)
     assert code == 1 and "cameras.json" in err and "nested too deeply" in err and "Traceback" not in err
     assert _nothing_created()
+
+
+@pytest.mark.parametrize("outside", ["../secret_outside.jpg", "ABSOLUTE"])
+def test_a_colmap_model_cannot_import_files_from_outside_its_dataset(photos, tmp_path, capsys, outside):
+    """Findings file, minor items: image names that are absolute or start with ../ hard-linked files from
+    outside the dataset into the library."""
+    secret = tmp_path / "secret_outside.jpg"
+    secret.write_bytes((photos.folder / photos.cameras[0].name).read_bytes())
+    dataset = tmp_path / "dataset"
+    (dataset / "images").mkdir(parents=True)
+    for cam in photos.cameras:
+        (dataset / "images" / cam.name).write_bytes((photos.folder / cam.name).read_bytes())
+    model = colmap_model(photos)
+    first = min(model.images)
+    model.images[first].name = str(secret) if outside == "ABSOLUTE" else outside
+    colmap.write_model(model, dataset / "sparse" / "0", binary=True)
+    code, out, err = _open(dataset, capsys)
+    assert code == 1 and "points outside" in err and "images.bin" in err and "Traceback" not in err
+    assert _nothing_created()
+    library = os.environ["SPLATSTUDIO_LIBRARY"]
+    assert not [p for p in Path(library).rglob("secret_outside.jpg")]
