@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .plan import expon_lr  # noqa: F401  (used by exposure.py and the tests)
 from .ply import read_gaussian_ply, write_gaussian_ply
 from .rasterize import quat_to_rotmat
 from .sh import rgb2sh

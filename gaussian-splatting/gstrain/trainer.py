@@ -148,6 +148,12 @@ class TimeBudget:
         return self.choose(it - 1, now, current_count, factor_cap)
 
 
+def _target(cam, factor, backend, device):
+    """The photo a render at `factor` is compared with: as decoded (uint8) for the CPU's fused loss, float32
+    in [0, 1] on the device for CUDA's."""
+    return cam.level_image(factor).to(device) if backend == "cuda" else cam.level_pixels(factor)
+
+
 def calibrate(model, cams, bg, backend, plan, loss_fn, lambda_dssim, repeats=2):
     """Times forward + backward of the first model at the plan's coarsest and full resolutions (no update,
     the gradients are dropped): samples (pixels, gaussians, seconds) for CostModel.calibrate."""
@@ -158,8 +164,7 @@ def calibrate(model, cams, bg, backend, plan, loss_fn, lambda_dssim, repeats=2):
             cam = cams[r % len(cams)]
             t0 = time.perf_counter()
             out = render(model, cam.level_camera(f), bg, backend=backend, sh_degree=model.active_sh_degree)
-            loss = loss_fn(out["image"], cam.level_pixels(f) if backend != "cuda" else
-                           cam.level_image(f).to(out["image"].device), lambda_dssim)
+            loss = loss_fn(out["image"], _target(cam, f, backend, out["image"].device), lambda_dssim)
             loss.backward()
             dt = time.perf_counter() - t0
             model.zero_grad()
@@ -377,12 +382,11 @@ def _train(args, rep, stop, started=None):
                      sh_degree=model.active_sh_degree, tile_size=args.tile_size,
                      opacity_scale=None if drop is None else drop.scale)
         img = out["image"] if exposure is None else exposure.apply(out["image"], vi)
+        gt = _target(cam, factor, backend, device)
         if backend == "cuda":
-            gt = cam.level_image(factor).to(device)
             loss = train_loss(img, gt, args.lambda_dssim)
             mse = None
-        else:  # the photo as decoded (uint8); the fused loss gives the squared error too, for the PSNR
-            gt = cam.level_pixels(factor)
+        else:  # the fused loss gives the squared error too, for the PSNR
             loss, mse = fused_train_loss(img, gt, args.lambda_dssim, with_mse=True)
         loss.backward()
         with torch.no_grad():

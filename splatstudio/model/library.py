@@ -20,6 +20,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from splatstudio.model import paths
 from splatstudio.model.project import Project, ProjectError, slugify
 from splatstudio.model.settings import Settings
 
@@ -177,7 +178,7 @@ class Library:
                 continue
             if wanted.lower() in (project.name.lower(), project.id, folder.name.lower()):
                 return project
-        if os.sep in wanted or (os.altsep and os.altsep in wanted) or wanted.startswith("~"):
+        if paths.names_a_path(wanted):
             candidate = Path(wanted).expanduser()
             if (candidate / "project.json").is_file():
                 try:

@@ -12,6 +12,12 @@ LIBRARY_ENV = "SPLATSTUDIO_LIBRARY"
 CONFIG_ENV = "SPLATSTUDIO_CONFIG_DIR"
 
 
+def names_a_path(text: str) -> bool:
+    """Whether `text` is written as a path (has a separator or starts with ``~``) rather than a bare name
+    (a project's name, a command on PATH)."""
+    return os.sep in text or bool(os.altsep and os.altsep in text) or text.startswith("~")
+
+
 def config_dir() -> Path:
     override = os.environ.get(CONFIG_ENV)
     return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))

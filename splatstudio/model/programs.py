@@ -43,12 +43,12 @@ def approved_file() -> Path:
 
 def canonical(value: str) -> str:
     """The program's absolute path (a bare command name is looked up on PATH, as the stage would run it)."""
-    text = os.path.expanduser(value.strip())
-    if os.sep not in text and (os.altsep is None or os.altsep not in text):
+    text = value.strip()
+    if not paths.names_a_path(text):
         found = shutil.which(text)
         if found:
             text = found
-    return os.path.realpath(os.path.abspath(text))
+    return os.path.realpath(os.path.abspath(os.path.expanduser(text)))
 
 
 def absolute(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def absolute(changes: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(changes)
     for key in PROGRAM_KEYS:
         value = out.get(key)
-        if isinstance(value, str) and value.strip() and (os.sep in value or (os.altsep and os.altsep in value)):
+        if isinstance(value, str) and value.strip() and paths.names_a_path(value.strip()):
             out[key] = os.path.abspath(os.path.expanduser(value.strip()))
     return out
 
@@ -75,6 +75,8 @@ def approve(values: Mapping[str, Any] | Iterable[tuple[str, Any]], path: Path | 
     """Record the non-empty program settings among ``values`` as approved; returns what was added."""
     items = values.items() if isinstance(values, Mapping) else values
     new = sorted({canonical(str(v)) for k, v in items if k in PROGRAM_KEYS and isinstance(v, str) and v.strip()})
+    if not new:
+        return []
     target = path or approved_file()
     known = approved(target)
     added = [p for p in new if p not in known]

@@ -2,7 +2,7 @@
 renders at the training photos' average exposure), and it recovers the photos' brightness differences."""
 import torch
 from gstrain.exposure import Exposure
-from gstrain.model import expon_lr
+from gstrain.plan import expon_lr
 
 
 def test_starts_as_identity_and_mean_transform_stays_identity():
