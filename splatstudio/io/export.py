@@ -191,6 +191,8 @@ def _write_error(target: Path | str, exc: OSError) -> FormatError:
     text = str(exc)
     if exc.errno == errno.ENOSPC or "requested and" in text:  # numpy's short write reports no errno
         return FormatError(target, "cannot be written: the disk is full")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno == errno.EROFS:
+        return FormatError(target, f"cannot be written: {Path(target).parent} is on a read-only disk")
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return FormatError(target, f"cannot be written: no permission to write in {Path(target).parent}")
     return FormatError(target, f"cannot be written ({exc.strerror or text})")

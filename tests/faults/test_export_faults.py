@@ -55,17 +55,32 @@ def test_a_missing_output_folder_is_named(model, tmp_path, capsys):
     assert code == 1 and "x.splat: its folder" in err and "does not exist" in err and "splatstudio-export" not in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; run as a user to test this")
+def _mount_tmpfs(mount: Path, options: str) -> None:
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"mounting a small tmpfs needs root on Linux ({done.stderr.decode(errors='replace').strip()})")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the test makes its read-only folder the Linux way")
 def test_a_read_only_output_folder_is_named(model, tmp_path, capsys):
     out = tmp_path / "ro"
     out.mkdir()
-    out.chmod(0o555)
+    as_root = os.geteuid() == 0
+    if as_root:  # root writes into a chmod 555 folder: a read-only mount stops it
+        _mount_tmpfs(out, "ro,size=64k")
+    else:
+        out.chmod(0o555)
     try:
         code, err = _convert(model, out / "x.splat", capsys)
+        assert code == 1 and "splatstudio-export" not in err
+        assert ("x.splat: cannot be written: " + ("" if as_root else "no permission")) in err
+        assert ("read-only" in err) == as_root
+        assert _leftovers(out) == []
     finally:
-        out.chmod(0o755)
-    assert code == 1 and "x.splat: cannot be written: no permission" in err and "splatstudio-export" not in err
-    assert _leftovers(out) == []
+        if as_root:
+            subprocess.run(["umount", str(out)], check=False)
+        else:
+            out.chmod(0o755)
 
 
 def test_an_empty_model_says_so_rather_than_blaming_options(tmp_path, capsys):
@@ -81,9 +96,7 @@ def full_disk(tmp_path):
     """A 64 KB tmpfs, where this machine lets the test mount one (root on Linux)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode(errors='replace').strip()})")
+    _mount_tmpfs(mount, "size=64k")
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
 
