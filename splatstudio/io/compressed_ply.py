@@ -103,7 +103,7 @@ import os
 
 import numpy as np
 
-from splatstudio.io.errors import FormatError
+from splatstudio.io.errors import FormatError, reports_out_of_memory
 from splatstudio.io.ply import PathLike, PlyElement, PlyHeader, read_ply_header
 from splatstudio.model.atomic import atomic_open
 from splatstudio.model.splatcloud import SH_C0, SplatCloud, all_finite, sh_rest_count
@@ -562,6 +562,7 @@ def _read_columns(
     return out
 
 
+@reports_out_of_memory
 def read_compressed_ply(path: PathLike) -> SplatCloud:
     """Read a compressed PLY into a `SplatCloud`; every problem with the file raises `FormatError`.
 

@@ -3,13 +3,18 @@
 Every problem with the *content* of a file (bad header, truncated body, values
 that are not finite, counts that do not fit the file size...) is reported as a
 `FormatError`, which names the file so the message can be shown to the user as is.
+So is a model too large for the memory left (`reports_out_of_memory`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class FormatError(ValueError):
@@ -34,3 +39,24 @@ def load_json_text(path: str | os.PathLike[str], text: str) -> Any:
         raise FormatError(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise FormatError(path, "its JSON is nested too deeply to be a dataset file") from None
+
+
+TOO_LARGE_TO_LOAD = "too large to load in the available memory"
+
+
+def reports_out_of_memory(read: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a reader whose first argument is the file's path: a `MemoryError` anywhere inside it (numpy's
+    allocations, zlib, Python objects) becomes a `FormatError` naming the file. Readers bound what a header
+    may claim by the file's size, but a truthful large model can still exceed what this computer has left."""
+
+    @functools.wraps(read)
+    def guarded(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> T:
+        try:
+            return read(path, *args, **kwargs)
+        except MemoryError:
+            pass
+        # raised outside the handler, so that nothing keeps the MemoryError's frames (and the arrays they
+        # hold) alive while the error travels up
+        raise FormatError(path, TOO_LARGE_TO_LOAD)
+
+    return guarded

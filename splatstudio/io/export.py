@@ -157,15 +157,12 @@ def prepare_export(cloud: SplatCloud, extension: str, options: ExportOptions,
     path = folder / f"export{ext}"
     try:
         save_splats(selected, path)
-    except FormatError as exc:  # named after the user's file, not the temporary one
+    except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise FormatError(name, exc.message) from None
-    except OSError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise _write_error(name, exc) from None
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        reworded = _save_error(name, exc)
+        if reworded is None:
+            raise
+        raise reworded from None
     return ExportPreview(path, ext, len(selected), path.stat().st_size)
 
 
@@ -184,6 +181,18 @@ def _check_target(target: Path) -> None:
         raise FormatError(target, f"is a folder; give a file name, such as {target / ('scene' + target.suffix)}")
     if not target.parent.is_dir():
         raise FormatError(target, f"its folder {target.parent} does not exist")
+
+
+def _save_error(target: Path | str, exc: BaseException) -> FormatError | None:
+    """What went wrong while writing `target`'s temporary file, in the user's words and naming `target`;
+    None for what is no fault of the file (an interrupt, a bug), passed on as it is."""
+    if isinstance(exc, FormatError):
+        return FormatError(target, exc.message)
+    if isinstance(exc, OSError):
+        return _write_error(target, exc)
+    if isinstance(exc, MemoryError):
+        return FormatError(target, "too large to write in the available memory")
+    return None
 
 
 def _write_error(target: Path | str, exc: OSError) -> FormatError:

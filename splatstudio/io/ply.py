@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from splatstudio.io.errors import FormatError
+from splatstudio.io.errors import FormatError, reports_out_of_memory
 from splatstudio.model.atomic import atomic_open
 from splatstudio.model.splatcloud import SplatCloud, all_finite, rgb_to_sh_dc, sh_rest_count
 
@@ -369,6 +369,7 @@ def splat_ply_property_names(sh_degree: int) -> list[str]:
     return [*POSITION, *NORMALS, *SH_DC, *rest, "opacity", *SCALES, *ROTATIONS]
 
 
+@reports_out_of_memory
 def read_splat_ply(path: PathLike) -> SplatCloud:
     """Read a 3DGS scene PLY into a `SplatCloud`; raise `FormatError` on any problem.
 
@@ -492,6 +493,7 @@ def write_points_ply(path: PathLike, xyz: np.ndarray, rgb_uint8: np.ndarray, nor
         data.tofile(handle)
 
 
+@reports_out_of_memory
 def read_points_ply(path: PathLike) -> PointsData:
     """Read a point cloud PLY by name: ``x y z`` required, colours and normals optional."""
     table = read_vertex_table(path)

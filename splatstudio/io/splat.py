@@ -16,6 +16,9 @@ Records are sorted by descending ``exp(sum(log scales)) * sigmoid(opacity)``
 (volume times opacity), and float-to-byte conversion truncates, both exactly as
 in the reference ``convert.py``. Only SH degree 0 survives.
 
+A log scale whose ``exp`` overflows float32 (above about 88.72) is written as the largest float32, as
+the other formats clamp scales to what they hold; `oversized_scale_count` counts such splats.
+
 Decoding inverts these transforms: colour and alpha bytes are read as the centre
 of their quantisation bin (so re-encoding reproduces the same bytes and alpha 0
 or 255 stays finite), rotations as ``(b - 128) / 128``.
@@ -27,7 +30,7 @@ import os
 
 import numpy as np
 
-from splatstudio.io.errors import FormatError
+from splatstudio.io.errors import FormatError, reports_out_of_memory
 from splatstudio.io.ply import PathLike
 from splatstudio.model.atomic import atomic_open
 from splatstudio.model.splatcloud import (
@@ -44,6 +47,7 @@ RECORD = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "
 RECORD_SIZE = RECORD.itemsize  # 32
 
 _TINY_SCALE = np.finfo(np.float32).tiny
+_LARGEST_SCALE = np.finfo(np.float32).max
 _ALPHA_EPS = 1e-8  # keeps logit(1) finite while sigmoid() in float32 still gives exactly 1
 
 
@@ -57,6 +61,17 @@ def splat_sort_order(cloud: SplatCloud) -> np.ndarray:
     log_alpha = -np.logaddexp(0.0, -cloud.opacities.astype(np.float64))
     # the reference convert.py sorts with numpy's default (introsort): ties are rare and ordered alike
     return np.argsort(-(log_volume + log_alpha))
+
+
+def _float32_exp(log_scales: np.ndarray) -> np.ndarray:
+    """``exp`` of float32 log scales: infinite where it overflows float32, without numpy's warning."""
+    with np.errstate(over="ignore"):
+        return np.exp(log_scales)
+
+
+def oversized_scale_count(cloud: SplatCloud) -> int:
+    """Splats with a scale too large for a ``.splat`` file's float32 (written as the largest float32)."""
+    return int(np.isinf(_float32_exp(cloud.scales)).any(axis=1).sum())
 
 
 ENCODE_BLOCK = 1 << 16
@@ -75,7 +90,7 @@ def encode_splat(cloud: SplatCloud) -> np.ndarray:
         rows = slice(start, start + ENCODE_BLOCK)
         block = records[rows]
         block["position"] = cloud.positions[rows]
-        block["scale"] = np.exp(cloud.scales[rows])
+        block["scale"] = np.minimum(_float32_exp(cloud.scales[rows]), _LARGEST_SCALE)
         rgba = np.empty((len(block), 4), dtype=np.float32)
         rgba[:, :3] = sh_dc_to_rgb(cloud.sh_dc[rows])
         rgba[:, 3] = sigmoid(cloud.opacities[rows])
@@ -103,6 +118,7 @@ def decode_splat(records: np.ndarray, path: PathLike = "<memory>") -> SplatCloud
     )
 
 
+@reports_out_of_memory
 def read_splat(path: PathLike) -> SplatCloud:
     """Read a ``.splat`` file; its size must be a multiple of 32 bytes."""
     size = os.path.getsize(path)

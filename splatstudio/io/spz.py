@@ -81,8 +81,11 @@ takes when y and z change sign (y: -, z: -, x: +, xy: -, yz: +, ...).
 Decisions where the reference leaves a choice
 ---------------------------------------------
 * Writing uses 12 fractional bits, as the reference, whenever the scene fits (|coordinate| < 2048);
-  otherwise the largest count that fits, down to 0 (|coordinate| < 8388608). The header records it
-  and every reader honours it. The reference would wrap such coordinates around silently.
+  otherwise the largest count that fits, down to 0 (|coordinate| < 8388607.5). The header records it
+  and every reader honours it. A scene with a coordinate beyond that is refused with a `FormatError`
+  counting the splats outside; the reference would wrap such coordinates around silently.
+* Values beyond what a byte field holds are clamped to it, as the reference does, even those whose
+  scaled value overflows float32 (a log scale of 1e38).
 * Zero quaternions are written as the identity (the reference would write NaN), and quaternions so
   small or large that float32 normalisation fails are normalised in float64.
 * Alpha bytes 0 and 255 read back as ``logit(1e-8)`` and ``logit(1 - 1e-8)`` (about -18.4 and 18.4,
@@ -98,9 +101,12 @@ Decisions where the reference leaves a choice
 
 Readers check before they allocate: N at most `MAX_POINTS`; N no larger than the compressed size
 allows (version 4: the reference's own bound, size x 1024 / 9; gzip: deflate cannot expand more than
-1032-fold); the 16-byte gzip header is inflated alone, then exactly the bytes the header calls for
-(plus one, to detect extra data) with ``max_length``; every zstd stream must declare the exact size
-its attribute needs and is read incrementally into a buffer of that size. Any inconsistency, a
+1032-fold); beyond `SMALL_CLOUD` splats, N no larger than the file's size in bytes (`plausible_points`:
+a bomb of repeated bytes passes the bounds before, truthfully, and its decoded cloud would take
+thousands of times the file's size in memory); the 16-byte gzip header is inflated alone, then
+exactly the bytes the header calls for (plus one, to detect extra data) with ``max_length``; every
+zstd stream must declare the exact size its attribute needs and is read incrementally into a buffer
+of that size. Any inconsistency, a
 truncated or corrupt stream, trailing data or a bad field raises `FormatError` naming the file.
 """
 
@@ -115,7 +121,7 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
-from splatstudio.io.errors import FormatError
+from splatstudio.io.errors import FormatError, reports_out_of_memory
 from splatstudio.io.ply import PathLike
 from splatstudio.model.atomic import atomic_open
 from splatstudio.model.splatcloud import SplatCloud, all_finite, logit, sh_rest_count, sigmoid
@@ -149,12 +155,20 @@ MAX_POINTS = 30_000_000
 ZSTD_MAX_RATIO = 1024  # kMaxCompressionRatio of the reference
 MIN_BYTES_PER_POINT = 9  # kMinBytesPerPoint: the positions stream alone
 DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this
+MIN_REAL_BYTES_PER_POINT = 1
+"""Compressed bytes a real splat takes at the least. Real scenes take several: positions, rotations and
+colours of distinct splats barely compress. Only repeated values (a bomb) get below one byte."""
+SMALL_CLOUD = 1 << 18
+"""Splats a file may declare whatever its size: synthetic scenes of repeated values legitimately compress
+far better than real ones, and a cloud this small decodes in modest memory (figures in NOTES.md)."""
 MAX_EXTENSION_BYTES = 1 << 20  # extension records tolerated after the arrays of a gzip stream
 MAX_FILE_BYTES = 4 << 30
 
 COLOR_SCALE = np.float32(0.15)
 SQRT1_2 = np.float32(0.707106781186547524401)
 _INT24_MAX = (1 << 23) - 1
+MAX_COORDINATE = _INT24_MAX + 0.5
+"""Coordinates of smaller magnitude fit the 24-bit fixed-point positions (with 0 fractional bits)."""
 _ALPHA_EPS = 1e-8
 
 # RDF (PLY) <-> RUB (SPZ): x keeps its sign, y and z flip (coordinateConverter in splat-types.h).
@@ -228,15 +242,22 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(_round_half_away(x), 0, 255).astype(np.uint8)
 
 
-def choose_fractional_bits(positions: np.ndarray) -> int:
-    """12 (the reference's choice) if every coordinate fits 24 bits with it, else the most that fit."""
+def choose_fractional_bits(positions: np.ndarray, name: PathLike = "<memory>") -> int:
+    """12 (the reference's choice) if every coordinate fits 24 bits with it, else the most that fit; a
+    `FormatError` naming `name` (the file to write) if some coordinate fits with none."""
     if positions.size == 0:
         return DEFAULT_FRACTIONAL_BITS
     largest = float(np.abs(positions).max())
     for bits in range(DEFAULT_FRACTIONAL_BITS, -1, -1):
         if math.floor(largest * 2.0**bits + 0.5) <= _INT24_MAX:
             return bits
-    raise ValueError(f"a coordinate of magnitude {largest:g} does not fit the 24-bit SPZ position (|x| < 8388608)")
+    outside = int((np.abs(positions) >= MAX_COORDINATE).any(axis=1).sum())
+    raise FormatError(
+        name,
+        f"{outside} of {len(positions)} splats have a coordinate that does not fit the 24-bit SPZ position: SPZ "
+        f"holds coordinates of magnitude below {MAX_COORDINATE:.1f} (the largest here is {largest:g}); "
+        "PLY and .splat hold any",
+    )
 
 
 def _pack_positions(positions: np.ndarray, bits: int) -> np.ndarray:
@@ -303,19 +324,26 @@ def pack_attributes(
     sh1_bits: int = SH1_BITS,
     sh_rest_bits: int = SH_REST_BITS,
     fractional_bits: int | None = None,
+    name: PathLike = "<memory>",
 ) -> tuple[int, list[np.ndarray]]:
-    """Quantise a validated `cloud`: returns (fractional bits, the six uint8 arrays in `ATTRIBUTES` order)."""
+    """Quantise a validated `cloud`: returns (fractional bits, the six uint8 arrays in `ATTRIBUTES` order).
+    `name` is the file being written, named in the error for coordinates SPZ cannot hold."""
     if not (1 <= sh1_bits <= 8 and 1 <= sh_rest_bits <= 8):
         raise ValueError(f"SH quantisation bits must be 1..8, got {sh1_bits} and {sh_rest_bits}")
-    bits = choose_fractional_bits(cloud.positions) if fractional_bits is None else int(fractional_bits)
+    bits = choose_fractional_bits(cloud.positions, name) if fractional_bits is None else int(fractional_bits)
     if not 0 <= bits <= MAX_FRACTIONAL_BITS:
         raise ValueError(f"fractional bits must be 0..{MAX_FRACTIONAL_BITS}, got {bits}")
     if len(cloud) and math.floor(float(np.abs(cloud.positions).max()) * 2.0**bits + 0.5) > _INT24_MAX:
         raise ValueError(f"positions do not fit 24 bits with {bits} fractional bits")
     positions = _pack_positions(cloud.positions, bits)
     alphas = _to_uint8(sigmoid(cloud.opacities) * np.float32(255.0))
-    colors = _to_uint8(cloud.sh_dc * (COLOR_SCALE * np.float32(255.0)) + np.float32(0.5 * 255.0)).reshape(-1)
-    scales = _to_uint8((cloud.scales + np.float32(10.0)) * np.float32(16.0)).reshape(-1)
+    # a finite value that overflows float32 once scaled becomes +-inf, which the byte's clamp takes to 0 or
+    # 255 as it does any value beyond the field's range (`_round_half_away`'s tie test sees inf - inf, a NaN
+    # that is no tie)
+    with np.errstate(over="ignore", invalid="ignore"):
+        colors = _to_uint8(cloud.sh_dc * (COLOR_SCALE * np.float32(255.0)) + np.float32(0.5 * 255.0)).reshape(-1)
+        scales = _to_uint8((cloud.scales + np.float32(10.0)) * np.float32(16.0)).reshape(-1)
+        sh = _pack_sh(cloud.sh_rest, sh1_bits, sh_rest_bits)
     unit = _normalized_rotations(cloud)
     if version >= FIRST_SMALLEST_THREE_VERSION:
         rotations = _pack_rotations_smallest_three(unit)
@@ -324,7 +352,6 @@ def pack_attributes(
         xyzw[:, :3] *= FLIP_Q
         xyzw *= np.where(xyzw[:, 3:] < 0, np.float32(-127.5), np.float32(127.5))
         rotations = _to_uint8(xyzw[:, :3] + np.float32(127.5)).reshape(-1)
-    sh = _pack_sh(cloud.sh_rest, sh1_bits, sh_rest_bits)
     return bits, [positions, alphas, colors, scales, rotations, sh]
 
 
@@ -337,11 +364,13 @@ def encode_spz(
     sh1_bits: int = SH1_BITS,
     sh_rest_bits: int = SH_REST_BITS,
     level: int | None = None,
+    name: PathLike = "<memory>",
 ) -> bytes:
     """Encode `cloud` as a version 3 (gzip) or 4 (NGSP + zstd) ``.spz`` file and return its bytes.
 
     `sh_degree` drops the SH bands above it (it never adds any); `level` is the zstd (v4, default 12)
-    or deflate (v3, default 6) compression level. Invalid clouds raise `ValueError`.
+    or deflate (v3, default 6) compression level. Invalid clouds raise `ValueError`; a coordinate SPZ
+    cannot hold, a `FormatError` naming `name`.
     """
     if version not in WRITE_VERSIONS:
         raise ValueError(f"SPZ version {version} cannot be written; choose one of {WRITE_VERSIONS}")
@@ -358,7 +387,7 @@ def encode_spz(
                 sh_dc=cloud.sh_dc,
                 sh_rest=cloud.sh_rest[:, : sh_rest_count(sh_degree)],
             )
-    bits, arrays = pack_attributes(cloud, version, sh1_bits=sh1_bits, sh_rest_bits=sh_rest_bits)
+    bits, arrays = pack_attributes(cloud, version, sh1_bits=sh1_bits, sh_rest_bits=sh_rest_bits, name=name)
     n, degree = len(cloud), cloud.sh_degree
     flags = FLAG_ANTIALIASED if antialiased else 0
     if version >= FIRST_NGSP_VERSION:
@@ -389,7 +418,7 @@ def write_spz(
     `level` is the compression level (the reference's zstd 12 / deflate 6 by default); zstd level 3
     writes about five times faster for files about 3 % larger. Readers do not depend on it.
     """
-    data = encode_spz(cloud, version=version, sh_degree=sh_degree, antialiased=antialiased, level=level)
+    data = encode_spz(cloud, version=version, sh_degree=sh_degree, antialiased=antialiased, level=level, name=path)
     with atomic_open(path) as handle:
         handle.write(data)
 
@@ -425,6 +454,25 @@ def _check_header(path: PathLike, header: SpzHeader, compressed_size: int) -> No
                 path,
                 f"header claims {n} splats ({body} bytes) but {compressed_size} bytes of gzip cannot hold that much",
             )
+    if n > plausible_points(compressed_size):
+        raise FormatError(
+            path,
+            f"header claims {n} splats but the file has only {compressed_size} bytes: real SPZ scenes take several "
+            f"bytes per splat, so this is refused as a decompression bomb (loading it would take about "
+            f"{_decoded_gb(header):.1f} GB of memory)",
+        )
+
+
+def plausible_points(compressed_size: int) -> int:
+    """The most splats an ``.spz`` file of `compressed_size` bytes may declare: any count up to `SMALL_CLOUD`,
+    beyond it one per `MIN_REAL_BYTES_PER_POINT` bytes of the file."""
+    return max(SMALL_CLOUD, compressed_size // MIN_REAL_BYTES_PER_POINT)
+
+
+def _decoded_gb(header: SpzHeader) -> float:
+    """Size of the decoded `SplatCloud` (float32, SH up to degree 3): what a bomb would make us allocate."""
+    floats = 3 + 3 + 4 + 1 + 3 + 3 * sh_rest_count(min(header.sh_degree, 3))
+    return header.num_points * floats * 4 / 1e9
 
 
 def _gzip_header(path: PathLike, data: bytes) -> tuple[SpzHeader, zlib._Decompress]:
@@ -623,11 +671,13 @@ def _read_bytes(path: PathLike) -> bytes:
         return handle.read()
 
 
+@reports_out_of_memory
 def read_spz_header(path: PathLike) -> SpzHeader:
     """Read and validate the header of an ``.spz`` file (version, point count, SH degree, flags)."""
     return decode_spz_header(_read_bytes(path), path)
 
 
+@reports_out_of_memory
 def read_spz(path: PathLike) -> SplatCloud:
     """Read an ``.spz`` file of version 2, 3 or 4 into a `SplatCloud`."""
     return decode_spz(_read_bytes(path), path)

@@ -51,12 +51,18 @@ def run_filter(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_splat(ctx: StageContext) -> dict[str, Any]:
-    from splatstudio.io.formats import convert
+    from splatstudio.io.formats import load_splats, save_splats
+    from splatstudio.io.splat import oversized_scale_count
 
     source = ctx.project.path("output", "point_cloud.ply")
     target = ctx.project.path("output", "scene.splat")
     ctx.progress(0.1, "converting to .splat")
-    count = convert(source, target).written
+    cloud = load_splats(source)
+    save_splats(cloud, target)
     size = target.stat().st_size
-    ctx.log(f"wrote {target} ({count} splats, {size / 1e6:.1f} MB)")
-    return {"splats": count, "bytes": size}
+    ctx.log(f"wrote {target} ({len(cloud)} splats, {size / 1e6:.1f} MB)")
+    oversized = oversized_scale_count(cloud)
+    if oversized:  # an opened model may hold any finite log scale; no trainer makes one this large
+        ctx.log(f"note: {oversized} splats have a scale too large for .splat's float32; "
+                "they were written with the largest it holds")
+    return {"splats": len(cloud), "bytes": size}
