@@ -414,9 +414,11 @@ def _train(args, rep, stop, started=None):
             c_side = time.process_time() - c_side
             if plan.strategy == "adc":
                 # densification replaces the parameters it changes: those then carry no gradient and are
-                # skipped by the step, exactly like the reference's optimizer.step() after replacement
-                strategy.step_post_backward(it, model, out, drop, lr_means)
+                # skipped by the step, exactly like the reference's optimizer.step() after replacement.
+                # Not after the last save (the reference densifies then too): the model saved and the one
+                # reported are the same.
                 if it < plan.iterations:
+                    strategy.step_post_backward(it, model, out, drop, lr_means)
                     model.optimizer.step(model.params, rows if model.num == len(out["radii"]) else None, skip_grad)
             else:
                 if it < plan.iterations:

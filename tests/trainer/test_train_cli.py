@@ -101,6 +101,17 @@ def test_convergence(trained):
     assert done["eval_psnr"] == evals[300]["psnr"]
 
 
+def test_the_reported_count_is_the_saved_models_when_training_ends_while_densifying(tiny_dataset, tmp_path):
+    """Findings file, minor item: with iterations <= densify_until_iter the last iteration densified after the
+    save, so the count reported (and shown by the app) was not the saved model's."""
+    p = run_train(["-s", tiny_dataset, "-m", str(tmp_path), "--iterations", "60", "--sh_degree", "0"] + FAST)
+    assert p.returncode == 0, p.stderr[-3000:]
+    done = json_events(p.stdout)[-1]
+    header = _ply_header(tmp_path / "point_cloud" / "iteration_60" / "point_cloud.ply")
+    saved = next(int(line.split()[2]) for line in header if line.startswith("element vertex"))
+    assert done["num_gaussians"] == saved
+
+
 def test_dropout_run_converges(tiny_dataset, tmp_path):
     """--dropout trains on a random subset each step (densification statistics mapped back to the full
     model): it still converges, and never leaves dropped Gaussians out of the saved model."""
