@@ -27,6 +27,18 @@ class RunOutcome:
     results: dict[str, Result] = field(default_factory=dict)
 
 
+def exit_description(code: int) -> str:
+    """How a stage process ended, in words: "exit status 3", or "killed (signal 9, SIGKILL)" for the
+    negative codes of a process a signal ended."""
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "an unknown signal"
+    return f"the stage process was killed (signal {-code}, {name})"
+
+
 class StageRunner:
     """Runs the stages of a :class:`RunPlan`; :meth:`cancel` (thread- and signal-safe) stops the run."""
 
@@ -43,7 +55,8 @@ class StageRunner:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
 
-    def run(self, plan: RunPlan) -> RunOutcome:
+    def run(self, plan: RunPlan, on_stage: Callable[[str], None] | None = None) -> RunOutcome:
+        """Run the plan's stages in order; ``on_stage(stage)`` as each one starts."""
         run_id = self.project.new_run(list(plan.stages))
         outcome = RunOutcome(DONE)
         try:
@@ -51,18 +64,23 @@ class StageRunner:
                 if self._cancelled.is_set():
                     outcome = RunOutcome(CANCELLED, stage, "cancelled by the user")
                     break
+                if on_stage is not None:
+                    on_stage(stage)
                 result, code, last_error = self._run_stage(stage, run_id)
                 if result is not None:
                     outcome.results[stage] = result
                 if code == EXIT_OK:
                     continue
                 status = CANCELLED if code == EXIT_CANCELLED or self._cancelled.is_set() else FAILED
-                message = (result.message if result else "") or last_error or f"exit status {code}"
+                message = (result.message if result else "") or last_error or exit_description(code)
                 hint = result.hint if result else ""
                 outcome = RunOutcome(status, stage, message, hint, outcome.results)
                 break
         finally:
-            self.project.finish_run(run_id, outcome.status)
+            try:
+                self.project.finish_run(run_id, outcome.status)
+            except OSError:  # a full disk: each stage's record holds its outcome; the run shows interrupted
+                pass
         return outcome
 
     def _run_stage(self, stage: str, run_id: str) -> tuple[Result | None, int, str]:

@@ -2,7 +2,9 @@
 
 :class:`ProjectRun` runs a plan's stages one after another, each a :class:`StageProcess`.
 :class:`RunQueue` holds the runs asked for and starts at most ``max_concurrent`` at once; waiting runs
-can be reordered or removed. Both are QtCore only, so the GUI and tests drive them alike.
+can be reordered or removed. Given the library's :class:`RunSlots`, the limit holds across processes: each
+run holds a slot, runs started from a terminal count too, and the queue lists them. Both are QtCore only,
+so the GUI and tests drive them alike.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from splatstudio.model.project import CANCELLED, DONE, Project
+from splatstudio.model.run_slots import WINDOW, RunSlot, RunSlots, SlotHolder
 from splatstudio.pipeline.plan import RunPlan, plan_run
-from splatstudio.pipeline.runner import RunOutcome
+from splatstudio.pipeline.runner import RunOutcome, exit_description
 from splatstudio.services.stage_process import StageProcess
 
 
@@ -97,7 +100,7 @@ class ProjectRun(QObject):
         if status == DONE:
             self._next()
             return
-        message = (result.message if result else "") or process.last_error or f"exit status {code}"
+        message = (result.message if result else "") or process.last_error or exit_description(code)
         hint = result.hint if result else ""
         status = CANCELLED if self._cancelled else status
         self._end(RunOutcome(status, stage, message, hint, self._outcome.results))
@@ -116,8 +119,12 @@ class QueueEntry:
     until: str | None = None
 
 
+SLOT_POLL_MS = 1000  # how often the queue looks at the library's run slots (runs of other processes)
+
+
 class RunQueue(QObject):
-    """Waiting and active project runs, at most ``max_concurrent`` active at once."""
+    """Waiting and active project runs, at most ``max_concurrent`` active at once (in the whole library
+    when ``slots`` is given: runs from a terminal take their share)."""
 
     sig_changed = Signal()
     """The waiting list or the set of active runs changed."""
@@ -128,12 +135,25 @@ class RunQueue(QObject):
     sig_run_refused = Signal(str, str)
     """(project folder, reason) when a queued run cannot start (nothing to do, no photos...)."""
 
-    def __init__(self, max_concurrent: int = 2, python: str | None = None, parent: QObject | None = None):
+    def __init__(self, max_concurrent: int = 2, python: str | None = None, parent: QObject | None = None,
+                 slots: RunSlots | None = None):
         super().__init__(parent)
         self.max_concurrent = max(1, max_concurrent)
         self.python = python
         self.waiting: list[QueueEntry] = []
         self.active: dict[str, ProjectRun] = {}
+        self.slots = slots
+        self.elsewhere: list[SlotHolder] = []
+        """Runs of the library that other processes hold (started from a terminal)."""
+        self.waiting_for_slot = False
+        """The next waiting run waits because runs of other processes hold every slot."""
+        self._held: dict[str, RunSlot] = {}
+        self._poll = QTimer(self)
+        self._poll.setInterval(SLOT_POLL_MS)
+        self._poll.timeout.connect(self._on_poll)
+        if slots is not None:
+            self._refresh_elsewhere()
+            self._poll.start()
 
     # ------------------------------------------------------------------ queries
     def is_queued(self, folder: Path | str) -> bool:
@@ -185,29 +205,75 @@ class RunQueue(QObject):
         self.sig_changed.emit()
 
     # ------------------------------------------------------------------ scheduling
-    def _start_more(self) -> None:
+    def _start_more(self, changed: bool = True) -> None:
+        """Start waiting runs while there is room; ``sig_changed`` unless nothing changed (``changed``: the
+        caller changed something already)."""
+        waiting_before, blocked = len(self.waiting), False
         while self.waiting and len(self.active) < self.max_concurrent:
-            entry = self.waiting.pop(0)
+            entry = self.waiting[0]
+            key = str(entry.folder)
             try:
                 project = Project(entry.folder)
                 plan = plan_run(project, entry.from_stage, entry.until)
-            except Exception as exc:  # a vanished project, no photos, bad stage: tell, and go on
-                self.sig_run_refused.emit(str(entry.folder), str(exc))
+                slot = None if plan.empty else self._take_slot(project)
+            except Exception as exc:  # a vanished project, no photos, bad stage, run from a terminal: tell, go on
+                self._refuse(str(exc))
                 continue
             if plan.empty:
-                self.sig_run_refused.emit(str(entry.folder), f"nothing to do: {plan.reason}")
+                self._refuse(f"nothing to do: {plan.reason}")
                 continue
+            if self.slots is not None and slot is None:
+                blocked = True  # runs of other processes hold the slots: the poll timer tries again
+                break
+            self.waiting.pop(0)
             run = ProjectRun(project, plan, self.python, parent=self)
-            key = str(entry.folder)
             self.active[key] = run
+            if slot is not None:
+                self._held[key] = slot
+                run.sig_stage_started.connect(slot.set_stage)
             run.sig_finished.connect(lambda outcome, k=key: self._on_run_finished(k, outcome))
             self.sig_run_started.emit(key, run)
             run.start()
-        self.sig_changed.emit()
+        if changed or len(self.waiting) != waiting_before or blocked != self.waiting_for_slot:
+            self.waiting_for_slot = blocked
+            self.sig_changed.emit()
+
+    def _refuse(self, reason: str) -> None:
+        """Take the first waiting run off the queue: it cannot start."""
+        entry = self.waiting.pop(0)
+        self.sig_run_refused.emit(str(entry.folder), reason)
+
+    def _take_slot(self, project: Project) -> RunSlot | None:
+        """A library run slot for ``project`` (None: none free now); :class:`ProjectAlreadyRunning` when a
+        terminal runs it. Without ``slots`` the queue counts its own runs only and takes none."""
+        if self.slots is None:
+            return None
+        return self.slots.try_take(self.max_concurrent, project.name, project.folder, WINDOW)
 
     def _on_run_finished(self, key: str, outcome: RunOutcome) -> None:
         run = self.active.pop(key, None)
         if run is not None:
             run.deleteLater()
+        slot = self._held.pop(key, None)
+        if slot is not None:
+            slot.release()
         self.sig_run_finished.emit(key, outcome)
+        self._refresh_elsewhere()
         self._start_more()
+
+    def _on_poll(self) -> None:
+        self._start_more(changed=self._refresh_elsewhere())
+
+    def _refresh_elsewhere(self) -> bool:
+        """Re-read the runs other processes hold; whether they changed."""
+        if self.slots is None:
+            return False
+        own = {slot.index for slot in self._held.values()}
+        try:
+            others = [holder for holder in self.slots.holders() if holder.index not in own]
+        except OSError:  # the library folder went away or cannot be read: nothing to show
+            others = []
+        if others == self.elsewhere:
+            return False
+        self.elsewhere = others
+        return True

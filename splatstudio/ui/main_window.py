@@ -17,6 +17,7 @@ from splatstudio import __version__
 from splatstudio.model.datasets import detect_dataset, import_dataset
 from splatstudio.model.library import Library
 from splatstudio.model.project import STAGE_TITLES, Project, ProjectError
+from splatstudio.model.run_slots import RunSlots
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.plan import PlanError, plan_run
 from splatstudio.pipeline.runner import RunOutcome
@@ -62,7 +63,8 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self._quit_allowed = False
         self.workers = Workers(2, self)
-        self.queue = RunQueue(settings.max_concurrent_runs, parent=self)
+        # the library's run slots: max_concurrent_runs holds for the window and terminal runs together
+        self.queue = RunQueue(settings.max_concurrent_runs, parent=self, slots=RunSlots(library.folder))
         self.sampler = SystemSampler(settings.gpu_check_interval, self)
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)

@@ -1,7 +1,10 @@
-"""Queue panel: the runs in progress and the waiting ones; reorder waiting runs by drag or with the
-up/down buttons, remove them, or cancel a running one."""
+"""Queue panel: the runs in progress (the window's, and those of the library started from a terminal) and
+the waiting ones; reorder waiting runs by drag or with the up/down buttons, remove them, or cancel a
+running one of the window."""
 
 from __future__ import annotations
+
+import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -17,9 +20,21 @@ from PySide6.QtWidgets import (
 )
 
 from splatstudio.model.project import STAGE_TITLES
+from splatstudio.model.run_slots import SlotHolder
 from splatstudio.services.runs import RunQueue
 
 FOLDER_ROLE = Qt.ItemDataRole.UserRole
+WAITING_TITLE = "Waiting (drag to reorder)"
+
+
+def elsewhere_item(holder: SlotHolder) -> QListWidgetItem:
+    """A run another process holds: listed, but not selectable (it is cancelled where it runs)."""
+    since = time.strftime("%H:%M", time.localtime(holder.started))
+    stage = STAGE_TITLES.get(holder.stage or "", "starting")
+    item = QListWidgetItem(f"{holder.project} — {stage} · {holder.where}, since {since}")
+    item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+    item.setToolTip(f"Started {holder.where} at {since}; cancel it there (Ctrl+C)")
+    return item
 
 
 class QueuePanel(QWidget):
@@ -57,7 +72,8 @@ class QueuePanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(QLabel("Running"))
         layout.addWidget(self.active)
-        layout.addWidget(QLabel("Waiting (drag to reorder)"))
+        self.waiting_title = QLabel(WAITING_TITLE)
+        layout.addWidget(self.waiting_title)
         layout.addWidget(self.waiting)
         layout.addLayout(buttons)
         queue.sig_changed.connect(self.refresh)
@@ -71,6 +87,10 @@ class QueuePanel(QWidget):
             item = QListWidgetItem(f"{run.project.name} — {stage}")
             item.setData(FOLDER_ROLE, folder)
             self.active.addItem(item)
+        for holder in self.queue.elsewhere:
+            self.active.addItem(elsewhere_item(holder))
+        self.waiting_title.setText(WAITING_TITLE + (" — runs from a terminal hold every run slot"
+                                                    if self.queue.waiting_for_slot else ""))
         selected = self._selected_folder()
         self.waiting.clear()
         for entry in self.queue.waiting:
@@ -105,5 +125,5 @@ class QueuePanel(QWidget):
 
     def _on_stop_requested(self) -> None:
         item = self.active.currentItem()
-        if item is not None:
+        if item is not None and item.data(FOLDER_ROLE):  # not a run of another process
             self.queue.remove(item.data(FOLDER_ROLE))
