@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +18,11 @@ from typing import Any
 
 from splatstudio import __version__
 from splatstudio.model import paths, programs
-from splatstudio.model.humanize import format_duration, format_size
+from splatstudio.model.atomic import DISK_FULL_HINT, disk_full_message
+from splatstudio.model.humanize import format_duration, format_size, printable
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.project import STAGE_TITLES, STAGES, Project, ProjectError
+from splatstudio.model.project import RESULT_PLY, STAGE_TITLES, STAGES, Project, ProjectError
+from splatstudio.model.run_slots import RunSlot, RunSlots, SlotHolder, describe_wait
 from splatstudio.model.settings import (
     PRESETS,
     SPECS,
@@ -27,6 +31,8 @@ from splatstudio.model.settings import (
     load_settings,
     parse_assignments,
     preset,
+    read_dotenv,
+    unknown_variables,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -38,7 +44,13 @@ class UsageError(Exception):
 
 def _settings(overrides: Sequence[str] = (), preset_name: str | None = None) -> Settings:
     """User settings (file, .env, environment), then the preset, then ``--set`` values."""
-    settings = load_settings(paths.user_settings_file(), Path.cwd() / ".env")
+    dotenv = Path.cwd() / ".env"
+    settings = load_settings(paths.user_settings_file(), dotenv)
+    notes = unknown_variables(os.environ)
+    if dotenv.is_file():
+        notes += unknown_variables(read_dotenv(dotenv), str(dotenv))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if preset_name:
         settings = settings.updated(preset(preset_name).values, f"preset {preset_name}")
     return settings.updated(_given(overrides), "--set")
@@ -77,8 +89,8 @@ class ProgressPrinter:
         elif isinstance(event, Result):
             self._result(stage, event)
         elif isinstance(event, LogLine) and (self.verbose or event.level in ("warning", "error")):
-            if event.level == "error" and event.text.startswith("error: "):
-                return  # the runner reports the failure itself
+            if event.level == "error" and event.text.startswith(("error: ", "Traceback ")):
+                return  # the runner reports the failure itself (a traceback is in the stage's log)
             self._print(f"  {event.text}")
 
     def _print(self, text: str) -> None:
@@ -156,18 +168,34 @@ def _invalidate_all(project: Project) -> None:
         project.clear_stage(stage)
 
 
+def _new_project(library: Library, name: str, settings: Settings, photos: list[str]) -> Project | None:
+    """Create a project and import ``photos`` into it. A project whose import fails, is cancelled or accepts
+    no photo is removed again (``None``), so the same command can simply be run again."""
+    project = library.create_project(name, settings)
+    print(f"created project {project.name!r} in {project.folder}")
+    if not photos:
+        return project
+    try:
+        accepted = _import(library, project, photos, sys.stdout)
+    except BaseException:
+        library.delete(project)
+        print(f"{project.name}: the import did not finish; the new project was removed", file=sys.stderr)
+        raise
+    if accepted == 0:
+        library.delete(project)
+        print(f"error: none of the files could be imported (see the reasons above), so project {project.name!r} "
+              "was not kept", file=sys.stderr)
+        return None
+    return project
+
+
 def cmd_new(args: argparse.Namespace) -> int:
     library = _library(args)
     settings = _settings(args.set, args.preset)
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
-    project = library.create_project(args.name, settings)
-    print(f"created project {project.name!r} in {project.folder}")
-    accepted = _import(library, project, args.photos, sys.stdout) if args.photos else 0
-    if args.photos and accepted == 0:
-        print("error: none of the files could be imported (see the reasons above)", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    project = _new_project(library, args.name, settings, args.photos)
+    return EXIT_OK if project is not None else EXIT_FAILED
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -197,17 +225,54 @@ def cmd_add(args: argparse.Namespace) -> int:
     if project.is_locked():
         raise LibraryError(f"project {project.name!r} is running; add photos when it has stopped")
     accepted = _import(library, project, args.photos, sys.stdout)
-    if accepted:
-        _invalidate_all(project)  # new photos change everything downstream
-        library.sync(project)
-    return EXIT_OK if accepted else EXIT_FAILED
+    if not accepted:
+        print(f"error: none of the files could be added to {project.name!r} (see the reasons above)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    _invalidate_all(project)  # new photos change everything downstream
+    library.sync(project)
+    return EXIT_OK
 
 
-def _not_busy(project: Project, consequence: str) -> None:
-    """A project a stage is working on is not changed or started again (its result would be out of date)."""
-    if project.is_locked():
-        raise ProjectError(f"project {project.name!r} is busy: a stage is running on it, so {consequence}; "
+def _not_busy(library: Library, project: Project, consequence: str) -> None:
+    """A project a stage is working on, or that a run in another process holds (between two of its stages
+    too), is not changed or started again (its result would be out of date)."""
+    holder = RunSlots(library.folder).holder_of(project.folder)
+    if holder is not None or project.is_locked():
+        why = f"it is running {holder.where}" if holder is not None else "a stage is running on it"
+        raise ProjectError(f"project {project.name!r} is busy: {why}, so {consequence}; "
                            "wait for it or cancel it (Ctrl+C where it runs)")
+
+
+def _max_concurrent_runs() -> int:
+    """The library-wide limit of runs at once: an application setting, read as the window reads it (the
+    user's settings file and environment)."""
+    return load_settings(paths.user_settings_file()).max_concurrent_runs
+
+
+def _take_run_slot(library: Library, project: Project, stop: threading.Event) -> tuple[RunSlot | None, bool]:
+    """One of the library's run slots for ``project`` (model/run_slots.py), waiting while
+    ``max_concurrent_runs`` runs are going on, in this or any other process. Returns the slot (None when
+    ``stop`` was set while waiting) and whether it had to wait."""
+    limit = _max_concurrent_runs()
+    waited, said = False, ""
+
+    def on_wait(holders: list[SlotHolder]) -> None:
+        nonlocal waited, said
+        waited = True
+        line = describe_wait(holders, limit)
+        # said once, and again when other runs hold the slots (a try can also fail on a moment's contention)
+        if len(holders) >= limit and line != said:
+            said = line
+            print(line, flush=True)
+
+    slot = RunSlots(library.folder).wait_take(limit, project.name, project.folder, stop, on_wait)
+    return slot, waited
+
+
+def _nothing_to_do(project: Project, plan: Any) -> int:
+    print(f"{project.name}: nothing to do ({plan.reason}); use --from STAGE to run a stage again")
+    return EXIT_OK
 
 
 def _run_project(library: Library, project: Project, from_stage: str | None, until: str | None,
@@ -217,17 +282,45 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
 
     plan = plan_run(project, from_stage, until)
     if plan.empty:
-        print(f"{project.name}: nothing to do ({plan.reason}); use --from STAGE to run a stage again")
-        return EXIT_OK
-    print(f"{project.name}: running {', '.join(plan.stages)} ({plan.reason})")
+        return _nothing_to_do(project, plan)
     runner = StageRunner(project, ProgressPrinter(verbose=verbose))
-    previous = signal.signal(signal.SIGINT, lambda *_: runner.cancel())
-    signal.signal(signal.SIGTERM, lambda *_: runner.cancel())
+    stop = threading.Event()
+
+    def cancel(*_) -> None:  # Ctrl+C or SIGTERM, while waiting for a run slot or while a stage runs
+        stop.set()
+        runner.cancel()
+
+    previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        outcome = runner.run(plan)
+        try:
+            slot, waited = _take_run_slot(library, project, stop)
+        except OSError as exc:  # the slot's record cannot be written: nor could anything a stage writes
+            full = disk_full_message(library.folder, exc)
+            raise LibraryError(f"{project.name}: nothing was started: {full or exc}"
+                               + (f"; {DISK_FULL_HINT}" if full else "")) from None
+        if slot is None:
+            print(f"{project.name}: cancelled while waiting for a run slot; nothing was started", file=sys.stderr)
+            return EXIT_FAILED
+        with slot:  # held for the whole plan, so no other run starts between two of its stages
+            if waited:  # another process may have run or changed the project meanwhile
+                plan = plan_run(Project(project.folder), from_stage, until)
+                if plan.empty:
+                    return _nothing_to_do(project, plan)
+            print(f"{project.name}: running {', '.join(plan.stages)} ({plan.reason})")
+            try:
+                outcome = runner.run(plan, on_stage=slot.set_stage)
+            except OSError as exc:  # the run's record cannot be written
+                full = disk_full_message(project.folder, exc)
+                raise LibraryError(f"{project.name}: the run could not start: {full or exc}"
+                                   + (f"; {DISK_FULL_HINT}" if full else "")) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
-    summary = library.sync(project)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    try:
+        summary = library.sync(project)
+    except LibraryError as exc:  # the project's own files hold the outcome; the index catches up later
+        print(f"note: {exc}", file=sys.stderr)
+        summary = project.summary()
     if outcome.status == "done" and plan.stages[-1] != STAGES[-1]:
         print(f"{project.name}: stopped after {STAGE_TITLES[plan.stages[-1]]} as asked")
         return EXIT_OK
@@ -250,7 +343,7 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
 def cmd_run(args: argparse.Namespace) -> int:
     library = _library(args)
     project = library.get(args.name)
-    _not_busy(project, "its settings were not changed" if args.set else "nothing was started")
+    _not_busy(library, project, "its settings were not changed" if args.set else "nothing was started")
     if args.set:
         changes = _given(args.set)
         project.set_settings(project.settings.updated(changes, "--set"))
@@ -264,10 +357,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
     name = args.name or Path(args.photos[0]).expanduser().resolve().name or "Untitled"
-    project = library.create_project(name, settings)
-    print(f"created project {project.name!r} in {project.folder}")
-    if _import(library, project, args.photos, sys.stdout) == 0:
-        print("error: none of the files could be imported (see the reasons above)", file=sys.stderr)
+    project = _new_project(library, name, settings, args.photos)
+    if project is None:
         return EXIT_FAILED
     return _run_project(library, project, None, args.until, args.verbose)
 
@@ -291,7 +382,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
     print(header)
     for row in rows:
         project = Project(row["folder"])
-        print(f"{row['name'][:24]:<24} {project.describe_status()[:34]:<34} {row['image_count'] or 0:>6} "
+        print(f"{printable(row['name'])[:24]:<24} {project.describe_status()[:34]:<34} {row['image_count'] or 0:>6} "
               f"{row['gaussian_count'] if row['gaussian_count'] is not None else '-':>10} "
               f"{format_size(row['file_size']):>9} {format_duration(row['processing_seconds']):>7}  "
               f"{(row['created'] or '')[:16].replace('T', ' ')}")
@@ -302,7 +393,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     library = _library(args)
     project = library.get(args.name)
     library.sync(project)
-    print(f"{project.name} — {project.describe_status()}\n  folder: {project.folder}\n  created: {project.created}")
+    print(f"{printable(project.name)} — {project.describe_status()}\n  folder: {project.folder}\n"
+          f"  created: {project.created}")
     print(f"  photos: {len(project.image_names())}")
     records = project.stage_records()
     for stage in STAGES:
@@ -313,6 +405,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {STAGE_TITLES[stage]:<28} {state:<12} {took:>7}  {figures}")
         if record and record.message and record.status != "done":
             print(f"      {record.message}")
+        problem = project.result_problem(stage, record) if record else None
+        if problem:
+            print(f"      ! {problem}: `splatstudio run {project.name!r}` makes it again")
     errors = library.errors(project)
     if errors:
         print("  error log:")
@@ -371,10 +466,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = export_options(args)
     library = _library(args)
     project = library.get(args.name)
+    result_stage = "train" if options.raw else "filter"
+    problem = project.result_problem(result_stage)
+    if problem:  # never another file in its place without a word
+        raise LibraryError(f"project {project.name!r}: the result of {STAGE_TITLES[result_stage]} cannot be "
+                           f"exported: {problem}; `splatstudio run {project.name!r}` makes it again")
     try:
         source = result_ply(project.folder, raw=options.raw)
     except StageFailed as exc:
         raise LibraryError(f"project {project.name!r} has no trained result yet; run it first") from exc
+    if not options.raw and source != project.path(RESULT_PLY):
+        print(f"note: {project.name} has no outlier-filtered result yet, so the trainer's output is exported")
     if args.format:
         output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{args.format}"
         if not output.name.lower().endswith("." + args.format):
@@ -477,8 +579,6 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    import os
-
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                  or os.environ.get("QT_QPA_PLATFORM")):
         print("error: no screen to open the SplatStudio window on (DISPLAY is not set); use the commands "
@@ -594,6 +694,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say, and no one to say it to
+        _silence_stdout()
+        return EXIT_FAILED
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -602,6 +712,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", cmd_gui)
     try:
         return func(args)
+    except KeyboardInterrupt:
+        print("cancelled (Ctrl+C)", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        raise
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -610,7 +725,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except Exception as exc:  # formats, plans, file system: say what and where, never a traceback wall
         from splatstudio.io.errors import FormatError
+        from splatstudio.model.images import ImportFailed
         from splatstudio.pipeline.plan import PlanError
+
+        if isinstance(exc, ImportFailed):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
 
         if isinstance(exc, FileNotFoundError) and exc.filename:
             print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
@@ -622,3 +742,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of a closed pipe raises nothing (the recipe
+    of the Python documentation, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -6,13 +6,17 @@ half-written one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from splatstudio.model.humanize import format_size
 
 
 @contextmanager
@@ -72,3 +76,40 @@ def read_json(path: Path | str, default: Any = None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+DISK_FULL_HINT = "free some disk space (or choose a library on a larger disk in Preferences), then run again"
+_LOW_SPACE = 64 << 20  # free bytes under which a failure is taken for a full disk
+
+
+def disk_full_message(folder: Path | str, exc: BaseException) -> str:
+    """"the disk holding FOLDER is full (N free)" when ``exc`` (or what caused it) is ENOSPC or EDQUOT, or the
+    disk is nearly full — native libraries and child processes report a full disk in their own words —
+    else ""."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    causes = [exc, exc.__cause__, exc.__context__]
+    if any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in causes) or free < _LOW_SPACE:
+        return f"the disk holding {folder} is full ({format_size(free)} free)"
+    return ""
+
+
+def rewrite_json_in_place(path: Path | str, data: Any) -> bool:
+    """On a full disk, where no temporary file can be made: rewrite an existing small JSON file in the blocks
+    it already has. False when it does not fit them (or cannot be written). One write of a few hundred
+    bytes; a crash during it could leave the file torn, which readers of such records treat as absent."""
+    path = Path(path)
+    text = json.dumps(data, default=str).encode("utf-8")
+    try:
+        if len(text) > path.stat().st_blocks * 512:
+            return False
+        with open(path, "r+b") as handle:
+            handle.write(text)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        return False
+    return True

@@ -620,7 +620,8 @@ def _write_records(project: Project, figures: dict[str, dict[str, Any]], message
         stamp = now_iso()
         message = messages[stage]
         record = StageRecord(stage, DONE, started=stamp, ended=stamp, duration=0.0, run_id=run_id,
-                             fingerprint=settings.fingerprint(stage), figures=figures[stage], message=message)
+                             fingerprint=settings.fingerprint(stage), figures=figures[stage], message=message,
+                             results=project.result_stamps(stage))
         project.write_stage_record(record)
         project.add_attempt(run_id, record)
         project.log_path(stage).write_text(f"=== {STAGE_TITLES[stage]} ({stage}) {message} at {stamp} ===\n",

@@ -51,3 +51,9 @@ def format_sec_per_iter(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.1f}"
     return f"{seconds:.2f}" if seconds >= 0.1 else f"{seconds:.3f}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (escape codes) shown as ``\\x1b``-style
+    escapes. For names that came from outside (a copied project folder) and are printed as they are."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

@@ -8,31 +8,70 @@ gets a reason a person understands, and the rest go on. Pure: no Qt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import shutil
+import tempfile
+import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from splatstudio.model.atomic import atomic_path, read_json, write_json_atomic
+from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.settings import Settings
 
 ProgressFn = Callable[[float, str], None]
+_T = TypeVar("_T")
 
 EXIF_ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
 MAX_ASPECT_RATIO = 8.0
 JPEG_QUALITY = 95
+_MAX_STEM_BYTES = 120
 
 # Our own size check (max_image_megapixels, read from the header before decoding) replaces Pillow's
 # fixed limit, which would otherwise warn at 89 MP whatever the user's setting says.
 Image.MAX_IMAGE_PIXELS = None
+# A damaged EXIF block loses only the metadata (the photo is still read); Pillow's warning would reach the
+# user as a Python warning with a source line.
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
 
-# PIL format names we accept, per extension family (content must match one of them)
-_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "WEBP"}
+# PIL format names we accept, per extension family (content must match one of them); HEIF (iPhones' HEIC)
+# when the optional pillow-heif package is installed
+_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIF"}
+# ISO base media file brands of HEIF still images (the bytes 8-11 after "ftyp" at 4-7)
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+HEIF_MISSING = ("a HEIC/HEIF photo (as iPhones take): reading these needs the optional pillow-heif package "
+                "(`pip install pillow-heif`), or export the photos as JPEG")
+
+
+@functools.cache
+def heif_available() -> bool:
+    """Whether HEIC/HEIF photos can be read: pillow-heif is installed (it is optional, and not in the
+    desktop bundle: its wheel carries a GPL encoder). Registers its Pillow plugin on first call."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _is_heif(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
 
 
 @dataclass
@@ -51,6 +90,11 @@ class Accepted:
 class Rejected:
     source: str
     reason: str
+
+
+class ImportFailed(Exception):
+    """The import could not finish (the disk is full, the project folder cannot be written); nothing of it
+    was kept."""
 
 
 @dataclass
@@ -73,7 +117,11 @@ def discover(paths: Iterable[Path | str], allowed_extensions: Iterable[str]) -> 
     seen: set[Path] = set()
 
     def consider(path: Path, explicit: bool) -> None:
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # RuntimeError: Python before 3.13 on a symbolic link loop
+            rejected.append(Rejected(str(path), "a symbolic link that loops back on itself"))
+            return
         if resolved in seen:
             return
         seen.add(resolved)
@@ -90,20 +138,44 @@ def discover(paths: Iterable[Path | str], allowed_extensions: Iterable[str]) -> 
             return
         files.append(path)
 
+    def unreadable_folder(error: OSError) -> None:
+        rejected.append(Rejected(str(error.filename), f"this folder cannot be read ({error.strerror}); the "
+                                                      "photos in it were not imported"))
+
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
-            for root, dirs, names in os.walk(path, followlinks=False):
+        try:
+            kind = _kind(path)
+        except OSError as exc:  # a folder on the way cannot be searched
+            rejected.append(Rejected(str(path), f"cannot be read ({exc.strerror or exc})"))
+            continue
+        if kind == "folder":
+            for root, dirs, names in os.walk(path, onerror=unreadable_folder, followlinks=False):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(names):
-                    consider(Path(root) / name, explicit=False)
-        elif path.is_file():
+                    try:
+                        consider(Path(root) / name, explicit=False)
+                    except OSError as exc:
+                        rejected.append(Rejected(str(Path(root) / name), f"cannot be read ({exc.strerror or exc})"))
+        elif kind == "file":
             consider(path, explicit=True)
-        elif path.exists() or path.is_symlink():
+        elif kind == "other":
             rejected.append(Rejected(str(path), "not a regular file (a broken link, device or pipe)"))
         else:
             rejected.append(Rejected(str(path), "no such file or folder"))
     return files, rejected
+
+
+def _kind(path: Path) -> str:
+    """"folder", "file", "other" (a device, pipe or broken link) or "missing"; OSError if it cannot be
+    looked at (a folder on the way is not searchable)."""
+    if path.is_dir():
+        return "folder"
+    if path.is_file():
+        return "file"
+    if path.is_symlink() or path.exists():
+        return "other"
+    return "missing"
 
 
 # ---------------------------------------------------------------------------------------- checking
@@ -121,6 +193,14 @@ class _Decoded:
     notes: list[str]
     unchanged: bool  # the file can be copied byte for byte
 
+    def final_size(self, settings: Settings) -> tuple[int, int]:
+        """The size the photo is stored at: its longest side at most ``max_image_size``."""
+        size = self.image.size
+        if settings.original_resolution or max(size) <= settings.max_image_size:
+            return size
+        scale = settings.max_image_size / max(size)
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
 
 def _decode(path: Path, settings: Settings) -> _Decoded:
     """Open, validate and fully decode one photo; raise :class:`_Reject` with the reason."""
@@ -131,6 +211,8 @@ def _decode(path: Path, settings: Settings) -> _Decoded:
     if size == 0:
         raise _Reject("the file is empty (0 bytes)")
     max_pixels = int(settings.max_image_megapixels * 1_000_000)
+    if _is_heif(path) and not heif_available():
+        raise _Reject(HEIF_MISSING)
     try:
         image = Image.open(path)
     except PermissionError:
@@ -142,7 +224,7 @@ def _decode(path: Path, settings: Settings) -> _Decoded:
         raise _Reject(f"corrupt image: {exc}") from None
     with image:
         if image.format not in _FORMATS:
-            raise _Reject(f"unsupported image format {image.format} (accepted: JPEG, PNG, TIFF, WebP)")
+            raise _Reject(f"unsupported image format {image.format} (accepted: JPEG, PNG, TIFF, WebP, HEIC)")
         width, height = image.size
         if width <= 0 or height <= 0:
             raise _Reject("corrupt image: its header gives no size")
@@ -218,7 +300,10 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
     if mode == "F":
         import numpy as np
 
-        data = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        data = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(data).any():
+            raise _Reject("no picture in it: every pixel is NaN or infinite")
+        data = np.nan_to_num(data, posinf=0.0, neginf=0.0)
         lo, hi = float(data.min()), float(data.max())
         scaled = (data - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(data)
         return Image.fromarray(scaled.astype("uint8"), "L").convert("RGB")
@@ -231,6 +316,13 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
 
 # ---------------------------------------------------------------------------------------- import
 
+# Photos being decoded at once, per worker: a small queue so a worker never waits on the consumer, while
+# memory stays a few full-size photos per worker whatever the number of photos (findings, defect 5).
+_AHEAD_PER_WORKER = 2
+
+_Handle = Callable[[Path, _Decoded], _T]
+
+
 def _check_all(
     sources: Iterable[Path | str],
     settings: Settings,
@@ -238,9 +330,12 @@ def _check_all(
     report: ImportReport,
     progress: ProgressFn | None,
     workers: int | None,
-) -> Iterator[tuple[Path, str, _Decoded]]:
-    """Discover, hash and decode every candidate; rejections go to ``report``, good photos are yielded
-    (in discovery order) with their content hash."""
+    handle: _Handle,
+) -> Iterator[tuple[Path, str, _T]]:
+    """Discover, hash and decode every candidate, and pass each decoded photo to ``handle`` in a worker thread
+    (the decoded image is dropped when it returns). Rejections go to ``report``; ``handle``'s results are
+    yielded in discovery order with the photo's content hash. At most a few photos per worker are in flight,
+    so memory does not grow with the number of photos."""
     files, rejected = discover(sources, settings.allowed_extensions)
     report.rejected.extend(rejected)
     hashes = _hash_files(files, report)
@@ -255,31 +350,37 @@ def _check_all(
         known_hashes[digest] = path.name
         candidates.append((path, digest))
 
-    def work(item: tuple[Path, str]) -> tuple[Path, str, _Decoded | None, str | None]:
-        path, digest = item
+    def work(path: Path) -> tuple[_T | None, str | None]:
         try:
-            return path, digest, _decode(path, settings), None
+            return handle(path, _decode(path, settings)), None
         except _Reject as exc:
-            return path, digest, None, str(exc)
+            return None, str(exc)
         except MemoryError:
-            return path, digest, None, "too large to decode in the available memory"
+            return None, "too large to decode in the available memory"
 
+    threads = workers or min(os.cpu_count() or 1, 8)
     total = max(len(candidates), 1)
-    with ThreadPoolExecutor(max_workers=workers or min(os.cpu_count() or 1, 8)) as pool:
-        for done, (path, digest, decoded, reason) in enumerate(pool.map(work, candidates), start=1):
-            if decoded is None:
-                report.rejected.append(Rejected(str(path), reason or "unreadable"))
-            else:
-                yield path, digest, decoded
-            if progress:
-                progress(done / total, f"checked {path.name}")
-
-
-def _final_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
-    if settings.original_resolution or max(size) <= settings.max_image_size:
-        return size
-    scale = settings.max_image_size / max(size)
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+    pending: deque[tuple[Path, str, Future]] = deque()
+    items = iter(candidates)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        try:
+            for done in range(1, len(candidates) + 1):
+                while len(pending) < threads * _AHEAD_PER_WORKER:
+                    item = next(items, None)
+                    if item is None:
+                        break
+                    pending.append((*item, pool.submit(work, item[0])))
+                path, digest, future = pending.popleft()
+                result, reason = future.result()
+                if result is None:
+                    report.rejected.append(Rejected(str(path), reason or "unreadable"))
+                else:
+                    yield path, digest, result
+                if progress:
+                    progress(done / total, f"checked {path.name}")
+        finally:  # stopped early (an error, Ctrl+C, the caller gave up): photos not started are not decoded
+            for _, _, future in pending:
+                future.cancel()
 
 
 def inspect_photos(
@@ -293,11 +394,24 @@ def inspect_photos(
     Accepted items have an empty ``name`` and the size they would be imported at.
     """
     report = ImportReport()
-    for path, digest, decoded in _check_all(sources, settings, {}, report, progress, workers):
-        width, height = _final_size(decoded.image.size, settings)
-        report.accepted.append(Accepted("", str(path), width, height, *decoded.original_size, digest,
-                                        decoded.notes))
+
+    def measure(path: Path, decoded: _Decoded) -> tuple[tuple[int, int], tuple[int, int], list[str]]:
+        return decoded.final_size(settings), decoded.original_size, decoded.notes  # the figures, not the pixels
+
+    checked = _check_all(sources, settings, {}, report, progress, workers, measure)
+    for path, digest, (size, original_size, notes) in checked:
+        report.accepted.append(Accepted("", str(path), *size, *original_size, digest, notes))
     return report
+
+
+@dataclass
+class _Staged:
+    """A photo converted and written into the import's staging folder, waiting for its name."""
+    file: Path
+    format: str
+    size: tuple[int, int]
+    original_size: tuple[int, int]
+    notes: list[str]
 
 
 def import_photos(
@@ -310,23 +424,91 @@ def import_photos(
 ) -> ImportReport:
     """Import photos into ``images_dir`` and record them in ``manifest_path`` (``import.json``).
 
-    Already-imported photos stay; new duplicates of them (same file content) are rejected.
+    Already-imported photos stay; new duplicates of them (same file content) are rejected. The import is all
+    or nothing: photos are converted into a staging folder beside ``images_dir`` and named into it as they
+    come; if anything stops the import (a full disk, Ctrl+C) the photos it stored are removed again and the
+    manifest is untouched, so importing the same files again starts afresh. Raises :class:`ImportFailed`
+    when the project folder cannot take the photos.
     """
     images_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(images_dir)
     manifest = read_json(manifest_path, {}) or {}
     known_hashes = {item["sha256"]: item["name"] for item in manifest.get("accepted", [])}
     taken = {item["name"].lower() for item in manifest.get("accepted", [])}
     taken |= {p.name.lower() for p in images_dir.iterdir()}
     report = ImportReport()
-    for path, digest, decoded in _check_all(sources, settings, known_hashes, report, progress, workers):
-        name = _unique_name(path, decoded.format, taken)
-        width, height = _store(path, decoded, images_dir / name, settings)
-        report.accepted.append(Accepted(name, str(path), width, height, *decoded.original_size, digest,
-                                        decoded.notes))
-    manifest.setdefault("accepted", []).extend(a.__dict__ for a in report.accepted)
-    manifest.setdefault("rejected", []).extend(r.__dict__ for r in report.rejected)
-    write_json_atomic(manifest_path, manifest)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(images_dir)}{os.getpid()}-", dir=images_dir.parent))
+    stored: list[Path] = []
+    try:
+        checked = _check_all(sources, settings, known_hashes, report, progress, workers,
+                             partial(_stage, staging=staging, settings=settings))
+        with closing(checked):  # on any exit the workers stop before the staging folder goes
+            for path, digest, staged in checked:
+                name = _unique_name(path, staged.format, taken)
+                os.replace(staged.file, images_dir / name)
+                stored.append(images_dir / name)
+                report.accepted.append(Accepted(name, str(path), *staged.size, *staged.original_size, digest,
+                                                staged.notes))
+        manifest.setdefault("accepted", []).extend(a.__dict__ for a in report.accepted)
+        manifest.setdefault("rejected", []).extend(r.__dict__ for r in report.rejected)
+        write_json_atomic(manifest_path, manifest)
+    except BaseException as exc:
+        for file in stored:
+            file.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ImportFailed(f"the photos could not be stored in {images_dir.parent}: "
+                               f"{exc.strerror or exc}; nothing was imported") from exc
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def _staging_prefix(images_dir: Path) -> str:
+    return f".{images_dir.name}-import-"
+
+
+def _remove_abandoned_staging(images_dir: Path) -> None:
+    """Staging folders left by an import whose process died (kill -9, a power cut)."""
+    prefix = _staging_prefix(images_dir)
+    for folder in images_dir.parent.glob(prefix + "*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _stage(source: Path, decoded: _Decoded, staging: Path, settings: Settings) -> _Staged:
+    """Worker: store one decoded photo in the staging folder, resized and converted (a JPEG that needs
+    nothing is copied byte for byte)."""
+    suffix = _stored_suffix(decoded.format)
+    handle, name = tempfile.mkstemp(suffix=suffix, dir=staging)
+    os.close(handle)
+    target = Path(name)
+    image = decoded.image
+    if decoded.unchanged and suffix == ".jpg":
+        shutil.copyfile(source, target)
+    else:
+        size = decoded.final_size(settings)
+        if size != image.size:
+            image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if suffix == ".jpg":
+            options = {"quality": JPEG_QUALITY, "subsampling": 0}
+            if decoded.exif:
+                options["exif"] = decoded.exif
+            image.save(target, "JPEG", **options)
+        else:
+            image.save(target, "PNG", compress_level=4)
+    return _Staged(target, decoded.format, image.size, decoded.original_size, decoded.notes)
 
 
 def _hash_files(files: list[Path], report: ImportReport) -> dict[Path, str]:
@@ -344,33 +526,19 @@ def _hash_files(files: list[Path], report: ImportReport) -> dict[Path, str]:
     return result
 
 
+def _stored_suffix(source_format: str) -> str:
+    """Photos from lossy formats are stored as JPEG (quality 95), the others as PNG (lossless)."""
+    return ".jpg" if source_format in ("JPEG", "MPO", "HEIF") else ".png"
+
+
 def _unique_name(path: Path, source_format: str, taken: set[str]) -> str:
     """A file name not used yet: ``IMG_1.jpg``, then ``IMG_1-2.jpg`` for a clash from another folder."""
-    ext = ".jpg" if source_format in ("JPEG", "MPO") else ".png"
+    ext = _stored_suffix(source_format)
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem) or "photo"
+    # File systems hold names of up to 255 bytes; keep well below, with room for "-2" and the extension.
+    stem = stem.encode()[:_MAX_STEM_BYTES].decode(errors="ignore")
     name, n = stem + ext, 2
     while name.lower() in taken:
         name, n = f"{stem}-{n}{ext}", n + 1
     taken.add(name.lower())
     return name
-
-
-def _store(source: Path, decoded: _Decoded, target: Path, settings: Settings) -> tuple[int, int]:
-    image = decoded.image
-    if decoded.unchanged and target.suffix == ".jpg":
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(source.read_bytes())
-        return image.size
-    size = _final_size(image.size, settings)
-    if size != image.size:
-        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    with atomic_path(target) as tmp:
-        if target.suffix == ".jpg":
-            options = {"quality": JPEG_QUALITY, "subsampling": 0}
-            if decoded.exif:
-                options["exif"] = decoded.exif
-            image.save(tmp, "JPEG", **options)
-        else:
-            image.save(tmp, "PNG", compress_level=4)
-    return image.size
-

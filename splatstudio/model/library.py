@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -86,6 +87,27 @@ def _is_storage_error(exc: sqlite3.DatabaseError) -> bool:
     return "disk is full" in text or "disk i/o error" in text or "unable to open" in text
 
 
+class IndexUnavailable(LibraryError):
+    """The index cannot be read or written for now (a full disk, an I/O error); the index itself may be fine."""
+
+
+MAX_NAME_LENGTH = 120
+
+
+def check_name(name: str) -> str:
+    """A project name as given, without surrounding spaces; `LibraryError` for one that cannot be shown or
+    stored as it is (empty, too long, or with control characters such as terminal escape codes)."""
+    name = name.strip()
+    if not name:
+        raise LibraryError("a project needs a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise LibraryError(f"a project name can have up to {MAX_NAME_LENGTH} characters; this one has {len(name)}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise LibraryError(f"a project name cannot contain control characters (such as terminal escape codes): "
+                           f"{name!r}")
+    return name
+
+
 class Library:
     """A library folder. Projects live in sub-folders; the index sits beside them."""
 
@@ -106,12 +128,16 @@ class Library:
                 check = db.execute("PRAGMA quick_check").fetchone()[0]  # a damaged page, not only a bad header
                 if check != "ok":
                     raise sqlite3.DatabaseError(f"damaged index: {check}")
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                                    "('projects', 'runs', 'stage_runs', 'errors')").fetchone()[0]
+                if version == 0 or tables < 4:  # a new index; a whole one is only read (so it opens on a full disk)
+                    db.executescript(_SCHEMA)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except IndexUnavailable as exc:
+            # The disk, not the index: moving it aside would not help. The folders are the truth, so what
+            # needs no index still works (finding and running a project); what does says why.
+            self.notes.append(str(exc))
         except sqlite3.DatabaseError as exc:
-            if _is_storage_error(exc):  # the disk, not the index: moving it aside would not help
-                raise LibraryError(f"the library index {self.index_path} cannot be used: {exc} "
-                                   "(free some disk space, or check the disk)") from None
             # The index is only a cache of the folders: move a damaged one aside and rebuild it.
             broken = self.index_path.with_name(f"{INDEX_NAME}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):
@@ -127,21 +153,25 @@ class Library:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.index_path, timeout=30)) as db:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.row_factory = sqlite3.Row
-            with db:  # one transaction
-                yield db
+        try:
+            with closing(sqlite3.connect(self.index_path, timeout=30)) as db:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA foreign_keys = ON")
+                db.row_factory = sqlite3.Row
+                with db:  # one transaction
+                    yield db
+        except sqlite3.DatabaseError as exc:
+            if not _is_storage_error(exc):
+                raise
+            raise IndexUnavailable(f"the library index {self.index_path} cannot be used: {exc} "
+                                   "(free some disk space, or check the disk)") from None
 
     # ------------------------------------------------------------------ projects
     def project_folders(self) -> list[Path]:
         return sorted(p.parent for p in self.folder.glob("*/project.json"))
 
     def create_project(self, name: str, settings: Settings) -> Project:
-        name = name.strip()
-        if not name:
-            raise LibraryError("a project needs a name")
+        name = check_name(name)
         with self._creation_lock():  # check and create as one step across processes: one name, one project
             if self.find(name) is not None:
                 raise LibraryError(f"a project named {name!r} already exists in {self.folder}")
@@ -202,10 +232,11 @@ class Library:
         return project
 
     def rename(self, project: Project, new_name: str) -> None:
+        new_name = check_name(new_name)
         other = self.find(new_name)
         if other is not None and other.folder != project.folder:
             raise LibraryError(f"a project named {new_name!r} already exists")
-        project.rename(new_name.strip())
+        project.rename(new_name)
         self.sync(project)
 
     def delete(self, project: Project) -> None:

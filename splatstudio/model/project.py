@@ -20,7 +20,9 @@ a process that died (kill -9, power cut): the stage is *interrupted* and a run r
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -31,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from splatstudio.model.atomic import read_json, write_json_atomic
+from splatstudio.model.atomic import read_json, rewrite_json_in_place, write_json_atomic
 from splatstudio.model.settings import Settings
 
 FORMAT_VERSION = 1
@@ -60,6 +62,19 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 
 DONE, RUNNING, FAILED, CANCELLED, INTERRUPTED = "done", "running", "failed", "cancelled", "interrupted"
+
+# The results of each stage that later stages and exports read. A finished stage records a stamp of each
+# (see `_stamp`), so a result deleted or replaced behind the app's back is noticed before it is used.
+STAGE_RESULTS: dict[str, tuple[str, ...]] = {
+    "features": ("sfm/database.db",),
+    "matching": ("sfm/database.db",),
+    "mapping": ("sfm/sparse",),
+    "undistort": ("dataset",),
+    "train": ("train/point_cloud",),
+    "filter": ("output/point_cloud.ply",),  # RESULT_PLY
+    "splat": ("output/scene.splat",),
+}
+_SHARED_RESULTS = {"sfm/database.db"}  # written by two stages: only its presence is checked
 
 # Files other layers look for (relative to the project folder).
 RESULT_PLY = "output/point_cloud.ply"  # the outlier-filtered result
@@ -105,6 +120,7 @@ class StageRecord:
     figures: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     error: dict[str, str] | None = None
+    results: dict[str, list[int | str] | None] | None = None  # STAGE_RESULTS path -> stamp, when done
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageRecord:
@@ -213,17 +229,55 @@ class Project:
         return {stage: rec for stage in STAGES if (rec := self.stage_record(stage)) is not None}
 
     def write_stage_record(self, record: StageRecord) -> None:
-        write_json_atomic(self._record_path(record.stage), record.to_dict())
+        path = self._record_path(record.stage)
+        try:
+            write_json_atomic(path, record.to_dict())
+        except OSError as exc:  # a full disk: the stage's own record must still say how it ended
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not rewrite_json_in_place(path, record.to_dict()):
+                raise
+
+    def result_stamps(self, stage: str) -> dict[str, list[int | str] | None]:
+        """The stamps of a stage's results as they are now (recorded when the stage finishes)."""
+        return {rel: _stamp(self.folder / rel) for rel in STAGE_RESULTS.get(stage, ())}
+
+    def result_problem(self, stage: str, record: StageRecord | None = None) -> str | None:
+        """Why a finished stage's results can no longer be used — one was deleted, or changed since the stage
+        made it — or ``None`` when they are as the stage left them (or it has not finished)."""
+        record = record or self.stage_record(stage)
+        if record is None or record.status != DONE:
+            return None
+        expected = record.results
+        if expected is None:  # recorded before stamps existed: only presence can be checked
+            if "imported_from" in record.figures:
+                return None
+            missing = [rel for rel in STAGE_RESULTS.get(stage, ()) if not (self.folder / rel).exists()]
+            return f"{missing[0]} is missing" if missing else None
+        for rel, stamp in expected.items():
+            if stamp is None:
+                continue  # the stage left nothing there (an imported model without photos)
+            now = _stamp(self.folder / rel)
+            if now is None:
+                return f"{rel} is missing"
+            if now != stamp and rel not in _SHARED_RESULTS:
+                return f"{rel} was changed after {STAGE_TITLES[stage]} made it"
+        return None
 
     def clear_stage(self, stage: str) -> None:
         """Forget a stage's record and delete its outputs (before it re-runs or when upstream changed)."""
         self._record_path(stage).unlink(missing_ok=True)
         for rel in STAGE_OUTPUTS.get(stage, ()):
+            _remove(self.folder / rel)
+        self.discard_partial(stage)
+
+    def discard_partial(self, stage: str) -> None:
+        """Delete the half-written outputs a stage that did not finish left (``sfm/database.db.part`` and
+        its SQLite ``-wal``/``-shm``, ``dataset.part``...): they are never used, and on a full disk they
+        hold the space a retry needs."""
+        for rel in STAGE_OUTPUTS.get(stage, ()):
             target = self.folder / rel
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+            if target.parent.is_dir():
+                for partial in target.parent.glob(f"{target.name}.part*"):
+                    _remove(partial)
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self) -> int:
@@ -358,3 +412,32 @@ class Project:
             "interrupted": f"interrupted at {title}",
             "incomplete": f"ready to run {title}",
         }.get(state, state)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _stamp(path: Path) -> list[int | str] | None:
+    """What identifies a result without reading it all: a file's size and a hash of its first and last
+    64 KiB; a folder's file count and total size; ``None`` when absent. Modification times are left out:
+    copying a library to another disk changes them."""
+    try:
+        if path.is_dir():
+            sizes = [item.stat().st_size for item in path.rglob("*") if item.is_file()]
+            return [len(sizes), sum(sizes)]
+        size = path.stat().st_size
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            digest.update(handle.read(1 << 16))
+            if size > 1 << 16:
+                handle.seek(max(1 << 16, size - (1 << 16)))
+                digest.update(handle.read(1 << 16))
+        return [size, digest.hexdigest()[:16]]
+    except FileNotFoundError:
+        return None
+    except OSError:  # present but unreadable: a change the stage's next reader would trip on
+        return [-1, "unreadable"]

@@ -63,7 +63,7 @@ SPECS: tuple[Spec, ...] = (
          "Import", 16, 10000, stages=("import",)),
     Spec("original_resolution", bool, False, "Keep photos at their original size (no resizing on import).",
          "Import", stages=("import",)),
-    Spec("allowed_extensions", list, ["jpg", "jpeg", "png", "tif", "tiff", "webp"],
+    Spec("allowed_extensions", list, ["jpg", "jpeg", "png", "tif", "tiff", "webp", "heic", "heif"],
          "File extensions accepted on import (any case).", "Import", stages=("import",)),
     Spec("max_image_megapixels", float, 120.0,
          "Photos above this many megapixels are refused as possible decompression bombs.", "Import", 1, 1000,
@@ -394,6 +394,29 @@ def read_dotenv(path: Path) -> dict[str, str]:
             value = value[1:-1]
         result[name] = value
     return result
+
+
+# SPLATSTUDIO_* variables that are not settings: the library and config folders, the trainer's profiling
+# switch, the installer's bin folder.
+OTHER_VARIABLES = {"LIBRARY", "CONFIG_DIR", "TRAINER_PROFILE", "BIN_DIR"}
+
+
+def unknown_variables(env: Mapping[str, str], source: str = "environment variable") -> list[str]:
+    """A note for each ``SPLATSTUDIO_*`` name in ``env`` that is no setting (a typo would otherwise be
+    ignored without a word), with the closest setting's variable when one is near."""
+    import difflib
+
+    settings_vars = {spec.env_var for spec in SPECS}
+    notes = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in settings_vars or name[len(ENV_PREFIX):] in OTHER_VARIABLES:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        close = difflib.get_close_matches(key, [spec.key for spec in SPECS], n=1, cutoff=0.6)
+        notes.append(f"{source} {name} is not a SplatStudio setting and was ignored"
+                     + (f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close
+                        else " (`splatstudio settings` lists them)"))
+    return notes
 
 
 def _from_environment(env: Mapping[str, str], source: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from splatstudio.model.atomic import DISK_FULL_HINT, disk_full_message
 from splatstudio.model.project import (
     CANCELLED,
     DONE,
@@ -196,6 +197,10 @@ def _check_upstream(project: Project, stage: str) -> None:
         if record is None or record.status != DONE:
             raise StageFailed(f"{STAGE_TITLES[previous]} has not finished yet; run it first "
                               f"(splatstudio run {project.name!r} --from {previous})")
+        problem = project.result_problem(previous, record)
+        if problem:
+            raise StageFailed(f"the result of {STAGE_TITLES[previous]} cannot be used: {problem}",
+                              f"run it again: splatstudio run {project.name!r} --from {previous}")
 
 
 class _LogTee:
@@ -208,6 +213,7 @@ class _LogTee:
         self.line_hook: Callable[[str], None] | None = None
         self.on_lost: Callable[[], None] | None = None  # called once if the real stderr's reader goes away
         self.stderr_lost = False
+        self.log_lost = False
         self.quiet = log_level in ("WARNING", "ERROR")
         self._real_stderr = os.dup(2)
         read_fd, write_fd = os.pipe()
@@ -222,8 +228,12 @@ class _LogTee:
     def _pump(self) -> None:
         for line in self._reader:
             if not (self.quiet and log_level(line) == "info" and not line.startswith("===")):
-                self._log.write(line)
-                self._log.flush()
+                if not self.log_lost:
+                    try:
+                        self._log.write(line)
+                        self._log.flush()
+                    except OSError:  # a full disk: the stage goes on (and says why it fails, if it does)
+                        self.log_lost = True
                 if not self.stderr_lost:
                     try:
                         os.write(self._real_stderr, line.encode("utf-8", "replace"))
@@ -242,7 +252,10 @@ class _LogTee:
         sys.stderr.flush()
         os.dup2(self._real_stderr, 2)  # closes the pipe's last write end -> the pump sees EOF
         self._thread.join(timeout=5)
-        self._log.close()
+        try:
+            self._log.close()
+        except OSError:  # what is still buffered cannot be written (a full disk)
+            pass
         os.close(self._real_stderr)
 
     def write_direct(self, text: str) -> None:
@@ -334,19 +347,39 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     except StageFailed as exc:
         status, message, hint = FAILED, str(exc), exc.hint
         error = {"type": "StageFailed", "message": str(exc), "hint": exc.hint, "traceback": ""}
+        failure: BaseException = exc
     except Exception as exc:  # any other error is a bug or an environment problem: keep the traceback
+        from splatstudio.io.errors import FormatError
+
         status = FAILED
-        message = f"{type(exc).__name__}: {exc}"
+        # a file's problem is said in plain words already (it names the file); anything else shows its type
+        message = str(exc) if isinstance(exc, FormatError) else f"{type(exc).__name__}: {exc}"
         error = {"type": type(exc).__name__, "message": str(exc), "hint": "",
                  "traceback": traceback.format_exc()}
         ctx.log(error["traceback"])
+        failure = exc
+    if status == FAILED and (full := disk_full_message(project.folder, failure)):
+        # said as such: the tools' own words ("disk I/O error", "no database factory", "the trainer
+        # stopped") hide it
+        message, hint = f"{full} ({message})", DISK_FULL_HINT
+    if status != DONE:
+        project.discard_partial(stage)
     record.status, record.ended = status, now_iso()
     record.duration = round(time.monotonic() - started, 3)
     record.figures, record.message, record.error = figures, message, error
+    if status == DONE:
+        record.results = project.result_stamps(stage)
     ctx.log(f"=== {STAGE_TITLES[stage]} {status} after {record.duration:.1f} s"
             + (f": {message}" if message else "") + " ===")
-    project.write_stage_record(record)
-    project.add_attempt(run_id, record)
+    try:
+        project.write_stage_record(record)
+        project.add_attempt(run_id, record)
+    except OSError as exc:  # the outcome still reaches the runner on stdout; the record says "interrupted"
+        full = disk_full_message(project.folder, exc)
+        if status != FAILED or not full:
+            reason = full or exc.strerror or str(exc)
+            message = (f"{message}; " if status == FAILED else "") + f"its record could not be saved: {reason}"
+        status, hint = FAILED, DISK_FULL_HINT if full else hint
     ctx.emit({"event": "result", "status": status, "figures": figures, "message": message, "hint": hint})
     tee.close()
     os.close(lock_fd)

@@ -38,31 +38,33 @@ def stage_argv(stage: str, project_folder: Path, run_id: str | None = None,
 def plan_run(project: Project, from_stage: str | None = None, until: str | None = None) -> RunPlan:
     """Decide which stages to run.
 
-    With ``from_stage`` the run starts there (retry). Otherwise it resumes at the first stage that is not
-    done, or whose settings changed since it ran (its fingerprint differs), and runs to the end (or
-    ``until``).
+    With ``from_stage`` the run starts there (retry), or earlier if a stage before it lost its result.
+    Otherwise it resumes at the first stage that is not done, whose settings changed since it ran (its
+    fingerprint differs), or whose result was deleted or changed since; and runs to the end (or ``until``).
     """
     for name in (from_stage, until):
         if name is not None and name not in STAGES:
             raise PlanError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
     last = STAGES.index(until) + 1 if until else len(STAGES)
+    settings = project.settings
+    records = project.stage_records()
+    start = len(STAGES)
+    reason = "every stage is done and up to date"
     if from_stage is not None:
-        start = STAGES.index(from_stage)
-        reason = f"starting at {STAGE_TITLES[from_stage]} as asked"
-    else:
-        settings = project.settings
-        records = project.stage_records()
-        start = len(STAGES)
-        reason = "every stage is done and up to date"
-        for index, stage in enumerate(STAGES):
-            record = records.get(stage)
-            if record is None or record.status != DONE:
-                state = "not run yet" if record is None else record.status
-                start, reason = index, f"{STAGE_TITLES[stage]} is {state}"
-                break
-            if record.fingerprint and record.fingerprint != settings.fingerprint(stage):
-                start, reason = index, f"settings of {STAGE_TITLES[stage]} changed since it ran"
-                break
+        start, reason = STAGES.index(from_stage), f"starting at {STAGE_TITLES[from_stage]} as asked"
+    for index, stage in enumerate(STAGES[:start]):
+        record = records.get(stage)
+        if from_stage is None and (record is None or record.status != DONE):
+            state = "not run yet" if record is None else record.status
+            start, reason = index, f"{STAGE_TITLES[stage]} is {state}"
+            break
+        if from_stage is None and record.fingerprint and record.fingerprint != settings.fingerprint(stage):
+            start, reason = index, f"settings of {STAGE_TITLES[stage]} changed since it ran"
+            break
+        problem = project.result_problem(stage, record)
+        if problem:
+            start, reason = index, f"the result of {STAGE_TITLES[stage]} cannot be used: {problem}"
+            break
     stages = STAGES[start:last] if start < last else ()
     if not project.image_names() and any(stage in PHOTO_STAGES for stage in stages):
         # (a project opened from a trained model alone has no photos yet runs its filter and splat stages)

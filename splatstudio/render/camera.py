@@ -288,8 +288,14 @@ def camera_from_json_entry(entry: dict) -> TrainingCamera:
         rotation = np.asarray(entry["rotation"], dtype=np.float64).reshape(3, 3)
         center = np.asarray(entry["position"], dtype=np.float64).reshape(3)
         fx, fy = float(entry["fx"]), float(entry["fy"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CameraSpecError(f"cameras.json entry is malformed ({exc})") from None
+    if not (np.isfinite(rotation).all() and np.isfinite(center).all() and np.isfinite([fx, fy]).all()):
+        raise CameraSpecError(f"cameras.json entry {entry.get('id', '?')} has a value that is not a number "
+                              "(NaN or infinite)")
+    if width <= 0 or height <= 0 or fx <= 0 or fy <= 0:
+        raise CameraSpecError(f"cameras.json entry {entry.get('id', '?')} has a size or focal length that is not "
+                              "positive")
     intr = Intrinsics(width, height, fx, fy, width / 2.0, height / 2.0)
     return TrainingCamera(str(entry.get("img_name", entry.get("id", ""))), Pose.from_c2w(rotation, center), intr)
 

@@ -70,6 +70,8 @@ def read_cloud(path: str | os.PathLike[str]) -> SplatCloud:
     from splatstudio.io.formats import load_splats
 
     path = Path(path)
+    if path.is_dir():
+        raise ViewError(f"{path}: is a folder, not a splat file (.ply, .splat, .spz...)")
     if not path.is_file():
         raise ViewError(f"{path}: no such file")
     try:

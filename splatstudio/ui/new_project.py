@@ -95,12 +95,18 @@ def estimate_entries(entries: dict[str, Settings], current: str, sizes: list[tup
 
 def create_and_import(library: Library, name: str, settings: Settings, sources: list[str],
                       progress: ProgressFn) -> str:
-    """Worker: create the project and import the photos; returns the project folder."""
+    """Worker: create the project and import the photos; returns the project folder. A project whose import
+    fails or keeps no photo is removed again, so the same name can be used at once."""
     project = library.create_project(name, settings)
-    report = import_photos(project.images_dir, project.path("import.json"), sources, settings, progress)
-    library.sync(project)
+    try:
+        report = import_photos(project.images_dir, project.path("import.json"), sources, settings, progress)
+    except BaseException:
+        library.delete(project)
+        raise
     if not report.accepted:
-        raise LibraryError(f"none of the photos could be imported into {name!r}")
+        library.delete(project)
+        raise LibraryError(f"none of the photos could be imported, so project {name!r} was not created")
+    library.sync(project)
     return str(project.folder)
 
 

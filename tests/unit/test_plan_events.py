@@ -7,7 +7,7 @@ import json
 import pytest
 
 from splatstudio.model.library import Library
-from splatstudio.model.project import DONE, FAILED, STAGES, StageRecord, now_iso
+from splatstudio.model.project import DONE, FAILED, STAGE_RESULTS, STAGES, StageRecord, now_iso
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.events import Eval, LogLine, Preview, Progress, Result, encode, parse_line
 from splatstudio.pipeline.plan import PlanError, plan_run, stage_argv
@@ -21,9 +21,19 @@ def project(tmp_path):
 
 
 def _done(project, *stages, status=DONE):
+    """Stage records as the stages leave them; a finished stage's results exist and are stamped."""
     for stage in stages:
+        if status == DONE:
+            for rel in STAGE_RESULTS[stage]:
+                path = project.path(rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.suffix:
+                    path.write_bytes(stage.encode())
+                else:
+                    path.mkdir(exist_ok=True)
         project.write_stage_record(StageRecord(stage, status, started=now_iso(), ended=now_iso(),
-                                               fingerprint=project.settings.fingerprint(stage)))
+                                               fingerprint=project.settings.fingerprint(stage),
+                                               results=project.result_stamps(stage) if status == DONE else None))
 
 
 def test_fresh_project_runs_everything(project):

@@ -23,7 +23,7 @@ def test_defaults_of_the_original_service():
     assert s.max_image_size == 1600 and s.min_image_size == 256
     assert s.outlier_k_neighbors == 20 and s.outlier_std_threshold == 2.0
     assert s.max_concurrent_runs == 2
-    assert s.allowed_extensions == ["jpg", "jpeg", "png", "tif", "tiff", "webp"]
+    assert s.allowed_extensions == ["jpg", "jpeg", "png", "tif", "tiff", "webp", "heic", "heif"]
     assert {spec.key for spec in SPECS} >= {
         "densify_until_iter", "densification_interval", "opacity_reset_interval", "camera_model",
         "max_features", "colmap_threads", "outlier_min_cluster_ratio", "gpu_check_interval", "log_level"}
