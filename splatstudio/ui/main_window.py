@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
                                         [QKeySequence("Ctrl+R")], sp.SP_MediaPlay))
         run_menu.addAction(self._action("resume", "Re&sume", self.project_page.resume, None, sp.SP_MediaSkipForward))
         run_menu.addAction(self._action("cancel", "&Cancel", self.cancel,
-                                        [QKeySequence("Esc"), QKeySequence("Ctrl+.")], sp.SP_MediaStop))
+                                        [QKeySequence("Ctrl+.")], sp.SP_MediaStop))  # not Esc: it clears fields
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self._action("library", "&Library", self.show_library, [QKeySequence("Ctrl+L")],
                                          sp.SP_DirHomeIcon))

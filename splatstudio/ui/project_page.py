@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -66,6 +67,9 @@ WAITING = "waiting"
 RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
 LOG_TAIL_BYTES = 64_000
 OUTPUT_PLY = tuple(RESULT_PLY.split("/"))
+
+
+CONFIRM_CANCEL_AFTER = 60.0  # seconds a stage has worked before a cancel asks first
 
 
 @dataclass
@@ -204,6 +208,7 @@ class ProjectPage(QWidget):
         self.workers = workers
         self.project: Project | None = None
         self.run: ProjectRun | None = None
+        self.question: QMessageBox | None = None  # a question shown before something that loses work
         self.states: dict[str, StageState] = {}
         self.last_outcome: RunOutcome | None = None
         self._links = SignalLinks()
@@ -238,7 +243,7 @@ class ProjectPage(QWidget):
         self.resume_button.setToolTip("Go on from the first stage that is not done")
         self.resume_button.clicked.connect(self.resume)
         self.cancel_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Cancel")
-        self.cancel_button.setToolTip("Stop the run; the project can be resumed (Esc)")
+        self.cancel_button.setToolTip("Stop the run; the project can be resumed (Ctrl+.)")
         self.cancel_button.clicked.connect(self.cancel)
         self.until = QComboBox()
         self.until.setObjectName("runUntil")
@@ -468,10 +473,41 @@ class ProjectPage(QWidget):
         return None if stage == STAGES[-1] else stage
 
     def reconstruct(self) -> None:
-        """Run every stage from the first (a project that never ran simply starts)."""
-        if self.project is not None:
-            state, _stage = self.project.status()
+        """Run every stage from the first. A project that never ran simply starts; one that has finished
+        stages asks first, since its results are recomputed and the current ones deleted."""
+        if self.project is None:
+            return
+        state, _stage = self.project.status()
+        done = [stage for stage, record in self.project.stage_records().items() if record.status == DONE]
+        if state == "new" or not done:
             self._enqueue(None if state == "new" else STAGES[0])
+            return
+        gaussians = self.project.summary()["gaussian_count"]
+        result = f"the current result ({gaussians:,} Gaussians)" if gaussians else "the results so far"
+        self._ask("Reconstruct from the start",
+                  f"Run every stage of {self.project.name!r} again, from feature extraction?",
+                  f"{len(done)} finished stage(s) are computed anew and {result} is deleted when the run "
+                  "starts. To finish only what is left, use Resume.",
+                  "Reconstruct", lambda: self._enqueue(STAGES[0]))
+
+    def _ask(self, title: str, text: str, detail: str, action: str, then) -> None:
+        """A question before something that loses work: ``then()`` runs only on ``action``; No is the default
+        (Enter and Esc keep everything as it is). Non-blocking; the box is ``self.question`` while shown."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText(detail)
+        yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton(QMessageBox.StandardButton.No)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+
+        def answered() -> None:
+            self.question = None
+            if box.clickedButton() is yes:
+                then()
+
+        box.finished.connect(answered)
+        self.question = box
+        box.open()
 
     def resume(self) -> None:
         self._enqueue(None)
@@ -480,6 +516,22 @@ class ProjectPage(QWidget):
         self._enqueue(stage)
 
     def cancel(self) -> None:
+        """Stop the project's run (or take it off the queue); asks first when the running stage has more
+        than a minute of work in it."""
+        if self.folder is None or not self.queue.is_queued(self.folder):
+            return
+        stage = self.run.current_stage if self.run is not None else None
+        elapsed = self.states[stage].elapsed() if stage in self.states else None
+        if stage is None or elapsed is None or elapsed < CONFIRM_CANCEL_AFTER:
+            self._cancel_now()
+            return
+        resumes = ("training resumes from its last checkpoint" if stage == "train"
+                   else f"{STAGE_TITLES[stage]} starts again")
+        self._ask("Cancel the run", f"Stop reconstructing {self.project.name!r}?",
+                  f"{STAGE_TITLES[stage]} has been working for {humanize.format_duration(elapsed)}. "
+                  f"The project stays resumable: {resumes} on Resume.", "Stop the run", self._cancel_now)
+
+    def _cancel_now(self) -> None:
         if self.folder is not None and self.queue.is_queued(self.folder):
             self.queue.remove(self.folder)
             self.sig_message.emit("cancelling… the project stays resumable")

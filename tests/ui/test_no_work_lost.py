@@ -1,0 +1,96 @@
+"""Issue 25, item 1: no work lost to one key. Ctrl+R on a finished project asks before it recomputes and
+deletes the result; Esc (clearing the log search) never cancels a run; a cancel asks once the running stage
+has worked for a while. The real window under Xvfb."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from dataset_builders import render_photos, write_trainer_output
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from splatstudio.cli import main as cli
+from splatstudio.model.project import RESULT_PLY
+from splatstudio.ui import project_page as project_page_module
+
+RUN_TIMEOUT = 240_000
+
+
+def _button(box: QMessageBox, text: str):
+    return next(b for b in box.buttons() if b.text().replace("&", "") == text)
+
+
+@pytest.fixture()
+def finished(library, tmp_path) -> str:
+    """A project whose every stage is done (opened from a trained model, filtered and converted)."""
+    photos = render_photos(tmp_path / "images", count=2)
+    output = write_trainer_output(tmp_path / "model", photos, None, iterations=(30,), gaussians=300, sh_degree=0)
+    assert cli(["--library", str(library.folder), "open", str(output), "--name", "Finished", "--run"]) == 0
+    return str(library.get("Finished").folder)
+
+
+def test_reconstruct_on_a_finished_project_asks_and_no_keeps_the_result(window, qtbot, finished):
+    window.open_project(finished)
+    page = window.project_page
+    result = page.project.path(RESULT_PLY)
+    window.actions_by_name["reconstruct"].trigger()
+    box = page.question
+    assert box is not None and box.isVisible() and "again" in box.text()
+    kept = page.project.summary()["gaussian_count"]  # the filtered result's
+    assert "deleted" in box.informativeText() and f"({kept:,} Gaussians)" in box.informativeText()
+    assert box.defaultButton().text().replace("&", "") == "No"
+    assert not window.queue.is_queued(finished)
+    _button(box, "No").click()
+    qtbot.waitUntil(lambda: page.question is None)
+    qtbot.wait(200)
+    assert not window.queue.is_queued(finished) and result.is_file()
+
+    window.actions_by_name["reconstruct"].trigger()
+    with qtbot.waitSignal(window.queue.sig_run_refused, timeout=10_000) as refused:
+        _button(page.question, "Reconstruct").click()
+    assert "no photos" in refused.args[1]  # it was asked to run from the first stage: this one has none
+
+
+def _run_until_features_started(window, qtbot, make_project):
+    folder = make_project("Running")
+    window.open_project(folder)
+    page = window.project_page
+    page.until.setCurrentIndex(page.until.findData("matching"))
+    with qtbot.waitSignal(window.queue.sig_run_started, timeout=30_000) as started:
+        page.reconstruct_button.click()
+    run = started.args[1]
+    qtbot.waitUntil(lambda: run.current_stage is not None, timeout=30_000)
+    return folder, page, run
+
+
+def test_esc_in_the_log_search_does_not_cancel_the_run(window, qtbot, make_project):
+    folder, page, run = _run_until_features_started(window, qtbot, make_project)
+    with warnings.catch_warnings():  # Xvfb has no window manager to activate the window; shortcuts need it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        QApplication.setActiveWindow(window)
+    search = window.log_panel.search
+    search.setFocus()
+    search.setText("SIFT")
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        qtbot.keyClick(search, Qt.Key.Key_Escape)
+        page.stage_list.setFocus()  # and anywhere else in the window
+        qtbot.keyClick(page.stage_list, Qt.Key.Key_Escape)
+    assert finished.args[1].status == "done"
+
+
+def test_a_cancel_asks_once_the_stage_has_worked_a_while(window, qtbot, make_project, monkeypatch):
+    monkeypatch.setattr(project_page_module, "CONFIRM_CANCEL_AFTER", 0.0)  # not a minute, in a test
+    folder, page, run = _run_until_features_started(window, qtbot, make_project)
+    page.cancel_button.click()
+    box = page.question
+    assert box is not None and "Stop reconstructing" in box.text() and "resumable" in box.informativeText()
+    _button(box, "No").click()
+    qtbot.waitUntil(lambda: page.question is None)
+    assert window.queue.is_queued(folder)
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as finished:
+        page.cancel_button.click()
+        if page.question is not None:  # still the first stage, or already the next: both ask
+            _button(page.question, "Stop the run").click()
+    assert finished.args[1].status == "cancelled"
