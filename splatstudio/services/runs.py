@@ -231,7 +231,11 @@ class RunQueue(QObject):
             if slot is not None:
                 self._held[key] = slot
                 run.sig_stage_started.connect(slot.set_stage)
-            run.sig_finished.connect(lambda outcome, k=key: self._on_run_finished(k, outcome))
+            # A bound method, not a lambda holding `self`: a run's connection must not keep its queue alive.
+            # With a lambda, a queue that only the lambda still referenced was freed while the run's
+            # deferred delete ran (releasing the lambda), and the queue deleted that run a second time from
+            # inside its own destructor: the SIGSEGV in QObject::~QObject of NOTES.
+            run.sig_finished.connect(self._on_run_finished)
             self.sig_run_started.emit(key, run)
             run.start()
         if changed or len(self.waiting) != waiting_before or blocked != self.waiting_for_slot:
@@ -250,10 +254,13 @@ class RunQueue(QObject):
             return None
         return self.slots.try_take(self.max_concurrent, project.name, project.folder, WINDOW)
 
-    def _on_run_finished(self, key: str, outcome: RunOutcome) -> None:
-        run = self.active.pop(key, None)
-        if run is not None:
-            run.deleteLater()
+    def _on_run_finished(self, outcome: RunOutcome) -> None:
+        sender = self.sender()
+        key = next((k for k, run in self.active.items() if run is sender), None)
+        if key is None:
+            return
+        run = self.active.pop(key)
+        run.deleteLater()
         slot = self._held.pop(key, None)
         if slot is not None:
             slot.release()

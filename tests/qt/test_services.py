@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import pytest
 
@@ -93,6 +94,20 @@ def test_queue_with_max_one_runs_projects_one_after_another(qtbot, make_project)
     qtbot.waitUntil(lambda: len(events) == 4, timeout=180_000)
     a, b = str(first.folder), str(second.folder)
     assert events == [("start", a), (DONE, a), ("start", b), (DONE, b)]
+
+
+def test_a_run_holds_no_reference_to_its_queue(qtbot, make_project):
+    """The intermittent SIGSEGV in QObject::~QObject (NOTES, Traps): a run's finished-connection was a lambda
+    holding its queue. A queue nobody else referenced then lived on until the run's deferred delete released
+    the lambda, was freed from inside that delete, and deleted the run a second time. Whether the delete
+    was still pending when the test dropped its queue was a matter of timing; the reference is not."""
+    queue = RunQueue(max_concurrent=1)
+    baseline = sys.getrefcount(queue)
+    assert queue.enqueue(make_project("Alone"), until="features")
+    assert len(queue.active) == 1
+    assert sys.getrefcount(queue) == baseline  # the running run's connections hold none
+    queue.cancel_all()
+    qtbot.waitUntil(lambda: not queue.active, timeout=60_000)
 
 
 def test_queue_reorder_and_refusals(qtbot, make_project):
