@@ -676,7 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("view", add_help=False, help="open a splat file in the 3D viewer, or render a screenshot "
-                       "(FILE [--screenshot OUT.png] [--size WxH] [--camera cameras.json:INDEX] [--cameras SPEC])")
+                       "(FILE [--screenshot OUT.png] [--size WxH] [--camera cameras.json:INDEX] [--cameras SPEC]; "
+                       "`splatstudio view --help` for more)")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_view)
 
@@ -705,8 +706,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if getattr(args, "command", None) == "view":
+            # the viewer parses its own options (and --help): everything after the command word, as given
+            args.args = argv[argv.index("view") + 1:]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return int(exc.code or 0)
     func = getattr(args, "func", cmd_gui)

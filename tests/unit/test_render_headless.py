@@ -44,3 +44,13 @@ def test_file_problems_exit_1_before_any_window(tmp_path, capsys, monkeypatch):
     assert cli_view([str(tmp_path / "junk.ply")]) == 1
     err = capsys.readouterr().err
     assert "junk.ply: not a PLY file" in err and "Traceback" not in err
+
+
+def test_view_help_through_the_main_command(capsys):
+    """Issue 25, item 4: `splatstudio view --help` failed ("unrecognized arguments: --help")."""
+    from splatstudio.cli import main
+
+    assert main(["view", "--help"]) == 0
+    assert "usage: splatstudio view" in capsys.readouterr().out
+    assert main(["projects", "--bogus"]) == 2  # other commands still refuse what they do not know
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
