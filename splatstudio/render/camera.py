@@ -257,16 +257,29 @@ class OrbitCamera:
         self.distance = max(float(radius) / math.sin(half), 1e-3)
 
 
-def scene_frame(positions: np.ndarray, opacities: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Robust (centre, radius) of a splat scene: the 2..98 percentile box of the positions."""
+def scene_frame(positions: np.ndarray, opacities: np.ndarray | None = None,
+                log_scales: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Robust (centre, radius) of a splat scene. With opacities and log scales: the 5..95 percentile box of
+    its *detail* (opaque splats smaller than the median), where a capture's subject is; the large, soft
+    splats of a far background would otherwise widen the frame until the subject is a small blur. Else (or
+    with under 100 such splats) the 2..98 percentile box of every position."""
     positions = np.asarray(positions, dtype=np.float64)
     if len(positions) == 0:
         return np.zeros(3), 1.0
+    low, high = 2, 98
+    if opacities is not None and log_scales is not None:
+        largest = np.asarray(log_scales).max(axis=1)
+        detail = (np.asarray(opacities) > 0.0) & (largest < np.median(largest))  # opacity logit 0: alpha 0.5
+        if int(detail.sum()) >= _MIN_DETAIL:
+            positions, low, high = positions[detail], 5, 95
     sample = positions if len(positions) <= 200_000 else positions[:: len(positions) // 200_000]
-    lo, hi = np.percentile(sample, 2, axis=0), np.percentile(sample, 98, axis=0)
+    lo, hi = np.percentile(sample, low, axis=0), np.percentile(sample, high, axis=0)
     center = (lo + hi) / 2.0
     radius = float(np.linalg.norm(hi - lo) / 2.0)
     return center, max(radius, 1e-3)
+
+
+_MIN_DETAIL = 100
 
 
 # ------------------------------------------------------------------------------ training cameras
@@ -363,6 +376,52 @@ def average_up(poses: Sequence[Pose]) -> np.ndarray:
     if np.linalg.norm(mean) < 1e-9:
         return np.array([0.0, 0.0, 1.0])
     return _unit(mean)
+
+
+# The world up of a scene without cameras: our readers give every format in the 3DGS/COLMAP frame (x right,
+# y down, z forward of the first photo), in which the photographer's up is about -y.
+COLMAP_UP = np.array([0.0, -1.0, 0.0])
+
+
+def look_at_point(poses: Sequence[Pose]) -> np.ndarray | None:
+    """The point nearest to every camera's optical axis (least squares): what a capture circling a subject
+    looks at. None when the axes are about parallel (a forward-facing capture): no point stands out."""
+    if len(poses) < 2:
+        return None
+    system, rhs = np.zeros((3, 3)), np.zeros(3)
+    for pose in poses:
+        d = _unit(pose.forward)
+        projector = np.eye(3) - np.outer(d, d)  # removes the component along the axis
+        system += projector
+        rhs += projector @ pose.center
+    eigen = np.linalg.eigvalsh(system)
+    if eigen[0] < 0.05 * len(poses):  # the axes leave one direction unconstrained
+        return None
+    point = np.linalg.solve(system, rhs)
+    spread = max(float(np.max([np.linalg.norm(p.center - point) for p in poses])), 1e-9)
+    return point if np.all(np.isfinite(point)) and spread < 1e6 else None
+
+
+def home_view(cameras: Sequence[TrainingCamera], center: np.ndarray, radius: float,
+              fov_y_deg: float = DEFAULT_FOV_Y_DEG) -> OrbitCamera:
+    """The view a scene opens on. With its training cameras: the first photo's viewpoint, orbiting the point
+    the cameras look at (so the subject is framed as the photos framed it). Without: the splats' robust
+    bounds seen along +z with -y up, the way the first photo of a COLMAP scene looked."""
+    if cameras:
+        up = average_up([c.pose for c in cameras])
+        first = cameras[0].pose
+        target = look_at_point([c.pose for c in cameras])
+        if target is None or float(np.dot(target - first.center, first.forward)) <= 0:
+            target = np.asarray(center, dtype=np.float64)
+        home = OrbitCamera(up=up, fov_y_deg=fov_y_deg)
+        home.set_from_pose(first, distance=float(np.linalg.norm(target - first.center)))
+        home.target = target
+        return home
+    home = OrbitCamera(up=COLMAP_UP, fov_y_deg=fov_y_deg)
+    home.set_from_pose(Pose.look_at(np.asarray(center) - np.array([0.0, 0.0, 1.0]), center, COLMAP_UP))
+    home.pitch = 0.0
+    home.frame(center, radius)
+    return home
 
 
 def with_intrinsics(camera: TrainingCamera, intrinsics: Intrinsics) -> TrainingCamera:

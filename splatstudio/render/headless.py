@@ -105,6 +105,32 @@ def _training_cameras(spec: str) -> list[TrainingCamera]:
         raise ViewError(str(exc)) from None
 
 
+def cameras_beside(path: Path) -> Path | None:
+    """The training cameras that came with a splat file, where our layouts put them: beside it, in a trainer
+    output (``MODEL/point_cloud/iteration_N/point_cloud.ply`` -> ``MODEL/cameras.json``) or in a project
+    (``PROJECT/output/point_cloud.ply`` -> ``PROJECT/train/cameras.json``); None when there are none."""
+    folder = path.resolve().parent
+    for candidate in (folder / "cameras.json", folder.parent.parent / "cameras.json",
+                      folder.parent / "train" / "cameras.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _cameras_for(path: Path, spec: str | None) -> list[TrainingCamera]:
+    """The cameras ``--cameras`` names, else those beside the file (a damaged file beside it is ignored:
+    the scene still opens, framed from its splats)."""
+    if spec:
+        return _training_cameras(spec)
+    found = cameras_beside(path)
+    if found is None:
+        return []
+    try:
+        return load_training_cameras(found)
+    except (CameraSpecError, FormatError, OSError):
+        return []
+
+
 def _sparse_points(spec: str) -> tuple[np.ndarray, np.ndarray] | None:
     path, _ = parse_camera_spec(spec)
     if not path.is_dir():
@@ -160,12 +186,12 @@ def render_screenshot(
     """Render `path_in` (.ply / .splat) to the PNG `out_png` and return its path.
 
     `camera` is ``'cameras.json:INDEX'`` or ``'COLMAP_MODEL_FOLDER:INDEX'``; without it the
-    scene is framed from the default orbit view (oriented by `cameras` when given). `size`
+    scene is framed from its home view (`cameras`, else those beside the file: `cameras_beside`). `size`
     (width, height) defaults to the camera's photo size, else 1280x720. Raises `ViewError`.
     """
     cloud = read_cloud(path_in)
     cam = _camera(camera) if camera else None
-    training = _training_cameras(cameras) if cameras else []
+    training = _cameras_for(Path(path_in), cameras)
     if size is None:
         size = (cam.intrinsics.width, cam.intrinsics.height) if cam else DEFAULT_SIZE
     canvas = _create_canvas(size, sh_degree, visible=False)
@@ -199,7 +225,7 @@ def view_main(argv: Sequence[str] | None = None) -> int:
 
 def _run_interactive(options: ViewOptions) -> None:
     cloud = read_cloud(options.path)
-    training = _training_cameras(options.cameras) if options.cameras else []
+    training = _cameras_for(options.path, options.cameras)
     cam = _camera(options.camera) if options.camera else None
     canvas = _create_canvas(options.size or DEFAULT_SIZE, options.sh_degree, visible=True)
     canvas.screenshot_dir = Path.cwd()

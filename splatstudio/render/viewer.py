@@ -62,6 +62,7 @@ from splatstudio.render.camera import (
     Pose,
     TrainingCamera,
     average_up,
+    home_view,
     projection_matrix,
     scene_frame,
 )
@@ -183,7 +184,7 @@ def prepare_scene(cloud: SplatCloud) -> PreparedScene:
     static["a_cov_b"] = cov[:, 3:]
     alphas = cloud.alphas().astype(np.float32)
     order = np.argsort(-importance(alphas, cloud.scales), kind="stable")
-    center, radius = scene_frame(cloud.positions)
+    center, radius = scene_frame(cloud.positions, cloud.opacities, cloud.scales)
     return PreparedScene(cloud, static, alphas, order, center, radius)
 
 
@@ -672,8 +673,7 @@ class SplatCanvas(app.Canvas):
         self._upload = _Upload()
         self.stats = ViewerStats(splats_total=len(scene))
         if reset_camera:
-            self._home = OrbitCamera(up=self.orbit.up, fov_y_deg=self.orbit.fov_y_deg)
-            self._home.frame(scene.center, scene.radius)
+            self._home = home_view(self._training, scene.center, scene.radius, self.orbit.fov_y_deg)
             self.reset_view()
         elif self._composites_previews():
             view = self._view()
@@ -776,8 +776,8 @@ class SplatCanvas(app.Canvas):
             self.orbit.up = up
             self._home.up = up
             if self._scene is not None:
-                self._home = OrbitCamera(up=up, fov_y_deg=self._home.fov_y_deg)
-                self._home.frame(self._scene.center, self._scene.radius)
+                self._home = home_view(self._training, self._scene.center, self._scene.radius,
+                                       self._home.fov_y_deg)
         self.update()
 
     @property

@@ -148,3 +148,53 @@ def test_parse_camera_spec():
     assert cam.parse_camera_spec("a/cameras.json:12") == (cam.Path("a/cameras.json"), 12)
     assert cam.parse_camera_spec("sparse/0") == (cam.Path("sparse/0"), None)
     assert cam.parse_camera_spec("sparse/0:3") == (cam.Path("sparse/0"), 3)
+
+
+def _ring(center, radius=4.0, count=8, height=-1.0):
+    """Training cameras on a ring around `center`, looking at it, with -y up (COLMAP's frame)."""
+    cameras = []
+    for k in range(count):
+        angle = 2 * math.pi * k / count
+        eye = np.asarray(center) + [radius * math.cos(angle), height, radius * math.sin(angle)]
+        pose = cam.Pose.look_at(eye, center, up=(0.0, -1.0, 0.0))
+        cameras.append(cam.TrainingCamera(f"{k:02d}.jpg", pose, cam.Intrinsics.from_fov(160, 120, 60.0)))
+    return cameras
+
+
+def test_the_point_a_ring_of_cameras_looks_at():
+    center = np.array([1.0, 0.5, 3.0])
+    assert np.allclose(cam.look_at_point([c.pose for c in _ring(center)]), center, atol=1e-6)
+    parallel = [cam.Pose.look_at(np.array([x, 0.0, 0.0]), np.array([x, 0.0, 1.0]), (0.0, -1.0, 0.0))
+                for x in (0.0, 1.0, 2.0)]
+    assert cam.look_at_point(parallel) is None  # a forward-facing capture: no point stands out
+
+
+def test_home_view_is_the_first_photos_view_around_the_subject():
+    """Issue 25, item 4: a scene opens as its first photo saw it, orbiting what the photos look at."""
+    center = np.array([1.0, 0.5, 3.0])
+    cameras = _ring(center)
+    home = cam.home_view(cameras, np.zeros(3), 10.0)
+    pose = home.pose()
+    assert np.allclose(home.target, center, atol=1e-6)
+    assert np.allclose(pose.center, cameras[0].pose.center, atol=1e-6)
+    assert np.allclose(pose.forward, cameras[0].pose.forward, atol=1e-6)
+    assert np.dot(home.up, [0.0, -1.0, 0.0]) > 0.9
+
+
+def test_home_view_without_cameras_looks_along_z_with_minus_y_up():
+    home = cam.home_view([], np.array([0.0, 0.0, 5.0]), 2.0)
+    pose = home.pose()
+    assert np.allclose(pose.forward, [0.0, 0.0, 1.0], atol=1e-6) and np.allclose(home.up, [0.0, -1.0, 0.0])
+    assert np.allclose(home.target, [0.0, 0.0, 5.0]) and home.distance > 2.0
+
+
+def test_scene_frame_follows_the_detail_not_the_soft_background():
+    rng = np.random.default_rng(0)
+    core = rng.normal([0.0, 0.0, 5.0], 0.5, (2000, 3))
+    background = rng.normal([0.0, 0.0, 5.0], 30.0, (2000, 3))
+    positions = np.concatenate([core, background])
+    opacities = np.concatenate([np.full(2000, 3.0), np.full(2000, -1.0)])  # opaque detail, faint backdrop
+    log_scales = np.concatenate([np.full((2000, 3), -4.0), np.full((2000, 3), 1.0)])
+    center, radius = cam.scene_frame(positions, opacities, log_scales)
+    assert np.linalg.norm(center - [0.0, 0.0, 5.0]) < 0.2 and radius < 3.0
+    assert cam.scene_frame(positions)[1] > 30.0  # without them: every position's box

@@ -54,3 +54,22 @@ def test_view_help_through_the_main_command(capsys):
     assert "usage: splatstudio view" in capsys.readouterr().out
     assert main(["projects", "--bogus"]) == 2  # other commands still refuse what they do not know
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_cameras_beside_a_file_in_our_layouts(tmp_path):
+    from splatstudio.render.headless import cameras_beside
+
+    loose = tmp_path / "loose" / "scene.ply"
+    trainer = tmp_path / "model" / "point_cloud" / "iteration_30" / "point_cloud.ply"
+    project = tmp_path / "project" / "output" / "point_cloud.ply"
+    for path in (loose, trainer, project):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+    assert cameras_beside(loose) is None
+    for cameras in (tmp_path / "model" / "cameras.json", tmp_path / "project" / "train" / "cameras.json",
+                    tmp_path / "loose" / "cameras.json"):
+        cameras.parent.mkdir(parents=True, exist_ok=True)
+        cameras.write_text("[]")
+    assert cameras_beside(trainer) == tmp_path / "model" / "cameras.json"
+    assert cameras_beside(project) == tmp_path / "project" / "train" / "cameras.json"
+    assert cameras_beside(loose) == tmp_path / "loose" / "cameras.json"
