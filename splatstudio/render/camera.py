@@ -259,13 +259,24 @@ class OrbitCamera:
 
 def scene_frame(positions: np.ndarray, opacities: np.ndarray | None = None,
                 log_scales: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Robust (centre, radius) of a splat scene. With opacities and log scales: the 5..95 percentile box of
-    its *detail* (opaque splats smaller than the median), where a capture's subject is; the large, soft
+    """Robust (centre, radius) of a splat scene: the centre and half diagonal of :func:`scene_box`."""
+    return box_frame(*scene_box(positions, opacities, log_scales))
+
+
+def box_frame(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre, half diagonal) of the box from ``lo`` to ``hi``."""
+    return (lo + hi) / 2.0, max(float(np.linalg.norm(hi - lo) / 2.0), 1e-3)
+
+
+def scene_box(positions: np.ndarray, opacities: np.ndarray | None = None,
+              log_scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Robust (low, high) corners of a splat scene. With opacities and log scales: the 5..95 percentile box
+    of its *detail* (opaque splats smaller than the median), where a capture's subject is; the large, soft
     splats of a far background would otherwise widen the frame until the subject is a small blur. Else (or
     with under 100 such splats) the 2..98 percentile box of every position."""
     positions = np.asarray(positions, dtype=np.float64)
     if len(positions) == 0:
-        return np.zeros(3), 1.0
+        return np.full(3, -0.5), np.full(3, 0.5)
     low, high = 2, 98
     if opacities is not None and log_scales is not None:
         largest = np.asarray(log_scales).max(axis=1)
@@ -273,10 +284,7 @@ def scene_frame(positions: np.ndarray, opacities: np.ndarray | None = None,
         if int(detail.sum()) >= _MIN_DETAIL:
             positions, low, high = positions[detail], 5, 95
     sample = positions if len(positions) <= 200_000 else positions[:: len(positions) // 200_000]
-    lo, hi = np.percentile(sample, low, axis=0), np.percentile(sample, high, axis=0)
-    center = (lo + hi) / 2.0
-    radius = float(np.linalg.norm(hi - lo) / 2.0)
-    return center, max(radius, 1e-3)
+    return np.percentile(sample, low, axis=0), np.percentile(sample, high, axis=0)
 
 
 _MIN_DETAIL = 100
@@ -381,6 +389,7 @@ def average_up(poses: Sequence[Pose]) -> np.ndarray:
 # The world up of a scene without cameras: our readers give every format in the 3DGS/COLMAP frame (x right,
 # y down, z forward of the first photo), in which the photographer's up is about -y.
 COLMAP_UP = np.array([0.0, -1.0, 0.0])
+_MIN_ASPECT = 4.0 / 3.0
 
 
 def look_at_point(poses: Sequence[Pose]) -> np.ndarray | None:
@@ -403,10 +412,11 @@ def look_at_point(poses: Sequence[Pose]) -> np.ndarray | None:
 
 
 def home_view(cameras: Sequence[TrainingCamera], center: np.ndarray, radius: float,
-              fov_y_deg: float = DEFAULT_FOV_Y_DEG) -> OrbitCamera:
+              fov_y_deg: float = DEFAULT_FOV_Y_DEG, half_extent: np.ndarray | None = None) -> OrbitCamera:
     """The view a scene opens on. With its training cameras: the first photo's viewpoint, orbiting the point
     the cameras look at (so the subject is framed as the photos framed it). Without: the splats' robust
-    bounds seen along +z with -y up, the way the first photo of a COLMAP scene looked."""
+    box (``half_extent`` its half size, else the sphere of ``radius``) seen along +z with -y up, the way the
+    first photo of a COLMAP scene looked."""
     if cameras:
         up = average_up([c.pose for c in cameras])
         first = cameras[0].pose
@@ -416,12 +426,25 @@ def home_view(cameras: Sequence[TrainingCamera], center: np.ndarray, radius: flo
         home = OrbitCamera(up=up, fov_y_deg=fov_y_deg)
         home.set_from_pose(first, distance=float(np.linalg.norm(target - first.center)))
         home.target = target
+        if half_extent is not None:  # a photo from far away (a tourist's): as close as the subject fits
+            home.distance = min(home.distance, _fit_distance(half_extent, fov_y_deg))
         return home
     home = OrbitCamera(up=COLMAP_UP, fov_y_deg=fov_y_deg)
     home.set_from_pose(Pose.look_at(np.asarray(center) - np.array([0.0, 0.0, 1.0]), center, COLMAP_UP))
     home.pitch = 0.0
     home.frame(center, radius)
+    if half_extent is not None:
+        home.distance = _fit_distance(half_extent, fov_y_deg)
     return home
+
+
+def _fit_distance(half_extent: np.ndarray, fov_y_deg: float) -> float:
+    """How far from a box's centre its near face fills the view, rather than the sphere around the box (in a
+    window at least 4:3 wide, as the viewer's and screenshots' are). The box's axes are taken as the view's:
+    exact for the view along z, a fair estimate from elsewhere."""
+    half_x, half_y, half_z = (float(v) for v in np.abs(half_extent))
+    tangent = math.tan(math.radians(fov_y_deg) / 2.0)
+    return max(max(half_y, half_x / _MIN_ASPECT) / tangent + half_z, 1e-3)
 
 
 def with_intrinsics(camera: TrainingCamera, intrinsics: Intrinsics) -> TrainingCamera:

@@ -62,9 +62,10 @@ from splatstudio.render.camera import (
     Pose,
     TrainingCamera,
     average_up,
+    box_frame,
     home_view,
     projection_matrix,
-    scene_frame,
+    scene_box,
 )
 from splatstudio.render.glinfo import is_software
 from splatstudio.render.sh import sh_to_rgb
@@ -166,6 +167,7 @@ class PreparedScene:
     budget_order: np.ndarray  # indices, most important first
     center: np.ndarray
     radius: float
+    half_extent: np.ndarray | None = None  # half the size of the robust box the centre and radius come from
 
     def __len__(self) -> int:
         return len(self.static)
@@ -184,8 +186,9 @@ def prepare_scene(cloud: SplatCloud) -> PreparedScene:
     static["a_cov_b"] = cov[:, 3:]
     alphas = cloud.alphas().astype(np.float32)
     order = np.argsort(-importance(alphas, cloud.scales), kind="stable")
-    center, radius = scene_frame(cloud.positions, cloud.opacities, cloud.scales)
-    return PreparedScene(cloud, static, alphas, order, center, radius)
+    lo, hi = scene_box(cloud.positions, cloud.opacities, cloud.scales)
+    center, radius = box_frame(lo, hi)
+    return PreparedScene(cloud, static, alphas, order, center, radius, (hi - lo) / 2.0)
 
 
 def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int, fast: bool = False) -> np.ndarray:
@@ -673,7 +676,8 @@ class SplatCanvas(app.Canvas):
         self._upload = _Upload()
         self.stats = ViewerStats(splats_total=len(scene))
         if reset_camera:
-            self._home = home_view(self._training, scene.center, scene.radius, self.orbit.fov_y_deg)
+            self._home = home_view(self._training, scene.center, scene.radius, self.orbit.fov_y_deg,
+                                   scene.half_extent)
             self.reset_view()
         elif self._composites_previews():
             view = self._view()
@@ -777,7 +781,7 @@ class SplatCanvas(app.Canvas):
             self._home.up = up
             if self._scene is not None:
                 self._home = home_view(self._training, self._scene.center, self._scene.radius,
-                                       self._home.fov_y_deg)
+                                       self._home.fov_y_deg, self._scene.half_extent)
         self.update()
 
     @property

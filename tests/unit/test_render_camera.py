@@ -181,11 +181,24 @@ def test_home_view_is_the_first_photos_view_around_the_subject():
     assert np.dot(home.up, [0.0, -1.0, 0.0]) > 0.9
 
 
-def test_home_view_without_cameras_looks_along_z_with_minus_y_up():
-    home = cam.home_view([], np.array([0.0, 0.0, 5.0]), 2.0)
+def test_home_view_without_cameras_looks_along_z_with_minus_y_up_and_fills_the_view():
+    center, half = np.array([0.0, 0.0, 5.0]), np.array([2.0, 1.0, 0.5])
+    home = cam.home_view([], center, float(np.linalg.norm(half)), half_extent=half)
     pose = home.pose()
     assert np.allclose(pose.forward, [0.0, 0.0, 1.0], atol=1e-6) and np.allclose(home.up, [0.0, -1.0, 0.0])
-    assert np.allclose(home.target, [0.0, 0.0, 5.0]) and home.distance > 2.0
+    assert np.allclose(home.target, center)
+    # the box's near face fits a 4:3 view and fills it across
+    near = home.distance - half[2]
+    tangent = math.tan(math.radians(home.fov_y_deg) / 2)
+    assert half[0] / (near * tangent * 4 / 3) == pytest.approx(1.0)
+    assert half[1] / (near * tangent) < 1.0
+
+
+def test_home_view_comes_closer_than_a_distant_first_photo():
+    center = np.array([1.0, 0.5, 3.0])
+    far = _ring(center, radius=400.0)
+    home = cam.home_view(far, center, 1.0, half_extent=np.array([0.5, 0.5, 0.5]))
+    assert home.distance < 10.0 and np.allclose(home.pose().forward, far[0].pose.forward, atol=1e-6)
 
 
 def test_scene_frame_follows_the_detail_not_the_soft_background():
