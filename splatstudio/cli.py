@@ -19,7 +19,7 @@ from typing import Any
 from splatstudio import __version__
 from splatstudio.model import paths, programs
 from splatstudio.model.atomic import DISK_FULL_HINT, disk_full_message
-from splatstudio.model.humanize import format_duration, format_size, printable
+from splatstudio.model.humanize import format_duration, format_size, printable, quality_words
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import RESULT_PLY, STAGE_TITLES, STAGES, Project, ProjectError
 from splatstudio.model.run_slots import RunSlot, RunSlots, SlotHolder, describe_wait
@@ -131,12 +131,15 @@ def _figure_text(stage: str, figures: dict[str, Any]) -> str:
         "matching": ("matcher", "verified_pairs"),
         "mapping": ("registered", "total", "points", "mean_reprojection_error"),
         "undistort": ("images", "sizes"),
-        "train": ("iterations", "num_gaussians", "test_psnr", "sec_per_iter_median"),
+        "train": ("iterations", "num_gaussians", "held_out_views", "test_psnr", "quality", "sec_per_iter_median"),
         "filter": ("total", "removed", "remaining"),
         "splat": ("splats", "bytes"),
     }.get(stage, ())
     def show(value: Any) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    if stage == "train" and isinstance(figures.get("test_psnr"), (int, float)):
+        figures = {**figures, "quality": quality_words(float(figures["test_psnr"]))[0]}
 
     return ", ".join(f"{k.replace('_', ' ')} {show(figures[k])}" for k in keys if figures.get(k) is not None)
 

@@ -57,3 +57,16 @@ def printable(text: str) -> str:
     """``text`` safe to print on a terminal: control characters (escape codes) shown as ``\\x1b``-style
     escapes. For names that came from outside (a copied project folder) and are printed as they are."""
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def quality_words(psnr: float) -> tuple[str, str]:
+    """A held-out PSNR (dB: how closely renders match photos the training never saw) in a person's words:
+    (rating, what it means or what to try). The bands are those of real photo captures: a trained scene
+    above 25 dB looks like the photos from new viewpoints too; below 20 it blurs or breaks away from them."""
+    if psnr >= 25.0:
+        return "good", "new viewpoints look like the photos"
+    if psnr >= 20.0:
+        return "fair", ("close to the photos, softer or with floaters away from them; more photos from more "
+                        "angles, or a longer preset, sharpen it")
+    return "poor for new viewpoints", ("renders away from the photos blur or break up; try more photos (each "
+                                        "part seen from 3+ places), sharper photos, or a longer preset")

@@ -253,6 +253,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
         "train_psnr": last.get("psnr"),
         "loss": last.get("loss"),
     }
+    figures.update({k: v for k, v in state.get("views", {}).items() if isinstance(v, int)})
     if state["sec_per_iter"]:
         figures["sec_per_iter_median"] = round(statistics.median(state["sec_per_iter"]), 4)
     if state["eval"]:
@@ -278,6 +279,8 @@ def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any])
     iteration = int(event.get("iteration", 0) or 0)
     if kind in ("start", "progress") and event.get("iterations"):
         state["iterations"] = int(event["iterations"])  # planned by the trainer (a time budget re-plans it)
+    if kind == "start":  # which photos taught the model and which only measured it
+        state["views"] = {"train_views": event.get("num_train"), "held_out_views": event.get("num_test")}
     iterations = state.get("iterations", iterations)
     if kind == "progress":
         state["last"] = event

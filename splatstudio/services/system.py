@@ -13,6 +13,8 @@ from typing import Any
 import psutil
 from PySide6.QtCore import QObject, QTimer, Signal
 
+NO_GPU = "No NVIDIA GPU found — training uses the CPU"
+
 
 def _nvml():
     """Initialised ``pynvml`` module, or raise with the reason there is no GPU information."""
@@ -32,12 +34,12 @@ class GpuProbe:
             self._nv = _nvml()
             count = self._nv.nvmlDeviceGetCount()
             if count == 0:
-                self.message = "no NVIDIA GPU found: training runs on the CPU"
+                self.message = NO_GPU
         except ImportError:
             self.message = "GPU monitoring unavailable (nvidia-ml-py is not installed)"
-        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        except Exception:  # NVMLError_LibraryNotFound, DriverNotLoaded...: a person reads "no GPU", not those
             self._nv = None
-            self.message = f"no NVIDIA GPU driver on this machine ({type(exc).__name__}): training runs on the CPU"
+            self.message = NO_GPU
 
     def sample(self) -> list[dict[str, Any]]:
         if self._nv is None:

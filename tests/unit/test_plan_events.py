@@ -107,3 +107,13 @@ def test_auto_training_resolution_on_cpu(tmp_path):
     assert training_resolution(Settings({"trainer_backend": "cuda"}), tmp_path) == -1
     Image.new("RGB", (640, 480)).save(tmp_path / "images" / "a.jpg")
     assert training_resolution(cpu, tmp_path) == 1
+
+
+def test_quality_in_words():
+    """Issue 25, item 3: a held-out PSNR alone meant nothing to a person."""
+    from splatstudio.model.humanize import quality_words
+
+    assert quality_words(27.0)[0] == "good"
+    assert quality_words(21.0)[0] == "fair"
+    rating, advice = quality_words(17.5)
+    assert rating == "poor for new viewpoints" and "more photos" in advice
