@@ -51,11 +51,13 @@ from splatstudio.model.project import (
     Project,
     ProjectError,
     StageRecord,
+    trained_iterations,
 )
 from splatstudio.pipeline.entry import StageFailed
 from splatstudio.pipeline.events import Preview, Progress
 from splatstudio.pipeline.post import result_ply
 from splatstudio.pipeline.runner import RunOutcome
+from splatstudio.pipeline.train import latest_checkpoint
 from splatstudio.services.runs import ProjectRun, RunQueue
 from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
@@ -378,8 +380,22 @@ class ProjectPage(QWidget):
             state.state = record.status if record is not None else WAITING
             state.fraction = 1.0 if state.state == DONE else 0.0
             state.eta = None
+            if stage == "train" and state.state in (CANCELLED, INTERRUPTED):
+                self._show_checkpoint(state)
         self.report.setText(run_report(records))
-        self.export_button.setEnabled(self.project.path(*OUTPUT_PLY).exists() or self.project.path("train").is_dir())
+        trained = bool(trained_iterations(self.project.path("train")))  # a checkpoint alone exports nothing
+        self.export_button.setEnabled(self.project.path(*OUTPUT_PLY).exists() or trained)
+
+    def _show_checkpoint(self, state: StageState) -> None:
+        """A stopped training shows how far it got and that Resume goes on from there, not from 0 %."""
+        assert self.project is not None
+        checkpoint = latest_checkpoint(self.project.path("train"))
+        if checkpoint is None:
+            return
+        iteration = int(checkpoint.stem[len("chkpnt"):])
+        planned = max(int(self.project.settings.iterations), iteration, 1)
+        state.fraction = iteration / planned
+        state.message = f"resumes from iteration {iteration:,} of {planned:,}"
 
     def _show_recorded_failure(self) -> None:
         """After (re)opening a failed project: the panel from the failed stage's record."""
@@ -577,8 +593,8 @@ class ProjectPage(QWidget):
         item.setForeground(1, QColor(STATE_COLORS.get(state.state, "#8a8f98")))
         item.setToolTip(2, state.message)
         bar.setValue(int(state.fraction * 1000))
-        bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {state.message}" if state.state == RUNNING and
-                                                           state.message else ""))
+        shown = state.message and (state.state == RUNNING or state.message.startswith("resumes from"))
+        bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {state.message}" if shown else ""))
         elapsed, left = state.elapsed(), state.remaining()
         item.setText(3, format_duration(elapsed) if elapsed is not None else "")
         item.setText(4, format_duration(left) if left is not None else "")

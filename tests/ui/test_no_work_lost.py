@@ -94,3 +94,24 @@ def test_a_cancel_asks_once_the_stage_has_worked_a_while(window, qtbot, make_pro
         if page.question is not None:  # still the first stage, or already the next: both ask
             _button(page.question, "Stop the run").click()
     assert finished.args[1].status == "cancelled"
+
+
+def test_a_stopped_training_shows_where_it_resumes_and_exports_nothing(window, qtbot, make_project):
+    """Issue 25, item 6: after a cancel the training showed 0 % with no sign that it resumes from its
+    checkpoint, and Export stayed enabled with nothing to export. The files a cancelled training leaves:
+    its record and the trainer's checkpoint."""
+    from splatstudio.model.project import CANCELLED, Project, StageRecord, now_iso
+
+    folder = make_project("Stopped")
+    project = Project(folder)
+    project.set_settings(project.settings.updated({"iterations": 2000}))
+    project.path("train").mkdir()
+    project.path("train", "chkpnt834.pth").write_bytes(b"checkpoint")
+    project.write_stage_record(StageRecord("train", CANCELLED, started=now_iso(), ended=now_iso(), duration=60.0,
+                                           message="cancelled by the user"))
+    window.open_project(folder)
+    page = window.project_page
+    assert page.items["train"].text(1) == "cancelled"
+    assert page.bars["train"].value() == 417  # 834 of 2000
+    assert "resumes from iteration 834 of 2,000" in page.bars["train"].format()
+    assert not page.export_button.isEnabled()
