@@ -452,6 +452,9 @@ class ViewerSignals(QtCore.QObject):
     sig_frame_ready = QtCore.Signal(object)
     """Internal: the sort worker finished a full frame (crosses to the GUI thread, queued)."""
 
+    sig_place_changed = QtCore.Signal(str)
+    """Where the view is, in words: "photo 3 of 16: IMG_0003.jpg" at a training camera, "" elsewhere."""
+
 
 class SortWorker:
     """One background thread running the latest submitted job; older pending jobs are dropped."""
@@ -607,6 +610,7 @@ class SplatCanvas(app.Canvas):
         self._requested: tuple[int, bytes] | None = None  # (generation, view key) being sorted
         self._training: list[TrainingCamera] = []
         self._training_index = -1
+        self._place = ""  # where the view is, in words (sig_place_changed)
         self._sparse: tuple[np.ndarray, np.ndarray] | None = None
         self._keys = _Keys()
         self._last_mouse: tuple[float, float] | None = None
@@ -768,6 +772,7 @@ class SplatCanvas(app.Canvas):
                                  self._home.pitch, self._home.up.copy(), self._home.fov_y_deg)  # fmt: skip
         self._camera_intrinsics = None
         self._pose = self.orbit.pose()
+        self._say_place("")
         self._camera_changed(moving=False)
 
     def set_training_cameras(self, cameras: Sequence[TrainingCamera], auto_orient: bool = True) -> None:
@@ -796,7 +801,13 @@ class SplatCanvas(app.Canvas):
         cam = self._training[index]
         self._training_index = index
         self.set_camera(pose=cam.pose, intrinsics=cam.intrinsics)
+        self._say_place(f"photo {index + 1} of {len(self._training)}: {cam.name}")
         return cam
+
+    def _say_place(self, text: str) -> None:
+        if text != self._place:
+            self._place = text
+            self.signals.sig_place_changed.emit(text)
 
     def next_camera(self) -> TrainingCamera:
         return self.jump_to_camera(self._training_index + 1)
@@ -808,6 +819,7 @@ class SplatCanvas(app.Canvas):
         """The user moved the orbit controller: follow it, drawing the budget until it settles."""
         self._camera_intrinsics = None  # back to the viewer's own field of view
         self._pose = self.orbit.pose()
+        self._say_place("")  # away from the photo's viewpoint
         self._camera_changed(moving=True)
 
     def _camera_changed(self, moving: bool) -> None:

@@ -71,6 +71,8 @@ LOG_TAIL_BYTES = 64_000
 OUTPUT_PLY = tuple(RESULT_PLY.split("/"))
 
 
+VIEW_CONTROLS = ("3D view: drag to orbit, right-drag to pan, wheel to zoom, W A S D Q E to fly; ← → step "
+                 "through the photos' viewpoints; R resets the view")
 CONFIRM_CANCEL_AFTER = 60.0  # seconds a stage has worked before a cancel asks first
 
 
@@ -327,9 +329,21 @@ class ProjectPage(QWidget):
         left_layout.addWidget(self.stage_list)
         left_layout.addWidget(self.failure)
         left_layout.addWidget(report_box, 1)
+        # how to move in the 3D view, and which photo's viewpoint it shows (from the viewer)
+        self.view_hint = QLabel(VIEW_CONTROLS, wordWrap=True)
+        self.view_hint.setObjectName("viewHint")
+        self.view_hint.setEnabled(False)  # the palette's quieter text
+        self.view_place = QLabel()
+        self.view_place.setObjectName("viewPlace")
+        viewer_side = QWidget()
+        viewer_layout = QVBoxLayout(viewer_side)
+        viewer_layout.setContentsMargins(0, 0, 0, 0)
+        viewer_layout.addWidget(self.viewer_area, 1)
+        viewer_layout.addWidget(self.view_place)
+        viewer_layout.addWidget(self.view_hint)
         splitter = QSplitter()
         splitter.addWidget(left)
-        splitter.addWidget(self.viewer_area)
+        splitter.addWidget(viewer_side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         splitter.setSizes([640, 360])
@@ -708,10 +722,14 @@ class ProjectPage(QWidget):
             self._viewer = SplatCanvas(size=(640, 480))
             self._viewer_holder = native_child(self._viewer.native)
             self.viewer_area.addWidget(self._viewer_holder)
+            self._viewer.signals.sig_place_changed.connect(self._on_place_changed)
         except Exception as exc:  # no render package, no OpenGL...: the report is still there
             self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
             return False
         return True
+
+    def _on_place_changed(self, place: str) -> None:
+        self.view_place.setText(f"Viewing from {place}" if place else "")
 
     def show_model(self, path: Path, reset_camera: bool) -> None:
         """Show ``path`` in the viewer, read and prepared in a worker. While one model loads, only the

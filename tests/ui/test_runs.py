@@ -113,6 +113,13 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     # the result shows in the 3D view (loaded in a worker, drawn in full quality)
     qtbot.waitUntil(lambda: page._viewer is not None and page._viewer.stats.splats_total > 100, timeout=30_000)
     assert len(page._viewer.training_cameras) == 16  # the photos' cameras, the view starting at the first
+    # issue 25, item 7: which photo's viewpoint it is, and how to move (it said nothing of either)
+    qtbot.waitUntil(lambda: page.view_place.text().startswith("Viewing from photo 1 of 16: "), timeout=10_000)
+    assert "drag to orbit" in page.view_hint.text() and page.view_hint.isVisible()
+    page._viewer.next_camera()
+    assert page.view_place.text().startswith("Viewing from photo 2 of 16: ")
+    page._viewer.reset_view()
+    assert page.view_place.text() == ""
     assert page._viewer.wait_until_idle(30.0)
     qtbot.wait(200)
     window.grab().save(str(artifacts / "finished-project.png"))
