@@ -55,6 +55,7 @@ from splatstudio.model.project import (
 )
 from splatstudio.pipeline.entry import StageFailed
 from splatstudio.pipeline.events import Preview, Progress
+from splatstudio.pipeline.plan import stage_weights
 from splatstudio.pipeline.post import result_ply
 from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.pipeline.train import latest_checkpoint
@@ -219,6 +220,7 @@ class ProjectPage(QWidget):
         self.project: Project | None = None
         self.run: ProjectRun | None = None
         self.question: QMessageBox | None = None  # a question shown before something that loses work
+        self._weights: tuple[ProjectRun | None, dict[str, float]] = (None, {})  # stage_weights of self.run
         self.states: dict[str, StageState] = {}
         self.last_outcome: RunOutcome | None = None
         self._links = SignalLinks()
@@ -619,13 +621,19 @@ class ProjectPage(QWidget):
                 self._update_stage(stage)
 
     def overall_fraction(self) -> float | None:
-        """Progress of the followed run over its planned stages, or None when nothing runs."""
+        """Progress of the followed run over its planned stages, each weighted by the time it is expected to
+        take (:func:`stage_weights`), or None when nothing runs."""
         if self.run is None:
             return None
         stages = self.run.plan.stages
-        done = sum(self.states[s].fraction if self.states[s].state == RUNNING else
-                   (1.0 if self.states[s].state == DONE else 0.0) for s in stages)
-        return done / max(len(stages), 1)
+        if self._weights[0] is not self.run:  # once a run: the photo count is read from import.json
+            project = self.run.project
+            self._weights = (self.run, stage_weights(stages, len(project.image_names()),
+                                                     int(project.settings.iterations)))
+        weights = self._weights[1]
+        done = sum(weights[s] * (self.states[s].fraction if self.states[s].state == RUNNING else
+                                 (1.0 if self.states[s].state == DONE else 0.0)) for s in stages)
+        return done / max(sum(weights.values()), 1e-9)
 
     def refresh_title(self) -> None:
         if self.project is None:

@@ -117,3 +117,17 @@ def test_quality_in_words():
     assert quality_words(21.0)[0] == "fair"
     rating, advice = quality_words(17.5)
     assert rating == "poor for new viewpoints" and "more photos" in advice
+
+
+def test_stage_weights_follow_the_time_each_stage_takes():
+    """Issue 25, item 2: with a share per stage, the title said 58 % as a 21-minute training began."""
+    from splatstudio.pipeline.plan import stage_weights
+
+    weights = stage_weights(STAGES, photos=23, iterations=2000)
+    share = {stage: w / sum(weights.values()) for stage, w in weights.items()}
+    before_training = sum(share[s] for s in STAGES[:STAGES.index("train")])
+    assert 0.1 < before_training < 0.2 and share["train"] > 0.8
+    longer = stage_weights(STAGES, photos=23, iterations=7000)
+    assert longer["train"] == 3.5 * weights["train"] and longer["matching"] == weights["matching"]
+    more_photos = stage_weights(STAGES, photos=46, iterations=2000)
+    assert more_photos["matching"] == 4 * weights["matching"] and more_photos["features"] == 2 * weights["features"]
