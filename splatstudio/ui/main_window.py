@@ -136,6 +136,8 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self._action("new", "&New project…", self.choose_photos,
                                          [QKeySequence("Ctrl+N")], sp.SP_FileDialogNewFolder))
+        file_menu.addAction(self._action("new_from_folder", "New project from a &folder…", self.choose_photo_folder,
+                                         [QKeySequence("Ctrl+Shift+N")]))
         file_menu.addAction(self._action("open", "&Open project folder…", self.choose_project,
                                          [QKeySequence("Ctrl+O")], sp.SP_DialogOpenButton))
         file_menu.addAction(self._action("open_dataset", "Open &dataset…", self.choose_dataset,
@@ -202,9 +204,16 @@ class MainWindow(QMainWindow):
 
     def choose_photos(self) -> None:
         dialog = QFileDialog(self, "Photos for a new project", str(Path.home()),
-                             "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.JPG *.JPEG *.PNG);;All files (*)")
+                             "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.heic *.heif *.JPG *.JPEG *.PNG *.HEIC);;All files (*)")
         dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
         dialog.filesSelected.connect(lambda files: self.show_new_project(list(files)) if files else None)
+        dialog.open()
+
+    def choose_photo_folder(self) -> None:
+        """A folder of photos (and its subfolders) for a new project, named after the folder."""
+        dialog = QFileDialog(self, "A folder of photos for a new project", str(Path.home()))
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.fileSelected.connect(lambda folder: self.show_new_project([folder]) if folder else None)
         dialog.open()
 
     def choose_project(self) -> None:

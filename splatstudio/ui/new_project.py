@@ -8,6 +8,7 @@ Checking the photos (:func:`inspect_photos`), making thumbnails, estimating the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,23 @@ def estimate_entries(entries: dict[str, Settings], current: str, sizes: list[tup
         results[key] = found
     detail = estimate_training(entries[current].updated({"scene_detail": 0}), sizes, steps)
     return results, detail
+
+
+# Folder names that say where photos came from, not what they show (a camera's or phone's own folders)
+_GENERIC_FOLDERS = re.compile(r"^(images?|photos?|pictures?|pics|dcim|camera|camera roll|input|\d{3}[a-z_]*)$",
+                              re.IGNORECASE)
+
+
+def suggested_name(sources: list[str]) -> str:
+    """A project name from what was dropped: a folder's name, or the name of the folder the photos are in
+    (not the first photo's file name), going up past generic folders such as DCIM/100APPLE or images/."""
+    if not sources:
+        return "Project"
+    first = Path(sources[0]).expanduser().resolve()
+    folder = first if first.is_dir() else first.parent
+    while _GENERIC_FOLDERS.match(folder.name) and folder.parent != folder and folder.parent.name:
+        folder = folder.parent
+    return folder.name or "Project"
 
 
 def create_and_import(library: Library, name: str, settings: Settings, sources: list[str],
@@ -426,9 +444,7 @@ class NewProjectPage(QWidget):
         self.advanced = {}
         self.detail.set_value(self.base_settings.scene_detail)
         self.grid.clear()
-        first = Path(sources[0]) if sources else None
-        self.name_edit.setText(self._free_name(first.stem if first and first.is_file() else
-                                               (first.name if first else "Project")))
+        self.name_edit.setText(self._free_name(suggested_name(sources)))
         self.add_sources(sources)
 
     def add_sources(self, sources: list[str]) -> None:

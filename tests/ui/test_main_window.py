@@ -14,6 +14,7 @@ def test_docks_menus_and_shortcuts(window):
     assert set(window.docks) == {"log", "curves", "system", "queue"}
     shortcuts = {name: [s.toString() for s in action.shortcuts()] for name, action in window.actions_by_name.items()}
     assert shortcuts["new"] == ["Ctrl+N"] and shortcuts["open"] == ["Ctrl+O"]
+    assert shortcuts["new_from_folder"] == ["Ctrl+Shift+N"]  # issue 25, item 8: the file dialog took no folder
     assert shortcuts["reconstruct"] == ["Ctrl+R"] and shortcuts["cancel"] == ["Ctrl+."]  # not Esc: it clears fields
     assert shortcuts["preferences"] == ["Ctrl+,"] and shortcuts["about"] == ["F1"] and shortcuts["quit"] == ["Ctrl+Q"]
     assert QApplication.style().name().lower() == "fusion"

@@ -76,7 +76,7 @@ def test_advanced_settings_apply_to_the_new_project_only(window, qtbot, tiny_pho
     page = window.new_page
     with qtbot.waitSignal(page.sig_checked, timeout=30_000):
         window.show_new_project([str(p) for p in sorted(tiny_photos.glob("*.jpg"))[:2]])
-    assert page.name_edit.text() == "IMG_0001"
+    assert page.name_edit.text() == tiny_photos.parent.name  # the folder the photos are in (not "photos"), not IMG_0001
     page._on_advanced_requested()
     dialog = next(d for d in page.findChildren(QDialog) if d.isVisible())
     form = dialog.findChild(SettingsForm)
@@ -228,3 +228,18 @@ def test_a_broken_dataset_is_explained_and_leaves_no_project(window, qtbot, tmp_
     assert victim.name in box.text()
     box.close()
     assert sorted(p.name for p in window.library.folder.iterdir()) == before
+
+
+def test_a_project_is_named_after_its_photos_folder(tmp_path):
+    """Issue 25, item 8: photos picked with File → New project named the project after the first photo."""
+    from splatstudio.ui.new_project import suggested_name
+
+    garden = tmp_path / "Garden"
+    (garden / "DCIM" / "100APPLE").mkdir(parents=True)
+    photo = garden / "DCIM" / "100APPLE" / "IMG_0001.JPG"
+    photo.write_bytes(b"")
+    (garden / "b.jpg").write_bytes(b"")
+    assert suggested_name([str(garden / "b.jpg")]) == "Garden"
+    assert suggested_name([str(photo)]) == "Garden"  # up past the camera's own folders
+    assert suggested_name([str(garden)]) == "Garden"
+    assert suggested_name([]) == "Project"
