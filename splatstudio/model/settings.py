@@ -51,6 +51,16 @@ class Spec:
     def env_var(self) -> str:
         return ENV_PREFIX + self.key.upper()
 
+    @property
+    def label(self) -> str:
+        """The setting's name in the window: plain words, with its unit."""
+        return LABELS[self.key][0]
+
+    @property
+    def advanced(self) -> bool:
+        """An expert's setting: Preferences shows it under Advanced, below the ones most people change."""
+        return LABELS[self.key][1]
+
 
 _SFM = ("features", "matching", "mapping", "undistort")
 _TRAIN = ("train",)
@@ -147,6 +157,48 @@ SPECS: tuple[Spec, ...] = (
 )
 
 SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
+
+# Each setting's label in the window (plain words with the unit) and whether it is an expert's (Advanced).
+# Every setting needs one (tests/unit/test_settings.py checks).
+LABELS: dict[str, tuple[str, bool]] = {
+    "max_image_size": ("Resize photos to at most (pixels, longest side)", False),
+    "min_image_size": ("Reject photos smaller than (pixels, shorter side)", True),
+    "original_resolution": ("Keep photos at their original size", False),
+    "allowed_extensions": ("Photo file types", True),
+    "max_image_megapixels": ("Refuse photos larger than (megapixels)", True),
+    "camera_model": ("Camera lens model (COLMAP)", True),
+    "sfm_max_image_size": ("Photo size for finding features (pixels, longest side)", True),
+    "max_features": ("Features per photo (at most)", False),
+    "colmap_threads": ("Threads for features and matching (0 = all cores)", True),
+    "matcher": ("Which photo pairs to match", False),
+    "colmap_path": ("External COLMAP program (empty: built in)", True),
+    "iterations": ("Training steps (iterations)", False),
+    "time_budget_minutes": ("Training time budget (minutes; off: use the steps)", False),
+    "scene_detail": ("Scene detail (Gaussians; auto: from the photos)", False),
+    "training_strategy": ("How Gaussians are added (strategy)", True),
+    "coarse_to_fine": ("Start on smaller photos (faster first steps)", True),
+    "densify_from_iter": ("Densify from step (adc)", True),
+    "densify_until_iter": ("Densify until step (adc)", True),
+    "densification_interval": ("Densify every (steps, adc)", True),
+    "opacity_reset_interval": ("Reset opacity every (steps, adc)", True),
+    "sh_degree": ("View-dependent colour (0 = flat, 3 = most)", False),
+    "train_resolution": ("Training photo scale (1, 1/2, 1/4, 1/8; -1 = automatic)", True),
+    "trainer_backend": ("Train on (CPU, NVIDIA GPU or automatic)", False),
+    "trainer_threads": ("Training threads (0 = all cores)", True),
+    "sparse_regularization": ("Guard against too few photos", True),
+    "exposure_compensation": ("Even out exposure differences between photos", False),
+    "eval_holdout": ("Set photos aside to measure quality (every 8th)", False),
+    "preview_every": ("Live preview every (steps; 0 = never)", True),
+    "trainer_path": ("Trainer program (empty: built in)", True),
+    "trainer_python": ("Python for the trainer (empty: SplatStudio's)", True),
+    "outlier_k_neighbors": ("Outlier test: neighbours compared", True),
+    "outlier_std_threshold": ("Outlier test: remove beyond (standard deviations)", True),
+    "outlier_min_cluster_ratio": ("Remove stray clusters smaller than (share of all)", False),
+    "max_concurrent_runs": ("Projects reconstructing at once", False),
+    "live_preview": ("Show the model while it trains", False),
+    "gpu_check_interval": ("System panel refresh (seconds)", True),
+    "log_level": ("Log detail", True),
+}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -144,28 +145,37 @@ class SettingsForm(QWidget):
         self.overall_error.setStyleSheet("color: #d64541")
         self.overall_error.setWordWrap(True)
         self.overall_error.hide()
-        forms: dict[str, QFormLayout] = {}
-        for spec in SPECS:
-            if keys is not None and spec.key not in keys:
-                continue
-            if spec.group not in forms:
+        # a tab per group; in each, the settings most people change, then an Advanced box for the rest
+        forms: dict[tuple[str, bool], QFormLayout] = {}
+        pages: dict[str, QVBoxLayout] = {}
+        shown = [spec for spec in SPECS if keys is None or spec.key in keys]
+        for spec in sorted(shown, key=lambda spec: spec.advanced):  # stable: the groups keep their order
+            if spec.group not in pages:
                 page = QWidget()
-                forms[spec.group] = QFormLayout(page)
+                pages[spec.group] = QVBoxLayout(page)
                 scroll = QScrollArea()
                 scroll.setWidgetResizable(True)
                 scroll.setWidget(page)
                 self.tabs.addTab(scroll, spec.group)
+            place = (spec.group, spec.advanced)
+            if place not in forms:
+                box = QGroupBox("Advanced") if spec.advanced else QWidget()
+                box.setObjectName(f"{'advanced' if spec.advanced else 'basic'}:{spec.group}")
+                forms[place] = QFormLayout(box)
+                pages[spec.group].addWidget(box)
             field = self._make_field(spec)
             self.fields[spec.key] = field
             field.write(settings.values[spec.key])
-            label = QLabel(spec.key.replace("_", " ").capitalize())
-            label.setToolTip(spec.help)
+            label = QLabel(spec.label)
+            label.setToolTip(f"{spec.help}\n\n({spec.key})")  # the name `--set` and the settings file use
             field.widget.setToolTip(spec.help)
             column = QVBoxLayout()
             column.setSpacing(1)
             column.addWidget(field.widget)
             column.addWidget(field.error)
-            forms[spec.group].addRow(label, column)
+            forms[place].addRow(label, column)
+        for page_layout in pages.values():
+            page_layout.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)

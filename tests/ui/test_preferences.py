@@ -142,3 +142,27 @@ def test_scene_detail_is_a_list_of_steps_that_keeps_any_other_value(window, qtbo
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     assert read_user_file(paths.user_settings_file())["scene_detail"] == 777_777
     assert window.settings.scene_detail == 777_777
+
+
+def test_plain_labels_and_an_advanced_box(window, qtbot, artifacts):
+    """Issue 25, item 8: Preferences listed internal names ("Sh degree", "Gpu check interval" without its
+    unit); now plain words with units, and the expert settings under Advanced in each tab."""
+    from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel
+
+    dialog = open_preferences(window, qtbot)
+    form = dialog.form
+    labels = {label.text() for label in form.findChildren(QLabel)}
+    assert "View-dependent colour (0 = flat, 3 = most)" in labels and "Sh degree" not in labels
+    assert "System panel refresh (seconds)" in labels
+    for group in dict.fromkeys(spec.group for spec in SPECS):
+        box = form.findChild(QGroupBox, f"advanced:{group}")
+        expected = {spec.label for spec in SPECS if spec.group == group and spec.advanced}
+        if not expected:
+            assert box is None
+            continue
+        layout = box.layout()
+        assert isinstance(layout, QFormLayout)
+        inside = {layout.itemAt(row, QFormLayout.ItemRole.LabelRole).widget().text() for row in range(layout.rowCount())}
+        assert inside == expected
+    dialog.grab().save(str(artifacts / "preferences.png"))
+    dialog.reject()

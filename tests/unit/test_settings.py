@@ -179,3 +179,11 @@ def test_presets_are_valid_and_found_by_name_or_key():
     assert preset("fast") is preset("Fast preview")
     with pytest.raises(SettingsError, match="unknown preset"):
         preset("turbo")
+
+
+def test_every_setting_has_a_plain_label():
+    from splatstudio.model.settings import LABELS, SPECS
+
+    assert set(LABELS) == {spec.key for spec in SPECS}
+    assert all(spec.label and spec.label[0].isupper() and "_" not in spec.label for spec in SPECS)
+    assert not all(spec.advanced for spec in SPECS) and any(spec.advanced for spec in SPECS)
