@@ -1,0 +1,136 @@
+"""A screenshot tour of the window: import → run → result → export, one PNG per step (issue 25).
+
+    xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python benchmarks/screenshot_tour.py resources/tour
+
+Drives the real window, as a person would, on a generated photo set in a throwaway library and
+configuration (nothing of the user's is read or changed): the empty library, the photos dropped on it,
+the run while it trains, the finished project with its 3D view, the export dialog, and the library
+with the new project. Training is short (a few hundred iterations) so the tour takes a few minutes on a
+CPU. The README shows the images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+STEPS = ("1-library", "2-new-project", "3-training", "4-result", "5-export", "6-library-with-project")
+SIZE = (1280, 800)
+
+
+def _wait(app, condition: Callable[[], bool], seconds: float, what: str) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            raise SystemExit(f"screenshot tour: still waiting after {seconds:.0f} s for {what}")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def _settle(app, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def tour(out: Path, work: Path) -> list[Path]:
+    # a library, configuration and Qt settings of the tour's own
+    os.environ["SPLATSTUDIO_LIBRARY"] = str(work / "library")
+    os.environ["SPLATSTUDIO_CONFIG_DIR"] = str(work / "config")
+    os.environ["XDG_DATA_HOME"] = str(work / "xdg-data")
+    (work / "xdg-data").mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    from splatstudio.model import paths
+    from splatstudio.model.library import Library
+    from splatstudio.model.sample import generate_sample
+    from splatstudio.ui.app import create_main_window
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "qsettings"))
+    app = QApplication.instance() or QApplication(sys.argv)
+    photos = generate_sample(work / "Garden gnome", 16, 480, 360, seed=1).directory
+    window = create_main_window(Library(paths.default_library_dir()))
+    window.resize(*SIZE)
+    window.show()
+    _settle(app, 1.0)
+    shots: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+
+    def shot(step: str) -> None:
+        _settle(app, 0.5)
+        path = out / f"{step}.png"
+        window.grab().save(str(path))
+        shots.append(path)
+        print(f"wrote {path}")
+
+    shot(STEPS[0])
+
+    data = QMimeData()  # the photos dropped on the window, as from a file manager
+    data.setUrls([QUrl.fromLocalFile(str(photos))])
+    center, action = window.rect().center(), Qt.DropAction.CopyAction
+    QApplication.sendEvent(window, QDragEnterEvent(QPoint(center), action, data, Qt.MouseButton.LeftButton,
+                                                   Qt.KeyboardModifier.NoModifier))
+    QApplication.sendEvent(window, QDropEvent(QPointF(center), action, data, Qt.MouseButton.LeftButton,
+                                              Qt.KeyboardModifier.NoModifier))
+    page = window.new_page
+    _wait(app, lambda: len(page.accepted_sources()) == 16, 120, "the 16 photos to be checked")
+    page.advanced.update({"iterations": 600, "preview_every": 100, "max_features": 2048})
+    shot(STEPS[1])
+
+    finished: list = []
+    window.queue.sig_run_finished.connect(lambda folder, outcome: finished.append(outcome))
+    page.create_run_button.click()
+    project_page = window.project_page
+    _wait(app, lambda: (project_page.run is not None and project_page.run.current_stage == "train"
+                        and project_page.states["train"].fraction > 0.4), 900, "training to be under way")
+    shot(STEPS[2])
+
+    _wait(app, lambda: bool(finished), 1800, "the run to finish")
+    if finished[0].status != "done":
+        raise SystemExit(f"screenshot tour: the run ended {finished[0].status}: {finished[0].message}")
+    _wait(app, lambda: project_page._viewer is not None and project_page._viewer.stats.splats_total > 0, 120,
+          "the result in the 3D view")
+    project_page._viewer.wait_until_idle(30.0)
+    shot(STEPS[3])
+
+    dialog = project_page.open_export_dialog()
+    _wait(app, lambda: dialog is not None and "splats" in dialog.summary.text(), 120, "the export preview")
+    _settle(app, 0.5)
+    path = out / f"{STEPS[4]}.png"
+    dialog.grab().save(str(path))
+    shots.append(path)
+    print(f"wrote {path}")
+    dialog.reject()
+
+    window.show_library()
+    _wait(app, lambda: bool(window.library_page.row_for(project_page.folder)), 60, "the library card")
+    _settle(app, 3.0)  # the card's thumbnail is rendered in a process of its own
+    shot(STEPS[5])
+    window.queue.cancel_all()
+    window.close()
+    return shots
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="folder for the PNGs")
+    args = parser.parse_args()
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        parser.error("no screen: run it under xvfb-run (see the usage above)")
+    with tempfile.TemporaryDirectory(prefix="splatstudio-tour-") as work:
+        tour(args.out.resolve(), Path(work))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
