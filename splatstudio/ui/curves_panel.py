@@ -26,16 +26,19 @@ class CurvesPanel(QWidget):
         self._dirty = False
         self.graphics = pg.GraphicsLayoutWidget()
         self.curves: dict[str, pg.PlotDataItem] = {}
-        for index, (key, title) in enumerate(SERIES):
-            plot = self.graphics.addPlot(row=index // 2, col=index % 2, title=title)
+        self.plots: list[pg.PlotItem] = []
+        self._columns = 0
+        for key, title in SERIES:
+            plot = pg.PlotItem(title=f"{title} (by iteration)" if not self.plots else title)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setLabel("bottom", "iteration")
+            self.plots.append(plot)
             self.curves[key] = plot.plot(pen=pg.mkPen("#3d8fd6", width=1.5))
             if key == "psnr":
                 self.eval_points = plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush="#d89a2b",
                                              name="held-out")
+        self._arrange(2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
@@ -43,6 +46,22 @@ class CurvesPanel(QWidget):
         self._timer.setInterval(REPAINT_MS)
         self._timer.timeout.connect(self._on_repaint_due)
         self._timer.start()
+
+    def _arrange(self, columns: int) -> None:
+        """The plots in a grid of ``columns``: a row of four in the wide, low dock at the bottom of the window
+        (in two rows each plot was a strip a few pixels tall), two by two where the panel is squarer."""
+        if columns == self._columns:
+            return
+        self._columns = columns
+        for plot in self.plots:
+            if plot.scene() is not None:
+                self.graphics.removeItem(plot)
+        for index, plot in enumerate(self.plots):
+            self.graphics.addItem(plot, row=index // columns, col=index % columns)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange(len(self.plots) if self.width() > 2.5 * self.height() else 2)
 
     def follow(self, run: ProjectRun | None) -> None:
         """Plot ``run``'s training from now on (None: stop following); a new run starts empty plots."""

@@ -176,3 +176,20 @@ def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_proje
     project.set_settings(project.settings.updated({"live_preview": False}))
     page._on_event("train", Preview("train", 120, str(Path(folder) / "preview-120.ply")))
     assert not page._model_loading  # with live preview off, training previews leave the view alone
+
+
+def test_curves_are_readable_at_the_default_layout(window, qtbot, artifacts):
+    """Issue 25, item 5: in the default bottom dock the four plots, two by two, were strips ~15 px tall.
+    In a wide, low dock they stand in one row, each the dock's height."""
+    window.resize(1280, 800)
+    window.docks["curves"].raise_()
+    qtbot.waitUntil(lambda: window.curves_panel.isVisible())
+    panel = window.curves_panel
+    qtbot.wait(100)
+    assert panel.width() > 2.5 * panel.height()  # the default layout: the bottom dock
+    assert panel._columns == 4
+    heights = [plot.vb.sceneBoundingRect().height() for plot in panel.plots]
+    assert min(heights) >= 0.5 * panel.height(), (heights, panel.height())
+    window.grab().save(str(artifacts / "training-curves.png"))
+    window.docks["log"].raise_()
+    assert window.log_panel.height() >= 150  # the log, in the same dock, shows lines, not a strip
