@@ -130,7 +130,10 @@ def test_ctrl_c_during_import_keeps_nothing_and_the_same_command_then_works(tmp_
     drop = _slow_photo_set(tmp_path / "big", 40)
     command = [sys.executable, "-m", "splatstudio", "new", "Slow", str(drop), "--set", "max_image_size=500"]
     library = Path(os.environ["SPLATSTUDIO_LIBRARY"])
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl+C's default action, whatever this suite inherited: a shell runs a background job (`... &`) with
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(library.glob("*/images/*.png")):
         time.sleep(0.05)  # wait until photos are being stored
