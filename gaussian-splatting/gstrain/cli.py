@@ -98,6 +98,9 @@ def build_parser():
                    help="mcmc: the Gaussian budget (\"scene detail\"; 0 = automatic, by the number of photos); "
                         "adc: a cap on densification (0 = none)")
     p.add_argument("--progress", choices=["json", "text"], default="text")
+    p.add_argument("--stop_with_parent", action="store_true",
+                   help="save a checkpoint and stop when the process that started this one ends (a launcher "
+                        "killed on any POSIX system; Linux's parent-death signal alone is Linux only)")
     p.add_argument("--preview_every", type=int, default=0)
     p.add_argument("--eval_every_sec", type=float, default=0,
                    help="with --eval, also evaluate the held-out views every this many seconds of training")

@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -181,6 +182,20 @@ class _Interrupt:
     def __call__(self, signum, frame):
         self.signum = signum
 
+    def watch_parent(self, every=0.5):
+        """Stop as SIGTERM would once this process's parent is gone (it is then adopted: its parent id
+        changes), so a killed launcher leaves no trainer running on, on macOS as on Linux."""
+        parent = os.getppid()
+
+        def watch():
+            while self.signum is None:
+                time.sleep(every)
+                if os.getppid() != parent:
+                    self.signum = signal.SIGTERM
+                    return
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
 
 def train(argv=None, started=None):
     """started: when the process started (time.time()); a time budget counts from there."""
@@ -189,6 +204,8 @@ def train(argv=None, started=None):
     stop = _Interrupt()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.stop_with_parent:
+        stop.watch_parent()
     try:
         return _train(args, rep, stop, started)
     except DataError as e:

@@ -144,7 +144,8 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
     if checkpoint is not None:
         argv += ["--start_checkpoint", str(checkpoint)]
     if ours:
-        argv += ["--backend", settings.trainer_backend, "--progress", "json", *_method_flags(settings)]
+        argv += ["--backend", settings.trainer_backend, "--progress", "json", "--stop_with_parent",
+                 *_method_flags(settings)]
         if budget and settings.eval_holdout:
             argv += ["--eval_every_sec", f"{budget * 60 / 5:g}"]
         if settings.preview_every:

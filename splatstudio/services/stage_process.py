@@ -41,6 +41,22 @@ class _LineDecoder:
         return [rest] if rest else []
 
 
+def kill_children(pid: int) -> None:
+    """Kill every process ``pid`` started (the trainer under the train stage), on every platform: a stage
+    killed because it did not stop must not leave them running."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
 class StageProcess(QObject):
     """Runs ``python -m splatstudio.stages STAGE --project DIR`` and reports what it prints."""
 
@@ -138,6 +154,7 @@ class StageProcess(QObject):
     def _on_kill_timeout(self) -> None:
         if self.is_running():
             self._log_batch.append(LogLine("the stage did not stop in time; killing it", "warning"))
+            kill_children(int(self.process.processId()))
             self.process.kill()
 
     def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:

@@ -137,3 +137,36 @@ def test_system_sampler_reports_cpu_and_explains_missing_gpu(qtbot):
     assert len(sample["cpu_per_core"]) == sample["cpu_count"]
     if not sample["gpus"]:
         assert "GPU" in sample["gpu_message"]
+
+
+def test_kill_children_stops_the_whole_tree_of_a_stage():
+    """Issue 21: a stage killed after it did not stop left its own children (the trainer) running where no
+    parent-death signal exists; the kill now takes the tree."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from splatstudio.services.stage_process import kill_children
+
+    tree = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+                             "print('ready', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    assert tree.stdout.readline().strip() == "ready"
+    [grandchild] = psutil.Process(tree.pid).children(recursive=True)
+    kill_children(tree.pid)
+
+    def gone() -> bool:  # killed: a zombie until its parent reaps it, or reaped
+        try:
+            return grandchild.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 10
+    while not gone():
+        assert time.monotonic() < deadline, "the stage's child still runs"
+        time.sleep(0.05)
+    assert tree.poll() is None  # the stage itself is QProcess.kill's to stop
+    tree.kill()
+    tree.wait()

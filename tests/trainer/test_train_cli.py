@@ -275,3 +275,36 @@ def test_plan_prints_the_plan_and_writes_nothing(tiny_dataset, tmp_path):
     assert plan["event"] == "plan" and plan["iterations"] == 2000 and plan["strategy"] == "adc"
     assert plan["expected_train_sec"] > 0 and plan["levels"] == [[1, 1]]  # 64-pixel photos: no coarse level
     assert not out.exists()
+
+
+def test_stop_with_parent_saves_a_checkpoint_when_the_launcher_is_killed(tiny_dataset, tmp_path):
+    """Issue 21: the trainer under a killed stage stopped with it on Linux only (PR_SET_PDEATHSIG). With
+    --stop_with_parent (the app passes it) it notices on any POSIX system: its parent id changes."""
+    import time
+
+    model = tmp_path / "model"
+    launcher = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, {TRAIN_PY!r}, '-s', {str(tiny_dataset)!r}, '-m', {str(model)!r},"
+        " '--iterations', '100000', '--progress', 'json', '--threads', '1', '--stop_with_parent'],"
+        f" stdout=open({str(tmp_path / 'out.jsonl')!r}, 'w'), stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    trainer = int(parent.stdout.readline())
+    out = tmp_path / "out.jsonl"
+    deadline = time.monotonic() + 120
+    while '"progress"' not in (out.read_text() if out.exists() else ""):
+        assert time.monotonic() < deadline, "the trainer did not start"
+        time.sleep(0.2)
+    parent.kill()  # like kill -9 of the stage: nothing forwards a signal
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{trainer}") and open(f"/proc/{trainer}/stat").read().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the trainer runs on after its launcher died"
+        time.sleep(0.2)
+    events = json_events(out.read_text())
+    assert events[-1]["event"] == "interrupted"
+    assert os.path.exists(events[-1]["checkpoint"])
