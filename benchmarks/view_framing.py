@@ -3,8 +3,7 @@ view FILE` opened on an unrecognisable blur).
 
     .venv/bin/python benchmarks/view_framing.py MODEL/point_cloud/iteration_N/point_cloud.ply [--size 1280x720]
 
-The subject is the scene's detail (opaque splats smaller than the median, as `camera.scene_box` picks
-them); the figure is the area of the 5-95 percentile box of their projections over the frame's area, for
+The subject is the scene's detail (`camera.detail_mask`); the figure is the area of the 5-95 percentile box of their projections over the frame's area, for
 the home view with the cameras beside the file (`headless.cameras_beside`) and without them, and for the
 old default (the sphere around every position's 2-98 % box, seen with +z up).
 """
@@ -45,8 +44,7 @@ def main() -> int:
     cloud = load_splats(args.file)
     lo, hi = cam.scene_box(cloud.positions, cloud.opacities, cloud.scales)
     center, radius = cam.box_frame(lo, hi)
-    largest = cloud.scales.max(axis=1)
-    detail = cloud.positions[(cloud.opacities > 0) & (largest < np.median(largest))].astype(np.float64)
+    detail = cloud.positions[cam.detail_mask(cloud.opacities, cloud.scales)].astype(np.float64)
     width, height = args.size
     old = cam.OrbitCamera()
     old.frame(*cam.box_frame(*cam.scene_box(cloud.positions)))

@@ -225,8 +225,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     library = _library(args)
     project = library.get(args.name)
-    if project.is_locked():
-        raise LibraryError(f"project {project.name!r} is running; add photos when it has stopped")
+    _not_busy(library, project, "no photos were added")
     accepted = _import(library, project, args.photos, sys.stdout)
     if not accepted:
         print(f"error: none of the files could be added to {project.name!r} (see the reasons above)",
@@ -273,6 +272,12 @@ def _take_run_slot(library: Library, project: Project, stop: threading.Event) ->
     return slot, waited
 
 
+def _storage_failure(what: str, folder: Path, exc: OSError) -> LibraryError:
+    """``what`` failed writing under ``folder``: a full disk said as such, with what to do."""
+    full = disk_full_message(folder, exc)
+    return LibraryError(f"{what}: {full or exc}" + (f"; {DISK_FULL_HINT}" if full else ""))
+
+
 def _nothing_to_do(project: Project, plan: Any) -> int:
     print(f"{project.name}: nothing to do ({plan.reason}); use --from STAGE to run a stage again")
     return EXIT_OK
@@ -298,9 +303,7 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
         try:
             slot, waited = _take_run_slot(library, project, stop)
         except OSError as exc:  # the slot's record cannot be written: nor could anything a stage writes
-            full = disk_full_message(library.folder, exc)
-            raise LibraryError(f"{project.name}: nothing was started: {full or exc}"
-                               + (f"; {DISK_FULL_HINT}" if full else "")) from None
+            raise _storage_failure(f"{project.name}: nothing was started", library.folder, exc) from None
         if slot is None:
             print(f"{project.name}: cancelled while waiting for a run slot; nothing was started", file=sys.stderr)
             return EXIT_FAILED
@@ -313,9 +316,7 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
             try:
                 outcome = runner.run(plan, on_stage=slot.set_stage)
             except OSError as exc:  # the run's record cannot be written
-                full = disk_full_message(project.folder, exc)
-                raise LibraryError(f"{project.name}: the run could not start: {full or exc}"
-                                   + (f"; {DISK_FULL_HINT}" if full else "")) from None
+                raise _storage_failure(f"{project.name}: the run could not start", project.folder, exc) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -738,17 +739,13 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from splatstudio.model.images import ImportFailed
         from splatstudio.pipeline.plan import PlanError
 
-        if isinstance(exc, ImportFailed):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-
         if isinstance(exc, FileNotFoundError) and exc.filename:
             print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
             return EXIT_FAILED
         if isinstance(exc, OSError) and exc.filename:
             print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_FAILED
-        if isinstance(exc, (FormatError, PlanError, OSError)):
+        if isinstance(exc, (FormatError, PlanError, ImportFailed, OSError)):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise

@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 from PIL import Image, UnidentifiedImageError
 
 from splatstudio.model.atomic import read_json, write_json_atomic
@@ -473,18 +474,8 @@ def _remove_abandoned_staging(images_dir: Path) -> None:
     prefix = _staging_prefix(images_dir)
     for folder in images_dir.parent.glob(prefix + "*"):
         pid = folder.name[len(prefix):].split("-", 1)[0]
-        if not pid.isdigit() or not _process_alive(int(pid)):
+        if not pid.isdigit() or not psutil.pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _stage(source: Path, decoded: _Decoded, staging: Path, settings: Settings) -> _Staged:

@@ -201,13 +201,14 @@ def estimate_training(settings: Settings, sizes: list[tuple[int, int]], detail_s
     return json.loads(lines[-1])
 
 
-def latest_checkpoint(model_dir: Path) -> Path | None:
+def latest_checkpoint(model_dir: Path) -> tuple[int, Path] | None:
+    """(iteration, path) of the newest ``chkpntN.pth`` a stopped training left in ``model_dir``."""
     found = []
     for path in model_dir.glob("chkpnt*.pth"):
         digits = path.stem[len("chkpnt"):]
         if digits.isdigit():
             found.append((int(digits), path))
-    return max(found)[1] if found else None
+    return max(found) if found else None
 
 
 def run_train(ctx: StageContext) -> dict[str, Any]:
@@ -215,7 +216,8 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     project = ctx.project
     source, model_dir = project.path("dataset"), project.path("train")
     ours = uses_bundled_trainer(settings)
-    checkpoint = latest_checkpoint(model_dir) if model_dir.is_dir() else None
+    latest = latest_checkpoint(model_dir) if model_dir.is_dir() else None
+    checkpoint = latest[1] if latest is not None else None
     if checkpoint is not None:
         ctx.log(f"resuming from {checkpoint.name}")
     model_dir.mkdir(parents=True, exist_ok=True)

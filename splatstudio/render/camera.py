@@ -279,8 +279,7 @@ def scene_box(positions: np.ndarray, opacities: np.ndarray | None = None,
         return np.full(3, -0.5), np.full(3, 0.5)
     low, high = 2, 98
     if opacities is not None and log_scales is not None:
-        largest = np.asarray(log_scales).max(axis=1)
-        detail = (np.asarray(opacities) > 0.0) & (largest < np.median(largest))  # opacity logit 0: alpha 0.5
+        detail = detail_mask(opacities, log_scales)
         if int(detail.sum()) >= _MIN_DETAIL:
             positions, low, high = positions[detail], 5, 95
     sample = positions if len(positions) <= 200_000 else positions[:: len(positions) // 200_000]
@@ -288,6 +287,12 @@ def scene_box(positions: np.ndarray, opacities: np.ndarray | None = None,
 
 
 _MIN_DETAIL = 100
+
+
+def detail_mask(opacities: np.ndarray, log_scales: np.ndarray) -> np.ndarray:
+    """A scene's detail: the opaque splats (alpha above 0.5: opacity logit above 0) smaller than the median."""
+    largest = np.asarray(log_scales).max(axis=1)
+    return (np.asarray(opacities) > 0.0) & (largest < np.median(largest))
 
 
 # ------------------------------------------------------------------------------ training cameras

@@ -165,12 +165,22 @@ class PreparedScene:
     static: np.ndarray  # (N,) STATIC_DTYPE
     alphas: np.ndarray  # (N,) float32
     budget_order: np.ndarray  # indices, most important first
-    center: np.ndarray
-    radius: float
-    half_extent: np.ndarray | None = None  # half the size of the robust box the centre and radius come from
+    box: tuple[np.ndarray, np.ndarray]  # the robust (low, high) corners of its subject (`camera.scene_box`)
 
     def __len__(self) -> int:
         return len(self.static)
+
+    @property
+    def center(self) -> np.ndarray:
+        return box_frame(*self.box)[0]
+
+    @property
+    def radius(self) -> float:
+        return box_frame(*self.box)[1]
+
+    @property
+    def half_extent(self) -> np.ndarray:
+        return (self.box[1] - self.box[0]) / 2.0
 
     @property
     def positions(self) -> np.ndarray:
@@ -186,9 +196,7 @@ def prepare_scene(cloud: SplatCloud) -> PreparedScene:
     static["a_cov_b"] = cov[:, 3:]
     alphas = cloud.alphas().astype(np.float32)
     order = np.argsort(-importance(alphas, cloud.scales), kind="stable")
-    lo, hi = scene_box(cloud.positions, cloud.opacities, cloud.scales)
-    center, radius = box_frame(lo, hi)
-    return PreparedScene(cloud, static, alphas, order, center, radius, (hi - lo) / 2.0)
+    return PreparedScene(cloud, static, alphas, order, scene_box(cloud.positions, cloud.opacities, cloud.scales))
 
 
 def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int, fast: bool = False) -> np.ndarray:

@@ -210,6 +210,9 @@ class RunQueue(QObject):
         caller changed something already)."""
         waiting_before, blocked = len(self.waiting), False
         while self.waiting and len(self.active) < self.max_concurrent:
+            if self.slots is not None and len(self.active) + len(self.elsewhere) >= self.max_concurrent:
+                blocked = True  # full as of the last poll: no planning (it reads every record) each second
+                break
             entry = self.waiting[0]
             key = str(entry.folder)
             try:

@@ -87,6 +87,7 @@ class StageState:
     duration: float | None = None  # seconds, from the record once it ended
     eta: float | None = None  # seconds left, from the stage's figures
     message: str = ""
+    note: str = ""  # shown on the bar of a stage that is not running ("resumes from iteration 834 of 2,000")
 
     def elapsed(self) -> float | None:
         if self.state == RUNNING and self.started is not None:
@@ -395,7 +396,7 @@ class ProjectPage(QWidget):
                 continue
             state.state = record.status if record is not None else WAITING
             state.fraction = 1.0 if state.state == DONE else 0.0
-            state.eta = None
+            state.eta, state.note = None, ""
             if stage == "train" and state.state in (CANCELLED, INTERRUPTED):
                 self._show_checkpoint(state)
         self.report.setText(run_report(records))
@@ -405,13 +406,13 @@ class ProjectPage(QWidget):
     def _show_checkpoint(self, state: StageState) -> None:
         """A stopped training shows how far it got and that Resume goes on from there, not from 0 %."""
         assert self.project is not None
-        checkpoint = latest_checkpoint(self.project.path("train"))
-        if checkpoint is None:
+        latest = latest_checkpoint(self.project.path("train"))
+        if latest is None:
             return
-        iteration = int(checkpoint.stem[len("chkpnt"):])
+        iteration = latest[0]
         planned = max(int(self.project.settings.iterations), iteration, 1)
         state.fraction = iteration / planned
-        state.message = f"resumes from iteration {iteration:,} of {planned:,}"
+        state.note = f"resumes from iteration {iteration:,} of {planned:,}"
 
     def _show_recorded_failure(self) -> None:
         """After (re)opening a failed project: the panel from the failed stage's record."""
@@ -609,8 +610,8 @@ class ProjectPage(QWidget):
         item.setForeground(1, QColor(STATE_COLORS.get(state.state, "#8a8f98")))
         item.setToolTip(2, state.message)
         bar.setValue(int(state.fraction * 1000))
-        shown = state.message and (state.state == RUNNING or state.message.startswith("resumes from"))
-        bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {state.message}" if shown else ""))
+        text = state.message if state.state == RUNNING else state.note
+        bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {text}" if text else ""))
         elapsed, left = state.elapsed(), state.remaining()
         item.setText(3, format_duration(elapsed) if elapsed is not None else "")
         item.setText(4, format_duration(left) if left is not None else "")
