@@ -167,6 +167,7 @@ def _import(library: Library, project: Project, sources: list[str], out) -> int:
 
 
 def _invalidate_all(project: Project) -> None:
+    project.keep_result()  # the photos changed: the old result stays viewable until a run replaces it
     for stage in STAGES:
         project.clear_stage(stage)
 
@@ -475,12 +476,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     if problem:  # never another file in its place without a word
         raise LibraryError(f"project {project.name!r}: the result of {STAGE_TITLES[result_stage]} cannot be "
                            f"exported: {problem}; `splatstudio run {project.name!r}` makes it again")
-    try:
-        source = result_ply(project.folder, raw=options.raw)
-    except StageFailed as exc:
-        raise LibraryError(f"project {project.name!r} has no trained result yet; run it first") from exc
-    if not options.raw and source != project.path(RESULT_PLY):
-        print(f"note: {project.name} has no outlier-filtered result yet, so the trainer's output is exported")
+    shown = project.shown_result()
+    if not options.raw and shown is not None and shown[2]:
+        source = shown[0]
+        print(f"note: {project.name} is being computed again; its previous result, kept until the new one "
+              "replaces it, is exported")
+    else:
+        try:
+            source = result_ply(project.folder, raw=options.raw)
+        except StageFailed as exc:
+            raise LibraryError(f"project {project.name!r} has no trained result yet; run it first") from exc
+        if not options.raw and source != project.path(RESULT_PLY):
+            print(f"note: {project.name} has no outlier-filtered result yet, so the trainer's output is exported")
     if args.format:
         output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{args.format}"
         if not output.name.lower().endswith("." + args.format):

@@ -9,6 +9,7 @@ Layout (everything the app knows about a project can be rebuilt from these files
     dataset/                undistorted images/ + sparse/0 (PINHOLE): the trainer's source
     train/                  the trainer's model folder (reference layout)
     output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat, thumbnail.png
+    previous/               the last finished result while a re-run recomputes it (kept.json says whence)
     logs/<stage>.log        each stage's log
     stages/<stage>.json     the latest attempt of each stage: status, pid, times, figures, error
     runs/<run-id>.json      history: every run and every stage attempt in it
@@ -80,6 +81,9 @@ _SHARED_RESULTS = {"sfm/database.db"}  # written by two stages: only its presenc
 RESULT_PLY = "output/point_cloud.ply"  # the outlier-filtered result
 THUMBNAIL = "output/thumbnail.png"  # a render of the result (library card)
 TRAIN_CAMERAS = "train/cameras.json"  # the trainer's cameras (reference layout, test cameras first)
+KEPT_RESULT = "previous"  # the last finished result, kept while a re-run recomputes it (Project.keep_result)
+_KEPT_FILES = {RESULT_PLY: "point_cloud.ply", "output/scene.splat": "scene.splat", THUMBNAIL: "thumbnail.png",
+               TRAIN_CAMERAS: "cameras.json"}
 
 
 def trained_iterations(folder: Path) -> list[tuple[int, Path]]:
@@ -269,6 +273,66 @@ class Project:
             _remove(self.folder / rel)
         self.discard_partial(stage)
 
+    # ------------------------------------------------------------------ the result kept during a re-run
+    def keep_result(self) -> bool:
+        """Before a re-run clears the stages that made the finished result: keep it in ``previous/`` (the
+        filtered PLY, .splat, thumbnail and the photos' cameras, with ``kept.json``) so it can still be viewed
+        and exported until the new run's filter stage replaces it. Hard links, so nothing is copied; the
+        folder appears whole or not at all. False when there is no finished, intact result to keep."""
+        records = self.stage_records()
+        filtered = records.get("filter")
+        if filtered is None or filtered.status != DONE or self.result_problem("filter", filtered) is not None:
+            return False
+        train, splat = records.get("train"), records.get("splat")
+        part = self.folder / f"{KEPT_RESULT}.part"
+        _remove(part)
+        part.mkdir()
+        for rel, name in _KEPT_FILES.items():
+            source = self.folder / rel
+            if not source.is_file() or (rel == "output/scene.splat" and (splat is None or splat.status != DONE)):
+                continue
+            try:
+                os.link(source, part / name)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(source, part / name)
+        write_json_atomic(part / "kept.json", {
+            "finished": filtered.ended, "run_id": filtered.run_id,
+            "gaussians": filtered.figures.get("remaining"),
+            "test_psnr": train.figures.get("test_psnr") if train is not None else None,
+        })
+        _remove(self.folder / KEPT_RESULT)
+        part.rename(self.folder / KEPT_RESULT)
+        return True
+
+    def kept_result(self) -> dict[str, Any] | None:
+        """``kept.json`` of the result kept during a re-run, with ``path`` (its PLY) and ``folder``; None
+        when there is none."""
+        folder = self.folder / KEPT_RESULT
+        if not (folder / "point_cloud.ply").is_file():
+            return None
+        try:
+            meta = read_json(folder / "kept.json")
+        except ValueError:
+            meta = {}
+        return {**(meta if isinstance(meta, dict) else {}), "path": folder / "point_cloud.ply", "folder": folder}
+
+    def drop_kept_result(self) -> None:
+        """The new result replaced the kept one."""
+        shutil.rmtree(self.folder / KEPT_RESULT, ignore_errors=True)
+
+    def shown_result(self) -> tuple[Path, Path | None, bool] | None:
+        """What to view and export: ``(ply, cameras.json or None, kept)`` — the finished result, else the one
+        kept while a re-run recomputes it; None when there is neither."""
+        ply = self.folder / RESULT_PLY
+        if ply.is_file():
+            cameras = self.folder / TRAIN_CAMERAS
+            return ply, cameras if cameras.is_file() else None, False
+        kept = self.kept_result()
+        if kept is None:
+            return None
+        cameras = kept["folder"] / "cameras.json"
+        return kept["path"], cameras if cameras.is_file() else None, True
+
     def discard_partial(self, stage: str) -> None:
         """Delete the half-written outputs a stage that did not finish left (``sfm/database.db.part`` and
         its SQLite ``-wal``/``-shm``, ``dataset.part``...): they are never used, and on a full disk they
@@ -374,12 +438,16 @@ class Project:
         train = records.get("train")
         filt = records.get("filter")
         gaussians = None
+        kept = self.kept_result()  # the result shown while a re-run recomputes it
         if filt and filt.status == DONE:
             gaussians = filt.figures.get("remaining")
+        elif kept is not None:
+            gaussians = kept.get("gaussians")
         elif train and train.status == DONE:
             gaussians = train.figures.get("num_gaussians")
         size = None
-        for rel in ("output/scene.splat", "output/point_cloud.ply"):
+        for rel in ("output/scene.splat", "output/point_cloud.ply", f"{KEPT_RESULT}/scene.splat",
+                    f"{KEPT_RESULT}/point_cloud.ply"):
             if (self.folder / rel).exists():
                 size = (self.folder / rel).stat().st_size
                 break

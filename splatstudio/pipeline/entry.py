@@ -329,6 +329,8 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         _check_programs(project, stage)
         keep = (stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
                 and previous.fingerprint == record.fingerprint)
+        if STAGES.index(stage) <= STAGES.index("filter"):  # viewable and exportable until replaced
+            project.keep_result()
         if not keep:  # a stopped training run keeps its checkpoint, unless its settings changed since
             project.clear_stage(stage)
         for later in STAGES[STAGES.index(stage) + 1:]:
@@ -380,6 +382,8 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
             reason = full or exc.strerror or str(exc)
             message = (f"{message}; " if status == FAILED else "") + f"its record could not be saved: {reason}"
         status, hint = FAILED, DISK_FULL_HINT if full else hint
+    if status == DONE and stage == "filter":  # the new result replaces the one kept during the re-run
+        project.drop_kept_result()
     ctx.emit({"event": "result", "status": status, "figures": figures, "message": message, "hint": hint})
     tee.close()
     os.close(lock_fd)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
-from splatstudio.model.project import RESULT_PLY, THUMBNAIL, TRAIN_CAMERAS
+from splatstudio.model.project import KEPT_RESULT, RESULT_PLY, THUMBNAIL, TRAIN_CAMERAS
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,13 @@ TIMEOUT_MS = 120_000
 
 def thumbnail_path(folder: Path | str) -> Path:
     return Path(folder) / THUMBNAIL
+
+
+def shown_thumbnail(folder: Path | str) -> Path:
+    """The thumbnail to show: the result's, or while a re-run recomputes it, the kept result's."""
+    path = thumbnail_path(folder)
+    kept = Path(folder) / KEPT_RESULT / "thumbnail.png"
+    return kept if not path.is_file() and kept.is_file() else path
 
 
 def needs_thumbnail(folder: Path | str) -> bool:

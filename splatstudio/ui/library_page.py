@@ -44,7 +44,7 @@ from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import Project, ProjectError, slugify
 from splatstudio.services.runs import RunQueue
-from splatstudio.services.thumbnails import ThumbnailRenderer, needs_thumbnail, thumbnail_path
+from splatstudio.services.thumbnails import ThumbnailRenderer, needs_thumbnail, shown_thumbnail, thumbnail_path
 from splatstudio.ui.theme import STATE_COLORS
 from splatstudio.ui.workers import Workers, pixmap_from_rgb, thumbnail_rgb
 
@@ -80,7 +80,7 @@ def load_rows(library: Library) -> list[dict[str, Any]]:
         except ProjectError:
             continue
         names = project.image_names()
-        rendered = thumbnail_path(project.folder)
+        rendered = shown_thumbnail(project.folder)
         rows.append(dict(row, status_text=project.describe_status(),
                          first_photo=str(project.images_dir / names[0]) if names else None,
                          rendered_thumb=str(rendered) if rendered.is_file() else None,

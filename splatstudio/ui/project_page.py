@@ -43,7 +43,6 @@ from splatstudio.model.project import (
     DONE,
     FAILED,
     INTERRUPTED,
-    RESULT_PLY,
     RUNNING,
     STAGE_TITLES,
     STAGES,
@@ -69,7 +68,6 @@ from splatstudio.ui.workers import SignalLinks, Workers
 WAITING = "waiting"
 RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
 LOG_TAIL_BYTES = 64_000
-OUTPUT_PLY = tuple(RESULT_PLY.split("/"))
 
 
 VIEW_CONTROLS = ("3D view: drag to orbit, right-drag to pan, wheel to zoom, W A S D Q E to fly; ← → step "
@@ -131,6 +129,18 @@ def read_log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
             return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return f"(no log at {path})"
+
+
+def kept_result_words(kept: dict[str, Any]) -> str:
+    """The sentence under the report while a re-run recomputes the result the viewer still shows."""
+    when = ""
+    try:
+        when = " of " + datetime.fromisoformat(kept.get("finished") or "").astimezone().strftime("%d %b %H:%M")
+    except (TypeError, ValueError):
+        pass
+    count = f", {kept['gaussians']:,} Gaussians" if isinstance(kept.get("gaussians"), int) else ""
+    return (f"<i>The 3D view and Export show the previous result{when}{count}: it is kept until this run's "
+            "new result replaces it.</i>")
 
 
 def run_report(records: dict[str, StageRecord]) -> str:
@@ -229,7 +239,7 @@ class ProjectPage(QWidget):
         self._viewer_holder: QWidget | None = None  # the viewer in a native child window
         self._previewed = False
         self._model_loading = False
-        self._model_pending: tuple[Path, bool] | None = None
+        self._model_pending: tuple[Path, bool, Path | None] | None = None
         self._build()
         queue.sig_run_started.connect(self._on_run_started)
         queue.sig_run_finished.connect(self._on_run_finished)
@@ -399,9 +409,13 @@ class ProjectPage(QWidget):
             state.eta, state.note = None, ""
             if stage == "train" and state.state in (CANCELLED, INTERRUPTED):
                 self._show_checkpoint(state)
-        self.report.setText(run_report(records))
+        report = run_report(records)
+        shown = self.project.shown_result()
+        if shown is not None and shown[2]:
+            report += "<p>" + kept_result_words(self.project.kept_result() or {}) + "</p>"
+        self.report.setText(report)
         trained = bool(trained_iterations(self.project.path("train")))  # a checkpoint alone exports nothing
-        self.export_button.setEnabled(self.project.path(*OUTPUT_PLY).exists() or trained)
+        self.export_button.setEnabled(shown is not None or trained)
 
     def _show_checkpoint(self, state: StageState) -> None:
         """A stopped training shows how far it got and that Resume goes on from there, not from 0 %."""
@@ -522,11 +536,15 @@ class ProjectPage(QWidget):
             self._enqueue(None if state == "new" else STAGES[0])
             return
         gaussians = self.project.summary()["gaussian_count"]
-        result = f"the current result ({gaussians:,} Gaussians)" if gaussians else "the results so far"
+        if self.project.shown_result() is not None:
+            result = f"The current result{f' ({gaussians:,} Gaussians)' if gaussians else ''} stays in the 3D " \
+                     "view and Export until the new one replaces it."
+        else:
+            result = "Their results so far are deleted when the run starts."
         self._ask("Reconstruct from the start",
                   f"Run every stage of {self.project.name!r} again, from feature extraction?",
-                  f"{len(done)} finished stage(s) are computed anew and {result} is deleted when the run "
-                  "starts. To finish only what is left, use Resume.",
+                  f"{len(done)} finished stage(s) are computed anew. {result} To finish only what is left, "
+                  "use Resume.",
                   "Reconstruct", lambda: self._enqueue(STAGES[0]))
 
     def _ask(self, title: str, text: str, detail: str, action: str, then) -> None:
@@ -682,15 +700,15 @@ class ProjectPage(QWidget):
         """The export dialog for this project's result (filtered and raw when both exist)."""
         if self.project is None:
             return None
-        filtered = self.project.path(*OUTPUT_PLY)
-        try:
-            raw = result_ply(self.project.folder, raw=True)
+        shown = self.project.shown_result()
+        try:  # the trainer's own output, unless a re-run is making a new one while the previous result shows
+            raw = result_ply(self.project.folder, raw=True) if shown is None or not shown[2] else None
         except StageFailed:
             raw = None
-        if raw is None and not filtered.exists():
+        if raw is None and shown is None:
             self.sig_message.emit("nothing to export yet: run the project first")
             return None
-        dialog = ExportDialog(filtered if filtered.exists() else None, raw, self.project.name, self.workers, self)
+        dialog = ExportDialog(shown[0] if shown else None, raw, self.project.name, self.workers, self)
         dialog.sig_exported.connect(
             lambda path, count, size: self.sig_message.emit(f"exported {count:,} splats to {path} "
                                                             f"({humanize.format_size(size)})"))
@@ -707,9 +725,10 @@ class ProjectPage(QWidget):
                             lambda message, _t: self.sig_message.emit(f"export failed: {message}"))
 
     def _update_viewer(self) -> None:
-        """Show the output model when there is one, else the placeholder."""
-        if self.project is not None and self.project.path(*OUTPUT_PLY).exists():
-            self.show_model(self.project.path(*OUTPUT_PLY), reset_camera=True)
+        """Show the output model (or the one kept while a re-run recomputes it), else the placeholder."""
+        shown = self.project.shown_result() if self.project is not None else None
+        if shown is not None:
+            self.show_model(shown[0], reset_camera=True, cameras=shown[1])
         else:
             self.viewer_area.setCurrentWidget(self.viewer_placeholder)
 
@@ -740,18 +759,20 @@ class ProjectPage(QWidget):
     def _on_place_changed(self, place: str) -> None:
         self.view_place.setText(f"Viewing from {place}" if place else "")
 
-    def show_model(self, path: Path, reset_camera: bool) -> None:
-        """Show ``path`` in the viewer, read and prepared in a worker. While one model loads, only the
-        newest asked for waits (training previews can come faster than they load)."""
+    def show_model(self, path: Path, reset_camera: bool, cameras: Path | None = None) -> None:
+        """Show ``path`` in the viewer, read and prepared in a worker, with the photos' ``cameras`` (default:
+        the trainer's). While one model loads, only the newest asked for waits (training previews can come
+        faster than they load)."""
         if not self._ensure_viewer():
             return
         self.viewer_area.setCurrentWidget(self._viewer_holder)
         if self._model_loading:
-            self._model_pending = (path, reset_camera)
+            self._model_pending = (path, reset_camera, cameras)
             return
         self._model_loading = True
         folder = self.folder
-        cameras = self.project.path(*TRAIN_CAMERAS.split("/")) if self.project is not None else None
+        if cameras is None and self.project is not None:
+            cameras = self.project.path(*TRAIN_CAMERAS.split("/"))
         self.workers.submit(lambda: _prepare_model(path, cameras),
                             lambda loaded: self._on_model_ready(folder, loaded, reset_camera),
                             lambda message, _t: self._on_model_ready(folder, None, reset_camera, message))

@@ -4,7 +4,9 @@ has worked for a while. The real window under Xvfb."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 from dataset_builders import render_photos, write_trainer_output
@@ -39,7 +41,7 @@ def test_reconstruct_on_a_finished_project_asks_and_no_keeps_the_result(window, 
     box = page.question
     assert box is not None and box.isVisible() and "again" in box.text()
     kept = page.project.summary()["gaussian_count"]  # the filtered result's
-    assert "deleted" in box.informativeText() and f"({kept:,} Gaussians)" in box.informativeText()
+    assert "stays in the 3D view" in box.informativeText() and f"({kept:,} Gaussians)" in box.informativeText()
     assert box.defaultButton().text().replace("&", "") == "No"
     assert not window.queue.is_queued(finished)
     _button(box, "No").click()
@@ -51,6 +53,35 @@ def test_reconstruct_on_a_finished_project_asks_and_no_keeps_the_result(window, 
     with qtbot.waitSignal(window.queue.sig_run_refused, timeout=10_000) as refused:
         _button(page.question, "Reconstruct").click()
     assert "no photos" in refused.args[1]  # it was asked to run from the first stage: this one has none
+
+
+def test_a_rerun_keeps_the_previous_result_until_the_new_one_replaces_it(window, qtbot, finished, make_project):
+    folder = Path(finished)  # the finished project gets photos, so that a re-run can start
+    photos = Path(make_project("Photos"))
+    shutil.copytree(photos / "images", folder / "images", dirs_exist_ok=True)
+    shutil.copyfile(photos / "import.json", folder / "import.json")
+    window.open_project(finished)
+    page = window.project_page
+    result = page.project.path(RESULT_PLY)
+    before = result.read_bytes()
+    gaussians = page.project.summary()["gaussian_count"]
+    page.until.setCurrentIndex(page.until.findData("features"))
+    window.actions_by_name["reconstruct"].trigger()
+    with qtbot.waitSignal(window.queue.sig_run_finished, timeout=RUN_TIMEOUT) as run:
+        _button(page.question, "Reconstruct").click()
+    assert run.args[1].status == "done"
+    project = page.project
+    assert not result.exists()  # the stages that made it are cleared for the re-run...
+    ply, cameras, kept = project.shown_result()
+    assert kept and ply.read_bytes() == before and cameras is not None  # ...but it is kept, whole
+    qtbot.waitUntil(lambda: page._viewer._scene is not None and len(page._viewer._scene) == gaussians,
+                    timeout=30_000)
+    assert "previous result" in page.report.text() and f"{gaussians:,} Gaussians" in page.report.text()
+    assert page.export_button.isEnabled()
+    dialog = page.open_export_dialog()
+    assert dialog is not None and dialog.sources == {"filtered": ply, "raw": None}
+    dialog.close()
+    assert project.summary()["gaussian_count"] == gaussians  # the library row too
 
 
 def _run_until_features_started(window, qtbot, make_project):
