@@ -10,7 +10,7 @@ Layout (everything the app knows about a project can be rebuilt from these files
     train/                  the trainer's model folder (reference layout)
     output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat, thumbnail.png
     previous/               the last finished result while a re-run recomputes it (kept.json says whence)
-    logs/<stage>.log        each stage's log
+    logs/<stage>.log        each stage's log; logs/train-curves.jsonl the training curves' points
     stages/<stage>.json     the latest attempt of each stage: status, pid, times, figures, error
     runs/<run-id>.json      history: every run and every stage attempt in it
 
@@ -81,6 +81,7 @@ _SHARED_RESULTS = {"sfm/database.db"}  # written by two stages: only its presenc
 RESULT_PLY = "output/point_cloud.ply"  # the outlier-filtered result
 THUMBNAIL = "output/thumbnail.png"  # a render of the result (library card)
 TRAIN_CAMERAS = "train/cameras.json"  # the trainer's cameras (reference layout, test cameras first)
+TRAIN_CURVES = "logs/train-curves.jsonl"  # the training curves' points (pipeline.train.CurveHistory)
 KEPT_RESULT = "previous"  # the last finished result, kept while a re-run recomputes it (Project.keep_result)
 _KEPT_FILES = {RESULT_PLY: "point_cloud.ply", "output/scene.splat": "scene.splat", THUMBNAIL: "thumbnail.png",
                TRAIN_CAMERAS: "cameras.json"}

@@ -21,8 +21,106 @@ from typing import Any
 from PIL import Image
 
 from splatstudio.frozen import script_command
+from splatstudio.model.project import TRAIN_CURVES
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.entry import Cancelled, StageContext, StageFailed
+
+CURVE_FIGURES = ("loss", "psnr", "num_gaussians", "sec_per_iter")
+"""The figures a training curve plots against the iteration (besides the held-out ``eval_psnr``)."""
+
+
+class CurveHistory:
+    """The points of the training curves, one JSON object per line in ``logs/train-curves.jsonl``, so that
+    a finished or stopped project shows its curves again. A fresh training starts the file anew; a resumed
+    one appends, and its points replace those at and after the iteration it resumed from (:func:`add_point`
+    applies the same rule to the panel's series). Losing the file (a full disk) never stops the training."""
+
+    def __init__(self, path: Path, resume: bool, log):
+        self.path = path
+        self.log = log
+        self.handle: Any = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(path, "a" if resume else "w", encoding="utf-8")
+        except OSError as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: OSError) -> None:
+        self.log(f"the training curves are not saved ({exc.strerror or exc}); the training goes on")
+        if self.handle is not None:
+            try:
+                self.handle.close()
+            except OSError:
+                pass
+        self.handle = None
+
+    def add(self, iteration: int, **figures: Any) -> None:
+        if self.handle is None:
+            return
+        point = {"iteration": int(iteration)}
+        point.update({k: float(v) for k, v in figures.items() if isinstance(v, (int, float)) and v == v})
+        try:
+            self.handle.write(json.dumps(point) + "\n")
+            self.handle.flush()
+        except OSError as exc:
+            self._lost(exc)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            try:
+                self.handle.close()
+            except OSError:
+                pass
+            self.handle = None
+
+
+Series = dict[str, tuple[list[float], list[float]]]
+
+
+def add_point(series: Series, point: dict[str, Any]) -> bool:
+    """Add one point (``iteration`` and figures; ``eval_psnr`` for a held-out evaluation) to ``series``,
+    keyed by figure. A point at or before a series' last iteration means the training went back there (a
+    resume from a checkpoint, or a fresh start): that series' later points are dropped first. True when
+    something was added."""
+    iteration = point.get("iteration")
+    if not isinstance(iteration, (int, float)):
+        return False
+    added = False
+    for key, value in point.items():
+        if key == "iteration" or not isinstance(value, (int, float)) or value != value:
+            continue
+        xs, ys = series.setdefault(key, ([], []))
+        while xs and xs[-1] >= iteration:
+            xs.pop()
+            ys.pop()
+        xs.append(float(iteration))
+        ys.append(float(value))
+        added = True
+    if added and "eval_psnr" not in point:  # evaluations after the point the training went back to are stale
+        xs, ys = series.get("eval_psnr", ([], []))
+        while xs and xs[-1] > iteration:
+            xs.pop()
+            ys.pop()
+    return added
+
+
+def load_curves(path: Path) -> Series:
+    """Worker: the series saved by :class:`CurveHistory` (empty when there is no file; an unreadable or torn
+    line is skipped)."""
+    series: Series = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    point = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(point, dict):
+                    add_point(series, point)
+    except OSError:
+        pass
+    return series
+
 
 _TQDM = re.compile(r"(\d+)/(\d+) \[[^\]]*\]")
 _TQDM_LOSS = re.compile(r"Loss=([0-9.eE+-]+)")
@@ -230,7 +328,9 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     except OSError as exc:
         raise StageFailed(f"cannot start the trainer {argv[1]} with {argv[0]}: {exc.strerror or exc}",
                           "check trainer_path and trainer_python in Preferences") from None
-    state: dict[str, Any] = {"sec_per_iter": [], "last": {}, "eval": {}}
+    state: dict[str, Any] = {"sec_per_iter": [], "last": {}, "eval": {},
+                             "curves": CurveHistory(project.path(*TRAIN_CURVES.split("/")), checkpoint is not None,
+                                                    ctx.log)}
 
     def watch_cancel() -> None:
         ctx.cancel_event.wait()
@@ -240,8 +340,11 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 
     threading.Thread(target=watch_cancel, daemon=True, name="train-cancel").start()
     assert process.stdout is not None
-    for line in process.stdout:
-        _relay(ctx, line, settings.iterations, state)
+    try:
+        for line in process.stdout:
+            _relay(ctx, line, settings.iterations, state)
+    finally:
+        state["curves"].close()
     code = process.wait()
     if ctx.cancel_event.is_set():
         raise Cancelled()
@@ -289,10 +392,12 @@ def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any])
         state["last"] = event
         if event.get("sec_per_iter"):
             state["sec_per_iter"].append(float(event["sec_per_iter"]))
+        state["curves"].add(iteration, **{key: event.get(key) for key in CURVE_FIGURES})
         figures = {k: v for k, v in event.items() if k != "event"}
         ctx.progress(iteration / iterations, f"iteration {iteration}/{iterations}", **figures)
     elif kind == "eval":
         state["eval"][str(iteration)] = {"psnr": event.get("psnr"), "ssim": event.get("ssim")}
+        state["curves"].add(iteration, eval_psnr=event.get("psnr"))
         ctx.emit(event)
         ctx.log(f"held-out views at iteration {iteration}: PSNR {event.get('psnr')} SSIM {event.get('ssim')}")
     elif kind == "preview":
@@ -320,6 +425,7 @@ def _relay_text(ctx: StageContext, text: str, iterations: int, state: dict[str, 
             if loss:
                 figures["loss"] = float(loss.group(1))
             state["last"] = figures
+            state["curves"].add(iteration, loss=figures.get("loss"))
             ctx.progress(iteration / iterations, f"iteration {iteration}/{iterations}", **figures)
         elif segment.strip():
             ctx.log(segment.strip())

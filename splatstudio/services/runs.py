@@ -9,6 +9,7 @@ so the GUI and tests drive them alike.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from splatstudio.model.run_slots import WINDOW, RunSlot, RunSlots, SlotHolder
 from splatstudio.pipeline.plan import RunPlan, plan_run
 from splatstudio.pipeline.runner import RunOutcome, exit_description
 from splatstudio.services.stage_process import StageProcess
+
+LOG_HISTORY = 20_000  # lines of a run's log kept in memory, for a panel that starts showing it late
 
 
 class ProjectRun(QObject):
@@ -47,6 +50,8 @@ class ProjectRun(QObject):
         self._index = -1
         self._cancelled = False
         self._outcome = RunOutcome(DONE)
+        self.log_lines: deque = deque(maxlen=LOG_HISTORY)
+        """This run's log lines so far (the newest LOG_HISTORY), for a log panel that starts following late."""
 
     @property
     def current_stage(self) -> str | None:
@@ -86,6 +91,7 @@ class ProjectRun(QObject):
         self.sig_event.emit(self.current_stage or "", event)
 
     def _on_log_lines(self, lines: list) -> None:
+        self.log_lines.extend(lines)
         self.sig_log_lines.emit(self.current_stage or "", lines)
 
     def _on_stage_finished(self, status: str, result, code: int) -> None:

@@ -1,5 +1,7 @@
 """Training curves: loss, PSNR (with held-out eval points), Gaussian count and seconds per iteration
-against the iteration. Events are buffered and the plots repaint at most 10 times a second."""
+against the iteration, for the shown project: its run's points as they come, on top of the points its
+training saved (``logs/train-curves.jsonl``), which are all a finished project shows. Events are buffered
+and the plots repaint at most 10 times a second."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from splatstudio.pipeline.events import Eval, Metric, Progress
+from splatstudio.pipeline.train import Series, add_point
 from splatstudio.services.runs import ProjectRun
 from splatstudio.ui.workers import SignalLinks
 
 SERIES = (("loss", "Loss"), ("psnr", "PSNR (dB)"), ("num_gaussians", "Gaussians"), ("sec_per_iter", "s / iteration"))
+KEYS = (*(key for key, _ in SERIES), "eval_psnr")
 REPAINT_MS = 100
 
 
@@ -21,8 +25,9 @@ class CurvesPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._links = SignalLinks()
-        self.data: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key, _ in SERIES}
-        self.evals: tuple[list[float], list[float]] = ([], [])
+        self.folder: str | None = None
+        """The project whose curves are shown."""
+        self.data: Series = {key: ([], []) for key in KEYS}
         self._dirty = False
         self.graphics = pg.GraphicsLayoutWidget()
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -63,36 +68,45 @@ class CurvesPanel(QWidget):
         super().resizeEvent(event)
         self._arrange(len(self.plots) if self.width() > 2.5 * self.height() else 2)
 
+    @property
+    def evals(self) -> tuple[list[float], list[float]]:
+        return self.data["eval_psnr"]
+
     def follow(self, run: ProjectRun | None) -> None:
-        """Plot ``run``'s training from now on (None: stop following); a new run starts empty plots."""
+        """Plot ``run``'s training as it comes (None: stop following), over the saved points that
+        :meth:`show_saved` adds."""
         self._links.clear()
         if run is None:
             return
         self.clear()
+        self.folder = str(run.project.folder)
         self._links.connect(run.sig_progress, self._on_progress)
         self._links.connect(run.sig_event, self._on_event)
 
+    def show_saved(self, folder: str, saved: Series) -> None:
+        """The points the project's training saved (``load_curves``). While its run is followed, the points
+        that came live win from the first iteration they cover (the file may have them too)."""
+        if folder != self.folder:
+            self._links.clear()
+            self.folder = folder
+            self.clear()
+        for key in KEYS:
+            xs, ys = self.data[key]
+            old_xs, old_ys = saved.get(key, ([], []))
+            keep = sum(1 for x in old_xs if not xs or x < xs[0])
+            self.data[key] = (old_xs[:keep] + xs, old_ys[:keep] + ys)
+        self._dirty = True
+
     def clear(self) -> None:
-        for xs, ys in self.data.values():
-            xs.clear()
-            ys.clear()
-        self.evals[0].clear()
-        self.evals[1].clear()
+        self.data = {key: ([], []) for key in KEYS}
         self._dirty = True
 
     def add_figures(self, iteration: float, figures: dict[str, float]) -> None:
-        for key, _title in SERIES:
-            value = figures.get(key)
-            if isinstance(value, (int, float)):
-                xs, ys = self.data[key]
-                xs.append(float(iteration))
-                ys.append(float(value))
-                self._dirty = True
+        point = {key: figures.get(key) for key, _title in SERIES}
+        self._dirty |= add_point(self.data, {"iteration": iteration, **point})
 
     def add_eval(self, iteration: float, psnr: float) -> None:
-        self.evals[0].append(float(iteration))
-        self.evals[1].append(float(psnr))
-        self._dirty = True
+        self._dirty |= add_point(self.data, {"iteration": iteration, "eval_psnr": psnr})
 
     def _on_progress(self, stage: str, event: Progress) -> None:
         iteration = event.figures.get("iteration")

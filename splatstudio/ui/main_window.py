@@ -16,16 +16,17 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 from splatstudio import __version__
 from splatstudio.model.datasets import detect_dataset, import_dataset
 from splatstudio.model.library import Library
-from splatstudio.model.project import STAGE_TITLES, Project, ProjectError
+from splatstudio.model.project import STAGE_TITLES, TRAIN_CURVES, Project, ProjectError
 from splatstudio.model.run_slots import RunSlots
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.plan import PlanError, plan_run
 from splatstudio.pipeline.runner import RunOutcome
+from splatstudio.pipeline.train import load_curves
 from splatstudio.services.runs import ProjectRun, RunQueue
 from splatstudio.services.system import SystemSampler
 from splatstudio.ui.curves_panel import CurvesPanel
 from splatstudio.ui.library_page import LibraryPage
-from splatstudio.ui.log_panel import LogPanel
+from splatstudio.ui.log_panel import LogPanel, read_saved_logs
 from splatstudio.ui.new_project import NewProjectPage
 from splatstudio.ui.preferences import PreferencesDialog
 from splatstudio.ui.project_page import ProjectPage
@@ -198,9 +199,7 @@ class MainWindow(QMainWindow):
             return
         self.pages.setCurrentWidget(self.project_page)
         self.project_page.refresh_title()
-        run = self.queue.active.get(folder)
-        if run is not None:
-            self._follow(run)
+        self._show_panels(self.project_page.project)
 
     def choose_photos(self) -> None:
         dialog = QFileDialog(self, "Photos for a new project", str(Path.home()),
@@ -294,14 +293,35 @@ class MainWindow(QMainWindow):
         elif self.pages.currentWidget() is self.new_page:
             self.show_library()
 
-    def _follow(self, run: ProjectRun) -> None:
-        self.log_panel.follow(run)
-        self.curves_panel.follow(run)
+    def _show_panels(self, project: Project) -> None:
+        """The Log and Training curves panels show ``project``: its run as it goes, over what its stages
+        saved (read in workers; a later project shown meanwhile wins)."""
+        folder = str(project.folder)
+        run = self.queue.active.get(folder)
+        if run is not None:
+            self.log_panel.follow(run)
+            self.curves_panel.follow(run)
+        else:
+            self.log_panel.show_saved(folder, project.name, None, None)  # emptied until they are read
+
+            def show_logs(found) -> None:
+                if self.log_panel.folder == folder and folder not in self.queue.active:
+                    self.log_panel.show_saved(folder, project.name, *found)
+
+            self.workers.submit(lambda: read_saved_logs(folder), show_logs)
+        if run is None:
+            self.curves_panel.follow(None)
+            self.curves_panel.clear()
+            self.curves_panel.folder = folder
+        curves = project.path(*TRAIN_CURVES.split("/"))
+        self.workers.submit(lambda: load_curves(curves),
+                            lambda saved: self.curves_panel.show_saved(folder, saved)
+                            if self.curves_panel.folder == folder else None)
 
     def _on_run_started(self, folder: str, run: ProjectRun) -> None:
         """Panels follow the shown project's run, or the newest run when no project is shown."""
         if self.pages.currentWidget() is not self.project_page or folder == self.project_page.folder:
-            self._follow(run)
+            self._show_panels(run.project)
         self.show_message(f"{run.project.name}: started ({run.plan.reason})")
 
     def _on_run_finished(self, folder: str, outcome: RunOutcome) -> None:

@@ -52,6 +52,56 @@ def test_log_highlights_levels_follows_the_tail_and_caps_lines(window, qtbot):
     assert log.view.textCursor().selectedText() == "line 1234"
 
 
+def test_the_log_keeps_following_its_end_after_the_panel_is_resized(window, qtbot):
+    """Issue 25, item 5: after the dock was made smaller, new lines no longer scrolled into view."""
+    window.resize(1280, 800)
+    window.docks["log"].raise_()
+    qtbot.waitUntil(lambda: window.log_panel.isVisible())
+    log = window.log_panel
+    bar = log.view.verticalScrollBar()
+    log.append_lines([LogLine(f"line {i}") for i in range(300)])
+    assert bar.value() == bar.maximum() > 0
+    for height in (120, 300, 90):
+        window.resizeDocks([window.docks["log"]], [height], Qt.Orientation.Vertical)
+        qtbot.wait(50)
+        log.append_lines([LogLine(f"after {height}")])
+        qtbot.wait(10)
+        assert bar.value() == bar.maximum(), height
+    bar.setValue(10)  # the person scrolls up: a resize and new lines leave the view where they put it
+    window.resizeDocks([window.docks["log"]], [200], Qt.Orientation.Vertical)
+    log.append_lines([LogLine("more")])
+    qtbot.wait(10)
+    assert bar.value() == 10
+    bar.setValue(bar.maximum())  # back at the end: it follows again
+    log.append_lines([LogLine("and more")])
+    assert bar.value() == bar.maximum()
+
+
+def test_the_panels_show_the_project_that_is_shown(window, qtbot, make_project, tmp_path):
+    """Issue 25, item 5: the log mixed the previous project's lines with the new one's, and a finished
+    project showed an empty log and empty curves."""
+    from splatstudio.pipeline.train import CurveHistory
+
+    first, second = make_project("First"), make_project("Second")
+    for folder, word in ((first, "alpha"), (second, "beta")):
+        (Path(folder) / "logs").mkdir(exist_ok=True)
+        (Path(folder) / "logs" / "features.log").write_text(f"=== Feature extraction ===\n{word} features\n")
+        history = CurveHistory(Path(folder) / "logs" / "train-curves.jsonl", resume=False, log=print)
+        for iteration in range(10, 110, 10):
+            history.add(iteration, loss=1.0 / iteration, psnr=15.0 + iteration / 100, num_gaussians=500)
+        history.add(100, eval_psnr=18.0 if word == "alpha" else 19.0)
+        history.close()
+    window.open_project(first)
+    qtbot.waitUntil(lambda: "alpha features" in window.log_panel.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: window.curves_panel.evals == ([100.0], [18.0]), timeout=5_000)
+    assert len(window.curves_panel.data["loss"][0]) == 10
+    window.open_project(second)
+    qtbot.waitUntil(lambda: "beta features" in window.log_panel.text(), timeout=5_000)
+    assert "alpha" not in window.log_panel.text()
+    qtbot.waitUntil(lambda: window.curves_panel.evals == ([100.0], [19.0]), timeout=5_000)
+    assert window.log_panel.current_log == Path(second) / "logs" / "features.log"
+
+
 def test_queue_panel_reorders_and_removes_waiting_runs(window, qtbot, make_project):
     window.apply_settings(window.settings.updated({"max_concurrent_runs": 1}))
     folders = [make_project(name) for name in ("Q1", "Q2", "Q3")]
