@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from splatstudio.model import humanize
+from splatstudio.model.eta import FinishEstimate, format_left
 from splatstudio.model.project import (
     CANCELLED,
     DONE,
@@ -83,7 +84,7 @@ class StageState:
     fraction: float = 0.0
     started: float | None = None  # time.monotonic() when it started in the followed run
     duration: float | None = None  # seconds, from the record once it ended
-    eta: float | None = None  # seconds left, from the stage's figures
+    finish: FinishEstimate = field(default_factory=FinishEstimate)  # the time left, smoothed
     message: str = ""
     note: str = ""  # shown on the bar of a stage that is not running ("resumes from iteration 834 of 2,000")
 
@@ -92,15 +93,18 @@ class StageState:
             return time.monotonic() - self.started
         return self.duration
 
-    def remaining(self) -> float | None:
-        if self.state != RUNNING:
-            return None
-        if self.eta is not None:
-            return self.eta
+    def observe(self, fraction: float, eta: float | None) -> None:
+        """A progress reading: the stage's own time left (``eta``) or, without one, what its pace implies."""
+        self.fraction = fraction
         elapsed = self.elapsed()
-        if elapsed is None or self.fraction < 0.02:
-            return None
-        return elapsed / self.fraction * (1.0 - self.fraction)
+        if eta is None and elapsed is not None and fraction >= 0.02:
+            eta = elapsed / fraction * (1.0 - fraction)
+        if eta is not None:
+            self.finish.add(time.monotonic(), eta)
+
+    def remaining(self) -> tuple[float, float, float] | None:
+        """(estimate, low, high) seconds left while running (:class:`FinishEstimate`)."""
+        return self.finish.left(time.monotonic()) if self.state == RUNNING else None
 
 
 def monotonic_at(iso: str | None) -> float:
@@ -299,7 +303,7 @@ class ProjectPage(QWidget):
             bar.setMaximumHeight(18)
             self.stage_list.setItemWidget(item, 2, bar)
             self.items[stage], self.bars[stage] = item, bar
-        for column, width in enumerate((200, 90, 200, 60, 60)):
+        for column, width in enumerate((200, 90, 200, 60, 130)):
             self.stage_list.setColumnWidth(column, width)
         self.stage_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         rows = self.stage_list.sizeHintForRow(0) * len(STAGES) + self.stage_list.header().sizeHint().height()
@@ -406,7 +410,8 @@ class ProjectPage(QWidget):
                 continue
             state.state = record.status if record is not None else WAITING
             state.fraction = 1.0 if state.state == DONE else 0.0
-            state.eta, state.note = None, ""
+            state.note = ""
+            state.finish.clear()
             if stage == "train" and state.state in (CANCELLED, INTERRUPTED):
                 self._show_checkpoint(state)
         report = run_report(records)
@@ -475,7 +480,8 @@ class ProjectPage(QWidget):
 
     def _on_stage_started(self, stage: str) -> None:
         state = self.states[stage]
-        state.state, state.started, state.fraction, state.eta = RUNNING, time.monotonic(), 0.0, None
+        state.state, state.started, state.fraction = RUNNING, time.monotonic(), 0.0
+        state.finish.clear()
         self._update_stage(stage)
         self._update_buttons()
         self.refresh_title()
@@ -484,9 +490,8 @@ class ProjectPage(QWidget):
         state = self.states.get(stage)
         if state is None:
             return
-        state.fraction = event.fraction
         eta = event.figures.get("eta_sec")
-        state.eta = float(eta) if isinstance(eta, (int, float)) else None
+        state.observe(event.fraction, float(eta) if isinstance(eta, (int, float)) else None)
         state.message = event.message
         self._update_stage(stage)
         self.refresh_title()
@@ -632,7 +637,7 @@ class ProjectPage(QWidget):
         bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {text}" if text else ""))
         elapsed, left = state.elapsed(), state.remaining()
         item.setText(3, format_duration(elapsed) if elapsed is not None else "")
-        item.setText(4, format_duration(left) if left is not None else "")
+        item.setText(4, format_left(left))
 
     def _update_times(self) -> None:
         for stage, state in self.states.items():

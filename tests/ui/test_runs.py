@@ -145,6 +145,20 @@ def test_full_run_from_a_drop_reaches_done_without_stalling_the_gui(window, qtbo
     assert centre != image.pixelColor(0, 0) or centre.lightness() > 10  # not an empty frame
     window.grab().save(str(artifacts / "library.png"))
 
+    # issue 25, item 5: a finished project opened again shows its curves and its log (both were empty)
+    live = {key: list(xs) for key, (xs, _ys) in window.curves_panel.data.items()}
+    window.curves_panel.clear()
+    window.log_panel.view.clear()
+    window.open_project(folder)
+    qtbot.waitUntil(lambda: len(window.curves_panel.data["loss"][0]) >= len(live["loss"]), timeout=10_000)
+    for key, (xs, _ys) in window.curves_panel.data.items():  # every point the live curves got (and those
+        assert set(live[key]) <= set(xs), key  # the live stream skipped: it sends at most 10 a second)
+    assert live["loss"][-1] == 300 and live["eval_psnr"]  # held-out evaluations too
+    qtbot.waitUntil(lambda: "the logs of its last run" in window.log_panel.text(), timeout=10_000)
+    text = window.log_panel.text()
+    assert text.index("=== Feature extraction") < text.index("=== Gaussian Splatting training") \
+        < text.index("=== .splat conversion")
+
 
 def test_cancel_mid_stage_then_resume_completes(window, qtbot, make_project, artifacts):
     folder = make_project("Cancel me")
@@ -245,3 +259,23 @@ def test_two_queued_projects_run_one_after_the_other(window, qtbot, make_project
     assert order == [("start", first), ("end", first), ("start", second), ("end", second)]
     assert Project(first).stage_record("features").status == "done"
     assert Project(second).stage_record("features").status == "done"
+
+
+def test_the_time_left_is_smoothed_and_shows_its_range(window, make_project):
+    """Issue 25, item 2: the time left swung between 9:40 and 16:59 within two minutes, as the trainer's own
+    figure did. The stage list shows their smoothed value and, while they disagree, the range."""
+    from splatstudio.pipeline.events import Progress
+
+    window.open_project(make_project("Timed"))
+    page = window.project_page
+    page._on_stage_started("train")
+    for step in range(30):
+        eta = 580.0 if step % 2 else 1019.0
+        page._on_progress("train", Progress("train", step / 100, f"iteration {step}", {"eta_sec": eta}))
+    left = page.items["train"].text(4)
+    figure, spread = left.split(" (")
+    minutes, seconds = map(int, figure.split(":"))
+    assert 12 * 60 <= minutes * 60 + seconds <= 15 * 60, left  # between the two, not either
+    low, high = spread.rstrip(")").split("–")
+    assert low.startswith("9:") and high.startswith("16:"), left
+    assert page.items["features"].text(4) == ""  # not running: no time left
