@@ -73,6 +73,9 @@ from splatstudio.render.sorting import sort_back_to_front
 
 logger = logging.getLogger(__name__)
 
+ORBIT_RADIANS_PER_PIXEL = math.radians(0.2)
+"""How far a left-drag turns the view (a drag across a 640-pixel view: 128 degrees). See NOTES."""
+
 DEFAULT_BUDGET = 150_000
 """Splats drawn while the camera moves (the most important ones); all of them once it stops."""
 
@@ -1275,7 +1278,7 @@ class SplatCanvas(app.Canvas):
         buttons = event.buttons or []
         shift = any(getattr(k, "name", "") == "Shift" for k in event.modifiers)
         if 1 in buttons and not shift:
-            self.orbit.orbit(-dx * 0.005, dy * 0.005)
+            self.orbit.orbit(-dx * ORBIT_RADIANS_PER_PIXEL, dy * ORBIT_RADIANS_PER_PIXEL)
         else:
             pixel = self.orbit.distance * 2 * math.tan(math.radians(self.orbit.fov_y_deg) / 2) / max(self.size[1], 1)
             self.orbit.pan(-dx * pixel, -dy * pixel)
