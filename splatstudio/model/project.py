@@ -300,6 +300,7 @@ class Project:
             "finished": filtered.ended, "run_id": filtered.run_id,
             "gaussians": filtered.figures.get("remaining"),
             "test_psnr": train.figures.get("test_psnr") if train is not None else None,
+            "held_out_views": train.figures.get("held_out_views") if train is not None else None,
         })
         _remove(self.folder / KEPT_RESULT)
         part.rename(self.folder / KEPT_RESULT)

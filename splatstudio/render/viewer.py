@@ -820,6 +820,11 @@ class SplatCanvas(app.Canvas):
             self._place = text
             self.signals.sig_place_changed.emit(text)
 
+    @property
+    def photo_index(self) -> int:
+        """The training camera the view is exactly at (-1 once the person moved away from it)."""
+        return self._training_index if self._place else -1
+
     def next_camera(self) -> TrainingCamera:
         return self.jump_to_camera(self._training_index + 1)
 

@@ -6,6 +6,7 @@ the details; the run report; exports; and the 3D viewer when the render package 
 from __future__ import annotations
 
 import functools
+import glob
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QStyle,
@@ -64,7 +67,7 @@ from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
 from splatstudio.ui.library_page import format_duration
 from splatstudio.ui.theme import STATE_COLORS
-from splatstudio.ui.workers import SignalLinks, Workers
+from splatstudio.ui.workers import SignalLinks, Workers, pixmap_from_rgb, thumbnail_rgb
 
 WAITING = "waiting"
 RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
@@ -122,6 +125,16 @@ def state_icon(state: str) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(QColor(STATE_COLORS.get(state, "#8a8f98")))
     return QIcon(pixmap)
+
+
+def photo_file(folder: Path | str, name: str) -> Path | None:
+    """A training camera's photo (``img_name`` is the file name without its extension): the undistorted one
+    the trainer compared with, else the imported one; None when the project has neither."""
+    for images in (Path(folder) / "dataset" / "images", Path(folder) / "images"):
+        for path in sorted(images.glob(f"{glob.escape(name)}.*")):
+            if path.is_file():
+                return path
+    return None
 
 
 def read_log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
@@ -303,8 +316,11 @@ class ProjectPage(QWidget):
             bar.setMaximumHeight(18)
             self.stage_list.setItemWidget(item, 2, bar)
             self.items[stage], self.bars[stage] = item, bar
-        for column, width in enumerate((200, 90, 200, 60, 130)):
-            self.stage_list.setColumnWidth(column, width)
+        header_view = self.stage_list.header()  # every column visible at the default layout: the bars take
+        header_view.setStretchLastSection(False)  # what the names, states and times leave
+        for column in range(5):
+            header_view.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header_view.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.stage_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         rows = self.stage_list.sizeHintForRow(0) * len(STAGES) + self.stage_list.header().sizeHint().height()
         self.stage_list.setFixedHeight(rows + 6)
@@ -317,6 +333,8 @@ class ProjectPage(QWidget):
         self.report.setObjectName("runReport")
         self.report.setTextFormat(Qt.TextFormat.RichText)
         self.report.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.report.setWordWrap(True)
+        self.report.linkActivated.connect(lambda _link: self.compare_button.setChecked(True))
         self.export_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Export…")
         self.export_button.setToolTip("Export the Gaussians (.ply, .splat, .spz, compressed .ply…) with a crop, "
                                       "an opacity threshold and an SH degree of your choice")
@@ -352,18 +370,46 @@ class ProjectPage(QWidget):
         self.view_hint.setEnabled(False)  # the palette's quieter text
         self.view_place = QLabel()
         self.view_place.setObjectName("viewPlace")
+        # the photo beside the render from its viewpoint, to judge the quality by eye
+        self.compare_button = QPushButton("Compare with the photo")
+        self.compare_button.setObjectName("compareButton")
+        self.compare_button.setCheckable(True)
+        self.compare_button.setEnabled(False)
+        self.compare_button.setToolTip("Show the photo beside the render from its viewpoint (← → step through "
+                                       "the photos; those held out from training come first)")
+        self.compare_button.toggled.connect(self._on_compare_toggled)
+        self.photo_view = ScaledPhoto()
+        self.photo_view.setObjectName("comparePhoto")
+        self.photo_caption = QLabel(wordWrap=True)
+        self.photo_caption.setObjectName("compareCaption")
+        self.photo_panel = QWidget()
+        photo_layout = QVBoxLayout(self.photo_panel)
+        photo_layout.setContentsMargins(0, 0, 0, 0)
+        photo_layout.addWidget(self.photo_view, 1)
+        photo_layout.addWidget(self.photo_caption)
+        self.photo_panel.hide()
+        self._held_out = 0  # the first this many training cameras were held out (test cameras come first)
+        # the render and the photo share the row equally (the viewer's 640-pixel size hint would win)
+        self.viewer_area.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        view_split = QHBoxLayout()
+        view_split.setContentsMargins(0, 0, 0, 0)
+        view_split.addWidget(self.viewer_area, 1)
+        view_split.addWidget(self.photo_panel, 1)
+        place_row = QHBoxLayout()
+        place_row.addWidget(self.view_place, 1)
+        place_row.addWidget(self.compare_button)
         viewer_side = QWidget()
         viewer_layout = QVBoxLayout(viewer_side)
         viewer_layout.setContentsMargins(0, 0, 0, 0)
-        viewer_layout.addWidget(self.viewer_area, 1)
-        viewer_layout.addWidget(self.view_place)
+        viewer_layout.addLayout(view_split, 1)
+        viewer_layout.addLayout(place_row)
         viewer_layout.addWidget(self.view_hint)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(viewer_side)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([640, 360])
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([520, 480])
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(splitter, 1)
@@ -378,6 +424,8 @@ class ProjectPage(QWidget):
         self.name_label.setText(f"<h2>{self.project.name}</h2>")
         self.states = {stage: StageState() for stage in STAGES}
         self.failure.hide()
+        self.compare_button.setChecked(False)
+        self.compare_button.setEnabled(False)  # until this project's model and cameras are shown
         self._load_records(keep_live=False)
         run = self.queue.active.get(str(self.project.folder))
         if run is not None:
@@ -416,8 +464,16 @@ class ProjectPage(QWidget):
                 self._show_checkpoint(state)
         report = run_report(records)
         shown = self.project.shown_result()
+        train = records.get("train")
+        held = train.figures.get("held_out_views") if train is not None else None
         if shown is not None and shown[2]:
-            report += "<p>" + kept_result_words(self.project.kept_result() or {}) + "</p>"
+            kept = self.project.kept_result() or {}
+            report += "<p>" + kept_result_words(kept) + "</p>"
+            held = kept.get("held_out_views")
+        self._held_out = held if isinstance(held, int) else 0
+        if shown is not None and shown[1] is not None:
+            report += ("<p><a href='#compare'>Compare the render with the photos</a> — side by side from each "
+                       "photo's viewpoint, the held-out ones first.</p>")
         self.report.setText(report)
         trained = bool(trained_iterations(self.project.path("train")))  # a checkpoint alone exports nothing
         self.export_button.setEnabled(shown is not None or trained)
@@ -763,6 +819,46 @@ class ProjectPage(QWidget):
 
     def _on_place_changed(self, place: str) -> None:
         self.view_place.setText(f"Viewing from {place}" if place else "")
+        if self.compare_button.isChecked():
+            self._update_compare()
+
+    # ------------------------------------------------------------------ photo beside the render
+    def _on_compare_toggled(self, on: bool) -> None:
+        self.photo_panel.setVisible(on)
+        if on and self._viewer is not None and self._viewer.training_cameras and self._viewer.photo_index < 0:
+            self._viewer.jump_to_camera(0)  # held-out photos come first: the honest comparison
+        if on:
+            self._update_compare()
+
+    def _update_compare(self) -> None:
+        viewer = self._viewer
+        index = viewer.photo_index if viewer is not None else -1
+        if index < 0:
+            self.photo_view.clear()
+            self.photo_caption.setText("Step to a photo's viewpoint with ← → to compare it with the render.")
+            return
+        camera = viewer.training_cameras[index]
+        held = index < self._held_out
+        self.photo_caption.setText(
+            f"Photo {index + 1} of {len(viewer.training_cameras)}: {camera.name} — "
+            + ("<b>held out</b>: training never saw it, so this pair shows how the model does from a new viewpoint"
+               if held else "used in training"))
+        folder, name = self.folder, camera.name
+        size = max(self.photo_view.width(), self.photo_view.height(), 320)
+
+        def read() -> tuple[int, int, bytes] | None:
+            path = photo_file(folder, name)
+            return thumbnail_rgb(path, size) if path is not None else None
+
+        self.workers.submit(read, lambda thumb: self._show_photo(folder, index, name, thumb))
+
+    def _show_photo(self, folder: str | None, index: int, name: str, thumb) -> None:
+        if folder != self.folder or self._viewer is None or self._viewer.photo_index != index:
+            return  # another project or photo by now
+        if thumb is None:
+            self.photo_view.setText(f"The photo {name} is not in this project any more.")
+            return
+        self.photo_view.set_photo(pixmap_from_rgb(thumb))
 
     def show_model(self, path: Path, reset_camera: bool, cameras: Path | None = None) -> None:
         """Show ``path`` in the viewer, read and prepared in a worker, with the photos' ``cameras`` (default:
@@ -795,6 +891,10 @@ class ProjectPage(QWidget):
                 # where the scene is known to look right (an orbit framing all splats can sit far out)
                 self._viewer.set_training_cameras(cameras)
                 self._viewer.jump_to_camera(0)
+            if reset_camera:
+                self.compare_button.setEnabled(bool(cameras))
+                if not cameras:
+                    self.compare_button.setChecked(False)
         if self._model_pending is not None:
             pending, self._model_pending = self._model_pending, None
             self.show_model(*pending)
@@ -813,6 +913,40 @@ def _prepare_model(path: Path, cameras: Path | None) -> tuple[object, list]:
     except (CameraSpecError, OSError, ValueError):
         training = []
     return scene, training
+
+
+class ScaledPhoto(QLabel):
+    """A photo drawn as large as the label allows, keeping its shape; the label's size never follows the
+    photo's (it shares the row with the 3D view equally)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.photo = QPixmap()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setMinimumSize(120, 90)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+    def set_photo(self, photo: QPixmap) -> None:
+        self.photo = photo
+        self._fit()
+
+    def clear(self) -> None:
+        self.photo = QPixmap()
+        super().clear()
+
+    def setText(self, text: str) -> None:
+        self.photo = QPixmap()
+        super().setText(text)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self.photo.isNull():
+            self.setPixmap(self.photo.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation))
 
 
 class DetailsDialog(QDialog):
