@@ -156,12 +156,18 @@ def _import(library: Library, project: Project, sources: list[str], out) -> int:
             print(f"  rejected {item.source}: {item.reason}", file=out)
     if skipped:
         names = ", ".join(Path(r.source).name for r in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        print(f"  skipped {len(skipped)} file(s) that are not photos: {names}", file=out)
+        print(f"  skipped {len(skipped)} file(s) that are not photos or videos: {names}", file=out)
     for item in report.accepted:
         for note in item.notes:
             print(f"  note {item.source}: {note}", file=out)
-    print(f"{project.name}: {len(report.accepted)} photo(s) imported, {len(report.rejected) - len(skipped)} "
-          f"rejected ({len(project.image_names())} in the project)", file=out)
+    for video in report.videos:
+        print(f"  video {video.source}: {video.describe()}", file=out)
+        for note in video.notes:
+            print(f"  note {video.source}: {note}", file=out)
+    frames = sum(video.chosen for video in report.videos)
+    from_videos = f" ({frames} of them frames of {len(report.videos)} video(s))" if report.videos else ""
+    print(f"{project.name}: {len(report.accepted)} photo(s) imported{from_videos}, "
+          f"{len(report.rejected) - len(skipped)} rejected ({len(project.image_names())} in the project)", file=out)
     library.sync(project)
     return len(report.accepted)
 
@@ -361,7 +367,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     settings = _settings(args.set, args.preset)
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
-    name = args.name or Path(args.photos[0]).expanduser().resolve().name or "Untitled"
+    from splatstudio.model.video import is_video
+
+    first = Path(args.photos[0]).expanduser().resolve()
+    name = args.name or (first.stem if is_video(first) else first.name) or "Untitled"
     project = _new_project(library, name, settings, args.photos)
     if project is None:
         return EXIT_FAILED
@@ -620,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           for item in PRESETS) + " (default: your settings)")
 
     p = sub.add_parser("reconstruct", help="photos → new project → trained, filtered splats")
-    p.add_argument("photos", nargs="+", help="photo files and/or folders")
+    p.add_argument("photos", nargs="+", help="photo and video files and/or folders")
     p.add_argument("--name", help="project name (default: the first folder's name)")
     p.add_argument("--original-resolution", action="store_true", help="import photos without resizing")
     p.add_argument("--until", choices=STAGES, help="stop after this stage")
@@ -629,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("new", help="create a project and import photos (no processing)")
     p.add_argument("name")
-    p.add_argument("photos", nargs="*", help="photo files and/or folders")
+    p.add_argument("photos", nargs="*", help="photo and video files and/or folders")
     p.add_argument("--original-resolution", action="store_true", help="import photos without resizing")
     with_set(p)
     p.set_defaults(func=cmd_new)

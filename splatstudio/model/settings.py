@@ -78,6 +78,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_image_megapixels", float, 120.0,
          "Photos above this many megapixels are refused as possible decompression bombs.", "Import", 1, 1000,
          stages=("import",)),
+    Spec("video_frames", int, 0, "Frames taken from each video: its playing time is cut into this many equal "
+         "stretches and the sharpest frame of each is kept. auto = 2 a second, at least 20 and at most 150 (a "
+         "video with fewer frames gives them all).", "Import", 0, 10_000, stages=("import",), special="auto"),
     # Structure from motion
     Spec("camera_model", str, "SIMPLE_RADIAL", "COLMAP camera model estimated for the photos.", "Structure from motion",
          choices=CAMERA_MODELS, stages=_SFM),
@@ -88,9 +91,14 @@ SPECS: tuple[Spec, ...] = (
          stages=_SFM),
     Spec("colmap_threads", int, 0, "Threads for feature extraction and matching (0 = all cores).",
          "Structure from motion", 0, 1024),
-    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), sequential (video-like ordered photos) "
-         "or auto (exhaustive up to 150 photos).", "Structure from motion",
-         choices=("auto", "exhaustive", "sequential"), stages=_SFM[1:]),
+    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), retrieval (each photo with the photos "
+         "that look most like it), sequential (video frames and ordered photos: the next few, plus loop "
+         "closure) or auto (exhaustive up to 20 photos, then sequential for video frames and ordered photos, "
+         "retrieval otherwise).", "Structure from motion",
+         choices=("auto", "exhaustive", "retrieval", "sequential"), stages=_SFM[1:]),
+    Spec("sfm_mapper", str, "auto", "Mapper tried first: global (all photos at once), incremental (photo by "
+         "photo) or auto (the measured default). The others follow if too few photos are placed.",
+         "Structure from motion", choices=("auto", "global", "incremental"), stages=_SFM[2:]),
     Spec("colmap_path", str, "", "Optional external `colmap` executable; empty uses the built-in pycolmap.",
          "Structure from motion", stages=_SFM),
     # Training
@@ -166,11 +174,13 @@ LABELS: dict[str, tuple[str, bool]] = {
     "original_resolution": ("Keep photos at their original size", False),
     "allowed_extensions": ("Photo file types", True),
     "max_image_megapixels": ("Refuse photos larger than (megapixels)", True),
+    "video_frames": ("Frames taken from each video (auto: 2 a second, 20-150)", False),
     "camera_model": ("Camera lens model (COLMAP)", True),
     "sfm_max_image_size": ("Photo size for finding features (pixels, longest side)", True),
     "max_features": ("Features per photo (at most)", False),
     "colmap_threads": ("Threads for features and matching (0 = all cores)", True),
     "matcher": ("Which photo pairs to match", False),
+    "sfm_mapper": ("Mapper tried first", True),
     "colmap_path": ("External COLMAP program (empty: built in)", True),
     "iterations": ("Training steps (iterations)", False),
     "time_budget_minutes": ("Training time budget (minutes; off: use the steps)", False),

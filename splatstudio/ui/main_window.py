@@ -202,8 +202,9 @@ class MainWindow(QMainWindow):
         self._show_panels(self.project_page.project)
 
     def choose_photos(self) -> None:
-        dialog = QFileDialog(self, "Photos for a new project", str(Path.home()),
-                             "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.heic *.heif *.JPG *.JPEG *.PNG *.HEIC);;All files (*)")
+        dialog = QFileDialog(self, "Photos or videos for a new project", str(Path.home()),
+                             "Photos and videos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.heic *.heif *.JPG *.JPEG "
+                             "*.PNG *.HEIC *.mp4 *.mov *.m4v *.mkv *.webm *.avi *.MP4 *.MOV);;All files (*)")
         dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
         dialog.filesSelected.connect(lambda files: self.show_new_project(list(files)) if files else None)
         dialog.open()

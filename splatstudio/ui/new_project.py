@@ -1,20 +1,24 @@
 """New-project page: the dropped photos as a thumbnail grid (rejected ones badged with the reason),
 a name, a preset (or a time budget), the scene detail, advanced settings, and Create / Create and
 reconstruct. Once the photos are checked, each preset shows how long it would train on this computer.
+A dropped video shows as one badged item followed by the frames that would be taken from it, with a
+control for how many frames to take.
 
-Checking the photos (:func:`inspect_photos`), making thumbnails, estimating the training time
-(:func:`estimate_training`) and importing run in workers.
+Checking the photos and videos (:func:`inspect_photos`), making thumbnails, estimating the training time
+(:func:`estimate_training`) and importing run in workers; a check or an import can be stopped (Stop), which
+keeps nothing of it.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QPainter, QPixmap
+from PySide6.QtCore import QPointF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QPainter, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -36,9 +40,10 @@ from PySide6.QtWidgets import (
 )
 
 from splatstudio.model.humanize import format_about, format_memory_mb
-from splatstudio.model.images import import_photos, inspect_photos
+from splatstudio.model.images import ImportCancelled, VideoImport, import_photos, inspect_photos
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.settings import DEFAULT_PRESET, PRESETS, SPEC_BY_KEY, Settings, SettingsError, preset
+from splatstudio.model.video import format_time
 from splatstudio.pipeline.train import estimate_training
 from splatstudio.ui.preferences import SettingsForm, StepsCombo
 from splatstudio.ui.workers import ProgressFn, Workers, pixmap_from_rgb, thumbnail_rgb
@@ -46,35 +51,74 @@ from splatstudio.ui.workers import ProgressFn, Workers, pixmap_from_rgb, thumbna
 THUMB = 120
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 REASON_ROLE = Qt.ItemDataRole.UserRole + 1
+KIND_ROLE = Qt.ItemDataRole.UserRole + 2
+""""photo", "video" (a video that gives frames) or "frame" (one of them: SOURCE_ROLE is its video)."""
 BUDGET_KEY = "budget"
 BUDGET_NAME = "Time budget"
 """The preset list's last entry: the Balanced preset, trained for the minutes chosen beside it."""
-ROW_KEYS = ("original_resolution", "scene_detail", "time_budget_minutes")
+ROW_KEYS = ("original_resolution", "scene_detail", "time_budget_minutes", "video_frames")
 """Settings the page has a widget of its own for (the advanced dialog's changes to them go there)."""
 ESTIMATE_DELAY_MS = 300
 """Changes within this long of each other make one new estimate."""
 ESTIMATE_FIGURES = ("iterations", "expected_total_sec", "memory_mb")
 """What the page shows of a training estimate (it must have them)."""
+RECHECK_DELAY_MS = 600
+"""A changed frame count is applied (the videos checked again) this long after the last change."""
 
 
 @dataclass
 class CheckedPhoto:
-    """One dropped file after the check: its size (accepted) or the reason it was rejected."""
+    """One dropped file after the check: its size (accepted) or the reason it was rejected; for a video, one
+    item for the video and one for each frame it would give (right after it, in time order)."""
 
     source: str
     width: int | None
     height: int | None
     reason: str | None
     thumb: tuple[int, int, bytes] | None
+    kind: str = "photo"
+    """"photo", "video" or "frame" (see :data:`KIND_ROLE`)."""
+    video: VideoImport | None = None
+    """A video's figures (its item and its frames' items)."""
+    time: float | None = None
+    """A frame's time in its video, in seconds."""
 
 
 def check_photos(sources: list[str], settings: Settings, progress: ProgressFn) -> list[CheckedPhoto]:
-    """Worker: :func:`inspect_photos` plus a thumbnail of every file PIL can read."""
-    report = inspect_photos(sources, settings, progress)
+    """Worker: :func:`inspect_photos` plus a thumbnail of every file PIL can read and of every frame a video
+    would give. Sorted by file name, each video's frames right after it."""
+    report = inspect_photos(sources, settings, progress, thumb_size=THUMB)
+    videos = {video.source: video for video in report.videos}
     items = [CheckedPhoto(a.source, a.original_width, a.original_height, None, thumbnail_rgb(a.source, THUMB))
-             for a in report.accepted]
+             for a in report.accepted if a.video is None]
     items += [CheckedPhoto(r.source, None, None, r.reason, thumbnail_rgb(r.source, THUMB)) for r in report.rejected]
-    return sorted(items, key=lambda item: Path(item.source).name.lower())
+    for video in report.videos:
+        items.append(CheckedPhoto(video.source, video.info.width, video.info.height, None,
+                                  video.thumbs[0] if video.thumbs else None, "video", video))
+    items.sort(key=lambda item: Path(item.source).name.lower())
+    result: list[CheckedPhoto] = []
+    for item in items:
+        result.append(item)
+        if item.kind == "video":
+            frames = [a for a in report.accepted if a.video is not None and a.source == item.source]
+            thumbs = videos[item.source].thumbs
+            result += [CheckedPhoto(item.source, a.original_width, a.original_height, None,
+                                    thumbs[i] if i < len(thumbs) else None, "frame", item.video,
+                                    float(a.video["time"]) if a.video else None)
+                       for i, a in enumerate(frames)]
+    return result
+
+
+def stoppable(progress: ProgressFn, stop: threading.Event, message: str) -> ProgressFn:
+    """``progress`` that raises :class:`ImportCancelled` (with ``message``) once ``stop`` is set: the work stops
+    at its next report, and the import's all-or-nothing rule removes what it stored."""
+
+    def report(fraction: float, text: str = "") -> None:
+        if stop.is_set():
+            raise ImportCancelled(message)
+        progress(fraction, text)
+
+    return report
 
 
 def estimate_entries(entries: dict[str, Settings], current: str, sizes: list[tuple[int, int]],
@@ -128,13 +172,22 @@ def create_and_import(library: Library, name: str, settings: Settings, sources: 
     return str(project.folder)
 
 
-def badged_icon(thumb: tuple[int, int, bytes] | None, rejected: bool, placeholder: QPixmap) -> QIcon:
-    """The thumbnail (or a placeholder) on a square canvas, with a red "!" badge when rejected."""
+def badged_icon(thumb: tuple[int, int, bytes] | None, rejected: bool, placeholder: QPixmap,
+                video: bool = False) -> QIcon:
+    """The thumbnail (or a placeholder) on a square canvas, with a red "!" badge when rejected and a blue
+    "play" badge for a video."""
     canvas = QPixmap(THUMB, THUMB)
     canvas.fill(QColor(0, 0, 0, 0))
     painter = QPainter(canvas)
     picture = pixmap_from_rgb(thumb) if thumb is not None else placeholder
     painter.drawPixmap((THUMB - picture.width()) // 2, (THUMB - picture.height()) // 2, picture)
+    if video:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setBrush(QColor("#2d7dd2"))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawEllipse(4, 4, 26, 26)
+        painter.setBrush(QColor("white"))
+        painter.drawPolygon(QPolygonF([QPointF(13, 10), QPointF(13, 24), QPointF(24, 17)]))
     if rejected:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setBrush(QColor("#d64541"))
@@ -186,6 +239,13 @@ class NewProjectPage(QWidget):
         self.sources: list[str] = []
         self.sizes: dict[str, tuple[int, int]] = {}
         """Original width and height of each accepted photo, by source."""
+        self.video_frames: dict[str, tuple[int, tuple[int, int]]] = {}
+        """Each accepted video's frame count and upright size, by source."""
+        self._check_stop: threading.Event | None = None
+        """Set to stop the check that is running (each check gets its own)."""
+        self._import_stop: threading.Event | None = None
+        """Set to stop the import that is running."""
+        self._importing = False
         self.detail_estimate: dict[str, Any] | None = None
         """The last estimate of the scene-detail costs (scene detail on auto), shown in Advanced… too."""
         self._generation = 0
@@ -212,6 +272,11 @@ class NewProjectPage(QWidget):
         self.busy.setRange(0, 1000)
         self.busy.setMaximumHeight(14)
         self.busy.hide()
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopWork")
+        self.stop_button.setToolTip("Stop checking or importing; nothing of it is kept")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.hide()
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("projectName")
         self.name_edit.textChanged.connect(self._update_buttons)
@@ -239,6 +304,19 @@ class NewProjectPage(QWidget):
         self.detail.currentIndexChanged.connect(self._schedule_estimate)
         self.original = QCheckBox("Original resolution (no resizing on import)")
         self.original.toggled.connect(self._on_settings_changed)
+        self.frames = QSpinBox()
+        self.frames.setObjectName("videoFrames")
+        spec = SPEC_BY_KEY["video_frames"]
+        self.frames.setRange(int(spec.minimum or 0), int(spec.maximum or 10_000))
+        self.frames.setSpecialValueText("auto (2 a second, 20-150)")
+        self.frames.setSuffix(" frames")
+        self.frames.setToolTip(spec.help)
+        self.frames.setValue(settings.video_frames)
+        self._frames_timer = QTimer(self)
+        self._frames_timer.setSingleShot(True)
+        self._frames_timer.setInterval(RECHECK_DELAY_MS)
+        self._frames_timer.timeout.connect(self._on_frames_changed)
+        self.frames.valueChanged.connect(self._frames_timer.start)
         self.estimate_label = QLabel()
         self.estimate_label.setObjectName("trainingEstimate")
         self.estimate_label.setWordWrap(True)
@@ -257,6 +335,9 @@ class NewProjectPage(QWidget):
         preset_row.addWidget(advanced)
         form.addRow("Preset", preset_row)
         form.addRow("Scene detail", self.detail)
+        form.addRow("Frames per video", self.frames)
+        form.setRowVisible(self.frames, False)
+        self._form = form
         form.addRow("", self.original)
         form.addRow("", self.estimate_label)
         style = self.style()
@@ -267,18 +348,22 @@ class NewProjectPage(QWidget):
         self.create_run_button.clicked.connect(lambda: self.create(reconstruct=True))
         self.create_run_button.setDefault(True)
         cancel = QPushButton("Cancel")
-        cancel.clicked.connect(self.sig_cancel_requested.emit)
+        cancel.clicked.connect(self._on_cancel_clicked)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         for button in (cancel, self.create_button, self.create_run_button):
             buttons.addWidget(button)
-        title = QLabel("<h2>New project</h2>Drop more photos or folders to add them. Photos marked "
-                       "<b style='color:#d64541'>!</b> will not be imported (hover for the reason).")
+        title = QLabel("<h2>New project</h2>Drop more photos, videos or folders to add them. Files marked "
+                       "<b style='color:#d64541'>!</b> will not be imported (hover for the reason); a video "
+                       "<b style='color:#2d7dd2'>▶</b> is followed by the frames taken from it.")
         title.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(title)
         layout.addWidget(self.grid, 1)
-        layout.addWidget(self.busy)
+        busy_row = QHBoxLayout()
+        busy_row.addWidget(self.busy, 1)
+        busy_row.addWidget(self.stop_button)
+        layout.addLayout(busy_row)
         layout.addWidget(self.summary)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -298,6 +383,7 @@ class NewProjectPage(QWidget):
             changes.update(self.advanced)
         changes["original_resolution"] = self.original.isChecked()
         changes["scene_detail"] = self.detail.value()
+        changes["video_frames"] = self.frames.value()
         if key == BUDGET_KEY:
             changes["time_budget_minutes"] = float(self.minutes.value())
         return self.base_settings.updated(changes, "new project")
@@ -342,6 +428,9 @@ class NewProjectPage(QWidget):
         elif self.preset.currentData() == BUDGET_KEY:
             self.select_preset(DEFAULT_PRESET)
         self.detail.set_value(settings.scene_detail)
+        self.frames.blockSignals(True)  # the check below applies it
+        self.frames.setValue(settings.video_frames)
+        self.frames.blockSignals(False)
         plain = self._settings_for(self.preset.currentData(), advanced=False)
         self.advanced = {k: v for k, v in settings.values.items() if k not in ROW_KEYS and v != plain.values[k]}
         self.original.setChecked(settings.original_resolution)
@@ -364,7 +453,7 @@ class NewProjectPage(QWidget):
             return
         if self.busy.isVisible():
             return  # photos being checked or imported: estimated when that is done
-        sizes = [self.sizes[s] for s in self.accepted_sources() if s in self.sizes]
+        sizes = self.photo_sizes()
         if not sizes:
             self._show_estimates({}, None)
             return
@@ -441,13 +530,20 @@ class NewProjectPage(QWidget):
         """Begin a new project with the dropped ``sources`` (files and folders)."""
         self.sources = []
         self.sizes = {}
+        self.video_frames = {}
         self.advanced = {}
         self.detail.set_value(self.base_settings.scene_detail)
+        self.frames.blockSignals(True)
+        self.frames.setValue(self.base_settings.video_frames)
+        self.frames.blockSignals(False)
         self.grid.clear()
         self.name_edit.setText(self._free_name(suggested_name(sources)))
         self.add_sources(sources)
 
     def add_sources(self, sources: list[str]) -> None:
+        if self._importing:  # a check now would stop the import; the files can be added to the project after
+            self.sig_message.emit("The project is being created: add these files to it once it is open")
+            return
         self.sources += [s for s in sources if s not in self.sources]
         self._check()
 
@@ -457,67 +553,195 @@ class NewProjectPage(QWidget):
             name, n = f"{base} {n}", n + 1
         return name
 
-    def _check(self) -> None:
+    def _begin_work(self, importing: bool = False) -> threading.Event:
+        """A new check (the check running is stopped: its result would be stale) or import; the Stop button
+        stops it."""
+        stop = threading.Event()
+        if importing:
+            self._import_stop = stop
+        else:
+            if self._check_stop is not None:
+                self._check_stop.set()
+            self._check_stop = stop
+        self.busy.setValue(0)
+        self.busy.setFormat("%p%")
+        self.busy.show()
+        self.stop_button.show()
+        self.stop_button.setEnabled(True)
+        return stop
+
+    def _running_stop(self) -> threading.Event | None:
+        return self._import_stop if self._importing else self._check_stop
+
+    def _end_work(self) -> None:
+        self.busy.hide()
+        self.stop_button.hide()
+
+    def stop(self) -> None:
+        """Stop the check or import that is running; nothing of it is kept."""
+        stop = self._running_stop()
+        if stop is not None and self.busy.isVisible():
+            stop.set()
+            self.stop_button.setEnabled(False)
+            self.busy.setFormat("Stopping…")
+
+    def _on_cancel_clicked(self) -> None:
+        """Leaving the page stops a check (an import goes on and opens its project when done)."""
+        if self._check_stop is not None:
+            self._check_stop.set()
+        self.sig_cancel_requested.emit()
+
+    def _check(self, videos_only: list[str] | None = None) -> None:
+        """Check the dropped files (or, after a change of the frame count, only the accepted ``videos_only``)."""
         self._generation += 1
         self._estimate_generation += 1  # an estimate for the photos before this check is stale
         generation = self._generation
-        self.busy.show()
-        self.summary.setText(f"Checking {len(self.sources)} dropped item(s)…")
-        sources, settings = list(self.sources), self.settings()
-        self.busy.setValue(0)
-        self.workers.submit(lambda progress: check_photos(sources, settings, progress),
-                            lambda items: self._on_checked(generation, items),
-                            lambda message, _t: self._on_check_failed(generation, message),
-                            self._on_progress)
+        stop = self._begin_work()
+        sources = list(videos_only if videos_only is not None else self.sources)
+        self.summary.setText(f"Checking {len(sources)} dropped item(s)…" if videos_only is None else
+                             f"Choosing the frames of {len(sources)} video(s) again…")
+        settings = self.settings()
+        self.workers.submit(
+            lambda progress: check_photos(sources, settings, stoppable(progress, stop, "the check was stopped")),
+            lambda items: self._on_checked(generation, items, videos_only),
+            lambda message, _t: self._on_check_failed(generation, message, stop.is_set(), videos_only),
+            self._on_progress)
         self._update_buttons()
 
-    def _on_check_failed(self, generation: int, message: str) -> None:
-        if generation == self._generation:
-            self.busy.hide()
-            self.summary.setText(f"Could not check the photos: {message}")
-            self._schedule_estimate()
+    def _on_check_failed(self, generation: int, message: str, stopped: bool = False,
+                         videos_only: list[str] | None = None) -> None:
+        """The check failed or was stopped: what it was checking leaves the grid (all of it, or the videos
+        whose frames were being chosen again)."""
+        if generation != self._generation:
+            return
+        self._end_work()
+        for item in reversed(self.items()):
+            if videos_only is None or item.data(SOURCE_ROLE) in videos_only:
+                self.grid.takeItem(self.grid.row(item))
+        for source in videos_only if videos_only is not None else list(self.video_frames):
+            self.video_frames.pop(source, None)
+        if videos_only is None:
+            self.sizes = {}
+        self._update_summary()
+        what = "files" if videos_only is None else "videos"
+        self.summary.setText(f"Stopped checking: drop the {what} again to check them." if stopped else
+                             f"Could not check the {what}: {message}")
+        self._update_frames_row()
+        self._schedule_estimate()
 
-    def _on_checked(self, generation: int, items: list[CheckedPhoto]) -> None:
+    def _on_frames_changed(self) -> None:
+        """A new frame count: the accepted videos choose their frames again (a check that is running is started
+        again with it)."""
+        videos = [item.data(SOURCE_ROLE) for item in self.items() if item.data(KIND_ROLE) == "video"]
+        if self.busy.isVisible() and not self._importing:
+            self._check()
+        elif videos and not self._importing:
+            self._check(videos)
+        self._schedule_estimate()
+
+    def _on_checked(self, generation: int, items: list[CheckedPhoto], videos_only: list[str] | None = None) -> None:
         if generation != self._generation:
             return  # an older check, superseded by a newer drop or settings change
-        self.busy.hide()
-        self.grid.clear()
-        self.sizes = {item.source: (item.width, item.height) for item in items
-                      if item.reason is None and item.width and item.height}
+        self._end_work()
+        if videos_only is None:
+            self.grid.clear()
+            self.sizes, self.video_frames = {}, {}
+            row = 0
+        else:  # the videos' items and their frames are replaced where the first of them was
+            stale = [i for i in range(self.grid.count()) if self.grid.item(i).data(SOURCE_ROLE) in videos_only]
+            row = stale[0] if stale else self.grid.count()
+            for i in reversed(stale):
+                self.grid.takeItem(i)
+            for source in videos_only:
+                self.video_frames.pop(source, None)
         for item in items:
-            name = Path(item.source).name
-            if item.reason is None:
-                text, tip = f"{name}\n{item.width}×{item.height}", f"{item.source}\n{item.width}×{item.height} px"
-            else:
-                text, tip = f"{name}\n{item.reason}", f"{item.source}\nnot imported: {item.reason}"
-            entry = QListWidgetItem(badged_icon(item.thumb, item.reason is not None, self._placeholder), text)
-            entry.setToolTip(tip)
-            entry.setData(SOURCE_ROLE, item.source)
-            entry.setData(REASON_ROLE, item.reason)
-            if item.reason is not None:
-                entry.setForeground(QColor("#d64541"))
-            self.grid.addItem(entry)
+            if item.reason is None and item.kind == "photo" and item.width and item.height:
+                self.sizes[item.source] = (item.width, item.height)
+            if item.kind == "video" and item.video is not None:
+                self.video_frames[item.source] = (item.video.chosen, (item.video.info.width, item.video.info.height))
+            self.grid.insertItem(row, self._grid_item(item))
+            row += 1
         self._update_summary()
+        self._update_frames_row()
         self._schedule_estimate()
         self.sig_checked.emit()
+
+    def _grid_item(self, item: CheckedPhoto) -> QListWidgetItem:
+        name = Path(item.source).name
+        video = item.video
+        if item.reason is not None:
+            text, tip = f"{name}\n{item.reason}", f"{item.source}\nnot imported: {item.reason}"
+        elif item.kind == "video" and video is not None:
+            text = f"{name}\n{video.chosen} frames"
+            tip = "\n".join([item.source, video.describe(), *video.notes])
+        elif item.kind == "frame" and video is not None:
+            when = format_time(item.time or 0.0)
+            text, tip = f"{name}\n{when}", f"frame at {when} of {item.source}\n{item.width}×{item.height} px"
+        else:
+            text, tip = f"{name}\n{item.width}×{item.height}", f"{item.source}\n{item.width}×{item.height} px"
+        entry = QListWidgetItem(badged_icon(item.thumb, item.reason is not None, self._placeholder,
+                                            video=item.kind == "video"), text)
+        entry.setToolTip(tip)
+        entry.setData(SOURCE_ROLE, item.source)
+        entry.setData(REASON_ROLE, item.reason)
+        entry.setData(KIND_ROLE, item.kind)
+        if item.reason is not None:
+            entry.setForeground(QColor("#d64541"))
+        if item.kind == "frame":  # removed with its video, not one by one
+            entry.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        return entry
 
     def items(self) -> list[QListWidgetItem]:
         return [self.grid.item(i) for i in range(self.grid.count())]
 
     def accepted_sources(self) -> list[str]:
-        return [item.data(SOURCE_ROLE) for item in self.items() if item.data(REASON_ROLE) is None]
+        """The photos and videos to import (a video once, not once per frame)."""
+        return [item.data(SOURCE_ROLE) for item in self.items()
+                if item.data(REASON_ROLE) is None and item.data(KIND_ROLE) != "frame"]
+
+    def frame_items(self, video: str | None = None) -> list[QListWidgetItem]:
+        """The items of the frames the videos (or ``video``) would give, in grid order."""
+        return [item for item in self.items() if item.data(KIND_ROLE) == "frame"
+                and (video is None or item.data(SOURCE_ROLE) == video)]
+
+    def photo_sizes(self) -> list[tuple[int, int]]:
+        """The original size of every photo that would be imported, a video's once per frame it gives."""
+        sizes = []
+        for source in self.accepted_sources():
+            if source in self.sizes:
+                sizes.append(self.sizes[source])
+            elif source in self.video_frames:
+                count, size = self.video_frames[source]
+                sizes += [size] * count
+        return sizes
 
     def remove_selected(self) -> None:
+        removed = {item.data(SOURCE_ROLE) for item in self.grid.selectedItems()}
         for item in self.grid.selectedItems():
             self.grid.takeItem(self.grid.row(item))
+        for item in self.frame_items():
+            if item.data(SOURCE_ROLE) in removed:
+                self.grid.takeItem(self.grid.row(item))
         self._update_summary()
+        self._update_frames_row()
         self._schedule_estimate()
 
+    def _update_frames_row(self) -> None:
+        """The frame count is offered while there are videos among the dropped files."""
+        videos = any(item.data(KIND_ROLE) == "video" for item in self.items())
+        self._form.setRowVisible(self.frames, videos or self.frames.value() != self.base_settings.video_frames)
+
     def _update_summary(self) -> None:
-        accepted = len(self.accepted_sources())
-        rejected = self.grid.count() - accepted
-        self.summary.setText(f"{accepted} photo(s) will be imported" +
-                             (f", {rejected} file(s) rejected" if rejected else ""))
+        accepted = self.accepted_sources()
+        videos = [source for source in accepted if source in self.video_frames]
+        photos = len(accepted) - len(videos)
+        rejected = sum(1 for item in self.items() if item.data(REASON_ROLE) is not None)
+        if videos:
+            frames = sum(self.video_frames[source][0] for source in videos)
+            text = f"{photos} photo(s) and {frames} frame(s) of {len(videos)} video(s) will be imported"
+        else:
+            text = f"{photos} photo(s) will be imported"
+        self.summary.setText(text + (f", {rejected} file(s) rejected" if rejected else ""))
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -533,29 +757,40 @@ class NewProjectPage(QWidget):
         except ValueError as exc:
             self.sig_message.emit(str(exc))
             return
-        self.busy.setValue(0)
-        self.busy.show()
+        stop = self._begin_work(importing=True)
+        self._importing = True
         self._update_buttons()
-        self.summary.setText(f"Importing {len(sources)} photo(s) into {name!r}…")
-        self.workers.submit(lambda progress: create_and_import(self.library, name, settings, sources, progress),
-                            lambda folder: self._on_created(folder, reconstruct), self._on_create_failed,
-                            self._on_progress)
+        self.summary.setText(f"Importing {len(sources)} file(s) into {name!r}…")
+        message = f"the import was stopped: nothing was imported and project {name!r} was not created"
+        self.workers.submit(
+            lambda progress: create_and_import(self.library, name, settings, sources,
+                                               stoppable(progress, stop, message)),
+            lambda folder: self._on_created(folder, reconstruct), self._on_create_failed, self._on_progress)
 
     def _on_progress(self, fraction: float, message: str) -> None:
+        stop = self._running_stop()
+        if stop is not None and stop.is_set():
+            return  # "Stopping…" stays until the work has stopped
         self.busy.setValue(int(fraction * 1000))
         self.busy.setFormat(message or "%p%")
 
     def _on_created(self, folder: str, reconstruct: bool) -> None:
-        self.busy.hide()
+        self._importing = False
+        self._end_work()
         self.sources = []
+        self.sizes, self.video_frames = {}, {}
         self.grid.clear()
         self._update_summary()
+        self._update_frames_row()
         self._schedule_estimate()
         self.sig_project_created.emit(folder, reconstruct)
 
     def _on_create_failed(self, message: str, _trace: str) -> None:
-        self.busy.hide()
+        self._importing = False
+        self._end_work()
         self._update_summary()
-        self.summary.setText(f"Could not create the project: {message}")
+        stopped = message.startswith("the import was stopped")
+        self.summary.setText(f"{message[:1].upper()}{message[1:]}." if stopped else
+                             f"Could not create the project: {message}")
         self._schedule_estimate()
         self.sig_message.emit(message)

@@ -13,6 +13,7 @@ PURE_MODULES = [
     "splatstudio.model.project",
     "splatstudio.model.library",
     "splatstudio.model.images",
+    "splatstudio.model.video",
     "splatstudio.model.filters",
     "splatstudio.model.sample",
     "splatstudio.model.poses",
