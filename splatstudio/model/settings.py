@@ -91,14 +91,9 @@ SPECS: tuple[Spec, ...] = (
          stages=_SFM),
     Spec("colmap_threads", int, 0, "Threads for feature extraction and matching (0 = all cores).",
          "Structure from motion", 0, 1024),
-    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), retrieval (each photo with the photos "
-         "that look most like it), sequential (video frames and ordered photos: the next few, plus loop "
-         "closure) or auto (exhaustive up to 20 photos, then sequential for video frames and ordered photos, "
-         "retrieval otherwise).", "Structure from motion",
-         choices=("auto", "exhaustive", "retrieval", "sequential"), stages=_SFM[1:]),
-    Spec("sfm_mapper", str, "auto", "Mapper tried first: global (all photos at once), incremental (photo by "
-         "photo) or auto (the measured default). The others follow if too few photos are placed.",
-         "Structure from motion", choices=("auto", "global", "incremental"), stages=_SFM[2:]),
+    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), sequential (video-like ordered photos) "
+         "or auto (exhaustive up to 150 photos).", "Structure from motion",
+         choices=("auto", "exhaustive", "sequential"), stages=_SFM[1:]),
     Spec("colmap_path", str, "", "Optional external `colmap` executable; empty uses the built-in pycolmap.",
          "Structure from motion", stages=_SFM),
     # Training
@@ -180,7 +175,6 @@ LABELS: dict[str, tuple[str, bool]] = {
     "max_features": ("Features per photo (at most)", False),
     "colmap_threads": ("Threads for features and matching (0 = all cores)", True),
     "matcher": ("Which photo pairs to match", False),
-    "sfm_mapper": ("Mapper tried first", True),
     "colmap_path": ("External COLMAP program (empty: built in)", True),
     "iterations": ("Training steps (iterations)", False),
     "time_budget_minutes": ("Training time budget (minutes; off: use the steps)", False),
