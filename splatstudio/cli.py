@@ -24,7 +24,9 @@ from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import RESULT_PLY, STAGE_TITLES, STAGES, Project, ProjectError
 from splatstudio.model.run_slots import RunSlot, RunSlots, SlotHolder, describe_wait
 from splatstudio.model.settings import (
+    APP_KEYS,
     PRESETS,
+    SPEC_BY_KEY,
     SPECS,
     Settings,
     SettingsError,
@@ -48,7 +50,12 @@ def _settings(overrides: Sequence[str] = (), preset_name: str | None = None) -> 
     settings = load_settings(paths.user_settings_file(), dotenv)
     notes = unknown_variables(os.environ)
     if dotenv.is_file():
-        notes += unknown_variables(read_dotenv(dotenv), str(dotenv))
+        found = read_dotenv(dotenv)
+        notes += unknown_variables(found, str(dotenv))
+        for key in APP_KEYS:  # application settings reach this command's stages through the environment
+            name = SPEC_BY_KEY[key].env_var
+            if name in found and name not in os.environ:
+                os.environ[name] = found[name]
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if preset_name:
@@ -57,9 +64,16 @@ def _settings(overrides: Sequence[str] = (), preset_name: str | None = None) -> 
 
 
 def _given(assignments: Sequence[str]) -> dict:
-    """``--set`` values; a program named there is the user's choice: made absolute and approved for the
-    project's stages (model/programs.py)."""
+    """``--set`` values for a project; a program named there is the user's choice: made absolute and
+    approved for the project's stages (model/programs.py). An application setting (log detail, live
+    preview...) is no project's to keep: it applies to this command and its stages, through the
+    environment they share, and the user hears how to keep it."""
     changes = programs.absolute(parse_assignments(assignments))
+    for key in [key for key in changes if key in APP_KEYS]:
+        value = changes.pop(key)
+        os.environ[SPEC_BY_KEY[key].env_var] = str(value).lower() if isinstance(value, bool) else str(value)
+        print(f"note: {key} is an application setting, not a project's: it applies to this command only "
+              f"(`splatstudio settings --set {key}={value}` or Preferences keep it)", file=sys.stderr)
     programs.approve(changes)
     return changes
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from splatstudio.model.atomic import read_json, rewrite_json_in_place, write_json_atomic
-from splatstudio.model.settings import Settings
+from splatstudio.model.settings import APP_KEYS, Settings, SettingsError, load_settings
 
 FORMAT_VERSION = 1
 
@@ -95,6 +95,23 @@ def trained_iterations(folder: Path) -> list[tuple[int, Path]]:
         if suffix.isdigit() and (item / "point_cloud.ply").is_file():
             found.append((int(suffix), item / "point_cloud.ply"))
     return sorted(found)
+
+
+def application_settings() -> dict[str, Any]:
+    """The application settings (``APP_KEYS``) as the user's settings file and the environment give them;
+    their defaults when the file cannot be read (the window and the CLI say why where they read it)."""
+    from splatstudio.model import paths
+
+    try:
+        settings = load_settings(paths.user_settings_file())
+    except SettingsError:
+        settings = Settings()
+    return {key: settings[key] for key in APP_KEYS}
+
+
+def _stored(settings: Settings) -> dict[str, Any]:
+    """What project.json keeps of ``settings``: all but the application settings."""
+    return {k: v for k, v in settings.to_dict().items() if k not in APP_KEYS}
 
 
 class ProjectError(Exception):
@@ -163,7 +180,7 @@ class Project:
             "id": uuid.uuid4().hex,
             "name": name,
             "created": now_iso(),
-            "settings": settings.to_dict(),
+            "settings": _stored(settings),
         }
         write_json_atomic(folder / "project.json", meta)
         return cls(folder)
@@ -182,10 +199,14 @@ class Project:
 
     @property
     def settings(self) -> Settings:
-        return Settings(self._meta.get("settings", {}))
+        """The project's settings, with the application settings (``APP_KEYS``: live preview, log detail...)
+        as Preferences and the environment have them now: a project made before they changed follows them."""
+        stored = {k: v for k, v in self._meta.get("settings", {}).items() if k not in APP_KEYS}
+        return Settings({**stored, **application_settings()})
 
     def set_settings(self, settings: Settings) -> None:
-        self._meta["settings"] = settings.to_dict()
+        """Store the project's settings (the application settings are not the project's to keep)."""
+        self._meta["settings"] = _stored(settings)
         write_json_atomic(self.folder / "project.json", self._meta)
 
     def new_id(self) -> None:

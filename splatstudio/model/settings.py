@@ -52,6 +52,12 @@ class Spec:
         return ENV_PREFIX + self.key.upper()
 
     @property
+    def app_wide(self) -> bool:
+        """An application setting (the Application group): it comes from Preferences and the environment for
+        every project, and is never stored in one (see ``Project.settings``)."""
+        return self.group == "Application"
+
+    @property
     def label(self) -> str:
         """The setting's name in the window: plain words, with its unit."""
         return LABELS[self.key][0]
@@ -160,6 +166,8 @@ SPECS: tuple[Spec, ...] = (
 )
 
 SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
+APP_KEYS: tuple[str, ...] = tuple(spec.key for spec in SPECS if spec.app_wide)
+"""The application settings: Preferences' values for every project (a project stores none of them)."""
 
 # Each setting's label in the window (plain words with the unit) and whether it is an expert's (Advanced).
 # Every setting needs one (tests/unit/test_settings.py checks).

@@ -8,6 +8,8 @@ import numpy as np
 from PySide6.QtCore import QModelIndex, Qt
 
 from splatstudio.io.formats import load_splats, save_splats
+from splatstudio.model import paths
+from splatstudio.model.settings import write_user_file
 from splatstudio.model.splatcloud import SplatCloud
 from splatstudio.pipeline.events import Eval, LogLine, Metric, Preview, Progress
 from splatstudio.ui.log_panel import MAX_LINES
@@ -216,14 +218,12 @@ def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_proje
     window.grab().save(str(artifacts / "project-with-viewer.png"))
 
     # training previews replace the model; of several arriving during a load, only the newest is loaded
-    project = page.project
-    project.set_settings(project.settings.updated({"live_preview": True}))
-    for count in (120, 80):
+    for count in (120, 80):  # (live preview is on by default)
         preview = Path(folder) / f"preview-{count}.ply"
         save_splats(random_cloud(count), preview)
         page._on_event("train", Preview("train", count, str(preview)))
     qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 80 and not page._model_loading, timeout=20_000)
-    project.set_settings(project.settings.updated({"live_preview": False}))
+    write_user_file(paths.user_settings_file(), window.settings.updated({"live_preview": False}))  # Preferences
     page._on_event("train", Preview("train", 120, str(Path(folder) / "preview-120.ply")))
     assert not page._model_loading  # with live preview off, training previews leave the view alone
 

@@ -81,6 +81,39 @@ def test_ok_saves_the_user_file_and_applies_concurrency_at_once(window, qtbot):
     assert window.settings.iterations == 1234
 
 
+def test_live_preview_off_in_preferences_reaches_a_project_that_already_exists(window, qtbot, make_project):
+    """Issue 22, item 1: the application settings were frozen into each project.json, so turning live preview
+    off in Preferences did not reach a project made before (the README said it would)."""
+    import json
+    from pathlib import Path
+
+    from test_panels import random_cloud
+
+    from splatstudio.io.formats import save_splats
+    from splatstudio.model.project import Project
+    from splatstudio.pipeline.events import Preview
+    from splatstudio.ui.project_page import ProjectPage
+
+    folder = Path(make_project("Made before"))
+    meta = json.loads((folder / "project.json").read_text())
+    meta["settings"].update(live_preview=True, log_level="DEBUG")  # as an earlier version stored them
+    (folder / "project.json").write_text(json.dumps(meta))
+    window.open_project(str(folder))
+    page: ProjectPage = window.project_page
+    dialog = open_preferences(window, qtbot)
+    dialog.form.fields["live_preview"].write(False)
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    project = Project(folder)
+    assert project.settings.live_preview is False and project.settings.log_level == "INFO"
+    preview = folder / "preview.ply"
+    save_splats(random_cloud(50), preview)
+    page._on_event("train", Preview("train", 100, str(preview)))
+    assert not page._model_loading  # the preview is left alone: live preview is off for every project
+    project.set_settings(project.settings.updated({"iterations": 999}))
+    stored = json.loads((folder / "project.json").read_text())["settings"]
+    assert stored["iterations"] == 999 and "live_preview" not in stored and "log_level" not in stored
+
+
 def test_restore_defaults(window, qtbot):
     dialog = open_preferences(window, qtbot)
     dialog.form.restore_defaults()
