@@ -168,7 +168,8 @@ class Library:
 
     # ------------------------------------------------------------------ projects
     def project_folders(self) -> list[Path]:
-        return sorted(p.parent for p in self.folder.glob("*/project.json"))
+        """Every project folder (not the hidden ones: a copy being made, ``duplicate``)."""
+        return sorted(p.parent for p in self.folder.glob("*/project.json") if not p.parent.name.startswith("."))
 
     def create_project(self, name: str, settings: Settings) -> Project:
         name = check_name(name)
@@ -184,6 +185,33 @@ class Library:
             project = Project.create(folder, name, settings)
             self.sync(project)
         return project
+
+    def duplicate(self, project: Project) -> Project:
+        """A copy of ``project`` (without its lock) under a new id and a free "… copy" name. The copy is made
+        under a hidden name and renamed into place, so the library never holds half of one."""
+        base = f"{project.name} copy"
+        with self._creation_lock():
+            name, n = base, 2
+            while self.find(name) is not None:
+                name, n = f"{base} {n}", n + 1
+            folder = self.folder / slugify(name)
+            while folder.exists():
+                folder = folder.with_name(f"{slugify(name)}-{n}")
+                n += 1
+            partial = self.folder / f".{folder.name}.copying"
+            shutil.rmtree(partial, ignore_errors=True)
+            try:
+                shutil.copytree(project.folder, partial, ignore=shutil.ignore_patterns(".lock"))
+                copy = Project(partial)
+                copy.new_id()
+                copy.rename(name)
+                partial.rename(folder)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            copy = Project(folder)
+            self.sync(copy)
+        return copy
 
     @contextmanager
     def _creation_lock(self) -> Iterator[None]:

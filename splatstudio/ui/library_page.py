@@ -6,8 +6,6 @@ Refreshes (``Library.refresh``), thumbnails, duplicates and deletes run in worke
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +38,8 @@ from PySide6.QtWidgets import (
 )
 
 from splatstudio.model import humanize
-from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.project import Project, ProjectError, slugify
+from splatstudio.model.project import Project, ProjectError
 from splatstudio.services.runs import RunQueue
 from splatstudio.services.thumbnails import ThumbnailRenderer, needs_thumbnail, shown_thumbnail, thumbnail_path
 from splatstudio.ui.theme import STATE_COLORS
@@ -89,22 +86,8 @@ def load_rows(library: Library) -> list[dict[str, Any]]:
 
 
 def duplicate_project(library: Library, folder: str) -> str:
-    """Worker: copy a project folder (without its lock) under a new id and a free "… copy" name."""
-    source = Project(folder)
-    base = f"{source.name} copy"
-    name, n = base, 2
-    while library.find(name) is not None:
-        name, n = f"{base} {n}", n + 1
-    target = library.folder / slugify(name)
-    while target.exists():
-        target = target.with_name(f"{target.name}-{n}")
-        n += 1
-    shutil.copytree(source.folder, target, ignore=shutil.ignore_patterns(".lock"))
-    meta = read_json(target / "project.json")
-    meta.update(id=uuid.uuid4().hex, name=name)
-    write_json_atomic(target / "project.json", meta)
-    library.sync(Project(target))
-    return name
+    """Worker: copy a project (``Library.duplicate``); the copy's name."""
+    return library.duplicate(Project(folder)).name
 
 
 def delete_project(library: Library, folder: str) -> str:

@@ -136,3 +136,26 @@ def test_delete_removes_folder_and_rows(tmp_path):
     project = library.create_project("Gone", Settings())
     library.delete(project)
     assert not project.folder.exists() and library.list_projects() == []
+
+
+def test_duplicate_copies_under_a_new_id_and_a_free_name_and_never_shows_half_a_copy(tmp_path, monkeypatch):
+    library = Library(tmp_path / "lib")
+    original = library.create_project("Garden", Settings())
+    (original.images_dir / "a.jpg").write_bytes(b"x" * 100)
+    first = library.duplicate(original)
+    second = library.duplicate(original)
+    assert (first.name, second.name) == ("Garden copy", "Garden copy 2")
+    assert len({original.id, first.id, second.id}) == 3 and (first.images_dir / "a.jpg").read_bytes() == b"x" * 100
+    assert {row["name"] for row in library.refresh()} == {"Garden", "Garden copy", "Garden copy 2"}
+
+    seen = {}
+
+    def look_then_fail(copy):  # the copy is on disk: the library as another process sees it now
+        seen["names"] = {row["name"] for row in library.refresh()}
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Project, "new_id", look_then_fail)
+    with pytest.raises(OSError):
+        library.duplicate(original)
+    assert seen["names"] == {"Garden", "Garden copy", "Garden copy 2"}  # the half-made copy is not listed
+    assert not [p for p in library.folder.iterdir() if p.name.endswith(".copying")]  # and was removed
