@@ -16,6 +16,7 @@ from PIL import Image
 
 from splatstudio.io import colmap
 from splatstudio.io.ply import write_splat_ply
+from splatstudio.model.cleanup import Views
 from splatstudio.model.sample import (
     HORIZONTAL_FOV_DEG,
     Intrinsics,
@@ -160,3 +161,51 @@ def write_trainer_output(folder: Path, photos: Photos, source: Path | None, iter
         "images='images', depths='', resolution=-1, white_background=False, train_test_exp=False, "
         "data_device='cuda', eval=True)")
     return folder
+
+
+# ------------------------------------------------------------------------ junk for the clean-up
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def ring_views(count: int = 12, radius: float = 4.0) -> Views:
+    """Clean-up views (``model.cleanup.Views``): cameras on a ring around the origin, each looking at it (x right, y down, z forward)."""
+    centres, rotations = [], []
+    for angle in np.linspace(0, 2 * np.pi, count, endpoint=False):
+        centre = np.array([radius * np.cos(angle), radius * np.sin(angle), 0.0])
+        forward = -centre / np.linalg.norm(centre)
+        down = np.array([0.0, 0.0, -1.0])
+        right = np.cross(down, forward)
+        rotations.append(np.stack([right, down, forward], axis=1))
+        centres.append(centre)
+    n = np.ones(count)
+    return Views(np.array(centres), np.array(rotations), 400 * n, 400 * n, 640 * n, 480 * n)
+
+
+def junk_scene(seed: int = 0) -> tuple[SplatCloud, dict[str, np.ndarray]]:
+    """A subject (a blob of opaque splats around the origin) with every kind of junk the clean-up finds
+    planted: the indices of each part by name (subject, faint, oversized, unseen, far, isolated)."""
+    rng = np.random.default_rng(seed)
+    subject = rng.normal(scale=0.4, size=(4000, 3))
+    parts = {
+        "subject": subject,
+        "faint": rng.normal(scale=0.4, size=(40, 3)),
+        "oversized": rng.normal(scale=0.4, size=(10, 3)),
+        "unseen": np.array([[0.0, 0.0, 30.0]]) + rng.normal(scale=0.3, size=(15, 3)),  # above every camera
+        "far": rng.normal(size=(30, 3)) * 0.1 + np.array([300.0, 0.0, 0.0]),
+        "isolated": np.array([[2.0, 0.5, 0.3], [-1.8, 1.9, -0.4], [0.3, -2.5, 0.5], [1.5, 2.2, 0.8]]),
+    }
+    positions = np.concatenate(list(parts.values())).astype(np.float32)
+    n = len(positions)
+    scales = np.full((n, 3), np.log(0.01), np.float32)
+    opacities = np.full(n, _logit(0.9), np.float32)
+    index, spans = 0, {}
+    for name, block in parts.items():
+        spans[name] = np.arange(index, index + len(block))
+        index += len(block)
+    opacities[spans["faint"]] = _logit(0.004)
+    scales[spans["oversized"]] = np.log(2.0)
+    cloud = SplatCloud(positions=positions, scales=scales, rotations=np.tile([1, 0, 0, 0], (n, 1)).astype(np.float32),
+                       opacities=opacities, sh_dc=rng.normal(size=(n, 3)).astype(np.float32))
+    return cloud, spans

@@ -10,6 +10,7 @@ Layout (everything the app knows about a project can be rebuilt from these files
     train/                  the trainer's model folder (reference layout)
     output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat, thumbnail.png
     previous/               the last finished result while a re-run recomputes it (kept.json says whence)
+    edits.json              the user's edits of the result (the clean-up's strength), applied on export
     logs/<stage>.log        each stage's log; logs/train-curves.jsonl the training curves' points
     stages/<stage>.json     the latest attempt of each stage: status, pid, times, figures, error
     runs/<run-id>.json      history: every run and every stage attempt in it
@@ -82,6 +83,7 @@ RESULT_PLY = "output/point_cloud.ply"  # the outlier-filtered result
 THUMBNAIL = "output/thumbnail.png"  # a render of the result (library card)
 TRAIN_CAMERAS = "train/cameras.json"  # the trainer's cameras (reference layout, test cameras first)
 TRAIN_CURVES = "logs/train-curves.jsonl"  # the training curves' points (pipeline.train.CurveHistory)
+EDITS = "edits.json"  # the user's edits of the result (the clean-up's strength), applied when it is exported
 KEPT_RESULT = "previous"  # the last finished result, kept while a re-run recomputes it (Project.keep_result)
 _KEPT_FILES = {RESULT_PLY: "point_cloud.ply", "output/scene.splat": "scene.splat", THUMBNAIL: "thumbnail.png",
                TRAIN_CAMERAS: "cameras.json"}
@@ -355,6 +357,18 @@ class Project:
             return None
         cameras = kept["folder"] / "cameras.json"
         return kept["path"], cameras if cameras.is_file() else None, True
+
+    # ------------------------------------------------------------------ edits of the result
+    def edits(self) -> dict[str, Any]:
+        """The user's edits of the result (``{"cleanup": strength}``); empty when none or unreadable."""
+        try:
+            found = read_json(self.folder / EDITS)
+        except (ValueError, OSError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def set_edits(self, edits: dict[str, Any]) -> None:
+        write_json_atomic(self.folder / EDITS, edits)
 
     def discard_partial(self, stage: str) -> None:
         """Delete the half-written outputs a stage that did not finish left (``sfm/database.db.part`` and

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from splatstudio.model.cleanup import Views
+
 PathLike = str | os.PathLike[str]
 
 DEFAULT_FOV_Y_DEG = 50.0
@@ -336,6 +338,16 @@ def camera_from_colmap(image, camera) -> TrainingCamera:
         fx, fy, cx, cy = params[:4]
     intr = Intrinsics(int(camera.width), int(camera.height), float(fx), float(fy), float(cx), float(cy))
     return TrainingCamera(image.name, Pose(quaternion_to_matrix(image.qvec), np.asarray(image.tvec, float)), intr)
+
+
+def cleanup_views(cameras: Sequence[TrainingCamera]) -> Views:
+    """The photos' cameras as the clean-up's detectors take them (``model.cleanup.Views``)."""
+    return Views(np.array([c.pose.center for c in cameras], dtype=np.float64).reshape(-1, 3),
+                 np.array([c.pose.R.T for c in cameras], dtype=np.float64).reshape(-1, 3, 3),
+                 np.array([c.intrinsics.fx for c in cameras], dtype=np.float64),
+                 np.array([c.intrinsics.fy for c in cameras], dtype=np.float64),
+                 np.array([c.intrinsics.width for c in cameras], dtype=np.float64),
+                 np.array([c.intrinsics.height for c in cameras], dtype=np.float64))
 
 
 def load_training_cameras(path: PathLike) -> list[TrainingCamera]:

@@ -169,6 +169,8 @@ class PreparedScene:
     alphas: np.ndarray  # (N,) float32
     budget_order: np.ndarray  # indices, most important first
     box: tuple[np.ndarray, np.ndarray]  # the robust (low, high) corners of its subject (`camera.scene_box`)
+    marked: np.ndarray | None = None  # (N,) bool: splats an edit would remove, shown tinted or hidden
+    hide_marked: bool = False
 
     def __len__(self) -> int:
         return len(self.static)
@@ -210,11 +212,29 @@ def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int, fast: bool 
     """
     cloud = scene.cloud
     if fast and composite.ready():
-        return composite.sh_colors(cloud.positions, cloud.sh_dc, cloud.sh_rest, eye, degree, scene.alphas)
-    colors = np.empty((len(cloud), 4), dtype=np.float32)
-    colors[:, :3] = sh_to_rgb(cloud.sh_dc, cloud.sh_rest, cloud.positions, eye, degree=degree)
-    colors[:, 3] = scene.alphas
+        colors = composite.sh_colors(cloud.positions, cloud.sh_dc, cloud.sh_rest, eye, degree, scene.alphas)
+    else:
+        colors = np.empty((len(cloud), 4), dtype=np.float32)
+        colors[:, :3] = sh_to_rgb(cloud.sh_dc, cloud.sh_rest, cloud.positions, eye, degree=degree)
+        colors[:, 3] = scene.alphas
+    if scene.marked is not None:
+        _mark(colors, scene.marked, scene.hide_marked)
     return colors
+
+
+MARK_TINT = np.array([1.0, 0.1, 0.75], np.float32)
+"""The colour of splats an edit would remove (a magenta no photo of a scene is likely to be)."""
+MARK_MIN_ALPHA = np.float32(0.5)
+
+
+def _mark(colors: np.ndarray, marked: np.ndarray, hide: bool) -> None:
+    """Splats an edit would remove: hidden (the result) or tinted and made at least half opaque (so the
+    faint floaters among them show where they are)."""
+    if hide:
+        colors[marked, 3] = 0.0
+        return
+    colors[marked, :3] = 0.25 * colors[marked, :3] + 0.75 * MARK_TINT
+    colors[marked, 3] = np.maximum(colors[marked, 3], MARK_MIN_ALPHA)
 
 
 # ------------------------------------------------------------------------------- frame data
@@ -862,6 +882,21 @@ class SplatCanvas(app.Canvas):
 
     def _view(self) -> np.ndarray:
         return self._pose.view_matrix()
+
+    def mark(self, marked: np.ndarray | None, hide: bool = False) -> None:
+        """Show the splats of ``marked`` (a boolean mask, None: none) tinted, or hidden with ``hide``: the
+        preview of an edit such as the clean-up (``model/cleanup.py``). The scene itself is unchanged."""
+        scene = self._scene
+        if scene is None:
+            return
+        if marked is not None and len(marked) != len(scene):
+            raise ValueError(f"a mark of {len(marked)} splats for a scene of {len(scene)}")
+        scene.marked = None if marked is None else np.asarray(marked, dtype=bool)
+        scene.hide_marked = hide
+        self._generation += 1  # colours, uploads and frames in flight are of the old marks
+        self._colors = None
+        self._upload = _Upload()
+        self._camera_changed(moving=False)
 
     def _colors_for(self, eye: np.ndarray, force: bool = False) -> np.ndarray:
         """Current colours, recomputed synchronously when missing or (with `force`) stale.

@@ -63,6 +63,7 @@ from splatstudio.pipeline.post import result_ply
 from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.pipeline.train import latest_checkpoint
 from splatstudio.services.runs import ProjectRun, RunQueue
+from splatstudio.ui.cleanup_panel import CleanupPanel
 from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
 from splatstudio.ui.library_page import format_duration
@@ -364,6 +365,10 @@ class ProjectPage(QWidget):
         left_layout.addWidget(self.stage_list)
         left_layout.addWidget(self.failure)
         left_layout.addWidget(report_box, 1)
+        self.cleanup = CleanupPanel(self.workers)
+        self.cleanup.sig_marks.connect(self._on_marks)
+        self.cleanup.sig_strength_changed.connect(self._on_cleanup_strength)
+        left_layout.addWidget(self.cleanup)
         # how to move in the 3D view, and which photo's viewpoint it shows (from the viewer)
         self.view_hint = QLabel(VIEW_CONTROLS, wordWrap=True)
         self.view_hint.setObjectName("viewHint")
@@ -426,6 +431,7 @@ class ProjectPage(QWidget):
         self.failure.hide()
         self.compare_button.setChecked(False)
         self.compare_button.setEnabled(False)  # until this project's model and cameras are shown
+        self.cleanup.set_model(None, None, 0.0)  # until this project's result is shown
         self._load_records(keep_live=False)
         run = self.queue.active.get(str(self.project.folder))
         if run is not None:
@@ -817,6 +823,24 @@ class ProjectPage(QWidget):
             return False
         return True
 
+    def _on_marks(self, marked, hide: bool) -> None:
+        """The clean-up's preview: what it removes tinted (or hidden) in the 3D view."""
+        viewer = self._viewer
+        scene = viewer.scene if viewer is not None else None
+        if scene is not None and (marked is None or len(marked) == len(scene)):
+            viewer.mark(marked, hide)
+
+    def _on_cleanup_strength(self, strength: float) -> None:
+        """Kept with the project (``edits.json``), and applied when it is exported."""
+        if self.project is None:
+            return
+        edits = self.project.edits()
+        if edits.get("cleanup", 0.0) != strength:
+            try:
+                self.project.set_edits({**edits, "cleanup": strength})
+            except OSError as exc:
+                self.sig_message.emit(f"the clean-up could not be kept: {exc.strerror or exc}")
+
     def _on_place_changed(self, place: str) -> None:
         self.view_place.setText(f"Viewing from {place}" if place else "")
         if self.compare_button.isChecked():
@@ -875,17 +899,25 @@ class ProjectPage(QWidget):
         if cameras is None and self.project is not None:
             cameras = self.project.path(*TRAIN_CAMERAS.split("/"))
         self.workers.submit(lambda: _prepare_model(path, cameras),
-                            lambda loaded: self._on_model_ready(folder, loaded, reset_camera),
+                            lambda loaded: self._on_model_ready(folder, loaded, reset_camera, path=path),
                             lambda message, _t: self._on_model_ready(folder, None, reset_camera, message))
 
     def _on_model_ready(self, folder: str | None, loaded: tuple[object, list] | None, reset_camera: bool,
-                        error: str = "") -> None:
+                        error: str = "", path: Path | None = None) -> None:
         self._model_loading = False
         if error:
             self.sig_message.emit(f"could not show the model: {error}")
         elif folder == self.folder and self._viewer is not None and loaded is not None:
             scene, cameras = loaded
             self._viewer.load(scene, reset_camera=reset_camera)
+            shown = self.project.shown_result() if self.project is not None else None
+            if shown is not None and path == shown[0]:  # the result (not a training preview): it can be cleaned
+                from splatstudio.render.camera import cleanup_views
+
+                self.cleanup.set_model(scene.cloud, cleanup_views(cameras) if cameras else None,
+                                       float(self.project.edits().get("cleanup", 0.0) or 0.0))
+            else:
+                self.cleanup.set_model(None, None, 0.0)
             if cameras and reset_camera:
                 # the photos' cameras to step through (arrow keys); the view starts from the first one,
                 # where the scene is known to look right (an orbit framing all splats can sit far out)

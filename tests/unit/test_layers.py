@@ -14,6 +14,7 @@ PURE_MODULES = [
     "splatstudio.model.library",
     "splatstudio.model.images",
     "splatstudio.model.video",
+    "splatstudio.model.cleanup",
     "splatstudio.model.filters",
     "splatstudio.model.sample",
     "splatstudio.model.poses",
