@@ -89,26 +89,30 @@ def cleanup_scores(cloud: SplatCloud, views: Views | None = None) -> CleanupScor
         from scipy.spatial import cKDTree  # (only here: the viewer imports this module for Views)
 
         tree = cKDTree(positions)
-        found, _ = tree.query(positions, k=NEIGHBOURS + 1, workers=-1)
-        mean = found[:, 1:].mean(axis=1)
+        order = tree.indices  # queries in the tree's leaf order stay in cache: about twice as fast
+        found, _ = tree.query(positions[order], k=NEIGHBOURS + 1, workers=-1)
+        mean = np.empty(n)
+        mean[order] = found[:, 1:].mean(axis=1)  # column 0 is the point itself
         isolation = (mean / max(float(np.median(mean)), 1e-12)).astype(np.float32)
     return CleanupScores(opacity, size, seen, distance, isolation)
 
 
 def _seen_by(positions: np.ndarray, views: Views) -> np.ndarray:
-    """How many cameras have each point in front of them and inside their image."""
+    """How many cameras have each point in front of them and inside their image (float32 maths, chunked:
+    a million points and 30 cameras in a few seconds)."""
     count = np.zeros(len(positions), dtype=np.int32)
-    for v in range(len(views)):
-        world_to_camera = views.rotations[v].T
-        for start in range(0, len(positions), CHUNK):
-            local = (positions[start:start + CHUNK] - views.centres[v]) @ world_to_camera.T
+    for start in range(0, len(positions), CHUNK):
+        chunk = positions[start:start + CHUNK].astype(np.float32)
+        for v in range(len(views)):
+            world_to_camera = views.rotations[v].T.astype(np.float32)
+            local = chunk @ world_to_camera.T - (world_to_camera @ views.centres[v]).astype(np.float32)
             z = local[:, 2]
             ahead = z > 1e-6
-            safe = np.where(ahead, z, 1.0)
-            u = local[:, 0] / safe * views.fx[v] + views.width[v] / 2.0
-            w = local[:, 1] / safe * views.fy[v] + views.height[v] / 2.0
-            inside = ahead & (u >= 0) & (u < views.width[v]) & (w >= 0) & (w < views.height[v])
-            count[start:start + CHUNK] += inside
+            inv = np.float32(1.0) / np.where(ahead, z, np.float32(1.0))
+            half_w, half_h = np.float32(views.width[v] / 2.0), np.float32(views.height[v] / 2.0)
+            u = np.abs(local[:, 0] * inv * np.float32(views.fx[v]))
+            w = np.abs(local[:, 1] * inv * np.float32(views.fy[v]))
+            count[start:start + CHUNK] += ahead & (u < half_w) & (w < half_h)
     return count
 
 
