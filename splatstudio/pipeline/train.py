@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,44 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
             if settings[key]:
                 argv += [flag, str(settings[key])]
     return argv
+
+
+def measure_command(settings: Settings, model_dir: Path) -> list[str]:
+    """The bundled trainer's ``render.py`` on a trained model: each held-out photo (every photo when none
+    was held out) rendered by the trainer's own rasteriser and compared with the photo as training
+    compared them (PSNR, SSIM), with the renders and photos as PNGs (:func:`read_measurements`)."""
+    render = bundled_trainer().with_name("render.py")
+    return [*script_command(render, settings.trainer_python), "-m", str(model_dir), "--progress", "json"]
+
+
+@dataclass(frozen=True)
+class ViewMeasure:
+    """One photo's view as ``render.py`` measured it."""
+
+    name: str  # the photo's name without its extension (``cameras.json``'s ``img_name``)
+    psnr: float
+    ssim: float
+    held_out: bool  # not trained on (the test split), or a training photo when none was held out
+    render: Path
+    photo: Path
+
+
+def read_measurements(model_dir: Path) -> list[ViewMeasure]:
+    """Worker: what :func:`measure_command` wrote (``results.json`` and the PNGs beside), the worst view
+    first; ``[]`` when it has not run or its file is unreadable."""
+    try:
+        results = json.loads((model_dir / "results.json").read_text(encoding="utf-8"))
+        key, found = next(iter(results.items()))
+        iteration = key.split("_", 1)[1]
+        split = found["split"]
+        views = []
+        for png, view in found["per_view"].items():
+            folder = model_dir / split / f"ours_{iteration}"
+            views.append(ViewMeasure(str(view["image_name"]), float(view["PSNR"]), float(view["SSIM"]),
+                                     split == "test", folder / "renders" / png, folder / "gt" / png))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, StopIteration, AttributeError):
+        return []
+    return sorted(views, key=lambda view: view.psnr)
 
 
 def uses_bundled_trainer(settings: Settings) -> bool:

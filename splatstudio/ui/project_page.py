@@ -6,7 +6,6 @@ the details; the run report; exports; and the 3D viewer when the render package 
 from __future__ import annotations
 
 import functools
-import glob
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -61,14 +60,15 @@ from splatstudio.pipeline.events import Preview, Progress
 from splatstudio.pipeline.plan import stage_weights
 from splatstudio.pipeline.post import result_ply
 from splatstudio.pipeline.runner import RunOutcome
-from splatstudio.pipeline.train import latest_checkpoint
+from splatstudio.pipeline.train import latest_checkpoint, measure_command, uses_bundled_trainer
 from splatstudio.services.runs import ProjectRun, RunQueue
 from splatstudio.ui.cleanup_panel import CleanupPanel
+from splatstudio.ui.compare_panel import ComparePanel
 from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
 from splatstudio.ui.library_page import format_duration
 from splatstudio.ui.theme import STATE_COLORS
-from splatstudio.ui.workers import SignalLinks, Workers, pixmap_from_rgb, thumbnail_rgb
+from splatstudio.ui.workers import SignalLinks, Workers
 
 WAITING = "waiting"
 RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
@@ -126,16 +126,6 @@ def state_icon(state: str) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(QColor(STATE_COLORS.get(state, "#8a8f98")))
     return QIcon(pixmap)
-
-
-def photo_file(folder: Path | str, name: str) -> Path | None:
-    """A training camera's photo (``img_name`` is the file name without its extension): the undistorted one
-    the trainer compared with, else the imported one; None when the project has neither."""
-    for images in (Path(folder) / "dataset" / "images", Path(folder) / "images"):
-        for path in sorted(images.glob(f"{glob.escape(name)}.*")):
-            if path.is_file():
-                return path
-    return None
 
 
 def read_log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
@@ -383,23 +373,15 @@ class ProjectPage(QWidget):
         self.compare_button.setToolTip("Show the photo beside the render from its viewpoint (← → step through "
                                        "the photos; those held out from training come first)")
         self.compare_button.toggled.connect(self._on_compare_toggled)
-        self.photo_view = ScaledPhoto()
-        self.photo_view.setObjectName("comparePhoto")
-        self.photo_caption = QLabel(wordWrap=True)
-        self.photo_caption.setObjectName("compareCaption")
-        self.photo_panel = QWidget()
-        photo_layout = QVBoxLayout(self.photo_panel)
-        photo_layout.setContentsMargins(0, 0, 0, 0)
-        photo_layout.addWidget(self.photo_view, 1)
-        photo_layout.addWidget(self.photo_caption)
-        self.photo_panel.hide()
-        self._held_out = 0  # the first this many training cameras were held out (test cameras come first)
+        self.compare = ComparePanel(self.workers)
+        self.compare.sig_message.connect(self.sig_message.emit)
+        self.compare.hide()
         # the render and the photo share the row equally (the viewer's 640-pixel size hint would win)
         self.viewer_area.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         view_split = QHBoxLayout()
         view_split.setContentsMargins(0, 0, 0, 0)
         view_split.addWidget(self.viewer_area, 1)
-        view_split.addWidget(self.photo_panel, 1)
+        view_split.addWidget(self.compare, 1)
         place_row = QHBoxLayout()
         place_row.addWidget(self.view_place, 1)
         place_row.addWidget(self.compare_button)
@@ -476,7 +458,12 @@ class ProjectPage(QWidget):
             kept = self.project.kept_result() or {}
             report += "<p>" + kept_result_words(kept) + "</p>"
             held = kept.get("held_out_views")
-        self._held_out = held if isinstance(held, int) else 0
+        model_dir = self.project.path("train")
+        measurable = shown is not None and not shown[2] and model_dir.is_dir() and uses_bundled_trainer(
+            self.project.settings)
+        self.compare.set_project(self.folder, held if isinstance(held, int) else 0,
+                                 model_dir if measurable else None,
+                                 measure_command(self.project.settings, model_dir) if measurable else [])
         if shown is not None and shown[1] is not None:
             report += ("<p><a href='#compare'>Compare the render with the photos</a> — side by side from each "
                        "photo's viewpoint, the held-out ones first.</p>")
@@ -818,6 +805,7 @@ class ProjectPage(QWidget):
             self._viewer_holder = native_child(self._viewer.native)
             self.viewer_area.addWidget(self._viewer_holder)
             self._viewer.signals.sig_place_changed.connect(self._on_place_changed)
+            self.compare.viewer = self._viewer
         except Exception as exc:  # no render package, no OpenGL...: the report is still there
             self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
             return False
@@ -844,45 +832,15 @@ class ProjectPage(QWidget):
     def _on_place_changed(self, place: str) -> None:
         self.view_place.setText(f"Viewing from {place}" if place else "")
         if self.compare_button.isChecked():
-            self._update_compare()
+            self.compare.update_view()
 
     # ------------------------------------------------------------------ photo beside the render
     def _on_compare_toggled(self, on: bool) -> None:
-        self.photo_panel.setVisible(on)
+        self.compare.setVisible(on)
         if on and self._viewer is not None and self._viewer.training_cameras and self._viewer.photo_index < 0:
             self._viewer.jump_to_camera(0)  # held-out photos come first: the honest comparison
         if on:
-            self._update_compare()
-
-    def _update_compare(self) -> None:
-        viewer = self._viewer
-        index = viewer.photo_index if viewer is not None else -1
-        if index < 0:
-            self.photo_view.clear()
-            self.photo_caption.setText("Step to a photo's viewpoint with ← → to compare it with the render.")
-            return
-        camera = viewer.training_cameras[index]
-        held = index < self._held_out
-        self.photo_caption.setText(
-            f"Photo {index + 1} of {len(viewer.training_cameras)}: {camera.name} — "
-            + ("<b>held out</b>: training never saw it, so this pair shows how the model does from a new viewpoint"
-               if held else "used in training"))
-        folder, name = self.folder, camera.name
-        size = max(self.photo_view.width(), self.photo_view.height(), 320)
-
-        def read() -> tuple[int, int, bytes] | None:
-            path = photo_file(folder, name)
-            return thumbnail_rgb(path, size) if path is not None else None
-
-        self.workers.submit(read, lambda thumb: self._show_photo(folder, index, name, thumb))
-
-    def _show_photo(self, folder: str | None, index: int, name: str, thumb) -> None:
-        if folder != self.folder or self._viewer is None or self._viewer.photo_index != index:
-            return  # another project or photo by now
-        if thumb is None:
-            self.photo_view.setText(f"The photo {name} is not in this project any more.")
-            return
-        self.photo_view.set_photo(pixmap_from_rgb(thumb))
+            self.compare.update_view()
 
     def show_model(self, path: Path, reset_camera: bool, cameras: Path | None = None) -> None:
         """Show ``path`` in the viewer, read and prepared in a worker, with the photos' ``cameras`` (default:
@@ -945,40 +903,6 @@ def _prepare_model(path: Path, cameras: Path | None) -> tuple[object, list]:
     except (CameraSpecError, OSError, ValueError):
         training = []
     return scene, training
-
-
-class ScaledPhoto(QLabel):
-    """A photo drawn as large as the label allows, keeping its shape; the label's size never follows the
-    photo's (it shares the row with the 3D view equally)."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.photo = QPixmap()
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setWordWrap(True)
-        self.setMinimumSize(120, 90)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-
-    def set_photo(self, photo: QPixmap) -> None:
-        self.photo = photo
-        self._fit()
-
-    def clear(self) -> None:
-        self.photo = QPixmap()
-        super().clear()
-
-    def setText(self, text: str) -> None:
-        self.photo = QPixmap()
-        super().setText(text)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        if not self.photo.isNull():
-            self.setPixmap(self.photo.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation))
 
 
 class DetailsDialog(QDialog):
