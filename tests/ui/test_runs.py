@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QImage
 
 from splatstudio.model.project import STAGES, Project
-from splatstudio.ui.project_page import DetailsDialog
+from splatstudio.ui.run_status import DetailsDialog
 from splatstudio.ui.theme import STATE_COLORS
 
 pytestmark = pytest.mark.slow
