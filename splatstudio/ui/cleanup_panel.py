@@ -25,6 +25,8 @@ class CleanupPanel(QGroupBox):
     """(mask of the splats the strength removes, or None; hide them instead of tinting)."""
     sig_strength_changed = Signal(float)
     """The strength to keep with the project (0: no clean-up)."""
+    sig_enabled = Signal(bool)
+    """Whether there is a model to clean (the result, not a training preview)."""
 
     def __init__(self, workers: Workers, parent: QWidget | None = None):
         super().__init__("Clean up floaters and junk", parent)
@@ -77,6 +79,7 @@ class CleanupPanel(QGroupBox):
         self._model = (cloud, views) if cloud is not None else None
         self.scores, self.mask, self._analysing = None, None, False
         self.setEnabled(cloud is not None)
+        self.sig_enabled.emit(cloud is not None)
         self.slider.blockSignals(True)
         self.slider.setValue(round(100 * min(max(strength, 0.0), 1.0)))
         self.slider.blockSignals(False)

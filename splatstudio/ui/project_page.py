@@ -189,8 +189,13 @@ class ProjectPage(QWidget):
         self.export_button.setToolTip("Export the Gaussians (.ply, .splat, .spz, compressed .ply…) with a crop, "
                                       "an opacity threshold and an SH degree of your choice")
         self.export_button.clicked.connect(self.open_export_dialog)
+        self.cleanup_button = QPushButton("Clean up…")
+        self.cleanup_button.setObjectName("cleanupButton")
+        self.cleanup_button.setCheckable(True)
+        self.cleanup_button.setToolTip("Remove floaters and junk with one strength, previewed in the 3D view")
         exports = QHBoxLayout()
         exports.addWidget(self.export_button)
+        exports.addWidget(self.cleanup_button)
         exports.addStretch(1)
         report_scroll = QScrollArea()
         report_scroll.setWidgetResizable(True)
@@ -218,6 +223,9 @@ class ProjectPage(QWidget):
         self.cleanup.sig_marks.connect(self._on_marks)
         self.cleanup.sig_strength_changed.connect(self._on_cleanup_strength)
         left_layout.addWidget(self.cleanup)
+        self.cleanup.hide()  # until asked for (Clean up…), or the project keeps a clean-up
+        self.cleanup_button.toggled.connect(self.cleanup.setVisible)
+        self.cleanup.sig_enabled.connect(self.cleanup_button.setEnabled)
         # how to move in the 3D view, and which photo's viewpoint it shows (from the viewer)
         self.view_hint = QLabel(VIEW_CONTROLS, wordWrap=True)
         self.view_hint.setObjectName("viewHint")
@@ -273,6 +281,7 @@ class ProjectPage(QWidget):
         self.compare_button.setChecked(False)
         self.compare_button.setEnabled(False)  # until this project's model and cameras are shown
         self.cleanup.set_model(None, None, 0.0)  # until this project's result is shown
+        self.cleanup_button.setChecked(False)
         self._load_records(keep_live=False)
         run = self.queue.active.get(str(self.project.folder))
         if run is not None:
@@ -542,7 +551,9 @@ class ProjectPage(QWidget):
         item.setToolTip(2, state.message)
         bar.setValue(int(state.fraction * 1000))
         text = state.message if state.state == RUNNING else state.note
-        bar.setFormat(f"{state.fraction * 100:.0f}%" + (f" {text}" if text else ""))
+        percent = f"{state.fraction * 100:.0f}%"
+        full = percent + (f" {text}" if text else "")  # the message where the bar has room for it
+        bar.setFormat(full if bar.fontMetrics().horizontalAdvance(full) <= bar.width() - 8 else percent)
         elapsed, left = state.elapsed(), state.remaining()
         item.setText(3, format_duration(elapsed) if elapsed is not None else "")
         item.setText(4, format_left(left))
@@ -731,8 +742,10 @@ class ProjectPage(QWidget):
             if shown is not None and path == shown[0]:  # the result (not a training preview): it can be cleaned
                 from splatstudio.render.camera import cleanup_views
 
-                self.cleanup.set_model(scene.cloud, cleanup_views(cameras) if cameras else None,
-                                       float(self.project.edits().get("cleanup", 0.0) or 0.0))
+                kept = float(self.project.edits().get("cleanup", 0.0) or 0.0)
+                self.cleanup.set_model(scene.cloud, cleanup_views(cameras) if cameras else None, kept)
+                if kept > 0:
+                    self.cleanup_button.setChecked(True)  # a kept clean-up shows itself
             else:
                 self.cleanup.set_model(None, None, 0.0)
             if cameras and reset_camera:

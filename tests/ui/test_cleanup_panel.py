@@ -33,7 +33,9 @@ def test_the_strength_previews_what_goes_and_is_kept_with_the_project(window, qt
     page = window.project_page
     panel = page.cleanup
     qtbot.waitUntil(lambda: page._viewer.scene is not None and len(page._viewer.scene) == len(cloud), timeout=20_000)
-    assert panel.isEnabled() and panel.slider.value() == 0
+    assert panel.isEnabled() and panel.slider.value() == 0 and not panel.isVisible()
+    page.cleanup_button.click()  # Clean up…
+    assert panel.isVisible()
 
     panel.slider.setValue(50)
     qtbot.waitUntil(lambda: panel.summary.text().startswith("Removes "), timeout=20_000)
@@ -57,6 +59,7 @@ def test_the_strength_previews_what_goes_and_is_kept_with_the_project(window, qt
     qtbot.waitUntil(lambda: page._viewer.scene is not before and page._viewer.scene.marked is not None,
                     timeout=20_000)
     assert panel.slider.value() == 50 and np.array_equal(page._viewer.scene.marked, expected)
+    assert panel.isVisible()  # a kept clean-up shows itself
 
     panel.reset_button.click()
     qtbot.waitUntil(lambda: page._viewer.scene.marked is None, timeout=5_000)
