@@ -75,14 +75,15 @@ class Intrinsics:
         return self.width / (2.0 * self.fx), self.height / (2.0 * self.fy)
 
     def scaled_to(self, width: int, height: int) -> Intrinsics:
-        """The same camera for a viewport of another size: the vertical field of view is kept,
-        and the principal point stays at the same fraction of the image; x focal follows
-        the pixel aspect ratio fx/fy."""
-        s = height / self.height
+        """The same camera for a viewport of another size, its whole picture in view: scaled by the smaller
+        of the two size ratios (a viewport narrower than the photo shows more above and below it, as one
+        beside the photo in the compare view), the principal point kept relative to the centre; x focal
+        follows the pixel aspect ratio fx/fy."""
+        s = min(height / self.height, width / self.width)
         fy = self.fy * s
         return Intrinsics(
             int(width), int(height), fy * self.fx / self.fy, fy,
-            self.cx * width / self.width, self.cy * height / self.height,
+            width / 2.0 + (self.cx - self.width / 2.0) * s, height / 2.0 + (self.cy - self.height / 2.0) * s,
         )  # fmt: skip
 
     def matrix(self) -> np.ndarray:

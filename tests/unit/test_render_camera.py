@@ -53,6 +53,12 @@ def test_intrinsics_from_fov_and_scaling():
     assert intr.tan_half_fov[1] == pytest.approx(math.tan(math.radians(30)))
     scaled = cam.Intrinsics(100, 80, 120.0, 100.0, 40.0, 30.0).scaled_to(200, 160)
     assert (scaled.fx, scaled.fy, scaled.cx, scaled.cy) == pytest.approx((240.0, 200.0, 80.0, 60.0))
+    # a viewport narrower than the photo (the 3D view beside the photo) keeps the photo's whole width
+    narrow = cam.Intrinsics(400, 300, 300.0, 300.0, 200.0, 150.0).scaled_to(200, 300)
+    assert (narrow.fx, narrow.cx, narrow.cy) == pytest.approx((150.0, 100.0, 150.0))
+    assert narrow.width / 2 / narrow.fx == pytest.approx(200 / 300)  # the same horizontal field of view
+    wide = cam.Intrinsics(400, 300, 300.0, 300.0, 200.0, 150.0).scaled_to(800, 300)
+    assert (wide.fy, wide.cy) == pytest.approx((300.0, 150.0))  # the same vertical field of view
 
 
 def test_orbit_keeps_distance_and_set_from_pose_round_trips():
