@@ -4,8 +4,8 @@
 
 Drives the real window, as a person would, on a generated photo set in a throwaway library and
 configuration (nothing of the user's is read or changed): the empty library, the photos dropped on it,
-the run while it trains, the finished project with its 3D view, the export dialog, and the library
-with the new project. Training is short (a few hundred iterations) so the tour takes a few minutes on a
+the run while it trains, the finished project with its 3D view, the render beside a held-out photo, the
+export dialog, and the library with the new project. Training is short (a few hundred iterations) so the tour takes a few minutes on a
 CPU. The README shows the images.
 """
 
@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-STEPS = ("1-library", "2-new-project", "3-training", "4-result", "5-export", "6-library-with-project")
+import numpy as np
+
+STEPS = ("1-library", "2-new-project", "3-training", "4-result", "5-compare", "6-export", "7-library-with-project")
 SIZE = (1280, 800)
 
 
@@ -69,7 +71,22 @@ def tour(out: Path, work: Path) -> list[Path]:
     def shot(step: str) -> None:
         _settle(app, 0.5)
         path = out / f"{step}.png"
-        window.grab().save(str(path))
+        image = window.grab().toImage()
+        viewer = window.project_page._viewer
+        if window.pages.currentWidget() is window.project_page and viewer is not None and viewer.scene is not None:
+            # the 3D view is a native OpenGL child, which a grab of the window can miss after a resize (it
+            # came out black beside the photo): the viewer's own picture of the same frame is put in its place
+            from PySide6.QtGui import QImage, QPainter
+
+            pixels = np.ascontiguousarray(viewer.render_image()[:, :, :3])
+            picture = QImage(pixels.data, pixels.shape[1], pixels.shape[0], 3 * pixels.shape[1],
+                             QImage.Format.Format_RGB888)
+            native = viewer.native
+            corner = native.mapTo(window, QPoint(0, 0))
+            painter = QPainter(image)
+            painter.drawImage(corner, picture.scaled(native.width(), native.height()))
+            painter.end()
+        image.save(str(path))
         shots.append(path)
         print(f"wrote {path}")
 
@@ -103,10 +120,19 @@ def tour(out: Path, work: Path) -> list[Path]:
     project_page._viewer.wait_until_idle(30.0)
     shot(STEPS[3])
 
+    project_page.compare_button.setChecked(True)  # the render beside the first (held-out) photo
+    _wait(app, lambda: not project_page.compare.photo_view.pixmap().isNull(), 60, "the photo to compare with")
+    _settle(app, 1.0)
+    project_page._viewer.update()  # drawn again at its new, narrower size
+    _settle(app, 1.0)
+    project_page._viewer.wait_until_idle(30.0)
+    shot(STEPS[4])
+    project_page.compare_button.setChecked(False)
+
     dialog = project_page.open_export_dialog()
     _wait(app, lambda: dialog is not None and "splats" in dialog.summary.text(), 120, "the export preview")
     _settle(app, 0.5)
-    path = out / f"{STEPS[4]}.png"
+    path = out / f"{STEPS[5]}.png"
     dialog.grab().save(str(path))
     shots.append(path)
     print(f"wrote {path}")
@@ -115,7 +141,7 @@ def tour(out: Path, work: Path) -> list[Path]:
     window.show_library()
     _wait(app, lambda: bool(window.library_page.row_for(project_page.folder)), 60, "the library card")
     _settle(app, 3.0)  # the card's thumbnail is rendered in a process of its own
-    shot(STEPS[5])
+    shot(STEPS[6])
     window.queue.cancel_all()
     window.close()
     return shots
