@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Read/write speed and size of every registered splat format, and the memory of a large conversion.
 
-    python benchmarks/formats_bench.py [--count 1000000] [--sh-degree 3] [--runs 3]
-                                       [--convert-count 5000000] [--dir /tmp]
+    python benchmarks/formats_bench.py [--count 1000000] [--sh-degree 3] [--runs 3] [--formats sog,spz]
+                                       [--decimate 0.25] [--convert-count 5000000] [--dir /tmp]
 
-For each format: median write and read seconds over --runs, bytes per splat; then PLY -> .splat
-conversion time against the time to read the PLY (target: within 2x), and the peak memory of converting
---convert-count splats PLY -> .splat in a fresh process, as a multiple of one in-memory copy of the cloud
-(target: at most two copies). Figures print as JSON lines with the load average (the machine may be shared).
+For each format (all registered ones, or --formats): median write and read seconds over --runs, bytes per
+splat; decimation of the cloud to --decimate of its splats (the most visible, as `export --target-count`
+does; 0 skips it); then PLY -> .splat conversion time against the time to read the PLY (target: within
+2x), and the peak memory of converting --convert-count splats PLY -> .splat in a fresh process, as a
+multiple of one in-memory copy of the cloud (target: at most two copies). Figures print as JSON lines with
+the load average (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from splatstudio.io.decimate import keep_most_important
 from splatstudio.io.formats import FORMATS, convert, load_splats, save_splats
 from splatstudio.model.splatcloud import SplatCloud, sh_rest_count
 
@@ -58,7 +61,13 @@ def timed(fn, runs: int) -> float:
 
 def bench_formats(args: argparse.Namespace, work: Path) -> None:
     cloud = make_cloud(args.count, args.sh_degree)
-    for ext in sorted(FORMATS):
+    if args.decimate:
+        keep = max(1, round(args.count * args.decimate))
+        seconds = timed(lambda: keep_most_important(cloud, keep), args.runs)
+        print(json.dumps({"decimate": args.decimate, "splats": args.count, "kept": keep,
+                          "seconds": round(seconds, 3), "load_avg": os.getloadavg()[0]}), flush=True)
+    chosen = sorted(FORMATS) if not args.formats else ["." + f.strip().lstrip(".") for f in args.formats.split(",")]
+    for ext in chosen:
         path = work / f"bench{ext}"
         write_s = timed(lambda p=path: save_splats(cloud, p), args.runs)
         read_s = timed(lambda p=path: load_splats(p), args.runs)
@@ -67,6 +76,8 @@ def bench_formats(args: argparse.Namespace, work: Path) -> None:
                           "write_s": round(write_s, 3), "read_s": round(read_s, 3),
                           "bytes_per_splat": round(size / args.count, 2), "file_mb": round(size / 1e6, 1),
                           "load_avg": os.getloadavg()[0]}), flush=True)
+    if ".ply" not in chosen:
+        return
     ply, splat = work / "bench.ply", work / "convert.splat"
     read_s = timed(lambda: load_splats(ply), args.runs)
     convert_s = timed(lambda: convert(ply, splat), args.runs)
@@ -115,6 +126,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--sh-degree", type=int, default=3)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--formats", default="", help="comma-separated extensions to time (default: every format)")
+    ap.add_argument("--decimate", type=float, default=0.25, help="fraction of splats to keep (0 skips it)")
     ap.add_argument("--convert-count", type=int, default=5_000_000, help="0 skips the memory measurement")
     ap.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--convert-child", nargs=2, help=argparse.SUPPRESS)

@@ -468,10 +468,16 @@ def export_options(args: argparse.Namespace) -> Any:
         elif args.crop_box:
             v = _floats(args.crop_box, (6, 10), "--crop-box")
             crop = CropBox.oriented(v[:3], [x / 2 for x in v[3:6]], v[6:] if len(v) == 10 else (1, 0, 0, 0))
+        target_size = None
+        if args.target_size is not None:
+            from splatstudio.io.decimate import parse_size
+
+            target_size = parse_size(args.target_size)
         return ExportOptions(raw=getattr(args, "raw", False), min_opacity=args.min_opacity,
-                             sh_degree=args.sh_degree, crop=crop)
+                             sh_degree=args.sh_degree, crop=crop, target_count=args.target_count,
+                             target_size=target_size)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--target-size: {exc}" if "a size such as" in str(exc) else str(exc)) from None
 
 
 def _add_export_options(p: argparse.ArgumentParser) -> None:
@@ -483,6 +489,10 @@ def _add_export_options(p: argparse.ArgumentParser) -> None:
                         "number is negative)")
     p.add_argument("--crop-box", metavar="CX,CY,CZ,SX,SY,SZ[,QW,QX,QY,QZ]",
                    help="keep splats inside a box of centre C and size S, rotated by quaternion Q")
+    p.add_argument("--target-count", type=int, metavar="N",
+                   help="keep at most N splats, the most visible (opacity times size)")
+    p.add_argument("--target-size", metavar="SIZE",
+                   help="keep as many of the most visible splats as fit a file of SIZE (e.g. 20MB, 500kB, 1.5GB)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -519,8 +529,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         output = Path(args.output)  # the format comes from its extension (an unknown one is an error)
     else:
         raise UsageError("give --format or an output file name with an extension")
-    result = export_splats(load_splats(source), output, options)
-    print(f"exported {result.count} splats to {output} ({format_size(result.size)})")
+    cloud = load_splats(source)
+    result = export_splats(cloud, output, options)
+    kept = f"{result.count} of {len(cloud)} splats (the most visible)" if (
+        options.target_count or options.target_size) and result.count < len(cloud) else f"{result.count} splats"
+    print(f"exported {kept} to {output} ({format_size(result.size)})")
     return EXIT_OK
 
 

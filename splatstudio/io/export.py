@@ -3,8 +3,10 @@
 Shared by ``splatstudio export`` and the window's export dialog (no Qt here). An export is
 
 1. a selection from the project's result (:func:`select_splats`): splats inside a crop box
-   (axis-aligned, or oriented by a rotation), splats at or above an opacity, and SH degree reduced;
-2. written in any registered format (:mod:`splatstudio.io.formats`).
+   (axis-aligned, or oriented by a rotation), splats at or above an opacity, SH degree reduced, and at
+   most a target count of them, the most visible (:mod:`splatstudio.io.decimate`);
+2. written in any registered format (:mod:`splatstudio.io.formats`), as many of the most visible splats
+   as fit a target file size when one is given.
 
 :func:`prepare_export` writes the file under a temporary name next to nothing the user chose yet and
 reports its exact size and splat count; :func:`ExportPreview.commit` then moves it to the chosen place
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from splatstudio.io.decimate import fit_to_size, keep_most_important
 from splatstudio.io.errors import FormatError
 from splatstudio.io.formats import format_for, save_splats
 from splatstudio.model.splatcloud import SplatCloud, sigmoid
@@ -74,22 +77,31 @@ class CropBox:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to keep. ``raw`` picks the trainer's output instead of the outlier-filtered result."""
+    """What to keep. ``raw`` picks the trainer's output instead of the outlier-filtered result;
+    ``target_count`` keeps at most that many splats and ``target_size`` (bytes) as many as fit, the most
+    visible ones (both may be given: the count first)."""
 
     raw: bool = False
     min_opacity: float = 0.0
     sh_degree: int | None = None
     crop: CropBox | None = None
+    target_count: int | None = None
+    target_size: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_opacity < 1.0:
             raise ValueError(f"minimum opacity must be in [0, 1), got {self.min_opacity}")
         if self.sh_degree is not None and self.sh_degree not in (0, 1, 2, 3):
             raise ValueError(f"SH degree must be 0..3, got {self.sh_degree}")
+        if self.target_count is not None and self.target_count < 1:
+            raise ValueError(f"a target splat count must be at least 1, got {self.target_count}")
+        if self.target_size is not None and self.target_size < 1:
+            raise ValueError(f"a target file size must be at least 1 byte, got {self.target_size}")
 
 
 def select_splats(cloud: SplatCloud, options: ExportOptions) -> SplatCloud:
-    """The splats `options` keep, at the SH degree they ask for (never raised above the cloud's)."""
+    """The splats `options` keep, at the SH degree they ask for (never raised above the cloud's), at most
+    ``target_count`` of them (the file size target is applied when writing, by :func:`prepare_export`)."""
     keep = np.ones(len(cloud), dtype=bool)
     if options.min_opacity > 0.0:
         keep &= sigmoid(cloud.opacities) >= options.min_opacity
@@ -98,6 +110,8 @@ def select_splats(cloud: SplatCloud, options: ExportOptions) -> SplatCloud:
     out = cloud if keep.all() else cloud.subset(keep)
     if options.sh_degree is not None and options.sh_degree < out.sh_degree:
         out = out.with_sh_degree(options.sh_degree)
+    if options.target_count is not None:
+        out = keep_most_important(out, options.target_count)
     return out
 
 
@@ -156,7 +170,14 @@ def prepare_export(cloud: SplatCloud, extension: str, options: ExportOptions,
         raise _write_error(name, exc) from None
     path = folder / f"export{ext}"
     try:
-        save_splats(selected, path)
+        if options.target_size is not None:
+            attempts = folder / "attempts"
+            attempts.mkdir()
+            selected, best = fit_to_size(selected, options.target_size, save_splats, attempts, ext, name)
+            os.replace(best, path)
+            shutil.rmtree(attempts)
+        else:
+            save_splats(selected, path)
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
         reworded = _save_error(name, exc)

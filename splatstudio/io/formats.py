@@ -3,7 +3,8 @@
 `load_splats` and `save_splats` pick the reader or writer registered for the
 extension of the path (case-insensitive); `convert` chains the two. Other
 modules add formats with `register_format`. An unknown extension raises
-`FormatError` naming it and listing the known ones.
+`FormatError` naming it and listing the known ones. `load_splats` also reads an unbundled SOG scene
+from its ``meta.json`` (the images beside it); writing SOG always makes the bundled ``.sog``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from splatstudio.io.compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
 from splatstudio.io.errors import FormatError
 from splatstudio.io.ply import PathLike, read_splat_ply, write_splat_ply
+from splatstudio.io.sog import META_NAME, read_sog, write_sog
 from splatstudio.io.splat import read_splat, write_splat
 from splatstudio.io.spz import read_spz, write_spz
 from splatstudio.model.splatcloud import SplatCloud
@@ -66,7 +68,9 @@ def format_for(path: PathLike) -> SplatFormat:
 
 
 def load_splats(path: PathLike) -> SplatCloud:
-    """Read a splat scene in any registered format."""
+    """Read a splat scene in any registered format, or an unbundled SOG scene by its ``meta.json``."""
+    if os.path.basename(os.fspath(path)).lower() == META_NAME:
+        return read_sog(path)
     return format_for(path).read(path)
 
 
@@ -77,7 +81,8 @@ def save_splats(cloud: SplatCloud, path: PathLike, **options: Any) -> None:
 
 def convert(src: PathLike, dst: PathLike, **options: Any) -> ConversionResult:
     """Convert `src` to `dst` (formats from extensions); both are checked before reading."""
-    format_for(src)
+    if os.path.basename(os.fspath(src)).lower() != META_NAME:
+        format_for(src)
     format_for(dst)
     cloud = load_splats(src)
     save_splats(cloud, dst, **options)
@@ -118,4 +123,10 @@ register_format(
     "antimatter15 .splat (32 bytes per splat, colour only, 8-bit rotation)",
     read_splat,
     write_splat,
+)
+register_format(
+    ".sog",
+    "PlayCanvas SOG (WebP images and k-means codebooks in a zip; the smallest, for the web)",
+    read_sog,
+    write_sog,
 )

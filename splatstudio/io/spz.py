@@ -48,7 +48,7 @@ Attribute arrays (their order in both containers; stored "structure of arrays", 
 ------------------------------------------------------------------------------------------------
 
 ============ ============== =====================================================================
-array        bytes/point    encoding (SPZ side is RUB, see below)
+array        bytes/point    encoding (in the stored frame, see Coordinates)
 ============ ============== =====================================================================
 positions    9              x, y, z as 24-bit two's complement fixed point, ``round(p * 2^fb)``
 alphas       1              ``round(sigmoid(opacity) * 255)``
@@ -72,11 +72,23 @@ reconstructed quaternion component ``sqrt(max(0, 1 - sum of the others squared))
 
 Coordinates
 -----------
-SPZ stores RUB (x right, y up, z back: OpenGL / three.js); a 3DGS PLY, and `SplatCloud`, are RDF
-(x right, y down, z forward: COLMAP). The reference ``CoordinateConverter`` for RDF <-> RUB flips y
-and z (a 180 degree turn about x, its own inverse): positions times (1, -1, -1); quaternion x, y, z
-times (1, -1, -1), w unchanged; SH coefficient k times ``FLIP_SH[k]``, the sign each basis function
-takes when y and z change sign (y: -, z: -, x: +, xy: -, yz: +, ...).
+The header has no field for the coordinate frame. The reference README calls SPZ's internal frame RUB
+(x right, y up, z back: OpenGL / three.js), but the reference converts only when the caller names a
+frame: ``PackOptions::from`` and ``UnpackOptions::to`` default to ``CoordinateSystem::UNSPECIFIED``,
+which stores and loads the values as they are. Its own ``ply_to_spz`` and ``spz_to_ply`` tools, its
+Python helpers (``spz_file_ops.py``), PlayCanvas's ``splat-transform`` (``makeSpzPackOptions``: "data is
+baked to PLY/RDF space before saving and written with ``from: UNSPECIFIED``"; its reader "decodes raw")
+and Spark's reader all leave the frame alone, so SPZ files in circulation hold the PLY's own RDF frame
+(x right, y down, z forward: COLMAP, `SplatCloud`). This module does the same by default
+(``rub=False``): a PLY -> SPZ -> PLY trip through any of those tools gives the same scene.
+
+``rub=True`` converts RDF <-> RUB as the reference's ``CoordinateConverter`` does when asked (``from =
+RDF``, ``to = RUB``): a 180 degree turn about x, its own inverse, so the same tables serve both ways:
+positions times (1, -1, -1); quaternion x, y, z times (1, -1, -1), w unchanged; SH coefficient k times
+``FLIP_SH[k]``, the sign each basis function takes when y and z change sign (degree 1 in the order y, z,
+x: -, -, +; degree 2 xy, yz, 3zz-1, xz, xx-yy: -, +, +, -, +; the table is the reference's
+``flipSh``). It reads files made with an explicit RUB conversion, such as those SplatStudio wrote before
+it followed the tools above (they show upside down and mirrored front to back when read as RDF).
 
 Decisions where the reference leaves a choice
 ---------------------------------------------
@@ -171,7 +183,7 @@ MAX_COORDINATE = _INT24_MAX + 0.5
 """Coordinates of smaller magnitude fit the 24-bit fixed-point positions (with 0 fractional bits)."""
 _ALPHA_EPS = 1e-8
 
-# RDF (PLY) <-> RUB (SPZ): x keeps its sign, y and z flip (coordinateConverter in splat-types.h).
+# RDF (PLY) <-> RUB (the README's frame): x keeps its sign, y and z flip (coordinateConverter in splat-types.h).
 _X, _Y, _Z = 1.0, -1.0, -1.0
 FLIP_P = np.array([_X, _Y, _Z], dtype=np.float32)
 FLIP_Q = np.array([_Y * _Z, _X * _Z, _X * _Y], dtype=np.float32)  # quaternion x, y, z; w never flips
@@ -184,6 +196,16 @@ FLIP_SH = np.array(
     ],
     dtype=np.float32,
 )  # fmt: skip
+
+_KEEP_P = np.ones(3, dtype=np.float32)
+_KEEP_Q = np.ones(3, dtype=np.float32)
+_KEEP_SH = np.ones(len(FLIP_SH), dtype=np.float32)
+
+
+def _signs(rub: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Position, quaternion (x, y, z) and SH coefficient signs between `SplatCloud` and the stored frame."""
+    return (FLIP_P, FLIP_Q, FLIP_SH) if rub else (_KEEP_P, _KEEP_Q, _KEEP_SH)
+
 
 ATTRIBUTES = ("positions", "alphas", "colors", "scales", "rotations", "sh")
 """Order of the attribute arrays in both containers (``kAllSplatAttributes``)."""
@@ -260,15 +282,15 @@ def choose_fractional_bits(positions: np.ndarray, name: PathLike = "<memory>") -
     )
 
 
-def _pack_positions(positions: np.ndarray, bits: int) -> np.ndarray:
-    fixed = _round_half_away(positions * np.float32(2.0**bits) * FLIP_P).astype("<i4")
+def _pack_positions(positions: np.ndarray, bits: int, flip: np.ndarray) -> np.ndarray:
+    fixed = _round_half_away(positions * np.float32(2.0**bits) * flip).astype("<i4")
     return np.ascontiguousarray(fixed.reshape(-1, 1).view(np.uint8)[:, :3]).reshape(-1)
 
 
-def _pack_rotations_smallest_three(quaternions: np.ndarray) -> np.ndarray:
-    """``packQuaternionSmallestThree`` for unit (w, x, y, z) quaternions in RDF."""
+def _pack_rotations_smallest_three(quaternions: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """``packQuaternionSmallestThree`` for unit (w, x, y, z) quaternions, x, y, z times `flip`."""
     q = np.ascontiguousarray(quaternions[:, [1, 2, 3, 0]], dtype=np.float32)  # x, y, z, w
-    q[:, :3] *= FLIP_Q
+    q[:, :3] *= flip
     largest = np.argmax(np.abs(q), axis=1)  # first of equal magnitudes, like the reference loop
     negate = np.take_along_axis(q, largest[:, None], axis=1)[:, 0] < 0
     others = np.take_along_axis(q, _OTHERS[largest], axis=1)
@@ -286,11 +308,11 @@ def _bucket_table(bits: int) -> np.ndarray:
     return np.minimum((q + bucket // 2) // bucket * bucket, 255).astype(np.uint8)
 
 
-def _pack_sh(sh_rest: np.ndarray, sh1_bits: int, sh_rest_bits: int) -> np.ndarray:
-    """``quantizeSH`` of (N, K, 3) coefficients (RDF) into N * K * 3 bytes (RUB)."""
+def _pack_sh(sh_rest: np.ndarray, sh1_bits: int, sh_rest_bits: int, flip: np.ndarray) -> np.ndarray:
+    """``quantizeSH`` of (N, K, 3) coefficients, coefficient k times ``flip[k]``, into N * K * 3 bytes."""
     n, k, _ = sh_rest.shape
     out = np.empty((n, k, 3), dtype=np.uint8)
-    scale = (FLIP_SH[:k] * np.float32(128.0))[:, None]  # exact: a power of two with a sign
+    scale = (flip[:k] * np.float32(128.0))[:, None]  # exact: a power of two with a sign
     tables = (_bucket_table(sh1_bits), _bucket_table(sh_rest_bits))
     step = max(1, (1 << 22) // max(1, 3 * k))  # bounded temporaries for large clouds
     for start in range(0, n, step):
@@ -325,9 +347,12 @@ def pack_attributes(
     sh_rest_bits: int = SH_REST_BITS,
     fractional_bits: int | None = None,
     name: PathLike = "<memory>",
+    rub: bool = False,
 ) -> tuple[int, list[np.ndarray]]:
     """Quantise a validated `cloud`: returns (fractional bits, the six uint8 arrays in `ATTRIBUTES` order).
-    `name` is the file being written, named in the error for coordinates SPZ cannot hold."""
+    `name` is the file being written, named in the error for coordinates SPZ cannot hold; `rub` converts
+    to RUB (see Coordinates)."""
+    flip_p, flip_q, flip_sh = _signs(rub)
     if not (1 <= sh1_bits <= 8 and 1 <= sh_rest_bits <= 8):
         raise ValueError(f"SH quantisation bits must be 1..8, got {sh1_bits} and {sh_rest_bits}")
     bits = choose_fractional_bits(cloud.positions, name) if fractional_bits is None else int(fractional_bits)
@@ -335,7 +360,7 @@ def pack_attributes(
         raise ValueError(f"fractional bits must be 0..{MAX_FRACTIONAL_BITS}, got {bits}")
     if len(cloud) and math.floor(float(np.abs(cloud.positions).max()) * 2.0**bits + 0.5) > _INT24_MAX:
         raise ValueError(f"positions do not fit 24 bits with {bits} fractional bits")
-    positions = _pack_positions(cloud.positions, bits)
+    positions = _pack_positions(cloud.positions, bits, flip_p)
     alphas = _to_uint8(sigmoid(cloud.opacities) * np.float32(255.0))
     # a finite value that overflows float32 once scaled becomes +-inf, which the byte's clamp takes to 0 or
     # 255 as it does any value beyond the field's range (`_round_half_away`'s tie test sees inf - inf, a NaN
@@ -343,13 +368,13 @@ def pack_attributes(
     with np.errstate(over="ignore", invalid="ignore"):
         colors = _to_uint8(cloud.sh_dc * (COLOR_SCALE * np.float32(255.0)) + np.float32(0.5 * 255.0)).reshape(-1)
         scales = _to_uint8((cloud.scales + np.float32(10.0)) * np.float32(16.0)).reshape(-1)
-        sh = _pack_sh(cloud.sh_rest, sh1_bits, sh_rest_bits)
+        sh = _pack_sh(cloud.sh_rest, sh1_bits, sh_rest_bits, flip_sh)
     unit = _normalized_rotations(cloud)
     if version >= FIRST_SMALLEST_THREE_VERSION:
-        rotations = _pack_rotations_smallest_three(unit)
+        rotations = _pack_rotations_smallest_three(unit, flip_q)
     else:  # packQuaternionFirstThree: x, y, z with w made non-negative
         xyzw = unit[:, [1, 2, 3, 0]]
-        xyzw[:, :3] *= FLIP_Q
+        xyzw[:, :3] *= flip_q
         xyzw *= np.where(xyzw[:, 3:] < 0, np.float32(-127.5), np.float32(127.5))
         rotations = _to_uint8(xyzw[:, :3] + np.float32(127.5)).reshape(-1)
     return bits, [positions, alphas, colors, scales, rotations, sh]
@@ -365,12 +390,14 @@ def encode_spz(
     sh_rest_bits: int = SH_REST_BITS,
     level: int | None = None,
     name: PathLike = "<memory>",
+    rub: bool = False,
 ) -> bytes:
     """Encode `cloud` as a version 3 (gzip) or 4 (NGSP + zstd) ``.spz`` file and return its bytes.
 
     `sh_degree` drops the SH bands above it (it never adds any); `level` is the zstd (v4, default 12)
-    or deflate (v3, default 6) compression level. Invalid clouds raise `ValueError`; a coordinate SPZ
-    cannot hold, a `FormatError` naming `name`.
+    or deflate (v3, default 6) compression level; `rub` stores the scene turned to RUB instead of in
+    its own frame (see Coordinates). Invalid clouds raise `ValueError`; a coordinate SPZ cannot hold, a
+    `FormatError` naming `name`.
     """
     if version not in WRITE_VERSIONS:
         raise ValueError(f"SPZ version {version} cannot be written; choose one of {WRITE_VERSIONS}")
@@ -387,7 +414,7 @@ def encode_spz(
                 sh_dc=cloud.sh_dc,
                 sh_rest=cloud.sh_rest[:, : sh_rest_count(sh_degree)],
             )
-    bits, arrays = pack_attributes(cloud, version, sh1_bits=sh1_bits, sh_rest_bits=sh_rest_bits, name=name)
+    bits, arrays = pack_attributes(cloud, version, sh1_bits=sh1_bits, sh_rest_bits=sh_rest_bits, name=name, rub=rub)
     n, degree = len(cloud), cloud.sh_degree
     flags = FLAG_ANTIALIASED if antialiased else 0
     if version >= FIRST_NGSP_VERSION:
@@ -412,13 +439,17 @@ def write_spz(
     *,
     antialiased: bool = False,
     level: int | None = None,
+    rub: bool = False,
 ) -> None:
     """Write `cloud` as ``.spz`` (version 4 by default, or 3), atomically (temporary file + ``os.replace``).
 
     `level` is the compression level (the reference's zstd 12 / deflate 6 by default); zstd level 3
-    writes about five times faster for files about 3 % larger. Readers do not depend on it.
+    writes about five times faster for files about 3 % larger. Readers do not depend on it. `rub`: see
+    Coordinates (off: the scene's own frame, as other tools write).
     """
-    data = encode_spz(cloud, version=version, sh_degree=sh_degree, antialiased=antialiased, level=level, name=path)
+    data = encode_spz(
+        cloud, version=version, sh_degree=sh_degree, antialiased=antialiased, level=level, name=path, rub=rub
+    )
     with atomic_open(path) as handle:
         handle.write(data)
 
@@ -575,7 +606,7 @@ def _read_ngsp(path: PathLike, data: bytes) -> tuple[SpzHeader, dict[str, np.nda
 
 
 def _unpack_smallest_three(raw: np.ndarray) -> np.ndarray:
-    """``unpackQuaternionSmallestThree``: 4 bytes per point to (x, y, z, w) float32 in RUB."""
+    """``unpackQuaternionSmallestThree``: 4 bytes per point to (x, y, z, w) float32 in the stored frame."""
     comp = raw.view("<u4").astype(np.uint32)
     largest = (comp >> 30).astype(np.intp)
     fields = np.stack([(comp >> 20) & 1023, (comp >> 10) & 1023, comp & 1023], axis=1)
@@ -588,13 +619,14 @@ def _unpack_smallest_three(raw: np.ndarray) -> np.ndarray:
     return q
 
 
-def _unpack(path: PathLike, header: SpzHeader, arrays: dict[str, np.ndarray]) -> SplatCloud:
+def _unpack(path: PathLike, header: SpzHeader, arrays: dict[str, np.ndarray], rub: bool) -> SplatCloud:
+    flip_p, flip_q, flip_sh = _signs(rub)
     n = header.num_points
     padded = np.empty((n * 3, 4), dtype=np.uint8)  # 24-bit little endian -> int32 with sign extension
     padded[:, :3] = arrays["positions"].reshape(-1, 3)
     padded[:, 3] = np.where(padded[:, 2] & 0x80, 0xFF, 0)
     fixed = padded.view("<i4").reshape(n, 3)
-    positions = fixed.astype(np.float32) * np.float32(2.0**-header.fractional_bits) * FLIP_P
+    positions = fixed.astype(np.float32) * np.float32(2.0**-header.fractional_bits) * flip_p
 
     byte = np.arange(256, dtype=np.float32)
     scales = (byte / np.float32(16.0) - np.float32(10.0))[arrays["scales"].reshape(n, 3)]
@@ -606,7 +638,7 @@ def _unpack(path: PathLike, header: SpzHeader, arrays: dict[str, np.ndarray]) ->
         xyzw = np.column_stack([xyz, w])
     rotations = np.empty((n, 4), dtype=np.float32)
     rotations[:, 0] = xyzw[:, 3]
-    rotations[:, 1:] = xyzw[:, :3] * FLIP_Q
+    rotations[:, 1:] = xyzw[:, :3] * flip_q
 
     opacities = logit(byte / np.float32(255.0), eps=_ALPHA_EPS)[arrays["alphas"]]
     colors = ((byte / np.float32(255.0) - np.float32(0.5)) / COLOR_SCALE)[arrays["colors"].reshape(n, 3)]
@@ -615,7 +647,7 @@ def _unpack(path: PathLike, header: SpzHeader, arrays: dict[str, np.ndarray]) ->
     sh = arrays["sh"].reshape(n, header.sh_dim, 3)[:, :k]
     sh_rest = sh.astype(np.float32)  # (b - 128) / 128, then the coordinate flip; all exact
     sh_rest -= np.float32(128.0)
-    sh_rest *= (FLIP_SH[:k] / np.float32(128.0))[:, None]
+    sh_rest *= (flip_sh[:k] / np.float32(128.0))[:, None]
 
     cloud = SplatCloud(
         positions=positions, scales=scales, rotations=rotations, opacities=opacities, sh_dc=colors, sh_rest=sh_rest
@@ -641,20 +673,23 @@ def decode_spz_header(data: bytes, name: PathLike = "<memory>") -> SpzHeader:
     return header
 
 
-def decode_spz_with_header(data: bytes, name: PathLike = "<memory>") -> tuple[SplatCloud, SpzHeader]:
-    """Decode ``.spz`` bytes into a `SplatCloud` (RDF, PLY storage convention) and its header."""
+def decode_spz_with_header(
+    data: bytes, name: PathLike = "<memory>", rub: bool = False
+) -> tuple[SplatCloud, SpzHeader]:
+    """Decode ``.spz`` bytes into a `SplatCloud` (PLY storage convention) and its header; `rub`: the file
+    holds RUB, to be turned to RDF (see Coordinates)."""
     if data[:4] == MAGIC_BYTES:
         header, arrays = _read_ngsp(name, data)
     elif data[:2] == GZIP_MAGIC:
         header, arrays = _read_gzip(name, data)
     else:
         raise _not_spz(name, data)
-    return _unpack(name, header, arrays), header
+    return _unpack(name, header, arrays, rub), header
 
 
-def decode_spz(data: bytes, name: PathLike = "<memory>") -> SplatCloud:
+def decode_spz(data: bytes, name: PathLike = "<memory>", rub: bool = False) -> SplatCloud:
     """Decode ``.spz`` bytes; every problem with them raises `FormatError` mentioning `name`."""
-    return decode_spz_with_header(data, name)[0]
+    return decode_spz_with_header(data, name, rub)[0]
 
 
 def _not_spz(name: PathLike, data: bytes) -> FormatError:
@@ -678,6 +713,7 @@ def read_spz_header(path: PathLike) -> SpzHeader:
 
 
 @reports_out_of_memory
-def read_spz(path: PathLike) -> SplatCloud:
-    """Read an ``.spz`` file of version 2, 3 or 4 into a `SplatCloud`."""
-    return decode_spz(_read_bytes(path), path)
+def read_spz(path: PathLike, rub: bool = False) -> SplatCloud:
+    """Read an ``.spz`` file of version 2, 3 or 4 into a `SplatCloud`; `rub`: the file holds RUB
+    coordinates, such as SplatStudio's own ``.spz`` files written before it stored the PLY frame."""
+    return decode_spz(_read_bytes(path), path, rub)

@@ -1,5 +1,6 @@
-"""The export dialog: format, filtered or raw result, minimum opacity, SH degree and a crop box, with the
-exact splat count and file size shown before anything is written where the user chose.
+"""The export dialog: format, filtered or raw result, minimum opacity, SH degree, a crop box and how many
+splats (all, a count, what fits a file size, or the web / mobile preset), with the exact splat count and
+file size shown before anything is written where the user chose.
 
 Every change of an option (debounced) writes the export to a temporary file in a worker
 (:func:`splatstudio.io.export.prepare_export`) and shows its size and count; "Export…" asks where, then
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QRadioButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -35,6 +37,16 @@ from splatstudio.model import humanize
 from splatstudio.ui.workers import Workers
 
 DEBOUNCE_MS = 300
+
+WEB_FORMAT = ".sog"
+WEB_MAX_SPLATS = 1_000_000
+WEB_MAX_BYTES = 20_000_000
+"""The web / mobile preset: PlayCanvas's SOG, the smallest format web viewers read, with at most a million
+splats (what phones draw smoothly; SOG's own documentation puts a single file's practical ceiling at
+1-2 million) in at most 20 MB."""
+AMOUNTS = (("all", "All splats"), ("count", "At most this many splats"), ("size", "As many as fit this size"),
+           ("web", f"Web / mobile: {WEB_FORMAT}, at most {WEB_MAX_SPLATS:,} splats and "
+                   f"{WEB_MAX_BYTES // 1_000_000} MB"))
 
 
 def _load(source: Path) -> Any:
@@ -85,6 +97,18 @@ class ExportDialog(QDialog):
         self.sh_degree.addItem("Keep all", None)
         for degree, text in ((0, "0 — colour only"), (1, "1"), (2, "2"), (3, "3 — full view-dependent colour")):
             self.sh_degree.addItem(text, degree)
+        self.amount = QComboBox()
+        self.amount.setObjectName("exportAmount")
+        for key, text in AMOUNTS:
+            self.amount.addItem(text, key)
+        self.amount.setToolTip("Fewer splats make smaller files that phones and browsers draw faster; the most "
+                               "visible ones (opacity times size) are kept")
+        self.target_count = QSpinBox(minimum=1, maximum=100_000_000, singleStep=10_000, value=WEB_MAX_SPLATS)
+        self.target_count.setGroupSeparatorShown(True)
+        self.target_count.setSuffix(" splats")
+        self.target_mb = QDoubleSpinBox(minimum=0.01, maximum=100_000.0, decimals=2, singleStep=1.0,
+                                        value=WEB_MAX_BYTES / 1e6)
+        self.target_mb.setSuffix(" MB")
 
         self.crop = QGroupBox("Crop to a box")
         self.crop.setCheckable(True)
@@ -115,6 +139,9 @@ class ExportDialog(QDialog):
         form.addRow("", self.raw_choice)
         form.addRow("Minimum opacity", self.min_opacity)
         form.addRow("SH degree", self.sh_degree)
+        form.addRow("Splats to keep", self.amount)
+        form.addRow("", self.target_count)
+        form.addRow("", self.target_mb)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.crop)
@@ -123,8 +150,11 @@ class ExportDialog(QDialog):
 
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self._update_preview)
+        self.amount.currentIndexChanged.connect(self._on_amount_changed)
+        self._on_amount_changed()
         for signal in (self.format.currentIndexChanged, self.sh_degree.currentIndexChanged,
-                       self.min_opacity.valueChanged, self.crop.toggled, self.filtered_choice.toggled):
+                       self.min_opacity.valueChanged, self.crop.toggled, self.filtered_choice.toggled,
+                       self.amount.currentIndexChanged, self.target_count.valueChanged, self.target_mb.valueChanged):
             signal.connect(self._schedule)
         for box in self.crop_min + self.crop_max:
             box.valueChanged.connect(self._schedule)
@@ -139,13 +169,28 @@ class ExportDialog(QDialog):
     def extension(self) -> str:
         return self.format.currentData()
 
+    @property
+    def amount_key(self) -> str:
+        return self.amount.currentData()
+
+    def _on_amount_changed(self, *_args: Any) -> None:
+        key = self.amount_key
+        self.target_count.setEnabled(key == "count")
+        self.target_mb.setEnabled(key == "size")
+        if key == "web":  # the preset's format; the user may still pick another
+            self.format.setCurrentIndex(max(0, self.format.findData(WEB_FORMAT)))
+
     def options(self) -> ExportOptions:
         """The options as set (`ValueError` names an invalid one, e.g. an empty crop box)."""
         crop = None
         if self.crop.isChecked():
             crop = CropBox.from_min_max([b.value() for b in self.crop_min], [b.value() for b in self.crop_max])
+        key = self.amount_key
+        target_count = {"count": self.target_count.value(), "web": WEB_MAX_SPLATS}.get(key)
+        target_size = {"size": round(self.target_mb.value() * 1e6), "web": WEB_MAX_BYTES}.get(key)
         return ExportOptions(raw=self.source_key == "raw", min_opacity=self.min_opacity.value(),
-                             sh_degree=self.sh_degree.currentData(), crop=crop)
+                             sh_degree=self.sh_degree.currentData(), crop=crop, target_count=target_count,
+                             target_size=target_size)
 
     # ------------------------------------------------------------------ preview
     def _schedule(self, *_args: Any) -> None:
@@ -209,8 +254,9 @@ class ExportDialog(QDialog):
         else:
             self._set_preview(preview)
             total = len(self.clouds[self.source_key][0])
-            self.summary.setText(f"{preview.count:,} of {total:,} splats · {humanize.format_size(preview.size)} "
-                                 f"as {preview.extension}")
+            kept = " (the most visible)" if self.amount_key != "all" and preview.count < total else ""
+            self.summary.setText(f"{preview.count:,} of {total:,} splats{kept} · "
+                                 f"{humanize.format_size(preview.size)} as {preview.extension}")
             self.export_button.setEnabled(True)
         self._finish_busy()
 

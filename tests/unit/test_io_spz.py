@@ -298,16 +298,17 @@ def one_splat() -> SplatCloud:
     )
 
 
-# Expected bytes of `one_splat`, from the published encoding (RUB: y and z flipped).
+# Expected bytes of `one_splat`, from the published encoding, in the PLY's own frame (as the reference with
+# CoordinateSystem::UNSPECIFIED, its ply_to_spz tool and splat-transform store it).
 ONE_SPLAT = {
-    "positions": int24([4096, -8192, 12288]),  # (1, -2, 3) * 2^12
+    "positions": int24([4096, 8192, -12288]),  # (1, 2, -3) * 2^12
     "alphas": bytes([128]),  # sigmoid(0) * 255 = 127.5, rounded away from zero
     "colors": bytes([128, 166, 89]),  # dc * 38.25 + 127.5 = 127.5, 165.75, 89.25
     "scales": bytes([160, 0, 184]),  # (log s + 10) * 16
     "rotations": struct.pack("<I", 3 << 30),  # largest = w (index 3), the others zero
-    # coefficient 0 (y) and 1 (z) flip sign, 2 (x) does not; bucket 8:
-    # -0.5, 0.25, -0 -> 64, 160, 128 | -0.03, -0, -1 -> 124 -> 128, 128, 0 | -1, 0.1, 0.2 -> 0, 141 -> 144, 154 -> 152
-    "sh": bytes([64, 160, 128, 128, 128, 0, 0, 144, 152]),
+    # round(x * 128) + 128, then to the nearest multiple of the bucket, 8 (ties up), at most 255:
+    # 0.5, -0.25, 0 -> 192, 96, 128 | 0.03, 0, 1 -> 132 -> 136, 128, 256 -> 255 | -1, 0.1, 0.2 -> 0, 141 -> 144, 154 -> 152
+    "sh": bytes([192, 96, 128, 136, 128, 255, 0, 144, 152]),
 }
 
 
@@ -339,7 +340,8 @@ def test_rotations_are_normalised_in_float32_like_the_reference() -> None:
         [-1.6557217836380005, 0.972310483455658, -1.3130849599838257, 1.5198850631713867],
         [-0.9188805222511292, -1.4269438982009888, 0.28220638632774353, -0.2637377679347992],
     ]
-    words = ngsp_streams(encode_spz(cloud))[1]["rotations"].view("<u4")
+    # the reference's words were made with the RDF -> RUB conversion (from = RDF)
+    words = ngsp_streams(encode_spz(cloud, rub=True))[1]["rotations"].view("<u4")
     assert [hex(w) for w in words] == ["0xcf6f0a55", "0xefdd598b", "0x759b57e"]
 
 
@@ -364,7 +366,7 @@ def test_v4_header_and_table_of_contents(degree: int, streams: int) -> None:
 
 
 def hand_built_body(bits: int) -> tuple[bytes, SplatCloud]:
-    """Two splats of SH degree 1 as raw arrays (v3+ rotations) and what they decode to (RDF)."""
+    """Two splats of SH degree 1 as raw arrays (v3+ rotations) and what they decode to (no frame change)."""
     half = 2.0**-bits
     body = b"".join(
         [
@@ -378,14 +380,13 @@ def hand_built_body(bits: int) -> tuple[bytes, SplatCloud]:
     )
     s = math.sqrt(0.5)
     expected = SplatCloud(
-        positions=[[1.0, 512 * half, -0x7FFFFF * half], [-(1 << 23) * half, -3 * half, 0.0]],
+        positions=[[1.0, -512 * half, 0x7FFFFF * half], [-(1 << 23) * half, 3 * half, 0.0]],
         scales=[[-10.0, 0.0, 255 / 16 - 10], [-9.0, -5.0, -4.0]],
-        # A: largest w, x = sqrt(1/2); B: largest y, w = sqrt(1/2); quaternion y and z flip sign
-        rotations=[[s, s, 0, 0], [s, 0, -s, 0]],
+        # A: largest w, x = sqrt(1/2); B: largest y, w = sqrt(1/2)
+        rotations=[[s, s, 0, 0], [s, 0, s, 0]],
         opacities=[18.42068, -18.42068],  # logit(1 -+ 1e-8)
         sh_dc=np.array([[0, 255, 128], [64, 192, 1]]) / 255 / 0.15 - 0.5 / 0.15,
-        # coefficient 0 (y) and 1 (z) flip sign, 2 (x) does not
-        sh_rest=[[[1.0, -127 / 128, 0.0], [0.5, -0.5, 0.0], [0.0, 0.0, 0.125]], np.zeros((3, 3))],
+        sh_rest=[[[-1.0, 127 / 128, 0.0], [-0.5, 0.5, 0.0], [0.0, 0.0, 0.125]], np.zeros((3, 3))],
     )
     return body, expected
 
@@ -423,7 +424,7 @@ def test_hand_built_v4_file_with_extensions() -> None:
 
 
 def test_hand_built_v2_file() -> None:
-    """Version 2: rotations are three bytes x, y, z (RUB) with ``q = b / 127.5 - 1`` and w >= 0 rebuilt."""
+    """Version 2: rotations are three bytes x, y, z with ``q = b / 127.5 - 1`` and w >= 0 rebuilt."""
     body = b"".join(
         [
             int24([4096, 4096, -4096]) + int24([0, 0, 0]),
@@ -434,11 +435,14 @@ def test_hand_built_v2_file() -> None:
         ]
     )
     cloud = decode_spz(legacy_file(body, 2, version=2))
-    np.testing.assert_array_equal(cloud.positions, [[1, -1, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(cloud.positions, [[1, 1, -1], [0, 0, 0]])
     xyz = np.array([218, 128, 37]) / 127.5 - 1  # 0.7098, 0.0039, -0.7098: |xyz| > 1, so w = 0
-    np.testing.assert_allclose(cloud.rotations[0], [0.0, xyz[0], -xyz[1], -xyz[2]], atol=1e-6)
+    np.testing.assert_allclose(cloud.rotations[0], [0.0, *xyz], atol=1e-6)
     small = 0.5 / 127.5  # 128 / 127.5 - 1
-    np.testing.assert_allclose(cloud.rotations[1], [math.sqrt(1 - 3 * small**2), small, -small, -small], atol=1e-6)
+    np.testing.assert_allclose(cloud.rotations[1], [math.sqrt(1 - 3 * small**2), small, small, small], atol=1e-6)
+    turned = decode_spz(legacy_file(body, 2, version=2), rub=True)
+    np.testing.assert_array_equal(turned.positions, [[1, -1, 1], [0, 0, 0]])
+    np.testing.assert_allclose(turned.rotations[0], [0.0, xyz[0], -xyz[1], -xyz[2]], atol=1e-6)
     np.testing.assert_allclose(cloud.alphas(), [200 / 255, 10 / 255], atol=1e-6)
     assert cloud.sh_degree == 0
 
@@ -450,19 +454,43 @@ def test_degree_four_files_keep_bands_one_to_three() -> None:
     cloud = decode_spz(ngsp_file(streams, n, degree=4))
     assert cloud.sh_degree == 3
     raw = np.frombuffer(sh, dtype=np.uint8).reshape(n, 24, 3)[:, :15].astype(np.float32)
-    np.testing.assert_array_equal(cloud.sh_rest, (raw - 128) / 128 * FLIP_SH[:15, None])
+    np.testing.assert_array_equal(cloud.sh_rest, (raw - 128) / 128)
+    np.testing.assert_array_equal(decode_spz(ngsp_file(streams, n, degree=4), rub=True).sh_rest,
+                                  (raw - 128) / 128 * FLIP_SH[:15, None])
 
 
 # --------------------------------------------------------------------------- coordinate system
 
 
-def test_plus_y_in_ply_is_minus_y_in_the_payload() -> None:
+def test_the_payload_keeps_the_ply_frame_by_default() -> None:
+    """As the reference does with CoordinateSystem::UNSPECIFIED (its ply_to_spz tool, splat-transform, Spark):
+    +y in the PLY is +y in the file. tests/interop/test_splat_transform.py checks it against splat-transform."""
+    cloud = random_cloud(3, sh_degree=1)
+    cloud.positions[:] = [[0, 1, 0], [0, 0, 1], [1, 0, 0]]
+    cloud.rotations[:] = [[0.5, 0.5, 0.5, 0.5], [0, 0, 1, 0], [1, 0, 0, 0]]
+    cloud.sh_rest[:] = 0.5  # exact in the buckets
+    for version, parse in ((4, ngsp_streams), (3, legacy_streams)):
+        raw = parse(encode_spz(cloud, version=version))[1]
+        assert raw["positions"].tobytes() == int24([0, 4096, 0, 0, 0, 4096, 4096, 0, 0])
+        assert (raw["sh"] == 192).all()  # 0.5 * 128 + 128, no sign changed
+        x, y, z, w = smallest_three(raw["rotations"][:4].tobytes())
+        np.testing.assert_allclose([w, x, y, z], [0.5, 0.5, 0.5, 0.5], atol=STEP_Q)
+        back = decode_spz(encode_spz(cloud, version=version))
+        np.testing.assert_array_equal(back.positions, cloud.positions)
+        np.testing.assert_array_equal(back.sh_rest, cloud.sh_rest)
+
+
+def test_rub_files_are_the_scene_turned_half_way_about_x() -> None:
+    """``rub=True`` writes what the reference writes with ``from = RDF`` (and SplatStudio wrote before it kept
+    the PLY frame): +y in the PLY is -y in the file; reading with ``rub=True`` turns it back."""
     cloud = random_cloud(3, sh_degree=0)
     cloud.positions[:] = [[0, 1, 0], [0, 0, 1], [1, 0, 0]]
     for version, parse in ((4, ngsp_streams), (3, legacy_streams)):
-        raw = parse(encode_spz(cloud, version=version))[1]["positions"]
+        data = encode_spz(cloud, version=version, rub=True)
+        raw = parse(data)[1]["positions"]
         assert raw.tobytes() == int24([0, -4096, 0, 0, 0, -4096, 4096, 0, 0])
-        np.testing.assert_array_equal(decode_spz(encode_spz(cloud, version=version)).positions, cloud.positions)
+        np.testing.assert_array_equal(decode_spz(data, rub=True).positions, cloud.positions)
+        np.testing.assert_array_equal(decode_spz(data).positions, cloud.positions * [1, -1, -1])
 
 
 def test_flip_tables_are_a_half_turn_about_x() -> None:
@@ -479,7 +507,7 @@ def test_flip_tables_are_a_half_turn_about_x() -> None:
 def test_payload_rotations_and_sh_are_those_of_the_turned_scene() -> None:
     cloud = random_cloud(40, sh_degree=3, seed=9)
     cloud.sh_rest[:] = np.random.default_rng(1).choice([-0.5, 0.5], size=cloud.sh_rest.shape)  # exact in buckets
-    raw = ngsp_streams(encode_spz(cloud))[1]
+    raw = ngsp_streams(encode_spz(cloud, rub=True))[1]
     turn = np.diag([1.0, -1.0, -1.0])
     rotations = raw["rotations"].reshape(-1, 4)
     for q, packed in zip(cloud.rotations, rotations, strict=True):
