@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the work failed (the message says why), 2 usage error (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -530,11 +531,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give --format or an output file name with an extension")
     cloud = load_splats(source)
+    strength = args.cleanup if args.cleanup is not None else float(project.edits().get("cleanup", 0.0) or 0.0)
+    if not 0.0 <= strength <= 1.0:
+        raise UsageError(f"--cleanup {strength}: a strength is between 0 and 1")
+    if strength > 0:
+        options = dataclasses.replace(options, remove=_cleanup_mask(project, source, cloud, strength))
     result = export_splats(cloud, output, options)
     kept = f"{result.count} of {len(cloud)} splats (the most visible)" if (
         options.target_count or options.target_size) and result.count < len(cloud) else f"{result.count} splats"
     print(f"exported {kept} to {output} ({format_size(result.size)})")
     return EXIT_OK
+
+
+def _cleanup_mask(project: Project, source: Path, cloud: Any, strength: float) -> Any:
+    """The splats the guided clean-up at ``strength`` removes from ``cloud`` (``model/cleanup.py``), with the
+    photos' cameras of the result when they can be read; said on the terminal."""
+    from splatstudio.model.cleanup import cleanup_mask, cleanup_scores, describe
+    from splatstudio.model.project import KEPT_RESULT, TRAIN_CAMERAS
+    from splatstudio.render.camera import CameraSpecError, cleanup_views, load_training_cameras
+
+    cameras = project.path(KEPT_RESULT, "cameras.json") if source.parent.name == KEPT_RESULT else \
+        project.path(*TRAIN_CAMERAS.split("/"))
+    views = None
+    try:
+        views = cleanup_views(load_training_cameras(cameras)) if cameras.is_file() else None
+    except (CameraSpecError, OSError, ValueError) as exc:
+        print(f"note: the photos' cameras ({cameras}) cannot be read ({exc}): the clean-up uses only the "
+              "detectors that need none")
+    removed, counts = cleanup_mask(cleanup_scores(cloud, views), strength)
+    print(f"clean-up at strength {strength:g}: {describe(removed, counts)}")
+    return removed
 
 
 def _export_formats() -> list[str]:
@@ -706,6 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=_export_formats(), help="file format (default: from the file name)")
     p.add_argument("-o", "--output", help="output file")
     p.add_argument("--raw", action="store_true", help="export the trainer's output without outlier filtering")
+    p.add_argument("--cleanup", type=float, metavar="STRENGTH",
+                   help="the guided clean-up's strength, 0 (none) to 1 (default: the one kept with the project, "
+                        "set in the window)")
     _add_export_options(p)
     p.set_defaults(func=cmd_export)
 

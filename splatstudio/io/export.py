@@ -87,6 +87,8 @@ class ExportOptions:
     crop: CropBox | None = None
     target_count: int | None = None
     target_size: int | None = None
+    remove: np.ndarray | None = None
+    """Splats an edit removes, before anything else (the clean-up's mask, ``model/cleanup.py``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_opacity < 1.0:
@@ -103,6 +105,10 @@ def select_splats(cloud: SplatCloud, options: ExportOptions) -> SplatCloud:
     """The splats `options` keep, at the SH degree they ask for (never raised above the cloud's), at most
     ``target_count`` of them (the file size target is applied when writing, by :func:`prepare_export`)."""
     keep = np.ones(len(cloud), dtype=bool)
+    if options.remove is not None:
+        if len(options.remove) != len(cloud):
+            raise ValueError(f"an edit of {len(options.remove):,} splats cannot apply to a model of {len(cloud):,}")
+        keep &= ~np.asarray(options.remove, dtype=bool)
     if options.min_opacity > 0.0:
         keep &= sigmoid(cloud.opacities) >= options.min_opacity
     if options.crop is not None:

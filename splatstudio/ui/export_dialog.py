@@ -49,16 +49,21 @@ AMOUNTS = (("all", "All splats"), ("count", "At most this many splats"), ("size"
                    f"{WEB_MAX_BYTES // 1_000_000} MB"))
 
 
-def _load(source: Path) -> Any:
-    """Worker: the cloud and its robust bounds (1st-99th percentile, what a crop box starts from)."""
+def _load(source: Path, cleanup: tuple[float, Any] | None = None) -> Any:
+    """Worker: the cloud, its robust bounds (1st-99th percentile, what a crop box starts from) and the
+    splats the project's clean-up ``(strength, views)`` removes from it (None without one)."""
     from splatstudio.io.formats import load_splats
+    from splatstudio.model.cleanup import cleanup_mask, cleanup_scores
 
     cloud = load_splats(source)
     if len(cloud):
         lo, hi = np.percentile(cloud.positions, [1, 99], axis=0)
     else:
         lo, hi = np.zeros(3), np.ones(3)
-    return cloud, lo, hi
+    removed = None
+    if cleanup is not None and cleanup[0] > 0:
+        removed = cleanup_mask(cleanup_scores(cloud, cleanup[1]), cleanup[0])[0]
+    return cloud, lo, hi, removed
 
 
 class ExportDialog(QDialog):
@@ -67,11 +72,13 @@ class ExportDialog(QDialog):
     sig_exported = Signal(str, int, int)
 
     def __init__(self, filtered: Path | None, raw: Path | None, name: str, workers: Workers,
-                 parent: QWidget | None = None, extension: str = ".ply"):
+                 parent: QWidget | None = None, extension: str = ".ply", cleanup: tuple[float, Any] | None = None):
         super().__init__(parent)
         self.setObjectName("exportDialog")
         self.setWindowTitle(f"Export — {name}")
         self.sources = {"filtered": filtered, "raw": raw}
+        self.cleanup = cleanup if cleanup is not None and cleanup[0] > 0 else None
+        """The project's clean-up (strength, the photos' cameras as ``model.cleanup.Views``), applied first."""
         self.name = name
         self.workers = workers
         self.clouds: dict[str, Any] = {}
@@ -188,9 +195,10 @@ class ExportDialog(QDialog):
         key = self.amount_key
         target_count = {"count": self.target_count.value(), "web": WEB_MAX_SPLATS}.get(key)
         target_size = {"size": round(self.target_mb.value() * 1e6), "web": WEB_MAX_BYTES}.get(key)
+        loaded = self.clouds.get(self.source_key)
         return ExportOptions(raw=self.source_key == "raw", min_opacity=self.min_opacity.value(),
                              sh_degree=self.sh_degree.currentData(), crop=crop, target_count=target_count,
-                             target_size=target_size)
+                             target_size=target_size, remove=loaded[3] if loaded is not None else None)
 
     # ------------------------------------------------------------------ preview
     def _schedule(self, *_args: Any) -> None:
@@ -205,7 +213,8 @@ class ExportDialog(QDialog):
             if key in self._loading:
                 return
             self._loading.add(key)
-            self.workers.submit(lambda: _load(self.sources[key]), lambda loaded: self._on_loaded(key, loaded),
+            cleanup = self.cleanup
+            self.workers.submit(lambda: _load(self.sources[key], cleanup), lambda loaded: self._on_loaded(key, loaded),
                                 lambda message, _t: self.summary.setText(f"cannot read the model: {message}"))
             return
         try:
@@ -224,7 +233,7 @@ class ExportDialog(QDialog):
                             lambda message, _t: self._on_preview_failed(generation, message))
 
     def _on_loaded(self, key: str, loaded: Any) -> None:
-        _cloud, lo, hi = loaded
+        _cloud, lo, hi, _removed = loaded
         self._loading.discard(key)
         first = not self.clouds
         self.clouds[key] = loaded
@@ -255,7 +264,9 @@ class ExportDialog(QDialog):
             self._set_preview(preview)
             total = len(self.clouds[self.source_key][0])
             kept = " (the most visible)" if self.amount_key != "all" and preview.count < total else ""
-            self.summary.setText(f"{preview.count:,} of {total:,} splats{kept} · "
+            removed = self.clouds[self.source_key][3]
+            cleaned = f" after the clean-up removed {int(removed.sum()):,}" if removed is not None else ""
+            self.summary.setText(f"{preview.count:,} of {total:,} splats{kept}{cleaned} · "
                                  f"{humanize.format_size(preview.size)} as {preview.extension}")
             self.export_button.setEnabled(True)
         self._finish_busy()

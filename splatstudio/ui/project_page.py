@@ -632,12 +632,26 @@ class ProjectPage(QWidget):
         if raw is None and shown is None:
             self.sig_message.emit("nothing to export yet: run the project first")
             return None
-        dialog = ExportDialog(shown[0] if shown else None, raw, self.project.name, self.workers, self)
+        dialog = ExportDialog(shown[0] if shown else None, raw, self.project.name, self.workers, self,
+                              cleanup=self._cleanup_for_export(shown))
         dialog.sig_exported.connect(
             lambda path, count, size: self.sig_message.emit(f"exported {count:,} splats to {path} "
                                                             f"({humanize.format_size(size)})"))
         dialog.open()
         return dialog
+
+    def _cleanup_for_export(self, shown) -> tuple[float, object] | None:
+        """The clean-up kept with the project, with the photos' cameras of the shown result, for exports."""
+        strength = float(self.project.edits().get("cleanup", 0.0) or 0.0) if self.project is not None else 0.0
+        if strength <= 0 or shown is None:
+            return None
+        from splatstudio.render.camera import CameraSpecError, cleanup_views, load_training_cameras
+
+        try:
+            views = cleanup_views(load_training_cameras(shown[1])) if shown[1] is not None else None
+        except (CameraSpecError, OSError, ValueError):
+            views = None
+        return strength, views
 
     def export(self, source: Path, target: str) -> None:
         """Convert ``source`` to ``target`` (format from the extension) in a worker."""

@@ -10,7 +10,7 @@ import numpy as np
 from dataset_builders import junk_scene, ring_views
 from PIL import Image
 
-from splatstudio.io.formats import save_splats
+from splatstudio.io.formats import load_splats, save_splats
 from splatstudio.model.cleanup import cleanup_mask, cleanup_scores
 from splatstudio.model.project import RESULT_PLY, TRAIN_CAMERAS
 
@@ -53,6 +53,16 @@ def test_the_strength_previews_what_goes_and_is_kept_with_the_project(window, qt
     Image.fromarray(page._viewer.render_image()).save(str(artifacts / "cleanup-preview-view.png"))  # the view
     panel.hide_box.setChecked(True)
     assert page._viewer.scene.hide_marked
+
+    # applied when exported: exactly the previewed splats are missing from the file
+    dialog = page.open_export_dialog()
+    qtbot.waitUntil(lambda: "after the clean-up removed" in dialog.summary.text(), timeout=30_000)
+    assert f"{len(cloud) - int(expected.sum()):,} of {len(cloud):,} splats" in dialog.summary.text()
+    target = folder.parent / "cleaned.ply"
+    with qtbot.waitSignal(dialog.sig_exported, timeout=30_000):
+        dialog.export_to(str(target))
+    written = load_splats(target)
+    assert np.array_equal(written.positions, cloud.positions[~expected])
 
     before = page._viewer.scene
     window.open_project(str(folder))  # the strength comes back with the project, and its preview
