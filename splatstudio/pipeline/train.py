@@ -48,12 +48,7 @@ class CurveHistory:
 
     def _lost(self, exc: OSError) -> None:
         self.log(f"the training curves are not saved ({exc.strerror or exc}); the training goes on")
-        if self.handle is not None:
-            try:
-                self.handle.close()
-            except OSError:
-                pass
-        self.handle = None
+        self.close()
 
     def add(self, iteration: int, **figures: Any) -> None:
         if self.handle is None:
@@ -67,12 +62,12 @@ class CurveHistory:
             self._lost(exc)
 
     def close(self) -> None:
-        if self.handle is not None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
             try:
-                self.handle.close()
+                handle.close()
             except OSError:
                 pass
-            self.handle = None
 
 
 Series = dict[str, tuple[list[float], list[float]]]
