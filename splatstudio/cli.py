@@ -575,7 +575,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     options = export_options(args)
     format_for(args.output)  # an unknown output extension fails before the input is read
-    cloud = load_splats(Path(args.input))
+    if args.old_spz:
+        from splatstudio.io.spz import read_spz
+
+        if not args.input.lower().endswith(".spz"):
+            raise UsageError(f"--old-spz reads a .spz file; {args.input} is not one")
+        cloud = read_spz(Path(args.input), rub=True)
+    else:
+        cloud = load_splats(Path(args.input))
     result = export_splats(cloud, Path(args.output), options)
     print(f"converted {result.count} of {len(cloud)} splats: {args.input} -> {args.output} "
           f"({format_size(result.size)})")
@@ -741,6 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help=f"convert a splat file to another format ({', '.join(_export_formats())})")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--old-spz", action="store_true",
+                   help="the input is a .spz written by SplatStudio before December 2026 (its axes were turned "
+                        "for other tools): read it the old way, e.g. to write it again the right way up")
     _add_export_options(p)
     p.set_defaults(func=cmd_convert)
 

@@ -58,3 +58,19 @@ def test_export_a_project_as_sog_for_the_web(tmp_path: Path, capsys) -> None:
     assert out.startswith("exported 300 of ") and "(the most visible) to " in out and "web.sog" in out
     back = load_splats(tmp_path / "web.sog")
     assert len(back) == 300 and back.sh_degree == 3
+
+
+def test_an_old_spz_is_written_again_the_right_way_up(tmp_path: Path, capsys) -> None:
+    """Our .spz files from before the frame fix held turned axes: `convert --old-spz` reads them so."""
+    import numpy as np
+
+    from splatstudio.io.spz import write_spz
+
+    cloud = random_cloud(300, sh_degree=1, seed=5)
+    write_spz(tmp_path / "old.spz", cloud, rub=True)  # as the old writer did
+    assert not np.allclose(load_splats(tmp_path / "old.spz").positions, cloud.positions, atol=1e-2)
+    assert cli(["convert", str(tmp_path / "old.spz"), str(tmp_path / "fixed.spz"), "--old-spz"]) == 0
+    assert np.allclose(load_splats(tmp_path / "fixed.spz").positions, cloud.positions, atol=1e-2)
+    assert cli(["convert", str(tmp_path / "fixed.spz"), str(tmp_path / "x.ply"), "--old-spz"]) == 0
+    assert cli(["convert", str(tmp_path / "x.ply"), str(tmp_path / "y.spz"), "--old-spz"]) == 2
+    assert "not one" in capsys.readouterr().err
