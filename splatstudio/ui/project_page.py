@@ -552,8 +552,12 @@ class ProjectPage(QWidget):
         bar.setValue(int(state.fraction * 1000))
         text = state.message if state.state == RUNNING else state.note
         percent = f"{state.fraction * 100:.0f}%"
-        full = percent + (f" {text}" if text else "")  # the message where the bar has room for it
-        bar.setFormat(full if bar.fontMetrics().horizontalAdvance(full) <= bar.width() - 8 else percent)
+        full = percent + (f" {text}" if text else "")
+        # a running stage's message where the bar has room for it (it changes ten times a second); a stopped
+        # stage's note ("resumes from iteration 834 of 2,000") always, the whole of it in the tooltip
+        fits = bar.fontMetrics().horizontalAdvance(full) <= bar.width() - 8
+        bar.setFormat(full if fits or state.state != RUNNING else percent)
+        bar.setToolTip(text)
         elapsed, left = state.elapsed(), state.remaining()
         item.setText(3, format_duration(elapsed) if elapsed is not None else "")
         item.setText(4, format_left(left))
