@@ -29,6 +29,10 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from splatstudio.io.ply import read_splat_ply, write_splat_ply
+from splatstudio.model.settings import SPEC_BY_KEY
+
+_DEFAULT = {key: SPEC_BY_KEY[key].default for key in ("outlier_k_neighbors", "outlier_std_threshold",
+                                                    "outlier_min_cluster_ratio")}  # one owner: the settings
 
 SPACING_NEIGHBOUR = 4
 """Which neighbour's distance measures the local spacing for the cluster pass."""
@@ -54,9 +58,9 @@ class FilterResult:
 
 def filter_outliers(
     positions: np.ndarray,
-    k: int = 20,
-    std_ratio: float = 2.0,
-    min_cluster_ratio: float = 0.01,
+    k: int = _DEFAULT["outlier_k_neighbors"],
+    std_ratio: float = _DEFAULT["outlier_std_threshold"],
+    min_cluster_ratio: float = _DEFAULT["outlier_min_cluster_ratio"],
     gap_factor: float = 3.0,
 ) -> FilterResult:
     """Flag statistical outliers and small disconnected clusters in (N, 3) `positions`."""
@@ -144,9 +148,9 @@ def _neighbour_graph(hood: _Neighbourhood, alive: np.ndarray, gap_factor: float)
 def filter_ply(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
-    k: int = 20,
-    std_ratio: float = 2.0,
-    min_cluster_ratio: float = 0.01,
+    k: int = _DEFAULT["outlier_k_neighbors"],
+    std_ratio: float = _DEFAULT["outlier_std_threshold"],
+    min_cluster_ratio: float = _DEFAULT["outlier_min_cluster_ratio"],
     gap_factor: float = 3.0,
 ) -> FilterResult:
     """Filter the Gaussians of a 3DGS PLY by position and write the survivors atomically."""

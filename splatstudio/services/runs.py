@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from splatstudio.model.project import CANCELLED, DONE, Project
 from splatstudio.model.run_slots import WINDOW, RunSlot, RunSlots, SlotHolder
+from splatstudio.model.settings import SPEC_BY_KEY
 from splatstudio.pipeline.plan import RunPlan, plan_run
 from splatstudio.pipeline.runner import RunOutcome, exit_description
 from splatstudio.services.stage_process import StageProcess
@@ -141,8 +142,8 @@ class RunQueue(QObject):
     sig_run_refused = Signal(str, str)
     """(project folder, reason) when a queued run cannot start (nothing to do, no photos...)."""
 
-    def __init__(self, max_concurrent: int = 2, python: str | None = None, parent: QObject | None = None,
-                 slots: RunSlots | None = None):
+    def __init__(self, max_concurrent: int = SPEC_BY_KEY["max_concurrent_runs"].default, python: str | None = None,
+                 parent: QObject | None = None, slots: RunSlots | None = None):
         super().__init__(parent)
         self.max_concurrent = max(1, max_concurrent)
         self.python = python
