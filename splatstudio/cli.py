@@ -306,14 +306,19 @@ def _nothing_to_do(project: Project, plan: Any) -> int:
 
 
 def _run_project(library: Library, project: Project, from_stage: str | None, until: str | None,
-                 verbose: bool) -> int:
+                 verbose: bool, executor: str | None = None) -> int:
     from splatstudio.pipeline.plan import plan_run
-    from splatstudio.pipeline.runner import StageRunner
+    from splatstudio.pipeline.runner import make_runner
 
     plan = plan_run(project, from_stage, until)
     if plan.empty:
         return _nothing_to_do(project, plan)
-    runner = StageRunner(project, ProgressPrinter(verbose=verbose))
+    if executor is None:  # an application setting: Preferences, the environment, or --set executor=...
+        executor = load_settings(paths.user_settings_file()).executor
+    runner = make_runner(project, ProgressPrinter(verbose=verbose), executor)
+    where = runner.prepare()  # a cluster that cannot be reached says so before anything starts
+    if where:
+        print(f"{project.name}: {where}", flush=True)
     stop = threading.Event()
 
     def cancel(*_) -> None:  # Ctrl+C or SIGTERM, while waiting for a run slot or while a stage runs
@@ -374,10 +379,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes = _given(args.set)
         project.set_settings(project.settings.updated(changes, "--set"))
         print(f"{project.name}: settings changed: {', '.join(f'{k}={v}' for k, v in changes.items())}")
-    return _run_project(library, project, args.from_stage, args.until, args.verbose)
+    return _run_project(library, project, args.from_stage, args.until, args.verbose, args.executor)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    if args.executor is not None:  # a bad value is said before any photo is imported
+        from splatstudio.pipeline.remote import parse_executor
+
+        parse_executor(args.executor)
     library = _library(args)
     settings = _settings(args.set, args.preset)
     if args.original_resolution:
@@ -389,7 +398,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     project = _new_project(library, name, settings, args.photos)
     if project is None:
         return EXIT_FAILED
-    return _run_project(library, project, None, args.until, args.verbose)
+    return _run_project(library, project, None, args.until, args.verbose, args.executor)
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
@@ -688,12 +697,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="; ".join(f"{item.key}: {item.name.lower()} ({item.values['iterations']} iterations)"
                                           for item in PRESETS) + " (default: your settings)")
 
+    def with_executor(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--executor", metavar="WHERE", help="where the stages run: local, auto (the Ray cluster "
+                       "this computer belongs to) or ray://HOST:PORT (default: the executor setting)")
+
     p = sub.add_parser("reconstruct", help="photos → new project → trained, filtered splats")
     p.add_argument("photos", nargs="+", help="photo and video files and/or folders")
     p.add_argument("--name", help="project name (default: the first folder's name)")
     p.add_argument("--original-resolution", action="store_true", help="import photos without resizing")
     p.add_argument("--until", choices=STAGES, help="stop after this stage")
     with_set(p)
+    with_executor(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("new", help="create a project and import photos (no processing)")
@@ -721,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_stage", choices=STAGES, help="start at this stage (retry)")
     p.add_argument("--until", choices=STAGES, help="stop after this stage")
     with_set(p, presets=False)
+    with_executor(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("projects", help="list the library")
@@ -820,6 +835,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from splatstudio.io.errors import FormatError
         from splatstudio.model.images import ImportFailed
         from splatstudio.pipeline.plan import PlanError
+        from splatstudio.pipeline.remote import ClusterError
 
         if isinstance(exc, FileNotFoundError) and exc.filename:
             print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
@@ -827,7 +843,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         if isinstance(exc, OSError) and exc.filename:
             print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_FAILED
-        if isinstance(exc, (FormatError, PlanError, ImportFailed, OSError)):
+        if isinstance(exc, (FormatError, PlanError, ImportFailed, OSError, ClusterError)):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise

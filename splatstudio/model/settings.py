@@ -163,6 +163,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("gpu_check_interval", float, 5.0, "Seconds between GPU/CPU samples in the system panel.", "Application",
          0.5, 3600.0),
     Spec("log_level", str, "INFO", "Detail of the logs.", "Application", choices=LOG_LEVELS),
+    Spec("executor", str, "local", "Where stages run: local (this computer), auto (the Ray cluster this "
+         "computer belongs to) or ray://HOST:PORT (a Ray cluster's client address; needs the cluster extra).",
+         "Application"),
 )
 
 SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
@@ -210,6 +213,7 @@ LABELS: dict[str, tuple[str, bool]] = {
     "live_preview": ("Show the model while it trains", False),
     "gpu_check_interval": ("System panel refresh (seconds)", True),
     "log_level": ("Log detail", True),
+    "executor": ("Run stages on (local, auto or a Ray cluster's ray://HOST:PORT)", True),
 }
 
 

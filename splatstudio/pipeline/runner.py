@@ -1,5 +1,6 @@
 """Plain subprocess runner for the headless CLI (the GUI uses a QProcess runner with the same argv and
-the same parser). Runs a plan's stages one after another, each as its own process."""
+the same parser). Runs a plan's stages one after another, each as its own process; with the ``executor``
+setting naming a Ray cluster, each on a worker of the cluster (:mod:`splatstudio.pipeline.remote`)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ class StageRunner:
         self.python = python
         self._process: subprocess.Popen[str] | None = None
         self._cancelled = threading.Event()
+
+    def prepare(self) -> str:
+        """Get ready to run (a cluster runner connects); a line saying where stages run, or "" for here."""
+        return ""
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -115,3 +120,16 @@ class StageRunner:
         reader.join(timeout=10)
         self._process = None
         return result, code, last_error
+
+
+def make_runner(project: Project, on_event: EventSink, executor: str | None = None) -> StageRunner:
+    """The runner for ``executor`` (the setting's value): :class:`StageRunner` for ``local`` (nothing of Ray
+    is imported), a cluster's runner otherwise. ``SettingsError`` for a value that names neither."""
+    from splatstudio.pipeline.remote import parse_executor
+
+    address = parse_executor(executor)
+    if address is None:
+        return StageRunner(project, on_event)
+    from splatstudio.pipeline.remote import RemoteStageRunner
+
+    return RemoteStageRunner(project, on_event, address)

@@ -17,7 +17,7 @@ from splatstudio.model.settings import APP_KEYS, SPEC_BY_KEY, Settings, write_us
 
 
 def test_the_application_settings_are_the_users_for_every_project(tmp_path, capsys, monkeypatch):
-    assert set(APP_KEYS) == {"max_concurrent_runs", "live_preview", "gpu_check_interval", "log_level"}
+    assert set(APP_KEYS) == {"max_concurrent_runs", "live_preview", "gpu_check_interval", "log_level", "executor"}
     photos = render_photos(tmp_path / "images", count=3, width=120, height=90)
     output = write_trainer_output(tmp_path / "output", photos, None, iterations=(30,), gaussians=200, sh_degree=0)
     assert cli(["open", str(output), "--name", "Old", "--run"]) == 0
