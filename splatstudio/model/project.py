@@ -55,7 +55,7 @@ STAGE_TITLES = {
 # Folders each stage writes (relative to the project). Re-running a stage clears them first.
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "features": ("sfm/database.db",),
-    "matching": (),
+    "matching": ("sfm/pairs.txt",),  # the pairs chosen to match (pipeline/pairing.py)
     "mapping": ("sfm/sparse", "sfm/report.json", "output/sparse_points.ply"),
     "undistort": ("dataset",),
     "train": ("train",),

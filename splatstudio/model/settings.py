@@ -90,16 +90,21 @@ SPECS: tuple[Spec, ...] = (
     # Structure from motion
     Spec("camera_model", str, "SIMPLE_RADIAL", "COLMAP camera model estimated for the photos.", "Structure from motion",
          choices=CAMERA_MODELS, stages=_SFM),
-    Spec("sfm_max_image_size", int, 1024, "Longest side used for finding features (photos are scaled down for "
+    Spec("sfm_max_image_size", int, 800, "Longest side used for finding features (photos are scaled down for "
          "this step only; camera geometry stays at full size). Larger finds more detail but is slower.",
          "Structure from motion", 256, 20000, stages=_SFM),
     Spec("max_features", int, 8192, "Maximum SIFT features per photo.", "Structure from motion", 256, 65536,
          stages=_SFM),
     Spec("colmap_threads", int, 0, "Threads for feature extraction and matching (0 = all cores).",
          "Structure from motion", 0, 1024),
-    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), sequential (video-like ordered photos) "
-         "or auto (exhaustive up to 150 photos).", "Structure from motion",
-         choices=("auto", "exhaustive", "sequential"), stages=_SFM[1:]),
+    Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), retrieval (each photo with the photos "
+         "that look most like it), sequential (video frames and ordered photos: the next few, plus loop "
+         "closure) or auto (exhaustive up to 20 photos, then sequential for video frames and ordered photos, "
+         "retrieval otherwise).", "Structure from motion",
+         choices=("auto", "exhaustive", "retrieval", "sequential"), stages=_SFM[1:]),
+    Spec("sfm_mapper", str, "auto", "Mapper tried first: global (all photos at once), incremental (photo by "
+         "photo) or auto (the measured default). The others follow if too few photos are placed.",
+         "Structure from motion", choices=("auto", "global", "incremental"), stages=_SFM[2:]),
     Spec("colmap_path", str, "", "Optional external `colmap` executable; empty uses the built-in pycolmap.",
          "Structure from motion", stages=_SFM),
     # Training
@@ -186,6 +191,7 @@ LABELS: dict[str, tuple[str, bool]] = {
     "max_features": ("Features per photo (at most)", False),
     "colmap_threads": ("Threads for features and matching (0 = all cores)", True),
     "matcher": ("Which photo pairs to match", False),
+    "sfm_mapper": ("Mapper tried first", True),
     "colmap_path": ("External COLMAP program (empty: built in)", True),
     "iterations": ("Training steps (iterations)", False),
     "time_budget_minutes": ("Training time budget (minutes; off: use the steps)", False),

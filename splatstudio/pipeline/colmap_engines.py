@@ -10,14 +10,16 @@ for the executable).
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from splatstudio.pipeline.entry import StageContext, StageFailed
-
-MAPPING_STRATEGIES = ("incremental", "incremental, relaxed initial pair", "global")
 
 # Relaxed initialisation for hard sets (few strong pairs, little parallax): measured on the shared
 # "lund" set, where default incremental mapping placed 2 of 29 photos and these settings placed 29.
@@ -28,6 +30,27 @@ RELAXED_MAPPER = {
     "abs_pose_min_num_inliers": 15,
     "abs_pose_min_inlier_ratio": 0.15,
 }
+
+
+@dataclass(frozen=True)
+class MapperTry:
+    """One way of mapping: which mapper, and which of its assumptions are relaxed or fixed."""
+
+    mapper: str  # "global" (GLOMAP, in pycolmap 4) or "incremental"
+    relaxed_start: bool = False  # incremental: accept a weaker initial pair (RELAXED_MAPPER)
+    fixed_distortion: bool = False  # fewer camera parameters: lens distortion stays 0
+    fixed_focal: bool = False  # the focal length stays at EXIF's (or COLMAP's 1.2 x size guess)
+
+    @property
+    def label(self) -> str:
+        words = [f"{self.mapper} mapper"]
+        if self.relaxed_start:
+            words.append("relaxed initial pair")
+        if self.fixed_distortion:
+            words.append("no lens distortion")
+        if self.fixed_focal:
+            words.append("focal length fixed")
+        return ", ".join(words)
 
 
 class PycolmapEngine:
@@ -59,40 +82,91 @@ class PycolmapEngine:
                                               reader_options=reader, extraction_options=extraction,
                                               device=pc.Device.cpu, cancellation_token=self.token))
 
-    def match(self, database: Path, kind: str, count: int) -> None:
+    def match_all(self, database: Path, count: int) -> None:
+        """Match every pair of the ``count`` photos (COLMAP skips pairs matched before)."""
         pc = self.pycolmap
         matching = pc.FeatureMatchingOptions()
         matching.num_threads = self.threads
-        if kind == "exhaustive":
-            pairing = pc.ExhaustivePairingOptions()
-            pairing.block_size = exhaustive_block_size(count)
-            self._run(lambda: pc.match_exhaustive(database, matching_options=matching, pairing_options=pairing,
-                                                  device=pc.Device.cpu, cancellation_token=self.token))
-        else:
-            pairing = pc.SequentialPairingOptions()
-            pairing.overlap = 10
-            self._run(lambda: pc.match_sequential(database, matching_options=matching, pairing_options=pairing,
-                                                  device=pc.Device.cpu, cancellation_token=self.token))
+        pairing = pc.ExhaustivePairingOptions()
+        pairing.block_size = exhaustive_block_size(count)
+        self._run(lambda: pc.match_exhaustive(database, matching_options=matching, pairing_options=pairing,
+                                              device=pc.Device.cpu, cancellation_token=self.token))
 
-    def map(self, strategy: str, database: Path, images: Path, out: Path, on_image) -> list[Any]:
+    def match_pairs(self, database: Path, pairs_file: Path, count: int) -> None:
+        """Match the pairs listed in ``pairs_file`` (``name1 name2`` a line)."""
         pc = self.pycolmap
-        if strategy == "global":
+        matching = pc.FeatureMatchingOptions()
+        matching.num_threads = self.threads
+        pairing = pc.ImportedPairingOptions()
+        pairing.match_list_path = pairs_file
+        pairing.block_size = pairs_block_size(count)
+        self._run(lambda: pc.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
+                                               device=pc.Device.cpu, cancellation_token=self.token))
+
+    def map(self, how: MapperTry, database: Path, images: Path, out: Path, on_image) -> list[Any]:
+        pc = self.pycolmap
+        if how.mapper == "global":
             options = pc.GlobalPipelineOptions()
-            models = self._run(lambda: pc.global_mapping(database, images, out, options))
-        else:
-            options = pc.IncrementalPipelineOptions()
             options.num_threads = self.threads
             options.random_seed = 0
             options.mapper.random_seed = 0
-            if strategy != "incremental":
-                options.min_model_size = 3
-                options.init_num_trials = 400
-                for key, value in RELAXED_MAPPER.items():
-                    setattr(options.mapper, key, value)
-            models = self._run(lambda: pc.incremental_mapping(database, images, out, options,
-                                                              next_image_callback=on_image,
-                                                              cancellation_token=self.token))
+            options.mapper.bundle_adjustment.refine_extra_params = not how.fixed_distortion
+            options.mapper.bundle_adjustment.refine_focal_length = not how.fixed_focal
+            self._global_in_child(lambda: pc.global_mapping(database, images, out, options))
+            return [pc.Reconstruction(str(folder)) for folder in sorted(out.iterdir())
+                    if (folder / "images.bin").is_file()]
+        options = pc.IncrementalPipelineOptions()
+        options.num_threads = self.threads
+        options.random_seed = 0
+        options.mapper.random_seed = 0
+        options.ba_refine_extra_params = not how.fixed_distortion
+        options.ba_refine_focal_length = not how.fixed_focal
+        if how.relaxed_start:
+            options.min_model_size = 3
+            options.init_num_trials = 400
+            for key, value in RELAXED_MAPPER.items():
+                setattr(options.mapper, key, value)
+        models = self._run(lambda: pc.incremental_mapping(database, images, out, options,
+                                                          next_image_callback=on_image,
+                                                          cancellation_token=self.token))
         return list((models or {}).values())
+
+    def _global_in_child(self, work) -> None:
+        """pycolmap 4.2.1's global mapper takes no cancellation token: it runs in a forked child (its log
+        goes to the same stderr, so progress lines still reach the stage), which a cancel kills."""
+        if not hasattr(os, "fork"):  # Windows: in a thread, as the other calls (a cancel waits for it)
+            self._run(work)
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: map, write the models, leave without running the parent's exit code
+            code = 1
+            try:
+                _die_with_parent()
+                work()
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - said on stderr, the parent reports the failure
+                os.write(2, f"global mapper: {type(exc).__name__}: {exc}\n".encode())
+            finally:
+                os._exit(code)
+        status = [None]
+
+        def wait() -> None:
+            while status[0] is None:
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status[0] = code
+                else:
+                    time.sleep(0.05)
+
+        def kill() -> None:
+            try:
+                os.kill(pid, signal.SIGKILL)  # glog turns SIGTERM into a stack dump
+            except ProcessLookupError:
+                pass
+
+        self.ctx.run_cancellable(wait, on_cancel=kill)
+        if os.waitstatus_to_exitcode(status[0]) != 0:
+            raise StageFailed("the global mapper stopped with an error", "see the stage log")
 
     def undistort(self, model: Path, images: Path, out: Path) -> None:
         pc = self.pycolmap
@@ -154,23 +228,26 @@ class ColmapCliEngine:
         finally:
             Path(image_list).unlink(missing_ok=True)
 
-    def match(self, database: Path, kind: str, count: int) -> None:
-        common = ["--database_path", str(database), "--SiftMatching.num_threads", str(self.threads),
-                  "--SiftMatching.use_gpu", "0"]
-        if kind == "exhaustive":
-            self._run("exhaustive_matcher", *common, "--ExhaustiveMatching.block_size",
-                      str(exhaustive_block_size(count)))
-        else:
-            self._run("sequential_matcher", *common, "--SequentialMatching.overlap", "10")
+    def match_all(self, database: Path, count: int) -> None:
+        self._run("exhaustive_matcher", "--database_path", str(database), "--SiftMatching.num_threads",
+                  str(self.threads), "--SiftMatching.use_gpu", "0", "--ExhaustiveMatching.block_size",
+                  str(exhaustive_block_size(count)))
 
-    def map(self, strategy: str, database: Path, images: Path, out: Path, on_image) -> list[Any]:
+    def match_pairs(self, database: Path, pairs_file: Path, count: int) -> None:
+        self._run("matches_importer", "--database_path", str(database), "--match_list_path", str(pairs_file),
+                  "--match_type", "pairs", "--SiftMatching.num_threads", str(self.threads),
+                  "--SiftMatching.use_gpu", "0")
+
+    def map(self, how: MapperTry, database: Path, images: Path, out: Path, on_image) -> list[Any]:
         import pycolmap
 
-        if strategy == "global":
+        if how.mapper == "global":
             return []  # the global mapper is not part of the COLMAP 3 executable
         args = ["mapper", "--database_path", str(database), "--image_path", str(images), "--output_path",
-                str(out), "--Mapper.num_threads", str(self.threads)]
-        if strategy != "incremental":
+                str(out), "--Mapper.num_threads", str(self.threads),
+                "--Mapper.ba_refine_extra_params", "0" if how.fixed_distortion else "1",
+                "--Mapper.ba_refine_focal_length", "0" if how.fixed_focal else "1"]
+        if how.relaxed_start:
             args += ["--Mapper.min_model_size", "3", "--Mapper.init_num_trials", "400"]
             for key, value in RELAXED_MAPPER.items():
                 args += [f"--Mapper.{key}", str(value)]
@@ -181,6 +258,21 @@ class ColmapCliEngine:
     def undistort(self, model: Path, images: Path, out: Path) -> None:
         self._run("image_undistorter", "--image_path", str(images), "--input_path", str(model), "--output_path",
                   str(out), "--output_type", "COLMAP")
+
+
+def _die_with_parent() -> None:
+    """Linux: the forked mapper is killed when the stage process dies (elsewhere it ends on its own)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def pairs_block_size(count: int) -> int:
+    """Pairs per block of an imported pair list: about 16 progress steps."""
+    return max(10, math.ceil(count / 16))
 
 
 def exhaustive_block_size(count: int) -> int:

@@ -3,7 +3,14 @@
 features → matching → mapping → undistort. Each stage runs its pycolmap call in a worker thread with a
 cancellation token (SIGTERM stops it), turns COLMAP's own log lines into progress, and reports figures a
 user can act on: registered / total photos and which were dropped, mean reprojection error, points, and,
-when mapping fails, why in plain words and what to try.
+when photos are left out or mapping fails, why in plain words and what to try.
+
+Matching matches every pair of a few photos, and otherwise only the pairs mapping needs
+(:mod:`splatstudio.pipeline.pairing`: retrieval by the photos' own features, or sequential with loop closure
+for video frames and ordered photos), and says which and why. Mapping climbs a ladder
+(:func:`mapping_ladder`): the measured first mapper, the other mapper, a relaxed start, more pairs, fewer
+camera parameters, a fixed focal length; it stops once enough photos are placed, skips what cannot help
+(photos that share no matches with the placed ones), keeps the largest model, and records every step.
 """
 
 from __future__ import annotations
@@ -12,20 +19,25 @@ import math
 import os
 import re
 import shutil
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from splatstudio.model.atomic import read_json, write_json_atomic
-from splatstudio.pipeline.colmap_engines import MAPPING_STRATEGIES, make_engine
+from splatstudio.pipeline import pairing
+from splatstudio.pipeline.colmap_engines import MapperTry, make_engine
 from splatstudio.pipeline.entry import StageContext, StageFailed
+from splatstudio.pipeline.pairing import MatcherChoice
 
 DATABASE = "sfm/database.db"
 SPARSE = "sfm/sparse"
-EXHAUSTIVE_LIMIT = 150
 MIN_REGISTERED = 3
+MAPPABLE_INLIERS = 15
+"""Matches a verified pair needs for the mappers to use it (COLMAP's default ``min_num_matches``)."""
 
 
 def _pycolmap():
@@ -137,31 +149,109 @@ def run_features(ctx: StageContext) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------- matching
 
-def choose_matcher(setting: str, count: int) -> str:
-    if setting != "auto":
-        return setting
-    return "exhaustive" if count <= EXHAUSTIVE_LIMIT else "sequential"
+PAIRS_FILE = "sfm/pairs.txt"
+
+
+def choose_matcher(setting: str, count: int, sequences: list[list[str]] | None = None,
+                   ordered_photos: bool = False) -> MatcherChoice:
+    """Which pairs to match, and why (see :mod:`splatstudio.pipeline.pairing`)."""
+    return pairing.choose_matcher(setting, count, sequences or [], ordered_photos)
+
+
+def _frame_sequences(images_dir: Path, names: list[str]) -> list[list[str]]:
+    """Each imported video's frames in time order (``model.video``), limited to ``names``; ``[]`` when the
+    video import is not available or tells nothing."""
+    try:
+        from splatstudio.model.video import frame_sequences
+    except ImportError:
+        return []
+    try:
+        sequences = frame_sequences(images_dir)
+    except (OSError, ValueError):
+        return []
+    wanted = set(names)
+    return [kept for sequence in sequences if len(kept := [name for name in sequence if name in wanted]) >= 2]
+
+
+class _Descriptors:
+    """Each photo's SIFT descriptors (uint8 rows) read from the database when indexed, in ``names`` order
+    (photos without features give none)."""
+
+    def __init__(self, db: Any, names: list[str]):
+        self.db = db
+        self.names = names
+        self.ids = {image.name: image.image_id for image in db.read_all_images()}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> Any:
+        import numpy as np
+
+        image_id = self.ids.get(self.names[index])
+        if image_id is None or not self.db.exists_descriptors(image_id):
+            return np.zeros((0, 128), np.uint8)
+        return np.asarray(self.db.read_descriptors(image_id).data)
+
+
+def photo_similarity(database: Path, names: list[str], progress=None) -> Any:
+    """Cosine similarity of the photos' global descriptors (VLAD over the project's own features)."""
+    db = _pycolmap().Database.open(database)
+    try:
+        return pairing.similarity(pairing.describe_photos(_Descriptors(db, names), progress))
+    finally:
+        db.close()
+
+
+def plan_pairs(ctx: StageContext, database: Path, names: list[str]) -> tuple[MatcherChoice, list[tuple[str, str]]]:
+    """Decide the pairing and list its pairs (an empty list means every pair)."""
+    count = len(names)
+    setting = ctx.settings.matcher
+    sequences = _frame_sequences(ctx.project.images_dir, names)
+    if setting == "exhaustive" or (setting == "auto" and count <= pairing.EXHAUSTIVE_LIMIT):
+        return choose_matcher(setting, count, sequences), []
+
+    def described(done: int, total: int) -> None:
+        ctx.progress(0.1 * done / total, f"choosing pairs: comparing the photos ({100 * done // total}%)")
+
+    scores = photo_similarity(database, names, described)
+    ordered = not sequences and pairing.looks_ordered(scores)
+    choice = choose_matcher(setting, count, sequences, ordered)
+    index = {name: i for i, name in enumerate(names)}
+    if choice.kind == "sequential" and not sequences:
+        sequences = [list(names)]  # photos in name order (ordered, or sequential asked for)
+    chosen = pairing.select_pairs(scores, choice.kind, [[index[n] for n in seq] for seq in sequences])
+    return choice, [(names[i], names[j]) for i, j in chosen]
 
 
 def run_matching(ctx: StageContext) -> dict[str, Any]:
     pycolmap = _pycolmap()
     database = ctx.project.path(DATABASE)
+    pairs_file = ctx.project.path(PAIRS_FILE)
     names = ctx.project.image_names()
-    kind = choose_matcher(ctx.settings.matcher, len(names))
+    all_pairs = len(names) * (len(names) - 1) // 2
     block = re.compile(r"Processing block \[(\d+)/(\d+), (\d+)/(\d+)\]")
+    imported = re.compile(r"Processing block \[(\d+)/(\d+)\]")
     seq = re.compile(r"Matching image \[(\d+)/(\d+)\]")
+    start = [0.0]  # the share of the stage spent choosing pairs
+
+    def report(fraction: float, message: str) -> None:
+        ctx.progress(start[0] + (1.0 - start[0]) * fraction, message)
 
     def hook(line: str) -> None:
         if match := block.search(line):
             i, n, j, m = map(int, match.groups())
             done = (i - 1) * m + j - 1
-            ctx.progress(done / (n * m), f"matching block {done + 1}/{n * m}")
+            report(done / (n * m), f"matching block {done + 1}/{n * m}")
+        elif match := imported.search(line):
+            i, n = map(int, match.groups())
+            report((i - 1) / n, f"matching block {i}/{n}")
         elif match := seq.search(line):
             i, n = map(int, match.groups())
-            ctx.progress((i - 1) / n, f"matching photo {i}/{n}")
+            report((i - 1) / n, f"matching photo {i}/{n}")
 
-    ctx.tee_hook(hook)
     shutil.copyfile(database, database.with_suffix(".db.bak"))  # cancel/failure restores the features
+    pairs_file.unlink(missing_ok=True)
     try:
         db = pycolmap.Database.open(database)
         try:  # a re-run matches afresh (COLMAP would otherwise skip pairs matched before)
@@ -169,13 +259,25 @@ def run_matching(ctx: StageContext) -> dict[str, Any]:
             db.clear_matches()
         finally:
             db.close()
-        if kind == "exhaustive":
-            ctx.log(f"exhaustive matching of {len(names) * (len(names) - 1) // 2} pairs")
+        started = time.monotonic()
+        choice, pairs = plan_pairs(ctx, database, names)
+        choosing = time.monotonic() - started
+        ctx.log(f"pairing: {choice.kind} — {choice.reason}")
+        ctx.tee_hook(hook)
+        engine = make_engine(ctx, _threads(ctx))
+        if choice.kind == "exhaustive":
+            ctx.log(f"exhaustive matching of {all_pairs} pairs")
+            engine.match_all(database, len(names))
         else:
-            ctx.log("sequential matching (each photo with its 10 neighbours in name order)")
-        make_engine(ctx, _threads(ctx)).match(database, kind, len(names))
+            start[0] = 0.1
+            ctx.log(f"{len(pairs)} of {all_pairs} pairs chosen in {choosing:.1f} s; list in {PAIRS_FILE}")
+            tmp = pairs_file.with_suffix(".txt.part")
+            tmp.write_text("".join(f"{a} {b}\n" for a, b in pairs), encoding="utf-8")
+            tmp.replace(pairs_file)
+            engine.match_pairs(database, pairs_file, len(pairs))
     except BaseException:
         database.with_suffix(".db.bak").replace(database)
+        pairs_file.unlink(missing_ok=True)
         raise
     finally:
         ctx.tee_hook(None)
@@ -190,15 +292,149 @@ def run_matching(ctx: StageContext) -> dict[str, Any]:
         raise StageFailed("no two photos share enough matching features to be related",
                           "take photos with more overlap (each scene point in 3+ photos, 60-80% overlap "
                           "between neighbours) of a textured, static subject")
-    return {"matcher": kind, "matched_pairs": matched, "verified_pairs": verified}
+    return {"matcher": choice.kind, "matcher_reason": choice.reason, "pairs": len(pairs) if pairs else all_pairs,
+            "all_pairs": all_pairs, "pairing_seconds": round(choosing, 2), "matched_pairs": matched,
+            "verified_pairs": verified}
 
 
 # ------------------------------------------------------------------------------------------- mapping
+
+FIRST_MAPPER = "incremental"
+"""The mapper tried first (setting ``sfm_mapper`` = auto). Chosen from measurements (NOTES, "The right mapper
+first"): at equal photos placed and equal error the incremental mapper took less time on most sets; the global
+mapper comes second, where it places the sets on which the incremental one finds no starting pair."""
+
+WHY = {
+    "global": "the global mapper places every photo at once from all pairs, so no single starting pair "
+              "has to be good",
+    "incremental": "the incremental mapper grows the model photo by photo from the best starting pair",
+    "relaxed": "accepts a weaker first pair of photos (little parallax, few shared features)",
+    "pairs": "the chosen pairs may have missed overlaps: the pairs not matched yet are matched too",
+    "distortion": "fewer camera parameters: lens distortion is not estimated (it can run away on weak "
+                  "geometry)",
+    "focal": "the focal length is kept at the photos' EXIF value (or 1.2 x the photo's size) instead of being "
+             "estimated",
+}
+
+
+SKIPPED_LABELS = {"more_pairs": "more pairs", "no_distortion": "no lens distortion",
+                  "fixed_focal": "no lens distortion, focal length fixed"}
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the mapping ladder. ``kind``: ``map`` (map as ``how`` says); ``more_pairs`` (match more
+    pairs, then map as the best way so far); ``no_distortion`` / ``fixed_focal`` (the best way so far with
+    fewer camera parameters / the focal length fixed too)."""
+
+    kind: str
+    why: str
+    how: MapperTry | None = None
+
+
+def mapping_ladder(first: str, matcher: str, engine: str = "pycolmap") -> list[Rung]:
+    """The order in which mapping is tried until enough photos are placed.
+
+    ``first`` is the mapper tried first ("global" or "incremental"); ``matcher`` the pairing the matching
+    stage used (a non-exhaustive one adds a step that matches more pairs). The steps after the mappers
+    relax the camera (fewer parameters, then the focal length fixed) on whichever mapper did best; they
+    are resolved by :func:`run_mapping` (their ``how`` is ``None`` here). The external COLMAP 3 executable has
+    no global mapper: its steps are left out.
+    """
+    if first not in ("global", "incremental"):
+        raise ValueError(f"unknown mapper {first!r}")
+    glob = Rung("map", WHY["global"], MapperTry("global"))
+    incremental = Rung("map", WHY["incremental"], MapperTry("incremental"))
+    relaxed = Rung("map", WHY["relaxed"], MapperTry("incremental", relaxed_start=True))
+    rungs = [glob, incremental, relaxed] if first == "global" else [incremental, glob, relaxed]
+    if matcher != "exhaustive":
+        rungs.append(Rung("more_pairs", WHY["pairs"]))
+    rungs += [Rung("no_distortion", WHY["distortion"]), Rung("fixed_focal", WHY["focal"])]
+    if engine != "pycolmap":
+        rungs = [rung for rung in rungs if rung.how is None or rung.how.mapper != "global"]
+    return rungs
+
 
 def _reconstruction_figures(rec: Any) -> dict[str, Any]:
     return {"registered": rec.num_reg_images(), "points": rec.num_points3D(),
             "mean_reprojection_error": round(float(rec.compute_mean_reprojection_error()), 4),
             "mean_track_length": round(float(rec.compute_mean_track_length()), 3)}
+
+
+def _placed(rec: Any) -> set[str]:
+    return {image.name for image in rec.images.values() if image.has_pose}
+
+
+_GLOBAL_PHASES = (("Running rotation averaging", 0.05, "orienting the photos"),
+                  ("Running track establishment", 0.1, "linking features into tracks"),
+                  ("Running global positioning", 0.15, "placing the photos"),
+                  ("Running iterative bundle adjustment", 0.55, "refining"),
+                  ("Running iterative retriangulation", 0.85, "refining the points"))
+
+
+def _mapping_hooks(ctx: StageContext, label: str, total: int, fraction) -> tuple[Any, Any]:
+    """Progress for one ladder step: the incremental mapper's per-photo callback and a log-line parser
+    (the external executable's "Registering image", the global mapper's phases)."""
+    registered = [0]
+    registering = re.compile(r"Registering image #\d+ \((\d+)\)")
+    bundle = re.compile(r"Global bundle adjustment iteration (\d+) / (\d+)")
+
+    def on_image() -> None:
+        registered[0] += 1
+        ctx.progress(fraction(min(registered[0] / total, 0.99)), f"{label}: placed {registered[0]} of {total} photos")
+
+    def hook(line: str) -> None:
+        if match := registering.search(line):
+            registered[0] = int(match.group(1))
+            ctx.progress(fraction(min(registered[0] / total, 0.99)),
+                         f"{label}: placed {registered[0]} of {total} photos")
+            return
+        if match := bundle.search(line):
+            i, n = map(int, match.groups())
+            ctx.progress(fraction(0.55 + 0.3 * i / n), f"{label}: refining ({i}/{n})")
+            return
+        for text, share, words in _GLOBAL_PHASES:
+            if text in line:
+                ctx.progress(fraction(share), f"{label}: {words}")
+                return
+
+    return on_image, hook
+
+
+def _match_more_pairs(ctx: StageContext, engine: Any, database: Path, names: list[str], fraction) -> str:
+    """The ladder's other pairing: every pair when affordable, else three times the neighbours. Pairs matched
+    before are skipped. Returns what was done, in words."""
+    count = len(names)
+    backup = database.with_suffix(".db.ladder")
+    shutil.copyfile(database, backup)
+    blocks = re.compile(r"Processing block \[(\d+)/(\d+)(?:, (\d+)/(\d+))?\]")
+
+    def hook(line: str) -> None:
+        if match := blocks.search(line):
+            i, n, j, m = (int(g) if g else 1 for g in match.groups())
+            done = ((i - 1) * m + j - 1) / (n * m)
+            ctx.progress(fraction(0.5 * done), f"matching more pairs: block {(i - 1) * m + j}/{n * m}")
+
+    ctx.tee_hook(hook)
+    try:
+        if count <= pairing.EXHAUSTIVE_AFFORDABLE:
+            engine.match_all(database, count)
+            done = f"matched every pair ({count * (count - 1) // 2})"
+        else:
+            scores = photo_similarity(database, names)
+            chosen = pairing.select_pairs(scores, "retrieval", neighbours=3 * pairing.RETRIEVAL_NEIGHBOURS)
+            pairs_file = ctx.project.path("sfm", "sparse.part", "pairs-more.txt")  # removed with the step's work
+            pairs_file.parent.mkdir(parents=True, exist_ok=True)
+            pairs_file.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in chosen), encoding="utf-8")
+            engine.match_pairs(database, pairs_file, len(chosen))
+            done = f"matched each photo with its {3 * pairing.RETRIEVAL_NEIGHBOURS} most similar ({len(chosen)} pairs)"
+    except BaseException:
+        backup.replace(database)
+        raise
+    finally:
+        ctx.tee_hook(None)
+    backup.unlink(missing_ok=True)
+    return done
 
 
 def run_mapping(ctx: StageContext) -> dict[str, Any]:
@@ -209,47 +445,92 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
     work_root = project.path("sfm", "sparse.part")
     shutil.rmtree(work_root, ignore_errors=True)
     total = len(names)
-    best: Any = None
-    best_label = ""
-    attempts_report: list[dict[str, Any]] = []
+    enough = max(MIN_REGISTERED, math.ceil(0.8 * total))
     engine = make_engine(ctx, _threads(ctx))
-    registering = re.compile(r"Registering image #\d+ \((\d+)\)")
-    for attempt, label in enumerate(MAPPING_STRATEGIES):
-        out = work_root / str(attempt)
+    matching = project.stage_record("matching")
+    matcher = (matching.figures or {}).get("matcher", "exhaustive") if matching else "exhaustive"
+    first = FIRST_MAPPER if ctx.settings.sfm_mapper == "auto" else ctx.settings.sfm_mapper
+    ladder = mapping_ladder(first, matcher, engine.name)
+    best: Any = None
+    best_how: MapperTry | None = None
+    best_models: list[Any] = []
+    tried: list[dict[str, Any]] = []
+    ctx.log(f"mapping: up to {len(ladder)} ways, until {enough} of {total} photos are placed")
+    links = _links(database)
+    for step, rung in enumerate(ladder):
+        if best is not None and best.num_reg_images() >= enough:
+            # enough: stop, unless the first way left out photos that share matches with the placed ones;
+            # then the other mapper (the second step) gets one try at them
+            if best.num_reg_images() == total or step != 1 or not _reachable(links, _placed(best)):
+                break
+            ctx.log(f"  {total - best.num_reg_images()} photo(s) left out share matches with the placed ones: "
+                    "one more try")
+        ctx.check_cancelled()
+        if best is not None and rung.kind != "more_pairs" and not _reachable(links, _placed(best)):
+            reason = ("skipped: the photos left out share no matches with the placed ones, which no mapper "
+                      "setting can change")
+            tried.append({"step": step + 1, "how": rung.how.label if rung.how else SKIPPED_LABELS[rung.kind],
+                          "why": rung.why, "skipped": reason, "registered": 0, "models": 0, "seconds": 0.0,
+                          "outcome": reason})
+            ctx.log(f"mapping step {step + 1}: {tried[-1]['how']} — {reason}")
+            continue
+        started = time.monotonic()
+        base = best_how or ladder[0].how
+        assert base is not None
+        how = rung.how or base  # the later steps build on the way that did best so far
+        span = (step / len(ladder), (step + 1) / len(ladder))
+
+        def fraction(x: float, span=span) -> float:
+            return span[0] + (span[1] - span[0]) * x
+
+        def mapping_fraction(x: float, more=rung.kind == "more_pairs") -> float:
+            return fraction(0.5 + 0.5 * x if more else x)  # after matching more pairs: the second half
+
+        extra = ""
+        if rung.kind == "more_pairs":
+            ctx.log(f"mapping step {step + 1}: more pairs — {rung.why}")
+            extra = _match_more_pairs(ctx, engine, database, names, fraction) + ", then "
+            links = _links(database)
+        elif rung.kind == "no_distortion":
+            how = MapperTry(base.mapper, base.relaxed_start, fixed_distortion=True)
+        elif rung.kind == "fixed_focal":
+            how = MapperTry(base.mapper, base.relaxed_start, fixed_distortion=True, fixed_focal=True)
+        label = extra + how.label
+        out = work_root / str(step)
         out.mkdir(parents=True)
-        registered = [0]
-
-        def on_image(registered=registered, label=label) -> None:
-            registered[0] += 1
-            ctx.progress(min(registered[0] / total, 0.99), f"{label}: placed {registered[0]} of {total} photos")
-
-        def hook(line: str, registered=registered, label=label) -> None:  # the external executable's log
-            if match := registering.search(line):
-                registered[0] = int(match.group(1))
-                ctx.progress(min(registered[0] / total, 0.99),
-                             f"{label}: placed {registered[0]} of {total} photos")
-
-        ctx.log(f"mapping attempt {attempt + 1}: {label} ({engine.name})")
+        on_image, hook = _mapping_hooks(ctx, how.label, total, mapping_fraction)
+        ctx.log(f"mapping step {step + 1}: {label} — {rung.why}")
+        ctx.progress(mapping_fraction(0.0), f"step {step + 1}: {how.label}", force=True)
         ctx.tee_hook(hook)
         try:
-            models = engine.map(label, database, project.images_dir, out, on_image)
+            models = engine.map(how, database, project.images_dir, out, on_image)
+        except StageFailed as exc:  # one way failing is what the ladder is for
+            ctx.log(f"  {exc}")
+            models = []
         finally:
             ctx.tee_hook(None)
-        candidates = sorted(models, key=lambda r: r.num_reg_images(), reverse=True)
-        top = candidates[0] if candidates else None
-        attempts_report.append({"strategy": label, "models": len(models),
-                                "registered": top.num_reg_images() if top else 0})
-        ctx.log(f"  {len(models)} model(s); largest registers {attempts_report[-1]['registered']} of {total}")
+        models = sorted(models, key=lambda r: r.num_reg_images(), reverse=True)
+        top = models[0] if models else None
+        entry = {"step": step + 1, "how": label, "why": rung.why, "models": len(models),
+                 "model_sizes": [m.num_reg_images() for m in models[:5]],
+                 "registered": top.num_reg_images() if top else 0,
+                 "mean_reprojection_error": round(float(top.compute_mean_reprojection_error()), 4) if top else None,
+                 "seconds": round(time.monotonic() - started, 1)}
+        entry["outcome"] = _outcome_words(entry, total)
+        tried.append(entry)
+        ctx.log(f"  {entry['outcome']} in {entry['seconds']} s")
         if top is not None and (best is None or top.num_reg_images() > best.num_reg_images()):
-            best, best_label = top, label
-        if best is not None and best.num_reg_images() >= max(MIN_REGISTERED, math.ceil(0.8 * total)):
-            break
-        ctx.check_cancelled()
+            best, best_how, best_models = top, how, models
 
+    figures_tried = {"total": total, "attempts": tried}
     if best is None or best.num_reg_images() < MIN_REGISTERED:
+        diagnosis = diagnose(database, project.images_dir, names, set(), [])
         shutil.rmtree(work_root, ignore_errors=True)
-        message, hint = diagnose_failure(database, names, best.num_reg_images() if best else 0)
-        raise StageFailed(message, hint)
+        write_json_atomic(project.path("sfm", "report.json"), {**figures_tried, "failed": True, "registered": 0,
+                                                               "diagnosis": diagnosis})
+        head = (f"only {best.num_reg_images()} of {total} photos could be placed in 3D" if best is not None
+                and best.num_reg_images() else f"no 3D model could be built from the {total} photos")
+        raise StageFailed(f"{head}: {diagnosis['cause']}. Tried: {_tried_words(tried)}", diagnosis["advice"])
 
     tmp_model = out_root.with_name("sparse.best")
     shutil.rmtree(tmp_model, ignore_errors=True)
@@ -259,17 +540,64 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
     tmp_model.replace(out_root)
     shutil.rmtree(work_root, ignore_errors=True)
 
-    registered_names = {image.name for image in best.images.values() if image.has_pose}
-    dropped = sorted(set(names) - registered_names)
-    figures = {"total": total, **_reconstruction_figures(best), "dropped": dropped, "strategy": best_label,
-               "attempts": attempts_report}
+    placed = _placed(best)
+    dropped = sorted(set(names) - placed)
+    assert best_how is not None
+    figures = {**figures_tried, **_reconstruction_figures(best), "dropped": dropped,
+               "strategy": next(t["how"] for t in tried if t["registered"] == best.num_reg_images())}
+    if dropped:
+        figures["diagnosis"] = diagnose(database, project.images_dir, names, placed,
+                                        [_placed(m) for m in best_models[1:]])
     _write_points(project.path("output", "sparse_points.ply"), best)
     write_json_atomic(project.path("sfm", "report.json"), figures)
-    ctx.log(f"placed {figures['registered']} of {total} photos ({best_label}); {figures['points']} points, "
+    ctx.log(f"placed {figures['registered']} of {total} photos ({figures['strategy']}); {figures['points']} points, "
             f"mean reprojection error {figures['mean_reprojection_error']:.3f} px")
     if dropped:
+        diagnosis = figures["diagnosis"]
         ctx.log(f"warning: {len(dropped)} photo(s) could not be placed and are left out: {', '.join(dropped)}")
+        ctx.log(f"  why: {diagnosis['cause']}")
+        for name, reason in diagnosis["photos"].items():
+            ctx.log(f"  {name}: {reason}")
+        ctx.log(f"  what to try: {diagnosis['advice']}")
     return figures
+
+
+def _links(database: Path) -> dict[str, set[str]]:
+    """Each photo's partners in geometrically verified pairs (as many inliers as COLMAP's mappers need)."""
+    pycolmap = _pycolmap()
+    db = pycolmap.Database.open(database)
+    try:
+        images = {image.image_id: image.name for image in db.read_all_images()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    finally:
+        db.close()
+    links: dict[str, set[str]] = defaultdict(set)
+    for pair_id, count in zip(pair_ids, inliers, strict=True):
+        if count >= MAPPABLE_INLIERS:
+            id1, id2 = pycolmap.pair_id_to_image_pair(pair_id)
+            if id1 in images and id2 in images:
+                links[images[id1]].add(images[id2])
+                links[images[id2]].add(images[id1])
+    return links
+
+
+def _reachable(links: dict[str, set[str]], placed: set[str]) -> bool:
+    """Whether a photo left out is linked, through matches, to a placed one (so another way of mapping
+    could place it)."""
+    return any(other not in placed for name in placed for other in links.get(name, ()))
+
+
+def _outcome_words(entry: dict[str, Any], total: int) -> str:
+    if not entry["models"]:
+        return "no model"
+    words = f"placed {entry['registered']} of {total} photos"
+    if entry["models"] > 1:
+        words += f" ({entry['models']} separate models of {', '.join(map(str, entry['model_sizes']))} photos)"
+    return words
+
+
+def _tried_words(tried: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{t['how']} ({t['outcome']})" for t in tried)
 
 
 def _write_points(path: Path, rec: Any) -> None:
@@ -285,45 +613,156 @@ def _write_points(path: Path, rec: Any) -> None:
     write_points_ply(path, xyz, rgb)
 
 
-def diagnose_failure(database: Path, names: list[str], registered: int) -> tuple[str, str]:
-    """Explain in a photographer's words why no model could be built, from the features and matches."""
+# ------------------------------------------------------------------------------------------- diagnosis
+
+FEW_FEATURES = 300
+LINKED_INLIERS = 30
+"""Two photos with at least this many geometrically consistent matches count as overlapping."""
+BLURRED = 0.35
+"""A photo whose sharpness (variance of its Laplacian) is below this share of the set's median is blurred."""
+
+
+def _sharpness(path: Path) -> float:
+    import numpy as np
+
+    with Image.open(path) as image:
+        image.draft("L", (400, 400))
+        grey = image.convert("L")
+        grey.thumbnail((400, 400))
+        g = np.asarray(grey, dtype=np.float32)
+    if g.shape[0] < 3 or g.shape[1] < 3:
+        return 0.0
+    return float((g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]).var())
+
+
+def _span(names: list[str]) -> str:
+    """A group of photos in a few words: all of them when few, else the first and last few."""
+    names = sorted(names)
+    if len(names) <= 4:
+        return ", ".join(names)
+    return f"{', '.join(names[:2])} ... {', '.join(names[-2:])} ({len(names)} photos)"
+
+
+def _groups(names: list[str], links: list[tuple[str, str]]) -> list[list[str]]:
+    """Connected groups of photos (largest first); photos without any link are left out."""
+    index = {name: i for i, name in enumerate(names)}
+    labels = pairing.components(len(names), [(index[a], index[b]) for a, b in links if a in index and b in index])
+    linked = {name for pair in links for name in pair}
+    groups: dict[int, list[str]] = defaultdict(list)
+    for name in names:
+        if name in linked:
+            groups[int(labels[index[name]])].append(name)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def diagnose(database: Path, images_dir: Path, names: list[str], placed: set[str],
+             other_models: list[set[str]]) -> dict[str, Any]:
+    """Why photos could not be placed, in a photographer's words, from the features, the matches and the
+    photos themselves.
+
+    Returns ``cause`` (one sentence), ``photos`` (each photo left out and why), ``groups`` (the sets of
+    photos that overlap among themselves but not with each other, when the photos fall apart) and
+    ``advice`` (what to do). ``placed`` are the photos in the kept model (empty when none was built),
+    ``other_models`` the photos of the models that were smaller.
+    """
     pycolmap = _pycolmap()
     db = pycolmap.Database.open(database)
     try:
         images = {image.image_id: image.name for image in db.read_all_images()}
         features = {name: db.num_keypoints_for_image(image_id) for image_id, name in images.items()}
-        links: dict[str, int] = {name: 0 for name in images.values()}
         pair_ids, inliers = db.read_two_view_geometry_num_inliers()
-        strong = 0
-        for pair_id, count in zip(pair_ids, inliers, strict=True):
-            if count >= 30:
-                id1, id2 = pycolmap.pair_id_to_image_pair(pair_id)
-                links[images[id1]] += 1
-                links[images[id2]] += 1
-                strong += 1
+        match_ids, match_counts = db.read_num_matches()
     finally:
         db.close()
-    few_features = sorted(n for n, c in features.items() if c < 300)
-    isolated = sorted(n for n, c in links.items() if c == 0)
-    head = (f"only {registered} of {len(names)} photos could be placed in 3D" if registered
-            else f"no 3D model could be built from the {len(names)} photos")
-    reasons = []
-    if len(few_features) > len(names) / 3:
-        reasons.append(f"{len(few_features)} photos have too few distinctive details "
-                       f"(e.g. {', '.join(few_features[:3])}): plain walls, sky, blur or darkness")
-    if isolated:
-        reasons.append(f"{len(isolated)} photos overlap with no other photo "
-                       f"(e.g. {', '.join(isolated[:3])})")
-    if strong < len(names) - 1:
-        reasons.append(f"only {strong} photo pairs share enough features; a connected set needs at least "
-                       f"{len(names) - 1}")
-    if not reasons:
-        reasons.append("the photos overlap but no pair sees the scene from different enough positions to "
-                       "start a model (too little parallax: photos taken from one spot, or a flat scene)")
-    hint = ("walk around the subject taking a photo every few steps so that each part appears in 3+ photos "
-            "with 60-80% overlap; avoid zoom changes, motion blur, reflective or moving subjects; "
-            "or try camera_model=SIMPLE_PINHOLE and matcher=exhaustive")
-    return f"{head}: " + "; ".join(reasons), hint
+    links: list[tuple[str, str]] = []
+    degree: dict[str, int] = {name: 0 for name in names}
+    ratios = []
+    raw = dict(zip(match_ids, match_counts, strict=True))
+    for pair_id, count in zip(pair_ids, inliers, strict=True):
+        id1, id2 = pycolmap.pair_id_to_image_pair(pair_id)
+        a, b = images.get(id1), images.get(id2)
+        if a is None or b is None:
+            continue
+        if raw.get(pair_id, 0) >= 50:
+            ratios.append(count / raw[pair_id])
+        if count >= LINKED_INLIERS:
+            links.append((a, b))
+            degree[a] = degree.get(a, 0) + 1
+            degree[b] = degree.get(b, 0) + 1
+    groups = [g for g in _groups(names, links) if len(g) >= 2]
+    left_out = [name for name in names if name not in placed]
+    sharpness = {name: _sharpness(images_dir / name) for name in names if (images_dir / name).is_file()}
+    median_sharpness = sorted(sharpness.values())[len(sharpness) // 2] if sharpness else 0.0
+    blurred = {name for name, value in sharpness.items() if value < BLURRED * median_sharpness}
+    few = {name for name in names if features.get(name, 0) < FEW_FEATURES}
+    group_of = {name: index for index, group in enumerate(groups) for name in group}
+    placed_groups = {group_of[name] for name in placed if name in group_of}
+
+    photos: dict[str, str] = {}
+    for name in left_out:
+        reasons = []
+        if name in blurred:
+            reasons.append("blurred (far less sharp than the others)")
+        if name in few:
+            reasons.append(f"too few details ({features.get(name, 0)} features): blur, darkness or a plain surface")
+        if not degree.get(name):
+            reasons.append("shares no features with any other photo")
+        elif placed and group_of.get(name) not in placed_groups:
+            size = len(groups[group_of[name]])
+            reasons.append(f"overlaps only with a separate group of {size} photos, not with the placed ones")
+        elif any(name in model for model in other_models):
+            reasons.append("was placed in a smaller separate model that could not be joined to the main one")
+        else:
+            reasons.append(f"overlaps with {degree[name]} photo(s), too weakly or from too close a viewpoint "
+                           f"to be placed")
+        photos[name] = "; ".join(reasons)
+
+    count = len(names)
+    ratio = sorted(ratios)[len(ratios) // 2] if ratios else 1.0
+    advice = ("walk around the subject taking a photo every few steps so that each part appears in 3+ photos "
+              "with 60-80% overlap; avoid zoom changes, motion blur, reflective or moving subjects")
+    if len(groups) > 1:
+        sizes = " and ".join(f"[{_span(group)}]" for group in groups[:3])
+        cause = (f"the photos fall into {len(groups)} groups that share no features with each other: {sizes}"
+                 if len(groups) <= 3 else f"the photos fall into {len(groups)} groups that share no features "
+                 f"with each other (the largest: [{_span(groups[0])}])")
+        bridge = _bridge(database, names, groups)
+        advice = (f"take more photos between {bridge[0]} and {bridge[1]} (the most alike photos of the two "
+                  f"largest groups) so the groups overlap, or reconstruct each group as its own project")
+    elif len(blurred & set(left_out)) > len(left_out) / 2:
+        cause = f"{len(blurred & set(left_out))} of the photos left out are blurred"
+        advice = "retake the blurred photos holding the camera still (or in more light); " + advice
+    elif len(few) > count / 3:
+        cause = (f"{len(few)} photos have too few distinctive details (e.g. {', '.join(sorted(few)[:3])}): "
+                 "plain walls, sky, blur or darkness")
+        advice = "photograph a textured subject in good light, or move closer to it; " + advice
+    elif len(links) < count - 1:
+        cause = (f"too little overlap: only {len(links)} photo pairs share enough features, a connected set needs "
+                 f"at least {count - 1}")
+    elif ratio < 0.3:
+        cause = ("most matches between photos are inconsistent: repeated patterns, symmetric or reflective "
+                 "surfaces, or moving things")
+        advice = ("include distinctive, non-repeating parts of the scene in every photo and avoid moving "
+                  "subjects; " + advice)
+    else:
+        cause = ("the photos overlap but not from different enough positions (too little parallax: photos "
+                 "taken from one spot, or a flat scene)")
+        advice = "take the photos while walking around the subject, not turning on the spot; " + advice
+    if photos and not placed:
+        photos = {}  # nothing was placed: the cause speaks for all photos
+    return {"cause": cause, "photos": photos, "groups": [sorted(group) for group in groups if len(groups) > 1],
+            "advice": advice}
+
+
+def _bridge(database: Path, names: list[str], groups: list[list[str]]) -> tuple[str, str]:
+    """The most alike pair of photos of the two largest groups (by their global descriptors)."""
+    a, b = sorted(groups[0]), sorted(groups[1])
+    try:
+        scores = photo_similarity(database, names)
+    except ValueError:  # no features at all
+        return a[-1], b[0]
+    index = {name: i for i, name in enumerate(names)}
+    return max(((x, y) for x in a for y in b), key=lambda pair: scores[index[pair[0]], index[pair[1]]])
 
 
 # ------------------------------------------------------------------------------------------- undistort
