@@ -5,6 +5,7 @@ run's report in words, the failure panel and its details dialog. Widgets and pla
 from __future__ import annotations
 
 import functools
+import html
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -124,6 +125,14 @@ def run_report(records: dict[str, StageRecord]) -> str:
             line += (f" ({train.figures.get('train_views', '?')} trained on, {held_out} held out to measure "
                      "the quality)")
         facts.append(line)
+        diagnosis = mapping.figures.get("diagnosis")
+        if isinstance(diagnosis, dict) and diagnosis.get("cause"):  # photos left out: why, and what to do
+            left = ", ".join(html.escape(str(name)) for name in mapping.figures.get("dropped", [])[:8])
+            facts.append(f"<span style='color:#d89a2b'>Left out: {left}</span> — {html.escape(diagnosis['cause'])}."
+                         f" <b>What to try:</b> {html.escape(str(diagnosis.get('advice', '')))}")
+    matching = records.get("matching")
+    if matching and matching.figures.get("matcher_reason"):
+        facts.append(f"Photo pairs matched: {html.escape(str(matching.figures['matcher_reason']))}")
     if train and train.figures.get("test_psnr") is not None:
         rating, meaning = humanize.quality_words(float(train.figures["test_psnr"]))
         facts.append(f"Quality: <b>{rating}</b> — held-out PSNR {train.figures['test_psnr']:.2f} dB: {meaning}")

@@ -309,3 +309,23 @@ def test_the_time_left_is_smoothed_and_shows_its_range(window, make_project):
     low, high = spread.rstrip(")").split("–")
     assert low.startswith("9:") and high.startswith("16:"), left
     assert page.items["features"].text(4) == ""  # not running: no time left
+
+
+def test_the_report_says_which_pairs_were_matched_and_why_photos_were_left_out():
+    """Issue 20, item 3: what SfM chose and diagnosed reaches the report in words."""
+    from splatstudio.model.project import DONE, StageRecord
+    from splatstudio.ui.run_status import run_report
+
+    records = {
+        "matching": StageRecord("matching", DONE, duration=3.0, figures={
+            "matcher_reason": "23 photos: each is matched with the 5 that look most like it, not all 253 pairs"}),
+        "mapping": StageRecord("mapping", DONE, duration=5.0, figures={
+            "registered": 21, "total": 23, "dropped": ["IMG_07.jpg", "IMG_08.jpg"],
+            "diagnosis": {"cause": "2 groups of photos that share no features", "photos": {},
+                          "advice": "take more photos between IMG_06.jpg and IMG_07.jpg"}}),
+    }
+    report = run_report(records)
+    assert "Registered photos: <b>21</b> of 23" in report
+    assert "Left out: IMG_07.jpg, IMG_08.jpg" in report and "share no features" in report
+    assert "take more photos between IMG_06.jpg and IMG_07.jpg" in report
+    assert "each is matched with the 5 that look most like it, not all 253 pairs" in report
