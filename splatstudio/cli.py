@@ -143,7 +143,7 @@ class ProgressPrinter:
 def _figure_text(stage: str, figures: dict[str, Any]) -> str:
     keys = {
         "features": ("images", "features_mean"),
-        "matching": ("matcher", "verified_pairs"),
+        "matching": ("matcher", "pairs", "all_pairs", "verified_pairs"),
         "mapping": ("registered", "total", "points", "mean_reprojection_error"),
         "undistort": ("images", "sizes"),
         "train": ("iterations", "num_gaussians", "held_out_views", "test_psnr", "quality", "sec_per_iter_median"),
