@@ -7,6 +7,7 @@ half-written one.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -113,3 +114,12 @@ def rewrite_json_in_place(path: Path | str, data: Any) -> bool:
     except OSError:
         return False
     return True
+
+
+def sha256_of(path: Path | str) -> str:
+    """The SHA-256 of a file's content (hex), read a megabyte at a time; ``OSError`` when it cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -38,7 +38,6 @@ from" message, plus one finished run in ``runs/`` holding them. Pure: no Qt, no 
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import shutil
 import uuid
@@ -53,7 +52,7 @@ from PIL import UnidentifiedImageError
 
 from splatstudio.io import colmap
 from splatstudio.io.errors import FormatError, load_json_text
-from splatstudio.model.atomic import read_json, write_json_atomic
+from splatstudio.model.atomic import read_json, sha256_of, write_json_atomic
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import (
     DONE,
@@ -528,14 +527,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _store_photos(project: Project, sparse: _Sparse, progress: ProgressFn) -> None:
     accepted = []
     ids = sorted(sparse.model.images)
@@ -543,7 +534,7 @@ def _store_photos(project: Project, sparse: _Sparse, progress: ProgressFn) -> No
         source, name = sparse.files[image_id], sparse.names[image_id]
         try:
             _link_or_copy(source, project.images_dir / name)
-            digest = _sha256(source)
+            digest = sha256_of(source)
         except OSError as exc:
             raise DatasetError(f"{source}: cannot be copied into the project ({exc.strerror or exc})") from None
         width, height = sparse.sizes[image_id]

@@ -11,7 +11,6 @@ understands, and the rest go on. Pure: no Qt.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ from typing import TypeVar
 import psutil
 from PIL import Image, UnidentifiedImageError
 
-from splatstudio.model.atomic import read_json, write_json_atomic
+from splatstudio.model.atomic import read_json, sha256_of, write_json_atomic
 from splatstudio.model.settings import Settings
 from splatstudio.model.video import (
     VIDEO_EXTENSIONS,
@@ -738,15 +737,10 @@ def _stage(source: Path, decoded: _Decoded, staging: Path, settings: Settings) -
 def _hash_files(files: list[Path], report: ImportReport) -> dict[Path, str]:
     result: dict[Path, str] = {}
     for path in files:
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            result[path] = sha256_of(path)
         except OSError as exc:
             report.rejected.append(Rejected(str(path), f"cannot be read ({exc.strerror or exc})"))
-            continue
-        result[path] = digest.hexdigest()
     return result
 
 

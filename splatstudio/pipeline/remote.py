@@ -28,7 +28,6 @@ that dies or a cluster that goes away mid-stage leaves the local project with a 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -47,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from splatstudio import __version__
+from splatstudio.model.atomic import sha256_of
 from splatstudio.model.project import (
     CANCELLED,
     DONE,
@@ -304,16 +304,8 @@ def digests(folder: Path, stamps: dict[str, tuple[int, int, int]]) -> dict[str, 
     found = {}
     for rel, (_ino, size, _mtime) in stamps.items():
         if size >= DIGEST_FROM:
-            found[rel] = _digest(folder / rel)
+            found[rel] = sha256_of(folder / rel)
     return found
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def changes(folder: Path, before: dict[str, tuple[int, int, int]],
@@ -328,7 +320,7 @@ def changes(folder: Path, before: dict[str, tuple[int, int, int]],
         if was == stamp:
             return False
         if was is not None and was[1] == stamp[1] and rel in contents:
-            return _digest(folder / rel) != contents[rel]
+            return sha256_of(folder / rel) != contents[rel]
         return True
 
     changed = [rel for rel, stamp in after.items()
