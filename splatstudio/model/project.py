@@ -370,6 +370,31 @@ class Project:
     def set_edits(self, edits: dict[str, Any]) -> None:
         write_json_atomic(self.folder / EDITS, edits)
 
+    # ------------------------------------------------------------------ before a stage works
+    def keeps_checkpoint(self, stage: str, previous: StageRecord | None) -> bool:
+        """Whether ``stage`` goes on from what its stopped attempt ``previous`` left: a cancelled or interrupted
+        training keeps its checkpoint, unless its settings changed since."""
+        return (stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
+                and previous.fingerprint == self.settings.fingerprint(stage))
+
+    def make_room_for(self, stage: str, keep_own: bool) -> None:
+        """What a stage does to the project before it works (the stage process, or the Ray runner for its
+        local copy): the finished result kept while it is recomputed (stages up to the filter), the stage's
+        own outputs cleared (not with ``keep_own``: see :meth:`keeps_checkpoint`) and every later stage's."""
+        if STAGES.index(stage) <= STAGES.index("filter"):  # viewable and exportable until replaced
+            self.keep_result()
+        if not keep_own:
+            self.clear_stage(stage)
+        for later in STAGES[STAGES.index(stage) + 1:]:
+            self.clear_stage(later)
+
+    def rotate_log(self, stage: str) -> Path:
+        """The stage's log path, its last attempt's log moved beside it (``<stage>.previous.log``)."""
+        path = self.log_path(stage)
+        if path.exists():
+            path.replace(path.with_suffix(".previous.log"))
+        return path
+
     def discard_partial(self, stage: str) -> None:
         """Delete the half-written outputs a stage that did not finish left (``sfm/database.db.part`` and
         its SQLite ``-wal``/``-shm``, ``dataset.part``...): they are never used, and on a full disk they

@@ -312,9 +312,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     if previous is not None and previous.status == INTERRUPTED and previous.run_id:
         project.add_attempt(previous.run_id, previous)  # history: the attempt that died
 
-    log_path = project.log_path(stage)
-    if log_path.exists():  # the log shows the latest attempt; the one before stays beside it
-        log_path.replace(log_path.with_suffix(".previous.log"))
+    log_path = project.rotate_log(stage)  # the log shows the latest attempt; the one before stays beside it
     tee = _LogTee(log_path, project.settings.log_level)
     ctx = StageContext(project, stage, run_id, sys.stdout, cancel_event, tee)
     tee.on_lost = ctx.lose_reader
@@ -327,14 +325,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         ctx.log(f"=== {STAGE_TITLES[stage]} ({stage}) started {record.started} in {project.folder} ===")
         _check_upstream(project, stage)
         _check_programs(project, stage)
-        keep = (stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
-                and previous.fingerprint == record.fingerprint)
-        if STAGES.index(stage) <= STAGES.index("filter"):  # viewable and exportable until replaced
-            project.keep_result()
-        if not keep:  # a stopped training run keeps its checkpoint, unless its settings changed since
-            project.clear_stage(stage)
-        for later in STAGES[STAGES.index(stage) + 1:]:
-            project.clear_stage(later)
+        project.make_room_for(stage, keep_own=project.keeps_checkpoint(stage, previous))
         project.write_stage_record(record)
         ctx.progress(0.0, f"{STAGE_TITLES[stage]} started", force=True)
         figures = functions[stage](ctx) or {}

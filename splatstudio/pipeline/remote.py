@@ -48,7 +48,6 @@ from typing import Any
 from splatstudio import __version__
 from splatstudio.model.atomic import sha256_of
 from splatstudio.model.project import (
-    CANCELLED,
     DONE,
     INTERRUPTED,
     RUNNING,
@@ -528,9 +527,7 @@ class RemoteStage:
             self._previous = self.project.stage_record(self.stage)
             if self._previous is not None and self._previous.status == RUNNING:  # we hold the lock: its owner died
                 self._previous.status = INTERRUPTED
-            self._keep = (self.stage == "train" and self._previous is not None
-                          and self._previous.status in (CANCELLED, INTERRUPTED)
-                          and self._previous.fingerprint == self.project.settings.fingerprint(self.stage))
+            self._keep = self.project.keeps_checkpoint(self.stage, self._previous)
             inputs = pack(self.project.folder, input_paths(self.project, self.stage, self._keep))
             self.shipped_bytes = len(inputs)
             actor = self._place(ray)
@@ -621,15 +618,8 @@ class RemoteStage:
         """What the stage process did to its copy before it started working, done to the local project."""
         self.began = True
         project, stage = self.project, self.stage
-        if STAGES.index(stage) <= STAGES.index("filter"):
-            project.keep_result()
-        if not self._keep:
-            project.clear_stage(stage)
-        for later in STAGES[STAGES.index(stage) + 1:]:
-            project.clear_stage(later)
-        log = project.log_path(stage)
-        if log.exists():
-            log.replace(log.with_suffix(".previous.log"))
+        project.make_room_for(stage, keep_own=self._keep)
+        project.rotate_log(stage)
         project.write_stage_record(StageRecord(stage, RUNNING, started=now_iso(), pid=os.getpid(), run_id=self.run_id,
                                                fingerprint=project.settings.fingerprint(stage)))
 
