@@ -22,7 +22,7 @@ from splatstudio.model import paths, programs
 from splatstudio.model.atomic import DISK_FULL_HINT, disk_full_message
 from splatstudio.model.humanize import format_duration, format_size, printable, quality_words
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.project import RESULT_PLY, STAGE_TITLES, STAGES, Project, ProjectError
+from splatstudio.model.project import RESULT_PLY, STAGE_TITLES, STAGES, TRAIN_CAMERAS, Project, ProjectError
 from splatstudio.model.run_slots import RunSlot, RunSlots, SlotHolder, describe_wait
 from splatstudio.model.settings import (
     APP_KEYS,
@@ -540,11 +540,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give --format or an output file name with an extension")
     cloud = load_splats(source)
-    strength = args.cleanup if args.cleanup is not None else float(project.edits().get("cleanup", 0.0) or 0.0)
+    strength = args.cleanup if args.cleanup is not None else project.cleanup_strength()
     if not 0.0 <= strength <= 1.0:
         raise UsageError(f"--cleanup {strength}: a strength is between 0 and 1")
     if strength > 0:
-        options = dataclasses.replace(options, remove=_cleanup_mask(project, source, cloud, strength))
+        cameras = shown[1] if shown is not None and source == shown[0] else project.path(*TRAIN_CAMERAS.split("/"))
+        options = dataclasses.replace(options, remove=_cleanup_mask(cameras, cloud, strength))
     result = export_splats(cloud, output, options)
     kept = f"{result.count} of {len(cloud)} splats (the most visible)" if (
         options.target_count or options.target_size) and result.count < len(cloud) else f"{result.count} splats"
@@ -552,21 +553,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cleanup_mask(project: Project, source: Path, cloud: Any, strength: float) -> Any:
+def _cleanup_mask(cameras: Path | None, cloud: Any, strength: float) -> Any:
     """The splats the guided clean-up at ``strength`` removes from ``cloud`` (``model/cleanup.py``), with the
-    photos' cameras of the result when they can be read; said on the terminal."""
+    photos' ``cameras`` when they can be read; said on the terminal."""
     from splatstudio.model.cleanup import cleanup_mask, cleanup_scores, describe
-    from splatstudio.model.project import KEPT_RESULT, TRAIN_CAMERAS
-    from splatstudio.render.camera import CameraSpecError, cleanup_views, load_training_cameras
+    from splatstudio.render.camera import cleanup_views_from
 
-    cameras = project.path(KEPT_RESULT, "cameras.json") if source.parent.name == KEPT_RESULT else \
-        project.path(*TRAIN_CAMERAS.split("/"))
-    views = None
-    try:
-        views = cleanup_views(load_training_cameras(cameras)) if cameras.is_file() else None
-    except (CameraSpecError, OSError, ValueError) as exc:
-        print(f"note: the photos' cameras ({cameras}) cannot be read ({exc}): the clean-up uses only the "
-              "detectors that need none")
+    views, problem = cleanup_views_from(cameras)
+    if views is None:
+        print(f"note: {problem}: the clean-up uses only the detectors that need none")
     removed, counts = cleanup_mask(cleanup_scores(cloud, views), strength)
     print(f"clean-up at strength {strength:g}: {describe(removed, counts)}")
     return removed

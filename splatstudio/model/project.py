@@ -367,6 +367,11 @@ class Project:
             return {}
         return found if isinstance(found, dict) else {}
 
+    def cleanup_strength(self) -> float:
+        """The guided clean-up's strength kept with the project (0: none)."""
+        value = self.edits().get("cleanup", 0.0)
+        return float(value) if isinstance(value, (int, float)) and 0 <= value <= 1 else 0.0
+
     def set_edits(self, edits: dict[str, Any]) -> None:
         write_json_atomic(self.folder / EDITS, edits)
 

@@ -351,6 +351,17 @@ def cleanup_views(cameras: Sequence[TrainingCamera]) -> Views:
                  np.array([c.intrinsics.height for c in cameras], dtype=np.float64))
 
 
+def cleanup_views_from(path: Path | None) -> tuple[Views | None, str]:
+    """The clean-up's views of a ``cameras.json`` and "" — or None and why not (no file, or one that cannot be
+    read: the clean-up then uses only the detectors that need no cameras)."""
+    if path is None or not Path(path).is_file():
+        return None, f"no cameras at {path}" if path is not None else "no cameras"
+    try:
+        return cleanup_views(load_training_cameras(path)), ""
+    except (CameraSpecError, OSError, ValueError) as exc:
+        return None, f"the photos' cameras ({path}) cannot be read ({exc})"
+
+
 def load_training_cameras(path: PathLike) -> list[TrainingCamera]:
     """Cameras of a ``cameras.json`` file (file order) or a COLMAP model folder (by image name)."""
     path = Path(path)

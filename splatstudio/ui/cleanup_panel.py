@@ -69,6 +69,11 @@ class CleanupPanel(QGroupBox):
         self.setEnabled(False)
 
     @property
+    def model(self) -> Any | None:
+        """The cloud the panel scores (the shown result's), or None."""
+        return self._model[0] if self._model is not None else None
+
+    @property
     def strength(self) -> float:
         return self.slider.value() / 100.0
 

@@ -49,9 +49,10 @@ AMOUNTS = (("all", "All splats"), ("count", "At most this many splats"), ("size"
                    f"{WEB_MAX_BYTES // 1_000_000} MB"))
 
 
-def _load(source: Path, cleanup: tuple[float, Any] | None = None) -> Any:
+def _load(source: Path, cleanup: tuple[float, Any, dict[Path, Any]] | None = None) -> Any:
     """Worker: the cloud, its robust bounds (1st-99th percentile, what a crop box starts from) and the
-    splats the project's clean-up ``(strength, views)`` removes from it (None without one)."""
+    splats the project's clean-up ``(strength, views, masks already made by source)`` removes from it (None
+    without one)."""
     from splatstudio.io.formats import load_splats
     from splatstudio.model.cleanup import cleanup_mask, cleanup_scores
 
@@ -62,7 +63,9 @@ def _load(source: Path, cleanup: tuple[float, Any] | None = None) -> Any:
         lo, hi = np.zeros(3), np.ones(3)
     removed = None
     if cleanup is not None and cleanup[0] > 0:
-        removed = cleanup_mask(cleanup_scores(cloud, cleanup[1]), cleanup[0])[0]
+        removed = cleanup[2].get(source)  # the preview's own mask of this model, when the page has one
+        if removed is None or len(removed) != len(cloud):
+            removed = cleanup_mask(cleanup_scores(cloud, cleanup[1]), cleanup[0])[0]
     return cloud, lo, hi, removed
 
 
@@ -72,13 +75,15 @@ class ExportDialog(QDialog):
     sig_exported = Signal(str, int, int)
 
     def __init__(self, filtered: Path | None, raw: Path | None, name: str, workers: Workers,
-                 parent: QWidget | None = None, extension: str = ".ply", cleanup: tuple[float, Any] | None = None):
+                 parent: QWidget | None = None, extension: str = ".ply",
+                 cleanup: tuple[float, Any, dict[Path, Any]] | None = None):
         super().__init__(parent)
         self.setObjectName("exportDialog")
         self.setWindowTitle(f"Export — {name}")
         self.sources = {"filtered": filtered, "raw": raw}
         self.cleanup = cleanup if cleanup is not None and cleanup[0] > 0 else None
-        """The project's clean-up (strength, the photos' cameras as ``model.cleanup.Views``), applied first."""
+        """The project's clean-up (strength, the photos' cameras as ``model.cleanup.Views``, masks the page
+        already made by source path), applied first."""
         self.name = name
         self.workers = workers
         self.clouds: dict[str, Any] = {}

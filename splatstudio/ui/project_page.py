@@ -644,18 +644,20 @@ class ProjectPage(QWidget):
         dialog.open()
         return dialog
 
-    def _cleanup_for_export(self, shown) -> tuple[float, object] | None:
-        """The clean-up kept with the project, with the photos' cameras of the shown result, for exports."""
-        strength = float(self.project.edits().get("cleanup", 0.0) or 0.0) if self.project is not None else 0.0
+    def _cleanup_for_export(self, shown) -> tuple[float, object, dict[Path, object]] | None:
+        """The clean-up kept with the project, with the photos' cameras of the shown result, and the mask the
+        panel already made of the shown model at that strength (the export then need not score it again)."""
+        strength = self.project.cleanup_strength() if self.project is not None else 0.0
         if strength <= 0 or shown is None:
             return None
-        from splatstudio.render.camera import CameraSpecError, cleanup_views, load_training_cameras
+        from splatstudio.render.camera import cleanup_views_from
 
-        try:
-            views = cleanup_views(load_training_cameras(shown[1])) if shown[1] is not None else None
-        except (CameraSpecError, OSError, ValueError):
-            views = None
-        return strength, views
+        known = {}
+        scene = self._viewer.scene if self._viewer is not None else None
+        if self.cleanup.mask is not None and self.cleanup.strength == strength and scene is not None \
+                and self.cleanup.model is scene.cloud:  # the panel holds only the result's model (not previews)
+            known[shown[0]] = self.cleanup.mask
+        return strength, cleanup_views_from(shown[1])[0], known
 
     def export(self, source: Path, target: str) -> None:
         """Convert ``source`` to ``target`` (format from the extension) in a worker."""
@@ -760,7 +762,7 @@ class ProjectPage(QWidget):
             if shown is not None and path == shown[0]:  # the result (not a training preview): it can be cleaned
                 from splatstudio.render.camera import cleanup_views
 
-                kept = float(self.project.edits().get("cleanup", 0.0) or 0.0)
+                kept = self.project.cleanup_strength()
                 self.cleanup.set_model(scene.cloud, cleanup_views(cameras) if cameras else None, kept)
                 if kept > 0:
                     self.cleanup_button.setChecked(True)  # a kept clean-up shows itself

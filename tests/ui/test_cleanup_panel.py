@@ -56,6 +56,7 @@ def test_the_strength_previews_what_goes_and_is_kept_with_the_project(window, qt
 
     # applied when exported: exactly the previewed splats are missing from the file
     dialog = page.open_export_dialog()
+    assert dialog.cleanup[2][folder / RESULT_PLY] is panel.mask  # the preview's mask, not scored again
     qtbot.waitUntil(lambda: "after the clean-up removed" in dialog.summary.text(), timeout=30_000)
     assert f"{len(cloud) - int(expected.sum()):,} of {len(cloud):,} splats" in dialog.summary.text()
     target = folder.parent / "cleaned.ply"
