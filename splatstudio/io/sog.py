@@ -689,8 +689,10 @@ def read_sog(path: PathLike) -> SplatCloud:
             try:
                 with archive.open(info) as handle:
                     data = handle.read(most + 1)
-            except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as exc:
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise FormatError(path, f"{name}: corrupt archive member ({exc})") from None
+            except NotImplementedError as exc:  # zipfile's word for a compression method it cannot read
+                raise FormatError(path, f"{name} is compressed in a way this reader does not know ({exc})") from None
             if len(data) > most:
                 raise FormatError(path, f"{name} holds more than the {info.file_size} bytes the archive states")
             return data

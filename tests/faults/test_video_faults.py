@@ -19,8 +19,6 @@ from splatstudio.model.library import Library
 from splatstudio.model.video import frame_sequences
 from splatstudio.pipeline.sfm import camera_groups
 
-pytest.importorskip("av", reason="PyAV (video import) is not installed")
-
 SMALL = ["--set", "min_image_size=64", "--set", "video_frames=8"]
 
 

@@ -16,8 +16,6 @@ from splatstudio.model.project import Project
 from splatstudio.model.video import frame_sequences
 from splatstudio.ui.new_project import KIND_ROLE, REASON_ROLE, SOURCE_ROLE
 
-pytest.importorskip("av", reason="PyAV (video import) is not installed")
-
 
 @pytest.fixture
 def drop_folder(tmp_path, tiny_photos) -> Path:

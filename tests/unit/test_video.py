@@ -23,8 +23,6 @@ from splatstudio.model.video import (
 )
 from splatstudio.pipeline.sfm import camera_groups
 
-pytest.importorskip("av", reason="PyAV (video import) is not installed")
-
 SMALL = {"min_image_size": 64}
 BLURRED = frozenset(i for i in range(60) if i % 3 != 1)
 """Two frames in three blurred: each stretch of six frames holds two sharp ones."""
