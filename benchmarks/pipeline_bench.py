@@ -194,16 +194,26 @@ def _summary(results: dict[tuple[str, str], list[dict]], sets: list[str], config
 
 # ----------------------------------------------------------------------------------------------- compare
 
+def _config_options(parser: argparse.ArgumentParser, rounds: int) -> None:
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...")
+    parser.add_argument("--only", nargs="+", default=None, help="configurations to run (default: today new)")
+
+
+def _configs_of(args: argparse.Namespace) -> dict:
+    """The configurations ``--only`` / ``--config`` ask for, said with the load average at the start."""
+    configs = _configs(args.config, args.only or ["today", "new"])
+    print(f"configurations: {configs}; load average at start {os.getloadavg()}", flush=True)
+    return configs
+
+
 def compare(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="pipeline_bench.py compare")
     parser.add_argument("--sets", nargs="+", default=["monstree", "lund", "sacre_coeur"])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...")
-    parser.add_argument("--only", nargs="+", default=None, help="configurations to run (default: today new)")
+    _config_options(parser, rounds=3)
     args = parser.parse_args(argv)
-    names = args.only or ["today", "new"]
-    configs = _configs(args.config, names)
-    print(f"configurations: {configs}; load average at start {os.getloadavg()}", flush=True)
+    configs = _configs_of(args)
+    names = list(configs)
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="splatstudio-bench-") as tmp:
         library = Library(Path(tmp) / "library")
@@ -267,18 +277,15 @@ def render_sequence(folder: Path, count: int, width: int = 400, height: int = 30
 def sequence(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="pipeline_bench.py sequence")
     parser.add_argument("--frames", type=int, nargs="+", default=[50, 100, 150])
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--only", nargs="+", default=None, help="configurations to run (default: today new)")
-    parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...")
+    _config_options(parser, rounds=1)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "splatstudio-sequence-frames",
                         help="where rendered frames are kept between runs")
     args = parser.parse_args(argv)
-    names = args.only or ["today", "new"]
-    configs = _configs(args.config, names)
     from splatstudio.io.colmap import read_model
     from splatstudio.model.poses import pose_errors
 
-    print(f"configurations: {configs}; load average at start {os.getloadavg()}", flush=True)
+    configs = _configs_of(args)
+    names = list(configs)
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="splatstudio-bench-") as tmp:
         library = Library(Path(tmp) / "library")
