@@ -8,6 +8,7 @@ are the ones training reports, computed by the same code on the same photos."""
 from __future__ import annotations
 
 import glob
+import json
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ class ComparePanel(QWidget):
         process = QProcess(self)
         process.setProgram(self.command[0])
         process.setArguments(self.command[1:])
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        process.setStandardErrorFile(QProcess.nullDevice())  # its log; the JSON events come on stdout
         folder, model_dir = self.folder, self.model_dir
         process.finished.connect(lambda code, _status: self._on_measured(process, folder, model_dir, code))
         process.readyReadStandardOutput.connect(lambda: self._on_output(process))
@@ -171,11 +172,16 @@ class ComparePanel(QWidget):
         process.start()
 
     def _on_output(self, process: QProcess) -> None:
-        text = bytes(process.readAllStandardOutput()).decode("utf-8", "replace")
-        views = text.count('"event": "view"')
-        if views:
-            self._done += views
-            self.measure_button.setText(f"Measuring… {self._done}")
+        """render.py's progress: one JSON event a line, a ``view`` event per photo measured."""
+        while process.canReadLine():
+            line = bytes(process.readLine()).decode("utf-8", "replace").strip()
+            try:
+                event = json.loads(line) if line.startswith("{") else None
+            except ValueError:
+                event = None
+            if isinstance(event, dict) and event.get("event") == "view":
+                self._done += 1
+                self.measure_button.setText(f"Measuring… {self._done}")
 
     def _on_measured(self, process: QProcess, folder: str | None, model_dir: Path, code: int) -> None:
         self.process, self._done = None, 0
