@@ -21,7 +21,8 @@ For random scenes of 10k / 100k / 1M splats at 1280x720 prints the median of:
 Run: ``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python benchmarks/viewer_bench.py``
 (add ``--sizes 10000,100000`` for a shorter run). Targets: moving <= 100 ms and full <= 1 s at 1M.
 ``--small`` measures what one live-preview frame of a small scene costs the GUI thread instead
-(see `bench_small`).
+(see `bench_small`). ``--selection`` measures the edit mode's selection preview instead (see
+`bench_selection`; target <= 100 ms at 1M splats, issue 23).
 """
 
 from __future__ import annotations
@@ -267,6 +268,70 @@ def bench_small(n: int, size: tuple[int, int], repeat: int, compositor: str = "a
         canvas.close()
 
 
+def bench_selection(n: int, size: tuple[int, int], repeat: int) -> dict:
+    """The edit mode's selection preview (issue 23, item 2), through the real tools, edit panel and viewer
+    (compositor "auto"): from the end of a rectangle, a 200-point lasso or a 30-point brush stroke to the
+    next frame on screen — centres projected and tested, the selection recorded, the view told (tinted colours
+    asked of the sort thread) and a frame drawn with the selected centres as points over the last full frame,
+    glFinish included. "tinted" is until the full frame with the selected splats tinted has been composited
+    in the background and is shown."""
+    import math
+
+    from vispy import gloo
+
+    from splatstudio.render.camera import Pose
+    from splatstudio.ui.edit_panel import EditPanel
+
+    load_before = os.getloadavg()[0]
+    canvas = _hidden_canvas(size)
+    panel = None
+    try:
+        canvas.load(random_scene(n))
+        canvas.set_camera(pose=Pose.look_at(np.array([4.5, -3.0, 2.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])))
+        from splatstudio.render import composite
+
+        composite.warm_up()  # compiled (numba's cache) before anything is timed
+        canvas.wait_until_idle(300.0)
+        canvas.update()
+        canvas.wait_until_idle(300.0)  # the first composited full frame shown
+        panel = EditPanel()
+        panel.set_model(canvas, canvas.scene.cloud)
+        panel.set_active(True)
+        tools = panel.tools
+        w, h = canvas.size
+        angles = np.linspace(0, 2 * math.pi, 200, endpoint=False)
+        shapes = {
+            "rectangle": [(0.35 * w, 0.3 * h), (0.65 * w, 0.7 * h)],
+            "lasso": [(w / 2 + 0.2 * w * math.cos(a) * (1 + 0.3 * math.sin(5 * a)), h / 2 + 0.25 * h * math.sin(a))
+                      for a in angles],
+            "brush": [(0.2 * w + 0.6 * w * t, h / 2 + 0.1 * h * math.sin(6 * t)) for t in np.linspace(0, 1, 30)],
+        }
+        results: dict = {"load": load_before, "renderer": gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)}
+        for tool, shape in shapes.items():
+            previews, masks, tinted, counts = [], [], [], []
+            for _ in range(repeat):
+                panel.action("select_none")
+                canvas.wait_until_idle(60.0)
+                start = time.perf_counter()
+                tools.select_shape(tool, shape, "replace")
+                canvas.set_current()
+                canvas.on_draw(None)
+                gloo.gl.glFinish()
+                previews.append((time.perf_counter() - start) * 1000.0)
+                masks.append(tools.last_timing["total"])
+                canvas.wait_until_idle(60.0)
+                tinted.append((time.perf_counter() - start) * 1000.0)
+                counts.append(panel.session.selected_count)
+            results[tool] = (statistics.median(previews), statistics.median(masks), statistics.median(tinted),
+                             counts[-1])
+        return results
+    finally:
+        if panel is not None:
+            panel.set_active(False)
+            panel.deleteLater()
+        canvas.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated splat counts")
@@ -276,11 +341,25 @@ def main() -> None:
     parser.add_argument("--elongate", type=float, default=0.0, help="added to the first axis' log scale (needles)")
     parser.add_argument("--small", action="store_true", help="live-preview frames of small scenes instead (900x600)")
     parser.add_argument("--compositor", default="auto", choices=("auto", "cpu", "gl"), help="with --small")
+    parser.add_argument("--selection", action="store_true", help="the edit mode's selection preview instead "
+                        "(default: 1M splats)")
     args = parser.parse_args()
 
     from splatstudio.render.viewer import DEFAULT_BUDGET, use_gl_backend
 
     use_gl_backend()
+    if args.selection:
+        sizes = "1000000" if args.sizes == parser.get_default("sizes") else args.sizes
+        width, height = (int(v) for v in args.resolution.split("x"))
+        print(f"selection preview at {width}x{height}, median of {args.repeat}, {os.cpu_count()} CPUs")
+        for n in (int(v) for v in sizes.split(",")):
+            r = bench_selection(n, (width, height), args.repeat)
+            print(f"renderer: {r['renderer']}, load {r['load']:.2f} (1-minute average, before)")
+            print(f"{'splats':>10} {'tool':>10} {'selected':>9} {'preview':>9} {'(mask)':>8} {'tinted':>9}")
+            for tool in ("rectangle", "lasso", "brush"):
+                preview, mask, tinted, count = r[tool]
+                print(f"{n:>10,} {tool:>10} {count:>9,} {preview:>6.0f} ms {mask:>5.0f} ms {tinted:>6.0f} ms")
+        return
     if args.small:
         sizes = "2000,20000" if args.sizes == parser.get_default("sizes") else args.sizes
         resolution = "900x600" if args.resolution == parser.get_default("resolution") else args.resolution

@@ -22,7 +22,15 @@ from splatstudio.model import paths, programs
 from splatstudio.model.atomic import DISK_FULL_HINT, disk_full_message
 from splatstudio.model.humanize import format_duration, format_size, printable, quality_words
 from splatstudio.model.library import Library, LibraryError
-from splatstudio.model.project import RESULT_PLY, STAGE_TITLES, STAGES, TRAIN_CAMERAS, Project, ProjectError
+from splatstudio.model.project import (
+    RESULT_PLY,
+    STAGE_TITLES,
+    STAGES,
+    TRAIN_CAMERAS,
+    Project,
+    ProjectError,
+    result_ply,
+)
 from splatstudio.model.run_slots import RunSlot, RunSlots, SlotHolder, describe_wait
 from splatstudio.model.settings import (
     APP_KEYS,
@@ -224,7 +232,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    from splatstudio.model.datasets import dataset_report, import_dataset
+    from splatstudio.ingest.datasets import dataset_report, import_dataset
     from splatstudio.pipeline.plan import plan_run
 
     library = _library(args)
@@ -308,7 +316,7 @@ def _nothing_to_do(project: Project, plan: Any) -> int:
 def _run_project(library: Library, project: Project, from_stage: str | None, until: str | None,
                  verbose: bool, executor: str | None = None) -> int:
     from splatstudio.pipeline.plan import plan_run
-    from splatstudio.pipeline.runner import make_runner
+    from splatstudio.pipeline.remote import make_runner
 
     plan = plan_run(project, from_stage, until)
     if plan.empty:
@@ -508,8 +516,6 @@ def _add_export_options(p: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from splatstudio.io.export import export_splats
     from splatstudio.io.formats import load_splats
-    from splatstudio.pipeline.entry import StageFailed
-    from splatstudio.pipeline.post import result_ply
 
     options = export_options(args)
     library = _library(args)
@@ -527,7 +533,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         try:
             source = result_ply(project.folder, raw=options.raw)
-        except StageFailed as exc:
+        except ProjectError as exc:
             raise LibraryError(f"project {project.name!r} has no trained result yet; run it first") from exc
         if not options.raw and source != project.path(RESULT_PLY):
             print(f"note: {project.name} has no outlier-filtered result yet, so the trainer's output is exported")
@@ -546,11 +552,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     if strength > 0:
         cameras = shown[1] if shown is not None and source == shown[0] else project.path(*TRAIN_CAMERAS.split("/"))
         options = dataclasses.replace(options, remove=_cleanup_mask(cameras, cloud, strength))
+    from splatstudio.cli_edit import apply_saved_edits
+
+    options = apply_saved_edits(project, cloud, options, ignore=args.no_edits)
     result = export_splats(cloud, output, options)
     kept = f"{result.count} of {len(cloud)} splats (the most visible)" if (
         options.target_count or options.target_size) and result.count < len(cloud) else f"{result.count} splats"
     print(f"exported {kept} to {output} ({format_size(result.size)})")
     return EXIT_OK
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from splatstudio.cli_edit import EditUsageError, run_edit
+
+    try:
+        return run_edit(args, _library(args))
+    except EditUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cleanup_mask(cameras: Path | None, cloud: Any, strength: float) -> Any:
@@ -752,8 +770,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cleanup", type=float, metavar="STRENGTH",
                    help="the guided clean-up's strength, 0 (none) to 1 (default: the one kept with the project, "
                         "set in the window)")
+    p.add_argument("--no-edits", action="store_true", help="export without the hand edits kept with the project "
+                   "(deletions, orientation and scale; see `splatstudio edit`)")
     _add_export_options(p)
     p.set_defaults(func=cmd_export)
+
+    from splatstudio.cli_edit import add_edit_command
+
+    add_edit_command(sub, cmd_edit)
 
     p = sub.add_parser("convert", help=f"convert a splat file to another format ({', '.join(_export_formats())})")
     p.add_argument("input")

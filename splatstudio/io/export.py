@@ -28,6 +28,7 @@ from splatstudio.io.decimate import fit_to_size, keep_most_important
 from splatstudio.io.errors import FormatError
 from splatstudio.io.formats import format_for, save_splats
 from splatstudio.model.splatcloud import SplatCloud, sigmoid
+from splatstudio.model.transform import Similarity, transform_cloud
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,11 @@ class ExportOptions:
     target_count: int | None = None
     target_size: int | None = None
     remove: np.ndarray | None = None
-    """Splats an edit removes, before anything else (the clean-up's mask, ``model/cleanup.py``)."""
+    """Splats an edit removes, before anything else (the clean-up's mask, ``model/cleanup.py``, and the hand
+    edits' deletions, ``model/edits.py``, combined)."""
+    transform: Similarity | None = None
+    """The scene's orientation and scale (``model/transform.py``), applied to the kept splats before the crop
+    box, which is in the transformed frame."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_opacity < 1.0:
@@ -111,9 +116,12 @@ def select_splats(cloud: SplatCloud, options: ExportOptions) -> SplatCloud:
         keep &= ~np.asarray(options.remove, dtype=bool)
     if options.min_opacity > 0.0:
         keep &= sigmoid(cloud.opacities) >= options.min_opacity
+    transform = options.transform if options.transform is not None and not options.transform.is_identity() else None
     if options.crop is not None:
-        keep &= options.crop.contains(cloud.positions)
+        keep &= options.crop.contains(cloud.positions if transform is None else transform.apply(cloud.positions))
     out = cloud if keep.all() else cloud.subset(keep)
+    if transform is not None:
+        out = transform_cloud(out, transform)
     if options.sh_degree is not None and options.sh_degree < out.sh_degree:
         out = out.with_sh_degree(options.sh_degree)
     if options.target_count is not None:

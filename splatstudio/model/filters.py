@@ -19,7 +19,6 @@ With N <= k there are too few points to judge and everything is kept.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,7 +27,6 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from splatstudio.io.ply import read_splat_ply, write_splat_ply
 from splatstudio.model.settings import SPEC_BY_KEY
 
 _DEFAULT = {key: SPEC_BY_KEY[key].default for key in ("outlier_k_neighbors", "outlier_std_threshold",
@@ -143,18 +141,3 @@ def _neighbour_graph(hood: _Neighbourhood, alive: np.ndarray, gap_factor: float)
     np.cumsum(linked.sum(axis=1), out=indptr[1:])
     data = np.ones(int(indptr[-1]), dtype=np.float64)
     return csr_matrix((data, near[linked], indptr), shape=(len(alive), len(alive)))
-
-
-def filter_ply(
-    in_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
-    k: int = _DEFAULT["outlier_k_neighbors"],
-    std_ratio: float = _DEFAULT["outlier_std_threshold"],
-    min_cluster_ratio: float = _DEFAULT["outlier_min_cluster_ratio"],
-    gap_factor: float = 3.0,
-) -> FilterResult:
-    """Filter the Gaussians of a 3DGS PLY by position and write the survivors atomically."""
-    cloud = read_splat_ply(in_path)
-    result = filter_outliers(cloud.positions, k, std_ratio, min_cluster_ratio, gap_factor)
-    write_splat_ply(out_path, cloud.subset(result.keep_mask))
-    return result

@@ -10,7 +10,8 @@ Layout (everything the app knows about a project can be rebuilt from these files
     train/                  the trainer's model folder (reference layout)
     output/                 sparse_points.ply, point_cloud.ply (filtered), scene.splat, thumbnail.png
     previous/               the last finished result while a re-run recomputes it (kept.json says whence)
-    edits.json              the user's edits of the result (the clean-up's strength), applied on export
+    edits.json              the user's edits of the result (the clean-up's strength, the hand edit list with its
+                            deletions and orientation/scale: model/edits.py), applied on export
     logs/<stage>.log        each stage's log; logs/train-curves.jsonl the training curves' points
     stages/<stage>.json     the latest attempt of each stage: status, pid, times, figures, error
     runs/<run-id>.json      history: every run and every stage attempt in it
@@ -25,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -97,6 +99,27 @@ def trained_iterations(folder: Path) -> list[tuple[int, Path]]:
         if suffix.isdigit() and (item / "point_cloud.ply").is_file():
             found.append((int(suffix), item / "point_cloud.ply"))
     return sorted(found)
+
+
+def trained_ply(train_dir: Path) -> Path:
+    """The PLY of the highest saved iteration in a reference-layout model folder; :class:`ProjectError` when
+    there is none."""
+    candidates = trained_iterations(train_dir)
+    if not candidates:
+        raise ProjectError(f"the training stage left no point_cloud/iteration_N/point_cloud.ply in {train_dir}")
+    return candidates[-1][1]
+
+
+def result_ply(project_folder: Path, raw: bool = False) -> Path:
+    """The PLY an export starts from: the outlier-filtered result, or the trainer's output when `raw` (or
+    when there is no filtered one yet). :class:`ProjectError` if the project has not been trained."""
+    filtered = Path(project_folder) / RESULT_PLY
+    if not raw and filtered.is_file():
+        return filtered
+    train = Path(project_folder) / "train"
+    if not train.is_dir():
+        raise ProjectError(f"{Path(project_folder).name} has no trained result yet")
+    return trained_ply(train)
 
 
 def application_settings() -> dict[str, Any]:
@@ -374,6 +397,42 @@ class Project:
 
     def set_edits(self, edits: dict[str, Any]) -> None:
         write_json_atomic(self.folder / EDITS, edits)
+
+    def read_edits(self) -> dict[str, Any]:
+        """``edits.json`` as saved ({} when there is none); a `ProjectError` that names the file and what to do
+        when it cannot be read (a half-written file is impossible: it is replaced atomically; a damaged one is
+        never overwritten behind the user's back)."""
+        path = self.folder / EDITS
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        try:
+            found = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) \
+                else ""
+            raise ProjectError(f"{path} is damaged: not valid JSON{where}; `splatstudio edit {self.name!r} --clear` "
+                               "starts the edits afresh") from None
+        if not isinstance(found, dict):
+            raise ProjectError(f"{path} is damaged: it holds no edits; `splatstudio edit {self.name!r} --clear` "
+                               "starts the edits afresh")
+        return found
+
+    def save_edit_list(self, edit_list: dict[str, Any] | None) -> None:
+        """Keep the hand edit list (``model.edits.EditSession.to_json``; None forgets it) beside the clean-up's
+        strength, atomically (a temporary file, then a rename)."""
+        try:
+            edits = self.read_edits()
+        except ProjectError:
+            edits = {}  # damaged: the caller chose to replace it
+        if edit_list is None:
+            edits.pop("edit_list", None)
+        else:
+            edits["edit_list"] = edit_list
+        self.set_edits(edits)
 
     # ------------------------------------------------------------------ before a stage works
     def keeps_checkpoint(self, stage: str, previous: StageRecord | None) -> bool:

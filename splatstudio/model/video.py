@@ -25,6 +25,7 @@ from typing import Any
 
 from PIL import Image
 
+from splatstudio.launch import is_frozen
 from splatstudio.model.atomic import read_json
 
 VIDEO_EXTENSIONS: tuple[str, ...] = ("avi", "m4v", "mkv", "mov", "mp4", "webm")
@@ -129,8 +130,6 @@ class VideoInfo:
 
 def _av() -> Any:
     if not av_available():
-        from splatstudio.frozen import is_frozen
-
         raise VideoRejected(AV_NOT_BUNDLED if is_frozen() else AV_MISSING)
     import av
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from splatstudio.pipeline.entry import StageContext, StageFailed
+from splatstudio.pipeline.context import StageContext, StageFailed
 
 # Relaxed initialisation for hard sets (few strong pairs, little parallax): measured on the shared
 # "lund" set, where default incremental mapping placed 2 of 29 photos and these settings placed 29.

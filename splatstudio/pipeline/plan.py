@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from splatstudio.frozen import stage_command
+from splatstudio.launch import stage_command
 from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project
 
 PHOTO_STAGES = STAGES[:STAGES.index("train") + 1]  # the stages that read the photos
@@ -28,7 +28,7 @@ class RunPlan:
 def stage_argv(stage: str, project_folder: Path, run_id: str | None = None,
                python: str | None = None) -> list[str]:
     """The command line of one stage process: the same for the GUI's QProcess and the CLI (in a bundle, its
-    executable runs the stage: see :mod:`splatstudio.frozen`)."""
+    executable runs the stage: see :mod:`splatstudio.launch`)."""
     argv = [*stage_command(python), stage, "--project", str(project_folder)]
     if run_id:
         argv += ["--run-id", run_id]

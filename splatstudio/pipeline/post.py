@@ -2,40 +2,42 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
+from splatstudio.io.ply import read_splat_ply, write_splat_ply
 from splatstudio.model.atomic import write_json_atomic
-from splatstudio.model.project import RESULT_PLY, trained_iterations
-from splatstudio.pipeline.entry import StageContext, StageFailed
+from splatstudio.model.project import ProjectError, trained_ply
+from splatstudio.model.settings import SPEC_BY_KEY
+from splatstudio.pipeline.context import StageContext, StageFailed
+
+if TYPE_CHECKING:
+    from splatstudio.model.filters import FilterResult
 
 
-def trained_ply(train_dir: Path) -> Path:
-    """The PLY of the highest saved iteration in a reference-layout model folder."""
-    candidates = trained_iterations(train_dir)
-    if not candidates:
-        raise StageFailed(f"the training stage left no point_cloud/iteration_N/point_cloud.ply in {train_dir}",
-                          "run the training stage again")
-    return candidates[-1][1]
+def filter_ply(
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    k: int = SPEC_BY_KEY["outlier_k_neighbors"].default,
+    std_ratio: float = SPEC_BY_KEY["outlier_std_threshold"].default,
+    min_cluster_ratio: float = SPEC_BY_KEY["outlier_min_cluster_ratio"].default,
+    gap_factor: float = 3.0,
+) -> FilterResult:
+    """Filter the Gaussians of a 3DGS PLY by position and write the survivors atomically."""
+    from splatstudio.model.filters import filter_outliers  # scipy (a quarter second): the filter stage only
 
-
-def result_ply(project_folder: Path, raw: bool = False) -> Path:
-    """The PLY an export starts from: the outlier-filtered result, or the trainer's output when `raw` (or
-    when there is no filtered one yet). `StageFailed` if the project has not been trained."""
-    filtered = Path(project_folder) / RESULT_PLY
-    if not raw and filtered.is_file():
-        return filtered
-    train = Path(project_folder) / "train"
-    if not train.is_dir():
-        raise StageFailed(f"{Path(project_folder).name} has no trained result yet", "run the project first")
-    return trained_ply(train)
+    cloud = read_splat_ply(in_path)
+    result = filter_outliers(cloud.positions, k, std_ratio, min_cluster_ratio, gap_factor)
+    write_splat_ply(out_path, cloud.subset(result.keep_mask))
+    return result
 
 
 def run_filter(ctx: StageContext) -> dict[str, Any]:
-    from splatstudio.model.filters import filter_ply
-
     settings = ctx.settings
-    source = trained_ply(ctx.project.path("train"))
+    try:
+        source = trained_ply(ctx.project.path("train"))
+    except ProjectError as exc:
+        raise StageFailed(str(exc), "run the training stage again") from None
     target = ctx.project.path("output", "point_cloud.ply")
     ctx.log(f"filtering {source}: k={settings.outlier_k_neighbors}, std={settings.outlier_std_threshold}, "
             f"min cluster ratio={settings.outlier_min_cluster_ratio}")

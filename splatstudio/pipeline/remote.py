@@ -60,7 +60,7 @@ from splatstudio.model.project import (
     now_iso,
 )
 from splatstudio.model.settings import SettingsError
-from splatstudio.pipeline.entry import EXIT_CANCELLED, EXIT_FAILED
+from splatstudio.pipeline.context import EXIT_CANCELLED, EXIT_FAILED
 from splatstudio.pipeline.events import Event, LogLine, Preview, Progress, Result, parse_line
 from splatstudio.pipeline.runner import EventSink, StageRunner
 
@@ -694,3 +694,12 @@ class RemoteStageRunner(StageRunner):
         except (ClusterError, ProjectError) as exc:
             return result, EXIT_FAILED, str(exc)
         return result, code, last_error
+
+
+def make_runner(project: Project, on_event: EventSink, executor: str | None = None) -> StageRunner:
+    """The runner for ``executor`` (the setting's value): :class:`StageRunner` for ``local`` (nothing of Ray
+    is imported), a cluster's runner otherwise. ``SettingsError`` for a value that names neither."""
+    address = parse_executor(executor)
+    if address is None:
+        return StageRunner(project, on_event)
+    return RemoteStageRunner(project, on_event, address)

@@ -9,35 +9,14 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from splatstudio.model.project import CANCELLED, DONE, FAILED, Project
-from splatstudio.pipeline.entry import EXIT_CANCELLED, EXIT_OK
+from splatstudio.pipeline.context import EXIT_CANCELLED, EXIT_OK
 from splatstudio.pipeline.events import Event, LogLine, Result, parse_line
+from splatstudio.pipeline.outcome import RunOutcome, stage_outcome
 from splatstudio.pipeline.plan import RunPlan, stage_argv
 
 EventSink = Callable[[str, Event], None]
-
-
-@dataclass
-class RunOutcome:
-    status: str  # done / failed / cancelled
-    stage: str | None = None  # the stage that failed or was cancelled
-    message: str = ""
-    hint: str = ""
-    results: dict[str, Result] = field(default_factory=dict)
-
-
-def exit_description(code: int) -> str:
-    """How a stage process ended, in words: "exit status 3", or "killed (signal 9, SIGKILL)" for the
-    negative codes of a process a signal ended."""
-    if code >= 0:
-        return f"exit status {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = "an unknown signal"
-    return f"the stage process was killed (signal {-code}, {name})"
 
 
 class StageRunner:
@@ -77,9 +56,7 @@ class StageRunner:
                 if code == EXIT_OK:
                     continue
                 status = CANCELLED if code == EXIT_CANCELLED or self._cancelled.is_set() else FAILED
-                message = (result.message if result else "") or last_error or exit_description(code)
-                hint = result.hint if result else ""
-                outcome = RunOutcome(status, stage, message, hint, outcome.results)
+                outcome = stage_outcome(stage, status, result, last_error, code, outcome.results)
                 break
         finally:
             try:
@@ -120,16 +97,3 @@ class StageRunner:
         reader.join(timeout=10)
         self._process = None
         return result, code, last_error
-
-
-def make_runner(project: Project, on_event: EventSink, executor: str | None = None) -> StageRunner:
-    """The runner for ``executor`` (the setting's value): :class:`StageRunner` for ``local`` (nothing of Ray
-    is imported), a cluster's runner otherwise. ``SettingsError`` for a value that names neither."""
-    from splatstudio.pipeline.remote import parse_executor
-
-    address = parse_executor(executor)
-    if address is None:
-        return StageRunner(project, on_event)
-    from splatstudio.pipeline.remote import RemoteStageRunner
-
-    return RemoteStageRunner(project, on_event, address)

@@ -30,7 +30,7 @@ from PIL import Image
 from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.pipeline import pairing
 from splatstudio.pipeline.colmap_engines import MapperTry, make_engine
-from splatstudio.pipeline.entry import StageContext, StageFailed
+from splatstudio.pipeline.context import StageContext, StageFailed
 from splatstudio.pipeline.pairing import MatcherChoice
 
 DATABASE = "sfm/database.db"

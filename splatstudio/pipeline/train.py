@@ -21,10 +21,10 @@ from typing import Any
 
 from PIL import Image
 
-from splatstudio.frozen import script_command
+from splatstudio.launch import script_command
 from splatstudio.model.project import TRAIN_CURVES
 from splatstudio.model.settings import Settings
-from splatstudio.pipeline.entry import Cancelled, StageContext, StageFailed
+from splatstudio.pipeline.context import Cancelled, StageContext, StageFailed
 
 CURVE_FIGURES = ("loss", "psnr", "num_gaussians", "sec_per_iter")
 """The figures a training curve plots against the iteration (besides the held-out ``eval_psnr``)."""

@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6 import QtCore
@@ -171,6 +172,8 @@ class PreparedScene:
     box: tuple[np.ndarray, np.ndarray]  # the robust (low, high) corners of its subject (`camera.scene_box`)
     marked: np.ndarray | None = None  # (N,) bool: splats an edit would remove, shown tinted or hidden
     hide_marked: bool = False
+    hidden: np.ndarray | None = None  # (N,) bool: splats the hand edits deleted or hid (not drawn, not picked)
+    selected: np.ndarray | None = None  # (N,) bool: the hand edits' selection, tinted (`SELECT_TINT`)
 
     def __len__(self) -> int:
         return len(self.static)
@@ -219,12 +222,19 @@ def splat_colors(scene: PreparedScene, eye: np.ndarray, degree: int, fast: bool 
         colors[:, 3] = scene.alphas
     if scene.marked is not None:
         _mark(colors, scene.marked, scene.hide_marked)
+    if scene.selected is not None:
+        colors[scene.selected, :3] = 0.35 * colors[scene.selected, :3] + 0.65 * SELECT_TINT
+        colors[scene.selected, 3] = np.maximum(colors[scene.selected, 3], MARK_MIN_ALPHA)
+    if scene.hidden is not None:
+        colors[scene.hidden, 3] = 0.0
     return colors
 
 
 MARK_TINT = np.array([1.0, 0.1, 0.75], np.float32)
 """The colour of splats an edit would remove (a magenta no photo of a scene is likely to be)."""
 MARK_MIN_ALPHA = np.float32(0.5)
+SELECT_TINT = np.array([1.0, 0.78, 0.0], np.float32)
+"""The colour of selected splats (SuperSplat's yellow; the clean-up's preview is magenta)."""
 
 
 def _mark(colors: np.ndarray, marked: np.ndarray, hide: bool) -> None:
@@ -367,7 +377,8 @@ def pick_splat(
     centres, conics, depths, valid = project_conics(scene.positions, _cov6(scene), view, intr, near)
     d = np.array([x, y]) - centres
     m = conics[:, 0] * d[:, 0] ** 2 + 2 * conics[:, 1] * d[:, 0] * d[:, 1] + conics[:, 2] * d[:, 1] ** 2
-    alpha = np.minimum(0.99, scene.alphas * np.exp(-0.5 * np.maximum(m, 0.0)))
+    alphas = scene.alphas if scene.hidden is None else np.where(scene.hidden, np.float32(0.0), scene.alphas)
+    alpha = np.minimum(0.99, alphas * np.exp(-0.5 * np.maximum(m, 0.0)))
     hit = np.flatnonzero(valid & (m <= 9.0) & (alpha >= 1.0 / 255.0))
     if len(hit) == 0:
         return None
@@ -572,6 +583,20 @@ class _Keys:
     fly: set[str] = field(default_factory=set)
 
 
+@dataclass
+class _Overlay:
+    """An overlay of the edit tools (`SplatCanvas.set_overlay`) and its GPU buffers once made."""
+
+    positions: np.ndarray
+    colors: Any
+    mode: str
+    screen: bool
+    size: float
+    indices: np.ndarray | None = None
+    vbo: gloo.VertexBuffer | None = None
+    ibo: gloo.IndexBuffer | None = None
+
+
 class SplatCanvas(app.Canvas):
     """vispy canvas drawing a `SplatCloud`; embed ``canvas.native`` in a Qt layout.
 
@@ -589,6 +614,10 @@ class SplatCanvas(app.Canvas):
     Keys: W A S D Q E fly, R resets the view, arrows and PageUp/PageDown step through the
     training cameras, F12 saves a screenshot, G grid, X axes, C frustums, P sparse points,
     0-3 SH degree.
+
+    Edit mode (``render/edit_tools.py``) hooks in through `interaction` (offered every mouse and key
+    event first), `orbit_button`, `show_edits` (deleted/hidden splats not drawn nor picked, the
+    selection tinted), `set_overlay` (shapes, picks, the edited frame) and `set_up`.
     """
 
     def __init__(
@@ -645,6 +674,11 @@ class SplatCanvas(app.Canvas):
         self._sparse: tuple[np.ndarray, np.ndarray] | None = None
         self._keys = _Keys()
         self._last_mouse: tuple[float, float] | None = None
+        self.interaction: Any = None
+        """The edit tools (``render/edit_tools.py``) while editing: offered every mouse and key event first."""
+        self.orbit_button = 1
+        """The mouse button whose drag orbits (the others pan); the right one while an edit tool has the left."""
+        self._extra: dict[str, _Overlay] = {}
         self._init_programs()
         self.signals.sig_frame_ready.connect(self._on_frame_ready)
         self._worker = SortWorker(self.signals.sig_frame_ready.emit)
@@ -893,10 +927,92 @@ class SplatCanvas(app.Canvas):
             raise ValueError(f"a mark of {len(marked)} splats for a scene of {len(scene)}")
         scene.marked = None if marked is None else np.asarray(marked, dtype=bool)
         scene.hide_marked = hide
+        self._marks_changed()
+
+    def show_edits(self, hidden: np.ndarray | None, selected: np.ndarray | None) -> None:
+        """The hand edits' state (``model/edits.py``): ``hidden`` splats (deleted or hidden) are neither drawn
+        nor picked, ``selected`` ones are tinted `SELECT_TINT`; None (or an empty mask): none."""
+        scene = self._scene
+        if scene is None:
+            return
+        for mask in (hidden, selected):
+            if mask is not None and len(mask) != len(scene):
+                raise ValueError(f"an edit mask of {len(mask)} splats for a scene of {len(scene)}")
+        scene.hidden = None if hidden is None or not np.any(hidden) else np.array(hidden, dtype=bool)
+        scene.selected = None if selected is None or not np.any(selected) else np.array(selected, dtype=bool)
+        self._marks_changed()
+
+    def _marks_changed(self) -> None:
         self._generation += 1  # colours, uploads and frames in flight are of the old marks
         self._colors = None
         self._upload = _Upload()
         self._camera_changed(moving=False)
+
+    def set_up(self, up: np.ndarray) -> None:
+        """Orbit around ``up`` from now on (a levelled scene's vertical); the view keeps its place and
+        direction, its roll dropped."""
+        up = np.asarray(up, dtype=np.float64)
+        up = up / max(float(np.linalg.norm(up)), 1e-12)
+        self.orbit.up = up
+        self._home.up = up.copy()
+        self.orbit.set_from_pose(self._pose)
+        self._pose = self.orbit.pose()
+        self._say_place("")
+        self._camera_changed(moving=False)
+
+    def set_overlay(self, name: str, positions: np.ndarray | None, colors: Any = (1.0, 1.0, 1.0, 1.0),
+                    mode: str = "lines", screen: bool = False, size: float = 2.0,
+                    indices: np.ndarray | None = None) -> None:
+        """Draw (or, with ``positions`` None, stop drawing) an overlay of the edit tools over the scene:
+        ``positions`` (N, 3) in world coordinates, or (N, 2) logical pixels with ``screen``; ``colors`` (N, 4)
+        or one RGBA; ``mode`` "lines" (segments), "line_strip", "line_loop" or "points" (``size`` pixels);
+        ``indices``: draw only those points of ``positions`` (uploaded once while the same array is given)."""
+        if positions is None or len(positions) == 0 or (indices is not None and len(indices) == 0):
+            if self._extra.pop(name, None) is not None:
+                self.update()
+            return
+        if mode not in ("lines", "line_strip", "line_loop", "points"):
+            raise ValueError(f"unknown overlay mode {mode!r}")
+        old = self._extra.get(name)
+        overlay = _Overlay(np.asarray(positions), colors, mode, screen, float(size), indices)
+        if old is not None and old.positions is overlay.positions and not screen:
+            overlay.vbo = old.vbo  # the same points (the scene's centres): only the indices change
+        self._extra[name] = overlay
+        self.update()
+
+    def _draw_extra(self, intr: Intrinsics) -> None:
+        """The edit tools' overlays (`set_overlay`), over everything else."""
+        if not self._extra:
+            return
+        radius = self._scene.radius if self._scene is not None else 1.0
+        far = 100.0 * radius + float(np.linalg.norm(self._pose.center))
+        world = np.ascontiguousarray((projection_matrix(intr, self.near, far) @ self._view()).T, dtype=np.float32)
+        for overlay in self._extra.values():
+            if overlay.screen:
+                width, height = self.size
+                xy = np.asarray(overlay.positions, dtype=np.float32).reshape(-1, 2)
+                ndc = np.zeros((len(xy), 3), dtype=np.float32)
+                ndc[:, 0] = 2.0 * xy[:, 0] / max(width, 1) - 1.0
+                ndc[:, 1] = 1.0 - 2.0 * xy[:, 1] / max(height, 1)
+                self._lines["u_mvp"] = np.eye(4, dtype=np.float32)
+                self._lines["a_position"] = gloo.VertexBuffer(ndc)
+            else:
+                if overlay.vbo is None:
+                    overlay.vbo = gloo.VertexBuffer(np.ascontiguousarray(overlay.positions, dtype=np.float32))
+                self._lines["u_mvp"] = world
+                self._lines["a_position"] = overlay.vbo
+            colors = overlay.colors
+            if isinstance(colors, np.ndarray) and colors.ndim == 2:
+                self._lines["a_color"] = gloo.VertexBuffer(np.ascontiguousarray(colors, dtype=np.float32))
+            else:
+                self._lines["a_color"] = tuple(float(c) for c in colors)
+            self._lines["u_point_size"] = overlay.size
+            if overlay.indices is not None:
+                if overlay.ibo is None:
+                    overlay.ibo = gloo.IndexBuffer(np.ascontiguousarray(overlay.indices, dtype=np.uint32))
+                self._lines.draw("points", overlay.ibo)
+            else:
+                self._lines.draw(overlay.mode)
 
     def _colors_for(self, eye: np.ndarray, force: bool = False) -> np.ndarray:
         """Current colours, recomputed synchronously when missing or (with `force`) stale.
@@ -1139,6 +1255,7 @@ class SplatCanvas(app.Canvas):
         for name in ("points", "frustums", "axes"):
             if getattr(self.overlays, name):
                 self._draw_overlay(name, intr)
+        self._draw_extra(intr)
 
     def _draw_image(self, image: _Image) -> None:
         gloo.set_state(blend=True, blend_func=("one", "one_minus_src_alpha"))
@@ -1304,12 +1421,18 @@ class SplatCanvas(app.Canvas):
     # ------------------------------------------------------------------------------- input
 
     def on_mouse_press(self, event) -> None:
+        if self.interaction is not None and self.interaction.mouse_press(event):
+            return
         self._last_mouse = tuple(event.pos)
 
     def on_mouse_release(self, event) -> None:
+        if self.interaction is not None and self.interaction.mouse_release(event):
+            return
         self._last_mouse = None
 
     def on_mouse_move(self, event) -> None:
+        if self.interaction is not None and self.interaction.mouse_move(event):
+            return
         if not event.is_dragging or self._last_mouse is None:
             return
         x, y = event.pos
@@ -1317,7 +1440,7 @@ class SplatCanvas(app.Canvas):
         self._last_mouse = (x, y)
         buttons = event.buttons or []
         shift = any(getattr(k, "name", "") == "Shift" for k in event.modifiers)
-        if 1 in buttons and not shift:
+        if self.orbit_button in buttons and not shift:
             self.orbit.orbit(-dx * ORBIT_RADIANS_PER_PIXEL, dy * ORBIT_RADIANS_PER_PIXEL)
         else:
             pixel = self.orbit.distance * 2 * math.tan(math.radians(self.orbit.fov_y_deg) / 2) / max(self.size[1], 1)
@@ -1331,6 +1454,8 @@ class SplatCanvas(app.Canvas):
     _FLY = {"W": (1, 0, 0), "S": (-1, 0, 0), "D": (0, 1, 0), "A": (0, -1, 0), "E": (0, 0, 1), "Q": (0, 0, -1)}
 
     def on_key_press(self, event) -> None:
+        if self.interaction is not None and self.interaction.key_press(event):
+            return
         name = getattr(event.key, "name", "") if event.key is not None else ""
         if name in self._FLY:
             self._keys.fly.add(name)

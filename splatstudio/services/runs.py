@@ -18,8 +18,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from splatstudio.model.project import CANCELLED, DONE, Project
 from splatstudio.model.run_slots import WINDOW, RunSlot, RunSlots, SlotHolder
 from splatstudio.model.settings import SPEC_BY_KEY
+from splatstudio.pipeline.outcome import RunOutcome, stage_outcome
 from splatstudio.pipeline.plan import RunPlan, plan_run
-from splatstudio.pipeline.runner import RunOutcome, exit_description
 from splatstudio.services.stage_process import StageProcess
 
 LOG_HISTORY = 20_000  # lines of a run's log kept in memory, for a panel that starts showing it late
@@ -107,10 +107,8 @@ class ProjectRun(QObject):
         if status == DONE:
             self._next()
             return
-        message = (result.message if result else "") or process.last_error or exit_description(code)
-        hint = result.hint if result else ""
         status = CANCELLED if self._cancelled else status
-        self._end(RunOutcome(status, stage, message, hint, self._outcome.results))
+        self._end(stage_outcome(stage, status, result, process.last_error, code, self._outcome.results))
 
     def _end(self, outcome: RunOutcome) -> None:
         if self.run_id is not None:

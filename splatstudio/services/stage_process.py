@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from splatstudio.pipeline.entry import EXIT_CANCELLED, EXIT_OK
+from splatstudio.pipeline.context import EXIT_CANCELLED, EXIT_OK
 from splatstudio.pipeline.events import Event, LogLine, Progress, Result, parse_line
 from splatstudio.pipeline.plan import stage_argv
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import QCoreApplication, QLockFile, QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from splatstudio.frozen import APP_ID, icon_files
+from splatstudio.launch import APP_ID, icon_files
 from splatstudio.model import paths
 from splatstudio.model.library import Library
 from splatstudio.model.settings import Settings, SettingsError, load_settings

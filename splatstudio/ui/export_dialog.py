@@ -49,16 +49,21 @@ AMOUNTS = (("all", "All splats"), ("count", "At most this many splats"), ("size"
                    f"{WEB_MAX_BYTES // 1_000_000} MB"))
 
 
-def _load(source: Path, cleanup: tuple[float, Any, dict[Path, Any]] | None = None) -> Any:
-    """Worker: the cloud, its robust bounds (1st-99th percentile, what a crop box starts from) and the
-    splats the project's clean-up ``(strength, views, masks already made by source)`` removes from it (None
-    without one)."""
+def _load(source: Path, cleanup: tuple[float, Any, dict[Path, Any]] | None = None,
+          edits: tuple[np.ndarray | None, Any] | None = None) -> Any:
+    """Worker: the cloud, its robust bounds (1st-99th percentile, what a crop box starts from, in the edited
+    frame), the splats the project's clean-up ``(strength, views, masks already made by source)`` and hand
+    edits ``(deleted, transform)`` remove from it (None without any), and the edits' transform."""
     from splatstudio.io.formats import load_splats
     from splatstudio.model.cleanup import cleanup_mask, cleanup_scores
 
     cloud = load_splats(source)
+    deleted, transform = edits if edits is not None else (None, None)
+    if deleted is not None and len(deleted) != len(cloud):
+        deleted, transform = None, None  # made on another model (the page passes the shown result's only)
     if len(cloud):
-        lo, hi = np.percentile(cloud.positions, [1, 99], axis=0)
+        positions = cloud.positions if transform is None else transform.apply(cloud.positions)
+        lo, hi = np.percentile(positions, [1, 99], axis=0)
     else:
         lo, hi = np.zeros(3), np.ones(3)
     removed = None
@@ -66,7 +71,9 @@ def _load(source: Path, cleanup: tuple[float, Any, dict[Path, Any]] | None = Non
         removed = cleanup[2].get(source)  # the preview's own mask of this model, when the page has one
         if removed is None or len(removed) != len(cloud):
             removed = cleanup_mask(cleanup_scores(cloud, cleanup[1]), cleanup[0])[0]
-    return cloud, lo, hi, removed
+    if deleted is not None:
+        removed = deleted.copy() if removed is None else removed | deleted
+    return cloud, lo, hi, removed, transform
 
 
 class ExportDialog(QDialog):
@@ -76,7 +83,8 @@ class ExportDialog(QDialog):
 
     def __init__(self, filtered: Path | None, raw: Path | None, name: str, workers: Workers,
                  parent: QWidget | None = None, extension: str = ".ply",
-                 cleanup: tuple[float, Any, dict[Path, Any]] | None = None):
+                 cleanup: tuple[float, Any, dict[Path, Any]] | None = None,
+                 edits: dict[Path, tuple[np.ndarray | None, Any]] | None = None):
         super().__init__(parent)
         self.setObjectName("exportDialog")
         self.setWindowTitle(f"Export — {name}")
@@ -84,6 +92,8 @@ class ExportDialog(QDialog):
         self.cleanup = cleanup if cleanup is not None and cleanup[0] > 0 else None
         """The project's clean-up (strength, the photos' cameras as ``model.cleanup.Views``, masks the page
         already made by source path), applied first."""
+        self.edits = edits or {}
+        """The hand edits (the deleted splats, the transform) by source path: the shown result's only."""
         self.name = name
         self.workers = workers
         self.clouds: dict[str, Any] = {}
@@ -203,7 +213,8 @@ class ExportDialog(QDialog):
         loaded = self.clouds.get(self.source_key)
         return ExportOptions(raw=self.source_key == "raw", min_opacity=self.min_opacity.value(),
                              sh_degree=self.sh_degree.currentData(), crop=crop, target_count=target_count,
-                             target_size=target_size, remove=loaded[3] if loaded is not None else None)
+                             target_size=target_size, remove=loaded[3] if loaded is not None else None,
+                             transform=loaded[4] if loaded is not None else None)
 
     # ------------------------------------------------------------------ preview
     def _schedule(self, *_args: Any) -> None:
@@ -218,8 +229,9 @@ class ExportDialog(QDialog):
             if key in self._loading:
                 return
             self._loading.add(key)
-            cleanup = self.cleanup
-            self.workers.submit(lambda: _load(self.sources[key], cleanup), lambda loaded: self._on_loaded(key, loaded),
+            cleanup, edits = self.cleanup, self.edits.get(self.sources[key])
+            self.workers.submit(lambda: _load(self.sources[key], cleanup, edits),
+                                lambda loaded: self._on_loaded(key, loaded),
                                 lambda message, _t: self.summary.setText(f"cannot read the model: {message}"))
             return
         try:
@@ -238,7 +250,7 @@ class ExportDialog(QDialog):
                             lambda message, _t: self._on_preview_failed(generation, message))
 
     def _on_loaded(self, key: str, loaded: Any) -> None:
-        _cloud, lo, hi, _removed = loaded
+        _cloud, lo, hi, _removed, _transform = loaded
         self._loading.discard(key)
         first = not self.clouds
         self.clouds[key] = loaded
@@ -270,7 +282,10 @@ class ExportDialog(QDialog):
             total = len(self.clouds[self.source_key][0])
             kept = " (the most visible)" if self.amount_key != "all" and preview.count < total else ""
             removed = self.clouds[self.source_key][3]
-            cleaned = f" after the clean-up removed {int(removed.sum()):,}" if removed is not None else ""
+            what = " and ".join(w for w, on in (("the clean-up", self.cleanup is not None),
+                                                ("your edits", self.edits.get(self.sources[self.source_key])
+                                                 is not None)) if on)
+            cleaned = f" after {what} removed {int(removed.sum()):,}" if removed is not None else ""
             self.summary.setText(f"{preview.count:,} of {total:,} splats{kept}{cleaned} · "
                                  f"{humanize.format_size(preview.size)} as {preview.extension}")
             self.export_button.setEnabled(True)

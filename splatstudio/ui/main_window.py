@@ -14,13 +14,13 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QStyle, QWidget
 
 from splatstudio import __version__
-from splatstudio.model.datasets import detect_dataset, import_dataset
+from splatstudio.ingest.datasets import detect_dataset, import_dataset
 from splatstudio.model.library import Library
 from splatstudio.model.project import STAGE_TITLES, TRAIN_CURVES, Project, ProjectError
 from splatstudio.model.run_slots import RunSlots
 from splatstudio.model.settings import Settings
+from splatstudio.pipeline.outcome import RunOutcome
 from splatstudio.pipeline.plan import PlanError, plan_run
-from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.pipeline.train import load_curves
 from splatstudio.services.runs import ProjectRun, RunQueue
 from splatstudio.services.system import SystemSampler

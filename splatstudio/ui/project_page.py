@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtGui import QColor, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -46,17 +46,17 @@ from splatstudio.model.project import (
     TRAIN_CAMERAS,
     Project,
     ProjectError,
+    result_ply,
     trained_iterations,
 )
-from splatstudio.pipeline.entry import StageFailed
 from splatstudio.pipeline.events import Preview, Progress
+from splatstudio.pipeline.outcome import RunOutcome
 from splatstudio.pipeline.plan import stage_weights
-from splatstudio.pipeline.post import result_ply
-from splatstudio.pipeline.runner import RunOutcome
 from splatstudio.pipeline.train import latest_checkpoint, measure_command, uses_bundled_trainer
 from splatstudio.services.runs import ProjectRun, RunQueue
 from splatstudio.ui.cleanup_panel import CleanupPanel
 from splatstudio.ui.compare_panel import ComparePanel
+from splatstudio.ui.edit_panel import EditPanel
 from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
 from splatstudio.ui.library_page import format_duration
@@ -78,7 +78,8 @@ RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
 
 
 VIEW_CONTROLS = ("3D view: drag to orbit, right-drag to pan, wheel to zoom, W A S D Q E to fly; ← → step "
-                 "through the photos' viewpoints; R resets the view")
+                 "through the photos' viewpoints; R resets the view. Edit…: M rectangle, L lasso, B brush, "
+                 "V navigate (right-drag orbits), Delete, H hide, I isolate, U show all, Ctrl+Z undo")
 CONFIRM_CANCEL_AFTER = 60.0  # seconds a stage has worked before a cancel asks first
 
 class ProjectPage(QWidget):
@@ -196,6 +197,13 @@ class ProjectPage(QWidget):
         exports = QHBoxLayout()
         exports.addWidget(self.export_button)
         exports.addWidget(self.cleanup_button)
+        self.edit_button = QPushButton("Edit…")
+        self.edit_button.setObjectName("editButton")
+        self.edit_button.setCheckable(True)
+        self.edit_button.setEnabled(False)
+        self.edit_button.setToolTip("Select and delete splats by hand, level the scene, set its origin and scale "
+                                    "(undo with Ctrl+Z; kept with the project and applied on export)")
+        exports.addWidget(self.edit_button)
         exports.addStretch(1)
         report_scroll = QScrollArea()
         report_scroll.setWidgetResizable(True)
@@ -226,6 +234,16 @@ class ProjectPage(QWidget):
         self.cleanup.hide()  # until asked for (Clean up…), or the project keeps a clean-up
         self.cleanup_button.toggled.connect(self.cleanup.setVisible)
         self.cleanup.sig_enabled.connect(self.cleanup_button.setEnabled)
+        self.edit = EditPanel()
+        self.edit.sig_save.connect(self._on_edit_list)
+        left_layout.addWidget(self.edit)
+        self.edit.hide()  # until asked for (Edit…); saved deletions show in the view all the same
+        self.edit_button.toggled.connect(self._on_edit_toggled)
+        for keys, slot in ((QKeySequence.StandardKey.Undo, self._on_undo), ("Ctrl+Shift+Z", self._on_redo),
+                           ("Ctrl+Y", self._on_redo)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
         # how to move in the 3D view, and which photo's viewpoint it shows (from the viewer)
         self.view_hint = QLabel(VIEW_CONTROLS, wordWrap=True)
         self.view_hint.setObjectName("viewHint")
@@ -282,6 +300,9 @@ class ProjectPage(QWidget):
         self.compare_button.setEnabled(False)  # until this project's model and cameras are shown
         self.cleanup.set_model(None, None, 0.0)  # until this project's result is shown
         self.cleanup_button.setChecked(False)
+        self.edit_button.setChecked(False)
+        self.edit.set_model(None, None)
+        self.edit_button.setEnabled(False)
         self._load_records(keep_live=False)
         run = self.queue.active.get(str(self.project.folder))
         if run is not None:
@@ -631,13 +652,16 @@ class ProjectPage(QWidget):
         shown = self.project.shown_result()
         try:  # the trainer's own output, unless a re-run is making a new one while the previous result shows
             raw = result_ply(self.project.folder, raw=True) if shown is None or not shown[2] else None
-        except StageFailed:
+        except ProjectError:
             raw = None
         if raw is None and shown is None:
             self.sig_message.emit("nothing to export yet: run the project first")
             return None
+        edits = self.edit.export_edits() if shown is not None and self._viewer is not None \
+            and self._viewer.scene is not None and self.edit.cloud is self._viewer.scene.cloud else None
         dialog = ExportDialog(shown[0] if shown else None, raw, self.project.name, self.workers, self,
-                              cleanup=self._cleanup_for_export(shown))
+                              cleanup=self._cleanup_for_export(shown),
+                              edits={shown[0]: edits} if edits is not None else None)
         dialog.sig_exported.connect(
             lambda path, count, size: self.sig_message.emit(f"exported {count:,} splats to {path} "
                                                             f"({humanize.format_size(size)})"))
@@ -712,12 +736,39 @@ class ProjectPage(QWidget):
         """Kept with the project (``edits.json``), and applied when it is exported."""
         if self.project is None:
             return
-        edits = self.project.edits()
+        try:
+            edits = self.project.read_edits()
+        except ProjectError as exc:  # damaged: not overwritten behind the user's back (the edit panel says so)
+            self.sig_message.emit(f"the clean-up could not be kept: {exc}")
+            return
         if edits.get("cleanup", 0.0) != strength:
             try:
                 self.project.set_edits({**edits, "cleanup": strength})
             except OSError as exc:
                 self.sig_message.emit(f"the clean-up could not be kept: {exc.strerror or exc}")
+
+    def _on_edit_list(self, edit_list) -> None:
+        """The hand edits, kept with the project (``edits.json``, atomically) and applied when it is exported."""
+        if self.project is None:
+            return
+        try:
+            self.project.save_edit_list(edit_list)
+        except OSError as exc:
+            self.sig_message.emit(f"the edits could not be kept: {exc.strerror or exc}")
+
+    def _on_edit_toggled(self, on: bool) -> None:
+        self.edit.setVisible(on)
+        self.edit.set_active(on)
+        if on and self._viewer is not None:
+            self._viewer.native.setFocus()  # the edit keys (M L B, Delete, H...) go to the view
+
+    def _on_undo(self) -> None:
+        if self.edit.session is not None:
+            self.edit.undo()
+
+    def _on_redo(self) -> None:
+        if self.edit.session is not None:
+            self.edit.redo()
 
     def _on_place_changed(self, place: str) -> None:
         self.view_place.setText(f"Viewing from {place}" if place else "")
@@ -773,6 +824,7 @@ class ProjectPage(QWidget):
                 # where the scene is known to look right (an orbit framing all splats can sit far out)
                 self._viewer.set_training_cameras(cameras)
                 self._viewer.jump_to_camera(0)
+            self._show_edits(scene.cloud if shown is not None and path == shown[0] else None)
             if reset_camera:
                 self.compare_button.setEnabled(bool(cameras))
                 if not cameras:
@@ -780,6 +832,21 @@ class ProjectPage(QWidget):
         if self._model_pending is not None:
             pending, self._model_pending = self._model_pending, None
             self.show_model(*pending)
+
+
+    def _show_edits(self, cloud: Any) -> None:
+        """The hand edits of the shown result (``cloud``; None: a training preview, nothing to edit)."""
+        if cloud is None or self.project is None:
+            self.edit_button.setChecked(False)
+            self.edit.set_model(None, None)
+            self.edit_button.setEnabled(False)
+            return
+        try:
+            stored, problem = self.project.read_edits().get("edit_list"), ""
+        except ProjectError as exc:
+            stored, problem = None, str(exc)
+        self.edit.set_model(self._viewer, cloud, stored, problem)
+        self.edit_button.setEnabled(True)
 
 
 def _prepare_model(path: Path, cameras: Path | None) -> tuple[object, list]:

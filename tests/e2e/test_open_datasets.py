@@ -9,9 +9,9 @@ from dataset_builders import render_photos, write_colmap_folder, write_nerfstudi
 from shared_sets import shared_data
 
 from splatstudio.cli import main as cli
+from splatstudio.ingest import datasets
 from splatstudio.io import colmap
 from splatstudio.io.formats import load_splats
-from splatstudio.model import datasets
 from splatstudio.model.library import Library
 from splatstudio.model.project import DONE, STAGES
 from splatstudio.model.settings import Settings

@@ -22,11 +22,8 @@ from dataset_builders import (
 from PIL import Image
 
 from splatstudio.cli import main as cli
-from splatstudio.io import colmap
-from splatstudio.io.nerfstudio import colmap_pose_from_transform, read_transforms, transform_from_colmap_pose
-from splatstudio.io.ply import read_points_ply, write_points_ply
-from splatstudio.model import datasets
-from splatstudio.model.datasets import (
+from splatstudio.ingest import datasets
+from splatstudio.ingest.datasets import (
     COLMAP,
     NERFSTUDIO,
     TRAINER_OUTPUT,
@@ -36,6 +33,9 @@ from splatstudio.model.datasets import (
     import_dataset,
     read_cfg_args,
 )
+from splatstudio.io import colmap
+from splatstudio.io.nerfstudio import colmap_pose_from_transform, read_transforms, transform_from_colmap_pose
+from splatstudio.io.ply import read_points_ply, write_points_ply
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import DONE, STAGES, ProjectError
 from splatstudio.model.settings import Settings
@@ -454,7 +454,7 @@ def test_cli_open(photos, tmp_path, capsys):
 def test_import_never_loads_pycolmap(photos, tmp_path):
     """The window imports in its own process: pycolmap's glog would take over SIGTERM there (NOTES.md)."""
     source = write_nerfstudio(tmp_path / "ns", photos)
-    code = ("import sys; from splatstudio.model.datasets import import_dataset; "
+    code = ("import sys; from splatstudio.ingest.datasets import import_dataset; "
             "from splatstudio.model.library import Library; from splatstudio.model.settings import Settings; "
             f"import_dataset(Library({str(tmp_path / 'lib')!r}), {str(source)!r}, None, Settings()); "
             "print('pycolmap' in sys.modules)")

@@ -1,4 +1,5 @@
-"""Tests for `splatstudio.model.filters`: statistical and small-cluster outlier removal."""
+"""Tests for `splatstudio.model.filters`: statistical and small-cluster outlier removal (and its file-level
+helper, `splatstudio.pipeline.post.filter_ply`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from _clouds import random_cloud
 
 from splatstudio.io.ply import read_splat_ply, write_splat_ply
-from splatstudio.model.filters import FilterResult, filter_outliers, filter_ply
+from splatstudio.model.filters import FilterResult, filter_outliers
+from splatstudio.pipeline.post import filter_ply
 
 
 def sphere_surface(n: int, radius: float, centre: tuple[float, float, float], seed: int) -> np.ndarray:

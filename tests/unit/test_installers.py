@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from splatstudio import frozen
-from splatstudio.frozen import APP_ID, RUN_SCRIPT, RUN_STAGE, dispatch, icon_files
+from splatstudio import launch
+from splatstudio.bundle_main import dispatch
+from splatstudio.launch import APP_ID, RUN_SCRIPT, RUN_STAGE, icon_files
 from splatstudio.model.settings import Settings
 from splatstudio.pipeline.plan import stage_argv
 from splatstudio.pipeline.train import bundled_trainer, trainer_command
@@ -139,7 +140,7 @@ def bundle(monkeypatch, tmp_path):
 
 
 def test_commands_from_a_source_install_are_unchanged(tmp_path):
-    assert not frozen.is_frozen()
+    assert not launch.is_frozen()
     assert stage_argv("features", tmp_path, "run1") == [sys.executable, "-m", "splatstudio.stages", "features",
                                                          "--project", str(tmp_path), "--run-id", "run1"]
     argv = trainer_command(Settings(), tmp_path / "dataset", tmp_path / "train", None, ours=True)
@@ -156,7 +157,7 @@ def test_commands_from_a_source_install_are_unchanged(tmp_path):
 
 
 def test_commands_in_a_bundle_go_through_its_executable(bundle, tmp_path):
-    assert frozen.is_frozen()
+    assert launch.is_frozen()
     assert stage_argv("train", tmp_path, "r2") == [str(bundle), RUN_STAGE, "train", "--project", str(tmp_path),
                                                    "--run-id", "r2"]
     argv = trainer_command(Settings(), tmp_path / "dataset", tmp_path / "train", None, ours=True)
@@ -197,14 +198,14 @@ def test_a_bundle_command_line_round_trips_through_a_real_process(bundle, tmp_pa
     """A stand-in for the bundle's executable (this interpreter running `dispatch`) runs the stage command."""
     bundle.parent.mkdir(parents=True)
     bundle.write_text(f"#!/bin/sh\nexec {PYTHON} -c "
-                      "'import sys; from splatstudio.frozen import dispatch; sys.exit(dispatch())' \"$@\"\n")
+                      "'import sys; from splatstudio.bundle_main import dispatch; sys.exit(dispatch())' \"$@\"\n")
     bundle.chmod(bundle.stat().st_mode | stat.S_IXUSR)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     missing = subprocess.run(stage_argv("features", tmp_path / "nothing"), capture_output=True, text=True, env=env)
     assert missing.returncode == 1 and missing.stderr.startswith("error:") and "project" in missing.stderr
     script = tmp_path / "echo.py"
     script.write_text("import sys\nprint(' '.join(sys.argv[1:]))\n")
-    done = subprocess.run(frozen.script_command(script) + ["a", "b"], capture_output=True, text=True, env=env)
+    done = subprocess.run(launch.script_command(script) + ["a", "b"], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and done.stdout == "a b\n"
 
 

@@ -1,10 +1,11 @@
-"""Running from the one-folder bundle (PyInstaller): the bundle's executable stands in for ``python``.
+"""How this program starts itself again, and where its resources are, in a source install and in the
+one-folder bundle (PyInstaller), where the bundle's executable stands in for ``python``.
 
 The app starts every pipeline stage, the trainer and thumbnails as subprocesses. From a source install
 they are ``python -m splatstudio.stages ...`` and ``python gaussian-splatting/train.py ...``; in a bundle
 ``sys.executable`` is the bundle's own program, which is not a Python interpreter, so the commands put a
-hidden first argument in front that the bundle's entry (:func:`dispatch`, called before anything else is
-imported) turns back into the same call:
+hidden first argument in front that the bundle's entry (:func:`splatstudio.bundle_main.dispatch`, called
+before anything else is imported) turns back into the same call:
 
 * ``splatstudio --run-stage STAGE --project DIR``  = ``python -m splatstudio.stages STAGE --project DIR``
 * ``splatstudio --run-script SCRIPT ARGS...``       = ``python SCRIPT ARGS...`` (the trainer, ``render.py``)
@@ -12,15 +13,15 @@ imported) turns back into the same call:
   (thumbnails: ``-m splatstudio view ...``)
 * anything else is the ``splatstudio`` command line.
 
-It also finds ``resources/`` (the app icon) in a bundle or a source checkout. Pure standard library, no
-Qt: it runs in every stage and trainer process of a bundle.
+It also finds ``resources/`` (the app icon) in a bundle or a source checkout. Pure standard library and
+nothing of the app (the lowest floor: the model, the pipeline and the window all use it), no Qt: it runs
+in every stage and trainer process of a bundle.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 APP_ID = "io.splatstudio.SplatStudio"  # desktop file, icon and AppStream id
@@ -78,47 +79,3 @@ def icon_files() -> list[Path]:
         return []
     found = [(int(p.parent.parent.name.split("x")[0]), p) for p in folder.glob(f"*/apps/{APP_ID}.png")]
     return [path for _, path in sorted(found)]
-
-
-def _run_script(argv: list[str]) -> int:
-    """``python SCRIPT ARGS``: ``__main__`` is the script, its folder first on ``sys.path``."""
-    import runpy
-
-    if not argv:
-        print(f"usage: {Path(sys.executable).name} {RUN_SCRIPT} SCRIPT [ARGS...]", file=sys.stderr)
-        return 2
-    script = os.path.abspath(argv[0])
-    sys.argv = [script, *argv[1:]]
-    sys.path.insert(0, os.path.dirname(script))
-    try:
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as exc:
-        return _exit_code(exc.code)
-    return 0
-
-
-def _exit_code(code: object) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
-def dispatch(argv: Sequence[str] | None = None) -> int:
-    """The bundle's ``main``: a hidden stage/script/module call, or the ``splatstudio`` command line."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == [RUN_STAGE] or args[:2] == ["-m", STAGES_MODULE]:
-        from splatstudio.pipeline.entry import main as stage_main
-
-        rest = args[1:] if args[0] == RUN_STAGE else args[2:]
-        sys.argv = [STAGES_MODULE, *rest]
-        return stage_main(rest)
-    if args[:1] == [RUN_SCRIPT]:
-        return _run_script(args[1:])
-    if args[:2] == ["-m", "splatstudio"]:
-        args = args[2:]
-    from splatstudio.cli import main as cli_main
-
-    return cli_main(args)
