@@ -148,7 +148,7 @@ def _trainer_at(commit):
                         f"trainer-{commit}")
     if not os.path.isfile(os.path.join(root, "gaussian-splatting", "benchmark.py")):
         os.makedirs(root, exist_ok=True)
-        archive = subprocess.run(["git", "-C", HERE, "archive", commit, "gaussian-splatting"], capture_output=True,
+        archive = subprocess.run(["git", "-C", os.path.dirname(HERE), "archive", commit, "gaussian-splatting"], capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", root], input=archive, check=True)
     return os.path.join(root, "gaussian-splatting")

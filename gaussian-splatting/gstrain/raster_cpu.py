@@ -5,17 +5,18 @@ Pipeline per render:
                possible; visible = the box is not empty.
   2. sort:     the visible Gaussians by depth (LSD radix sort on the float32 bits), then their 2D data is
                gathered in that order into gp (n, 12) and gb (n, 4).
-  3. bin:      each Gaussian is appended to every 16x16 tile its box touches (counting sort -> per-tile
-               lists of gp rows stay depth-ordered).
+  3. bin:      each Gaussian is appended to every 16x16 tile its ellipse reaches (exactly, row by row, not
+               every tile of its box: see NOTES for what that saves on a trained scene), with a mask of
+               the tile's strips it reaches (counting sort -> per-tile lists of gp rows stay depth-ordered).
   4. forward:  prange over tiles; a tile first copies its entries' rows into a contiguous local block,
-               splits them into 32 strips (8 pixels of one row), and a strip's 8 pixels are SIMD lanes
-               (gstrain/simd.py: AVX2 on x86-64): every entry of the strip is composited into the 8 lanes
-               at once, masked, front to back with early stop.
-  5. backward: prange over tiles; the same strips back to front from each pixel's last contributor,
-               tracking T and S = sum of (c.dL/dC) alpha T of the farther Gaussians per pixel, summing
-               the 8 lanes' gradients into the *entry* slots (each entry belongs to exactly one tile, hence
-               to one thread -> no write races, deterministic), then a serial reduction sums entries per
-               Gaussian.
+               splits them into strips (NL pixels of one row) by their masks, and a strip's pixels are SIMD
+               lanes (gstrain/simd.py: AVX-512 or AVX2 on x86-64): every entry of the strip is composited into
+               the lanes at once, masked, front to back with early stop.
+  5. backward: prange over tiles; entry by entry back to front, each entry visiting the strips of its mask
+               whose last contributor is not in front of it, with T and S = sum of (c.dL/dC) alpha T of the
+               farther Gaussians per pixel kept per strip, and the entry's 9 gradients summed in registers over
+               its strips into its *entry* slot (each entry belongs to exactly one tile, hence to one thread ->
+               no write races, deterministic), then a parallel reduction sums entries per Gaussian.
 The autograd.Function returns d/d(means2d, conics, colors, opacities); torch autograd handles the
 projection / covariance / SH part (rasterize.preprocess).
 """
@@ -27,6 +28,7 @@ import numba
 import numpy as np
 import torch
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .simd import NL, all_, any_, hsum, iload, iota, isplat, istore, load, select, splat, store, vmax, vmin
 
@@ -156,26 +158,113 @@ def _gather(order, means2d, conics, colors, opac, box):
     return gp, gb
 
 
+@njit(inline="always")
+def _ellipse(gp, k):
+    """Where Gaussian row k of gp can pass the alpha test, as rows of x: on pixel row y the pixels x with
+    |x - (mx + slope (y - my))|^2 <= P - Q (y - my)^2.
+
+    The test is power >= log-threshold, i.e. the ellipse a dx^2 + 2 b dx dy + c dy^2 <= t with t = -2
+    log-threshold.  It is widened by more than the float32 rounding of the kernels' power (which grows with
+    a c / det for thin ellipses), so every pixel the kernels accept lies inside: leaving the rest out of the
+    tile and strip lists changes no result, only the work."""
+    a = float(gp[k, 2])
+    b = float(gp[k, 3])
+    c = float(gp[k, 4])
+    det = a * c - b * b
+    if not (det > 0.0 and a > 0.0):  # not an ellipse (the boxes leave these out): whole rows
+        return 0.0, 1e30, 0.0
+    t = -2.0 * float(gp[k, 11])
+    t += 1e-3 + 1e-6 * t * (a * c / det)
+    return -b / a, t / a, det / (a * a)
+
+
+@njit(inline="always")
+def _tile_row_parts(gp, gb, k, ty, slope, P, Q, pa, pb):
+    """Tile row ty of Gaussian row k: the strip parts (runs of NL pixel columns; part p is part p % HALVES of
+    tile column p // HALVES) that each of its pixel rows reaches: row ya + i reaches parts pa[i]..pb[i]
+    (pa[i] > pb[i]: none).  Returns the first row ya, the number of rows and the first and last part reached.
+
+    A branch-free loop without stores to shared arrays, which LLVM vectorises (a row-by-row loop with
+    branches was much slower); pa, pb: scratch of TILE int32."""
+    mx = np.float32(gp[k, 0])
+    my = np.float32(gp[k, 1])
+    ya = max(gb[k, 2], ty * TILE)
+    nr = min(gb[k, 3], ty * TILE + TILE - 1) - ya + 1
+    sl = np.float32(slope)
+    p32 = np.float32(P)
+    q32 = np.float32(Q)
+    fx0 = np.float32(gb[k, 0])
+    fx1 = np.float32(gb[k, 1])
+    plo = np.int32(1 << 30)
+    phi = np.int32(-1)
+    for i in range(nr):
+        dy = np.float32(ya + i) - my
+        h2 = p32 - q32 * dy * dy
+        h = np.float32(math.sqrt(max(h2, np.float32(0.0)))) + np.float32(0.01)
+        xc = mx + sl * dy
+        lo = max(np.ceil(xc - h), fx0)
+        hi = min(np.floor(xc + h), fx1)
+        ok = (h2 >= np.float32(0.0)) & (lo <= hi)
+        a = np.int32(lo) // np.int32(NL) if ok else np.int32(1 << 30)
+        b = np.int32(hi) // np.int32(NL) if ok else np.int32(-1)
+        pa[i] = a
+        pb[i] = b
+        plo = min(plo, a)
+        phi = max(phi, b)
+    return ya, nr, plo, phi
+
+
+@njit(inline="always")
+def _tile_mask(pa, pb, nr, r_off, tx):
+    """The strip mask of tile column tx: bit HALVES * (r_off + i) + h when row i reaches part h of the tile."""
+    mk = 0
+    for h in range(HALVES):
+        q = np.int32(tx * HALVES + h)
+        for i in range(nr):
+            mk |= np.int64((pa[i] <= q) & (q <= pb[i])) << (HALVES * (r_off + i) + h)
+    return mk
+
+
 @njit(parallel=True, cache=True)
-def _bin(gb, tiles_x, tiles_y, nthreads):
+def _bin(gp, gb, tiles_x, tiles_y, nthreads):
     """Tile lists (a counting sort in parallel: per-chunk tile histograms, then each chunk writes its
     entries from its own start in every tile, so each list keeps the depth order whatever the chunking).
+    A Gaussian goes to the tiles its ellipse reaches (_ellipse), not to every tile of its pixel box, and each
+    entry carries the strips of its tile that the ellipse reaches (bit s of smask: strip s), so that the
+    kernels' per-strip lists hold no strip the Gaussian cannot touch.
 
-    Returns offsets (ntiles + 1,), lists (rows of gp/gb per tile), and for the backward's reduction each
-    row's entries: koff (n + 1,) and where (E,), the positions in `lists` of row k's entries, in tile order."""
+    Returns offsets (ntiles + 1,), lists (rows of gp/gb per tile), smask (E,) and for the backward's reduction
+    each row's entries: koff (n + 1,) and where (E,), the positions in `lists` of row k's entries, in tile
+    order."""
     ntiles = tiles_x * tiles_y
     n = gb.shape[0]
-    nch = max(1, min(4 * nthreads, n // 1024 + 1))
+    nch = max(1, min(8 * nthreads, n // 1024 + 1))
+    # the box's tiles bound each Gaussian's entries: room for them in tmp_tile / tmp_mask (in row order)
+    kub = np.empty(n + 1, np.int64)
+    kub[0] = 0
+    for k in range(n):
+        kub[k + 1] = kub[k] + (gb[k, 3] // TILE - gb[k, 2] // TILE + 1) * (gb[k, 1] // TILE - gb[k, 0] // TILE + 1)
+    tmp_tile = np.empty(kub[n], np.int32)
+    tmp_mask = np.empty(kub[n], np.uint32)
     hist = np.zeros((nch, ntiles), np.int64)
     kcount = np.empty(n, np.int64)
     for c in prange(nch):
+        pa = np.empty(TILE, np.int32)
+        pb = np.empty(TILE, np.int32)
         for k in range(c * n // nch, (c + 1) * n // nch):
-            cnt = 0
+            slope, P, Q = _ellipse(gp, k)
+            j = kub[k]
             for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
-                for tx in range(gb[k, 0] // TILE, gb[k, 1] // TILE + 1):
-                    hist[c, ty * tiles_x + tx] += 1
-                    cnt += 1
-            kcount[k] = cnt
+                ya, nr, plo, phi = _tile_row_parts(gp, gb, k, ty, slope, P, Q, pa, pb)
+                for tx in range(plo // HALVES, phi // HALVES + 1):
+                    mk = _tile_mask(pa, pb, nr, ya - ty * TILE, tx)
+                    if mk != 0:
+                        t = ty * tiles_x + tx
+                        hist[c, t] += 1
+                        tmp_tile[j] = t
+                        tmp_mask[j] = mk
+                        j += 1
+            kcount[k] = j - kub[k]
     offsets = np.empty(ntiles + 1, np.int64)
     start = np.empty((nch, ntiles), np.int64)
     total = 0
@@ -190,20 +279,19 @@ def _bin(gb, tiles_x, tiles_y, nthreads):
     for k in range(n):
         koff[k + 1] = koff[k] + kcount[k]
     lists = np.empty(total, np.int32)
+    smask = np.empty(total, np.uint32)
     where = np.empty(total, np.int64)
     for c in prange(nch):
         fill = start[c].copy()
         for k in range(c * n // nch, (c + 1) * n // nch):
-            j = koff[k]
-            for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
-                for tx in range(gb[k, 0] // TILE, gb[k, 1] // TILE + 1):
-                    t = ty * tiles_x + tx
-                    pos = fill[t]
-                    lists[pos] = k
-                    where[j] = pos
-                    fill[t] = pos + 1
-                    j += 1
-    return offsets, lists, koff, where
+            for i in range(kcount[k]):
+                t = tmp_tile[kub[k] + i]
+                pos = fill[t]
+                lists[pos] = k
+                smask[pos] = tmp_mask[kub[k] + i]
+                where[koff[k] + i] = pos
+                fill[t] = pos + 1
+    return offsets, lists, smask, koff, where
 
 
 @njit(parallel=True, cache=True)
@@ -277,40 +365,31 @@ def _tile_pack(packed, bbox, lists, start, end):
 
 
 @njit(inline="always")
-def _strip_lists(lb, tx, ty):
-    """The tile's entries (local indices) split by strip (strip s = row s // HALVES, part s % HALVES of NL pixels),
-    each list in depth order: soff (NS + 1,) offsets into slist.  Testing every entry's box against every
-    strip instead cost more than the compositing itself (mispredicted branches)."""
-    x0 = tx * TILE
-    y0 = ty * TILE
-    m = lb.shape[0]
+def _strip_lists(smask, start, m):
+    """The tile's entries (local indices q = entry - start) split by strip (strip s = row s // HALVES, part
+    s % HALVES of NL pixels) as the entries' strip masks say, each list in depth order: soff (NS + 1,) offsets
+    into slist.  Testing every entry's box against every strip instead cost more than the compositing itself
+    (mispredicted branches)."""
     soff = np.zeros(NS + 1, np.int64)
     for q in range(m):
-        r0 = max(lb[q, 2] - y0, 0)
-        r1 = min(lb[q, 3] - y0, TILE - 1)
-        h0 = max(lb[q, 0] - x0, 0) // NL
-        h1 = min(lb[q, 1] - x0, TILE - 1) // NL
-        for r in range(r0, r1 + 1):
-            for h in range(h0, h1 + 1):
-                soff[HALVES * r + h + 1] += 1
+        mk = smask[start + q]
+        for s in range(NS):
+            soff[s + 1] += (mk >> s) & 1
     for s in range(NS):
         soff[s + 1] += soff[s]
     fill = soff[:-1].copy()
     slist = np.empty(soff[NS], np.int32)
     for q in range(m):
-        r0 = max(lb[q, 2] - y0, 0)
-        r1 = min(lb[q, 3] - y0, TILE - 1)
-        h0 = max(lb[q, 0] - x0, 0) // NL
-        h1 = min(lb[q, 1] - x0, TILE - 1) // NL
-        for r in range(r0, r1 + 1):
-            for h in range(h0, h1 + 1):
-                slist[fill[HALVES * r + h]] = q
-                fill[HALVES * r + h] += 1
+        mk = smask[start + q]
+        for s in range(NS):
+            if (mk >> s) & 1:
+                slist[fill[s]] = q
+                fill[s] += 1
     return soff, slist
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _forward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, img, final_T, n_contrib):
+def _forward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, final_T, n_contrib):
     """Front to back per tile, one strip of 8 pixels of a tile row at a time, the 8 pixels as SIMD lanes:
     each entry whose pixel box meets the strip is composited into all 8 lanes at once (masked), and the
     strip stops when every pixel in it is saturated (T would fall below 1e-4)."""
@@ -325,7 +404,7 @@ def _forward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, img, fi
         ibuf = np.empty(NL, np.int32)
         qv = iota()
         lp, lb = _tile_pack(packed, bbox, lists, start, end)
-        soff, slist = _strip_lists(lb, tx, ty)
+        soff, slist = _strip_lists(smask, start, lp.shape[0])
         for strip in range(NS):
             py = ty * TILE + strip // HALVES
             px0 = tx * TILE + (strip % HALVES) * NL
@@ -371,101 +450,129 @@ def _forward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, img, fi
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _backward(packed, bbox, lists, offsets, tile_perm, W, H, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
-    """Reverse traversal per tile and strip (8 lanes, as _forward), from the strip's last contributor back;
-    egrad (E, 9), every row written: d mean x, y, d conic a, b, c, d opacity, d colour r, g, b per entry.
-    An entry belongs to one tile, hence to one thread, whose strips add into it in turn: no races, and
-    the same sums in the same order at any thread count."""
+def _backward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
+    """Reverse traversal per tile, entry by entry from the back (entry-major): each entry visits the strips its
+    mask names (NL pixels of a tile row as SIMD lanes, as _forward) whose last contributor is not in front of
+    it, updating that strip's running state (T, and S = sum of (c.dL/dC) alpha T of the farther Gaussians per
+    pixel), and sums its own 9 gradients in registers; egrad (E, 9), every row written: d mean x, y, d conic
+    a, b, c, d opacity, d colour r, g, b per entry.
+
+    Every strip still sees its entries back to front, and every entry adds its strips' terms in strip order,
+    so the sums are those of a strip-major traversal.  Strip-major kept a (entries, 9 x NL) accumulator per
+    tile, read and written once per strip an entry meets (megabytes at 100k Gaussians, out of L1); here the
+    strips' state is a few kilobytes and an entry's sums stay in registers.  An entry belongs to one tile,
+    hence to one thread: no races, and the same sums in the same order at any thread count."""
     ntiles = tile_perm.shape[0]
     for i in prange(ntiles):
         t = tile_perm[i]
         ty = t // tiles_x
         tx = t - ty * tiles_x
         start = offsets[t]
-        buf = np.zeros(4 * NL, np.float32)
-        ibuf = np.zeros(NL, np.int32)
+        m = offsets[t + 1] - start
+        if m == 0:
+            continue
         qv = iota()
-        lp, lb = _tile_pack(packed, bbox, lists, start, offsets[t + 1])
-        soff, slist = _strip_lists(lb, tx, ty)
-        # each entry's 9 gradients as 8-lane sums over the strips it meets; the lanes are added up once
-        # per entry at the end (a horizontal sum per strip and gradient cost more than the maths)
-        acc = np.zeros((lp.shape[0], 9 * NL), np.float32)
-        for strip in range(NS):
-            py = ty * TILE + strip // HALVES
-            px0 = tx * TILE + (strip % HALVES) * NL
-            if py >= H or px0 >= W:
-                continue
-            nvalid = min(NL, W - px0)
-            kmax = 0
+        # per strip: T, S, G0, G1, G2, T_final (bg . dL/dC) in NL lanes each, last contributor per lane, and
+        # the strip's largest one (entries at or behind it touch no pixel of the strip)
+        st = np.zeros(6 * NS * NL, np.float32)
+        lk = np.zeros(NS * NL, np.int32)
+        kmax = np.zeros(NS, np.int64)
+        for s in range(NS):
+            py = ty * TILE + s // HALVES
+            px0 = tx * TILE + (s % HALVES) * NL
+            o = 6 * NL * s
             for q in range(NL):
-                if q < nvalid:
-                    buf[q] = final_T[py, px0 + q]
-                    buf[NL + q] = grad_img[0, py, px0 + q]
-                    buf[2 * NL + q] = grad_img[1, py, px0 + q]
-                    buf[3 * NL + q] = grad_img[2, py, px0 + q]
-                    ibuf[q] = n_contrib[py, px0 + q]
-                    kmax = max(kmax, ibuf[q])
-                else:
-                    buf[q] = np.float32(1.0)
-                    buf[NL + q] = np.float32(0.0)
-                    buf[2 * NL + q] = np.float32(0.0)
-                    buf[3 * NL + q] = np.float32(0.0)
-                    ibuf[q] = 0
-            T = load(buf, 0)
-            G0 = load(buf, NL)
-            G1 = load(buf, 2 * NL)
-            G2 = load(buf, 3 * NL)
-            LK = iload(ibuf, 0)
-            TB = T * (G0 * bg[0] + G1 * bg[1] + G2 * bg[2])
-            S = splat(0.0)
-            fx0 = -np.float32(px0)
-            pyf = np.float32(py)
-            for j in range(soff[strip + 1] - 1, soff[strip] - 1, -1):
-                k = slist[j]
-                if k >= kmax:
-                    continue
-                dy = lp[k, 1] - pyf
-                dx, pw, e, raw, al = _strip_alpha(lp, k, lp[k, 0] + fx0, dy, qv)
-                ok = _strip_ok(lp, lb, k, px0, pw, al, qv) & (isplat(k) < LK)
+                if py < H and px0 + q < W:
+                    T = final_T[py, px0 + q]
+                    g0 = grad_img[0, py, px0 + q]
+                    g1 = grad_img[1, py, px0 + q]
+                    g2 = grad_img[2, py, px0 + q]
+                    st[o + q] = T
+                    st[o + 2 * NL + q] = g0
+                    st[o + 3 * NL + q] = g1
+                    st[o + 4 * NL + q] = g2
+                    st[o + 5 * NL + q] = T * (g0 * bg[0] + g1 * bg[1] + g2 * bg[2])
+                    lk[NL * s + q] = n_contrib[py, px0 + q]
+                    kmax[s] = max(kmax[s], lk[NL * s + q])
+                else:  # past the image edge: saturated lanes that no entry reaches
+                    st[o + q] = np.float32(1.0)
+        # strips in decreasing order of their last contributor: `live` gains a strip's bit once q is in
+        # front of it, and an entry visits the set bits of its mask & live only
+        sorder = np.argsort(-kmax)
+        nxt = 0
+        live = np.int64(0)
+        for q in range(m - 1, -1, -1):
+            while nxt < NS and kmax[sorder[nxt]] > q:
+                live |= np.int64(1) << sorder[nxt]
+                nxt += 1
+            e = start + q
+            mk = np.int64(smask[e]) & live
+            if mk == 0:
+                egrad[e, :] = 0.0
+                continue
+            k = lists[e]
+            a = packed[k, 2]
+            b = packed[k, 3]
+            c = packed[k, 4]
+            op = packed[k, 5]
+            cr = packed[k, 8]
+            cgr = packed[k, 9]
+            cb = packed[k, 10]
+            A0 = splat(0.0)
+            A1 = splat(0.0)
+            A2 = splat(0.0)
+            A3 = splat(0.0)
+            A4 = splat(0.0)
+            A5 = splat(0.0)
+            A6 = splat(0.0)
+            A7 = splat(0.0)
+            A8 = splat(0.0)
+            while mk != 0:
+                s = trailing_zeros(mk)
+                mk &= mk - 1
+                px0 = tx * TILE + (s % HALVES) * NL
+                dy = packed[k, 1] - np.float32(ty * TILE + s // HALVES)
+                dx, pw, ex, raw, al = _strip_alpha(packed, k, packed[k, 0] - np.float32(px0), dy, qv)
+                o = 6 * NL * s
+                ok = _strip_ok(packed, bbox, k, px0, pw, al, qv) & (isplat(q) < iload(lk, NL * s))
                 if not any_(ok):
                     continue
+                T = load(st, o)
+                S = load(st, o + NL)
+                G0 = load(st, o + 2 * NL)
+                G1 = load(st, o + 3 * NL)
+                G2 = load(st, o + 4 * NL)
+                TB = load(st, o + 5 * NL)
                 io = np.float32(1.0) / (np.float32(1.0) - al)
                 Tn = T * io
-                T = select(ok, Tn, T)
+                store(st, o, select(ok, Tn, T))
                 w = select(ok, al * Tn, np.float32(0.0))
-                cg = G0 * lp[k, 8] + G1 * lp[k, 9] + G2 * lp[k, 10]
+                cg = G0 * cr + G1 * cgr + G2 * cb
                 # dC/dalpha_k = T_k c_k - (sum_{j>k} c_j alpha_j T_j + T_final bg) / (1 - alpha_k)
                 da = Tn * cg - (S + TB) * io
-                S = S + cg * w
+                store(st, o + NL, S + cg * w)
                 da = select(ok & (raw <= np.float32(ALPHA_MAX)), da, np.float32(0.0))  # clamped: no dG, dop
-                a = lp[k, 2]
-                b = lp[k, 3]
-                c = lp[k, 4]
-                dG = da * lp[k, 5]
-                gx = e * dx
-                gy = e * dy
-                ak = acc[k]
-                store(ak, 0, load(ak, 0) + dG * (gx * -a - gy * b))
-                store(ak, NL, load(ak, NL) + dG * (gy * -c - gx * b))
-                store(ak, 2 * NL, load(ak, 2 * NL) + gx * dx * dG)
-                store(ak, 3 * NL, load(ak, 3 * NL) + gx * dG * dy)
-                store(ak, 4 * NL, load(ak, 4 * NL) + gy * dG * dy)
-                store(ak, 5 * NL, load(ak, 5 * NL) + e * da)
-                store(ak, 6 * NL, load(ak, 6 * NL) + w * G0)
-                store(ak, 7 * NL, load(ak, 7 * NL) + w * G1)
-                store(ak, 8 * NL, load(ak, 8 * NL) + w * G2)
-        for q in range(lp.shape[0]):
-            aq = acc[q]
-            ei = start + q
-            egrad[ei, 0] = hsum(load(aq, 0))
-            egrad[ei, 1] = hsum(load(aq, NL))
-            egrad[ei, 2] = hsum(load(aq, 2 * NL)) * np.float32(-0.5)
-            egrad[ei, 3] = -hsum(load(aq, 3 * NL))
-            egrad[ei, 4] = hsum(load(aq, 4 * NL)) * np.float32(-0.5)
-            egrad[ei, 5] = hsum(load(aq, 5 * NL))
-            egrad[ei, 6] = hsum(load(aq, 6 * NL))
-            egrad[ei, 7] = hsum(load(aq, 7 * NL))
-            egrad[ei, 8] = hsum(load(aq, 8 * NL))
+                dG = da * op
+                gx = ex * dx
+                gy = ex * dy
+                A0 = A0 + dG * (gx * -a - gy * b)
+                A1 = A1 + dG * (gy * -c - gx * b)
+                A2 = A2 + gx * dx * dG
+                A3 = A3 + gx * dG * dy
+                A4 = A4 + gy * dG * dy
+                A5 = A5 + ex * da
+                A6 = A6 + w * G0
+                A7 = A7 + w * G1
+                A8 = A8 + w * G2
+            egrad[e, 0] = hsum(A0)
+            egrad[e, 1] = hsum(A1)
+            egrad[e, 2] = hsum(A2) * np.float32(-0.5)
+            egrad[e, 3] = -hsum(A3)
+            egrad[e, 4] = hsum(A4) * np.float32(-0.5)
+            egrad[e, 5] = hsum(A5)
+            egrad[e, 6] = hsum(A6)
+            egrad[e, 7] = hsum(A7)
+            egrad[e, 8] = hsum(A8)
 
 
 _PERM_CACHE = {}
@@ -500,7 +607,11 @@ class RasterizeCPU(torch.autograd.Function):
         gp, gb = _gather(order, m, con, col, op, box)
         tiles_x = (W + TS - 1) // TS
         tiles_y = (H + TS - 1) // TS
-        offsets, lists, koff, where = _bin(gb, tiles_x, tiles_y, numba.get_num_threads())
+        prev = numba.set_parallel_chunksize(1)  # the far (large) Gaussians cost most: chunks handed out as they finish
+        try:
+            offsets, lists, smask, koff, where = _bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
+        finally:
+            numba.set_parallel_chunksize(prev)
         bgn = _np32(bg).reshape(3)
         img = np.empty((3, H, W), np.float32)
         final_T = np.empty((H, W), np.float32)
@@ -508,10 +619,10 @@ class RasterizeCPU(torch.autograd.Function):
         perm = _tile_perm(tiles_x * tiles_y)
         prev = numba.set_parallel_chunksize(TILE_CHUNK)
         try:
-            _forward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
+            _forward(gp, gb, lists, smask, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
         finally:
             numba.set_parallel_chunksize(prev)
-        ctx.state = (gp, gb, lists, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
+        ctx.state = (gp, gb, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
                      m.shape[0])
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
         ctx.shape_op = opacities.shape
@@ -520,12 +631,12 @@ class RasterizeCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_img):
-        gp, gb, lists, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
+        gp, gb, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
         g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
         egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
         prev = numba.set_parallel_chunksize(TILE_CHUNK)
         try:
-            _backward(gp, gb, lists, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
+            _backward(gp, gb, lists, smask, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
         finally:
             numba.set_parallel_chunksize(prev)
         out = torch.from_numpy(_reduce(koff, where, egrad, order, n))

@@ -195,3 +195,66 @@ def test_the_other_lane_width_matches_the_reference(tmp_path):
     env = dict(os.environ, GSTRAIN_SIMD_LANES=str(other), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-3000:]
+
+
+def _culling_inputs(seed, W=200, H=120, n=400):
+    """2D Gaussians of every shape the culling must handle: round, long and thin at every angle (down to the
+    0.3 px^2 low-pass floor), large and faint, small and opaque, partly off screen."""
+    rng = np.random.default_rng(seed)
+    means2d = np.stack([rng.uniform(-20, W + 20, n), rng.uniform(-20, H + 20, n)], 1).astype(np.float32)
+    ang = rng.uniform(0, np.pi, n)
+    s_long = np.exp(rng.uniform(np.log(0.5), np.log(80.0), n))
+    s_short = s_long / np.exp(rng.uniform(0, np.log(300.0), n))
+    c, s = np.cos(ang), np.sin(ang)
+    cov = np.empty((n, 2, 2))
+    cov[:, 0, 0] = c * c * s_long ** 2 + s * s * s_short ** 2 + 0.3
+    cov[:, 1, 1] = s * s * s_long ** 2 + c * c * s_short ** 2 + 0.3
+    cov[:, 0, 1] = cov[:, 1, 0] = c * s * (s_long ** 2 - s_short ** 2)
+    inv = np.linalg.inv(cov)
+    conics = np.stack([inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 1]], 1).astype(np.float32)
+    opac = np.exp(rng.uniform(np.log(0.005), np.log(0.999), n)).astype(np.float32)
+    lam = 0.5 * (cov[:, 0, 0] + cov[:, 1, 1]) + np.sqrt(np.maximum(
+        0.25 * (cov[:, 0, 0] - cov[:, 1, 1]) ** 2 + cov[:, 0, 1] ** 2, 0.1))
+    radii = np.ceil(3.0 * np.sqrt(lam)).astype(np.int32)
+    return means2d, conics, opac, radii, rng.uniform(1, 10, n).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tile_and_strip_culling_keeps_every_pixel_that_passes(seed):
+    """The tile lists and the entries' strip masks leave out only (tile, strip) pairs where no pixel can pass the
+    kernels' alpha test: checked pixel by pixel with the kernels' own float32 power and threshold."""
+    import numba
+    from gstrain import raster_cpu as R
+    W, H = 200, 120
+    means2d, conics, opac, radii, depth = _culling_inputs(seed, W, H)
+    box, visible = R._boxes(means2d, conics, opac, radii, W, H)
+    order = R._argsort_depth(np.flatnonzero(visible).astype(np.int32), depth)
+    gp, gb = R._gather(order, means2d, conics, np.ones((len(opac), 3), np.float32), opac, box)
+    tiles_x, tiles_y = (W + 15) // 16, (H + 15) // 16
+    offsets, lists, smask, koff, where = R._bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
+    members = {}
+    for t in range(tiles_x * tiles_y):
+        for e in range(offsets[t], offsets[t + 1]):
+            members[(t, int(lists[e]))] = int(smask[e])
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    checked = 0
+    box_pairs = 0
+    for k in range(len(order)):
+        mx, my, a, b, c, o = gp[k, :6]
+        dx = np.float32(mx) - xs
+        dy = np.float32(my) - ys
+        pw = dx * dx * (np.float32(-0.5) * a) + (np.float32(-0.5) * c * dy * dy - b * dy * dx)
+        alpha = np.minimum(np.exp(np.minimum(pw, 0)) * o, np.float32(0.99))
+        inbox = (xs >= gb[k, 0]) & (xs <= gb[k, 1]) & (ys >= gb[k, 2]) & (ys <= gb[k, 3])
+        passes = (pw >= gp[k, 11]) & (alpha >= np.float32(1 / 255.0)) & inbox
+        for y, x in zip(*np.nonzero(passes), strict=True):
+            t = (y // 16) * tiles_x + x // 16
+            assert (t, k) in members, (k, x, y)
+            strip = (y % 16) * R.HALVES + (x % 16) // R.NL
+            assert members[(t, k)] >> strip & 1, (k, x, y)
+            checked += 1
+        box_pairs += (gb[k, 3] - gb[k, 2] + 1) * ((gb[k, 1] // 16) - (gb[k, 0] // 16) + 1)
+    assert checked > 10000
+    # and the culling does cull: fewer (tile, strip) pairs than the pixel boxes' rows hold
+    kept = sum(bin(m).count("1") for m in members.values())
+    assert kept < 0.8 * box_pairs * R.HALVES, (kept, box_pairs)
