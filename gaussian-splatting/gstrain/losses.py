@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from numba import njit, prange
 
+from .simd import NL, load, store
+
 _WIN = {}
 
 
@@ -94,37 +96,69 @@ _NQ = 5  # blurred quantities: x, x*x, x*y, y, y*y
 
 @njit(inline="always", fastmath=True)
 def _hblur_row(src, w, line, out):
-    """out[:] = src (W,) blurred horizontally with w (zero padding); line: scratch of W + K - 1."""
+    """out[:Wp] = src (W,) blurred horizontally with w (zero padding), Wp = _padded(W) (lanes past W hold the
+    blur of the padding); line: scratch of at least Wp + K - 1 + NL.
+
+    Four NL-lane blocks of the output at a time, each summed in a register from K shifted loads of the padded
+    line: one store per block, and four independent chains of K multiply-adds to hide their latency (a pass
+    per tap read and wrote every output K times)."""
     K = w.shape[0]
     R = K // 2
     W = src.shape[0]
     for q in range(R):
         line[q] = 0.0
-        line[W + R + q] = 0.0
     for q in range(W):
         line[R + q] = src[q]
-    for q in range(W):
-        out[q] = w[0] * line[q]
-    for k in range(1, K):
-        wk = w[k]
-        for q in range(W):
-            out[q] += wk * line[q + k]
+    for q in range(W + R, line.shape[0]):
+        line[q] = 0.0
+    for q0 in range(0, W, 4 * NL):
+        a0 = load(line, q0) * w[0]
+        a1 = load(line, q0 + NL) * w[0]
+        a2 = load(line, q0 + 2 * NL) * w[0]
+        a3 = load(line, q0 + 3 * NL) * w[0]
+        for k in range(1, K):
+            wk = w[k]
+            a0 = a0 + load(line, q0 + k) * wk
+            a1 = a1 + load(line, q0 + NL + k) * wk
+            a2 = a2 + load(line, q0 + 2 * NL + k) * wk
+            a3 = a3 + load(line, q0 + 3 * NL + k) * wk
+        store(out, q0, a0)
+        store(out, q0 + NL, a1)
+        store(out, q0 + 2 * NL, a2)
+        store(out, q0 + 3 * NL, a3)
 
 
 @njit(inline="always", fastmath=True)
 def _vblur_row(ring, j, first, w, out):
-    """out[:] = sum_k w[k] ring[(first + k) % K, j] (the vertical blur of one row from the ring buffer)."""
+    """out[:Wp] = sum_k w[k] ring[(first + k) % K, j] (the vertical blur of one row from the ring buffer), four
+    NL-lane blocks at a time as _hblur_row."""
     K = w.shape[0]
-    src = ring[first % K, j]
-    W = out.shape[0]
-    w0 = w[0]
-    for q in range(W):
-        out[q] = w0 * src[q]
-    for k in range(1, K):
-        wk = w[k]
-        src = ring[(first + k) % K, j]
-        for q in range(W):
-            out[q] += wk * src[q]
+    Wp = out.shape[0]
+    r0 = ring[first % K, j]
+    for q0 in range(0, Wp, 4 * NL):
+        a0 = load(r0, q0) * w[0]
+        a1 = load(r0, q0 + NL) * w[0]
+        a2 = load(r0, q0 + 2 * NL) * w[0]
+        a3 = load(r0, q0 + 3 * NL) * w[0]
+        sl = first % K
+        for k in range(1, K):
+            sl = sl + 1 if sl + 1 < K else 0
+            rk = ring[sl, j]
+            wk = w[k]
+            a0 = a0 + load(rk, q0) * wk
+            a1 = a1 + load(rk, q0 + NL) * wk
+            a2 = a2 + load(rk, q0 + 2 * NL) * wk
+            a3 = a3 + load(rk, q0 + 3 * NL) * wk
+        store(out, q0, a0)
+        store(out, q0 + NL, a1)
+        store(out, q0 + 2 * NL, a2)
+        store(out, q0 + 3 * NL, a3)
+
+
+@njit(inline="always")
+def _padded(W):
+    """W rounded up to whole groups of four NL-lane blocks (the blurs' step)."""
+    return (W + 4 * NL - 1) // (4 * NL) * (4 * NL)
 
 
 @njit(inline="always")
@@ -152,10 +186,11 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
     ys = np.float32(yscale)
     for task in prange(C * nb):
         c, r0, r1 = _block(task, nb, H)
-        ring = np.zeros((K, _NQ, W), np.float32)  # rows r - R .. r + R of the blurred quantities (slot = row % K)
-        line = np.empty(W + K - 1, np.float32)
+        Wp = _padded(W)
+        ring = np.zeros((K, _NQ, Wp), np.float32)
+        line = np.empty(Wp + K - 1 + NL, np.float32)
         qn = np.empty((_NQ, W), np.float32)
-        v = np.empty((_NQ, W), np.float32)
+        v = np.empty((_NQ, Wp), np.float32)
         s_ssim = 0.0
         s_l1 = 0.0
         s_l2 = 0.0
@@ -229,9 +264,10 @@ def _loss_bwd(x, y, yscale, dmaps, w, k_ssim, k_l1, grad):
     ys = np.float32(yscale)
     for task in prange(C * nb):
         c, r0, r1 = _block(task, nb, H)
-        ring = np.zeros((K, 3, W), np.float32)
-        line = np.empty(W + K - 1, np.float32)
-        v = np.empty((3, W), np.float32)
+        Wp = _padded(W)
+        ring = np.zeros((K, 3, Wp), np.float32)
+        line = np.empty(Wp + K - 1 + NL, np.float32)
+        v = np.empty((3, Wp), np.float32)
         for rr in range(r0 - R, r1 + R):
             slot = rr % K
             if rr < 0 or rr >= H:

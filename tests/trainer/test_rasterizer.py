@@ -172,8 +172,8 @@ def test_numba_sh_colors_match_torch(deg):
 
 
 def test_the_other_lane_width_matches_the_reference(tmp_path):
-    """The rasteriser's strips are 16 lanes on a CPU with AVX-512 and 8 elsewhere (gstrain/simd.py); the width
-    this machine does not pick is checked here in a process of its own, with a fresh numba cache (the
+    """The rasteriser's strips and the fused loss's blur blocks are 16 lanes on a CPU with AVX-512 and 8
+    elsewhere (gstrain/simd.py); the width this machine does not pick is checked here in a process of its own, with a fresh numba cache (the
     on-disk cache does not see the lane constant)."""
     import os
     import subprocess
@@ -191,6 +191,13 @@ def test_the_other_lane_width_matches_the_reference(tmp_path):
             "    img_c, gc, _, _ = t._run('cpu', t.torch.float32, n, deg, seed, W=70, H=50)\n"
             "    assert t._rel(img_c, img_r) < 1e-4\n"
             "    for k in t.PARAMS: assert t._rel(gc[k], gr[k]) < 1e-3, k\n"
+            # the fused loss's blurs step by the lane width too (an odd width leaves a partial block)
+            "from gstrain.losses import fused_train_loss, train_loss\n"
+            "g = t.torch.Generator().manual_seed(3)\n"
+            "x = t.torch.rand(3, 37, 53, generator=g, requires_grad=True); y = t.torch.rand(3, 37, 53, generator=g)\n"
+            "a = fused_train_loss(x, y); a.backward(); ga = x.grad.clone(); x.grad = None\n"
+            "b = train_loss(x, y); b.backward()\n"
+            "assert abs(float(a) - float(b)) < 1e-5 and t._rel(ga.double(), x.grad.double()) < 1e-4\n"
             "print('ok')\n")
     env = dict(os.environ, GSTRAIN_SIMD_LANES=str(other), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
