@@ -5,14 +5,15 @@
                       [--iters 30] [--warmup 5] [--threads N] [--backend cpu] [--stages]
   python benchmark.py --full [--full_iterations 7000] [--full_resolution 2] [-m DIR] [-- TRAINER ARGS...]
   python benchmark.py --compare COMMIT [--resolutions 2 1] [--counts 0 50000 100000] [--thread_counts 1 2]
-                      [--rounds 2]
+                      [--rounds 2] [--ply TRAINED.ply]
 
 --compare runs this benchmark for the trainer of COMMIT (extracted with git archive into a cache folder)
 and for this checkout, alternating, each configuration in a fresh process per round, and prints s/it, CPU
 per iteration, cores kept busy and the process's peak RSS for both with their ratios.
 
 Count 0 means the SfM initialisation as is; larger counts are reached by jittered copies of the SfM
-Gaussians (smaller scales so the coverage stays comparable).  Figures are medians over --iters iterations
+Gaussians (smaller scales so the coverage stays comparable): round, faint Gaussians, unlike a trained
+scene's; --ply times a trained model instead (e.g. a Balanced run's point_cloud.ply).  Figures are medians over --iters iterations
 after --warmup iterations; wall-clock and process CPU time are both reported (the machine may be shared).
 """
 import os
@@ -27,7 +28,10 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# the trainer whose kernels are timed: this checkout's, or another's (--compare with --ply runs this script
+# against an older trainer's gstrain so that both load the same trained model)
+TRAINER = os.environ.get("BENCH_TRAINER_DIR", HERE)
+sys.path.insert(0, TRAINER)
 
 import torch  # noqa: E402
 from gstrain.dataset import load_scene  # noqa: E402
@@ -57,10 +61,13 @@ def grow(model, target, seed=0):
     model.reset_stats()
 
 
-def bench(scene, count, iters, warmup, backend, stages, sh_degree=3):
+def bench(scene, count, iters, warmup, backend, stages, sh_degree=3, ply=None):
     model = GaussianModel(sh_degree)
-    model.create_from_points(scene.xyz, scene.rgb, scene.extent)
-    grow(model, count)
+    if ply:  # a trained model: anisotropic, with the opacities and sizes training gives (count is ignored)
+        model.load_ply(ply)
+    else:
+        model.create_from_points(scene.xyz, scene.rgb, scene.extent)
+        grow(model, count)
     model.setup_optimizer()
     model.active_sh_degree = sh_degree
     bg = torch.zeros(3)
@@ -72,7 +79,10 @@ def bench(scene, count, iters, warmup, backend, stages, sh_degree=3):
         t0, c0 = time.perf_counter(), time.process_time()
         out = render(model, cams[vi], bg, backend=backend, sh_degree=model.active_sh_degree)
         t1 = time.perf_counter()
-        gt = scene.train[vi].image.cuda() if backend == "cuda" else scene.train[vi].pixels
+        view = scene.train[vi]
+        gt = view.image.cuda() if backend == "cuda" else getattr(view, "pixels", None)
+        if gt is None:  # an older trainer (--compare with --ply) keeps float images only
+            gt = view.image
         loss = (train_loss if backend == "cuda" else fused_train_loss)(out["image"], gt)
         t2 = time.perf_counter()
         loss.backward()
@@ -157,10 +167,12 @@ def _trainer_at(commit):
 def _run_config(folder, args, res, count, threads):
     """One configuration in a process of its own: its JSON result and the process's peak RSS in MB (GNU time's
     maximum resident set size)."""
-    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, os.path.join(folder, "benchmark.py"), "-s",
+    script = os.path.join(HERE if args.ply else folder, "benchmark.py")
+    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, script, "-s",
            args.source, "--resolutions", str(res), "--counts", str(count), "--threads", str(threads), "--iters",
-           str(args.iters), "--warmup", str(args.warmup)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+           str(args.iters), "--warmup", str(args.warmup)] + (["--ply", args.ply] if args.ply else [])
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", BENCH_TRAINER_DIR=folder)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     rss = [int(x.split()[1]) / 1024.0 for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB")]
     if p.returncode != 0 or not lines:
@@ -212,6 +224,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--stages", action="store_true")
+    ap.add_argument("--ply", default=None, help="time a trained model (its point_cloud.ply) instead of the SfM points "
+                    "grown to --counts (with --compare: both trainers load it)")
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--full_iterations", type=int, default=7000)
     ap.add_argument("--full_resolution", type=int, default=2)
@@ -234,7 +248,7 @@ def main():
         scene = load_scene(args.source, res, eval_split=False)
         W, H = scene.train[0].width, scene.train[0].height
         for count in args.counts:
-            r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages)
+            r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages, ply=args.ply)
             r.update(resolution=res, width=W, height=H)
             r["load_avg_1min"] = os.getloadavg()[0]
             print(json.dumps(r), flush=True)
