@@ -65,7 +65,7 @@ def fexp(x):
 TILE_CHUNK = 4
 HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
 NS = TILE * HALVES  # strips per tile
-NF = 12  # packed features per Gaussian: mx my a b c opacity (2 unused) r g b log-threshold
+NF = 12  # packed features per Gaussian: mx my a b c opacity x0 x1 r g b log-threshold (x0 x1: its box's columns)
 
 
 @njit(parallel=True, cache=True)
@@ -132,8 +132,9 @@ def _argsort_depth(idx, depths):
 
 @njit(parallel=True, cache=True)
 def _gather(order, means2d, conics, colors, opac, box):
-    """The visible Gaussians' rasteriser data in depth order: gp (n, 12): mx my a b c opacity - - r g b
-    log-threshold, gb (n, 4): pixel box.  Tile lists index these rows, so a tile reads them in order."""
+    """The visible Gaussians' rasteriser data in depth order: gp (n, 12): mx my a b c opacity x0 x1 r g b
+    log-threshold (x0 x1: the pixel box's columns, as floats), gb (n, 4): pixel box.  Tile lists index these
+    rows, so a tile reads them in order."""
     n = order.shape[0]
     gp = np.empty((n, NF), np.float32)
     gb = np.empty((n, 4), np.int32)
@@ -146,8 +147,8 @@ def _gather(order, means2d, conics, colors, opac, box):
         gp[k, 4] = conics[g, 2]
         o = opac[g]
         gp[k, 5] = o
-        gp[k, 6] = 0.0
-        gp[k, 7] = 0.0
+        gp[k, 6] = box[g, 0]
+        gp[k, 7] = box[g, 1]
         gp[k, 8] = colors[g, 0]
         gp[k, 9] = colors[g, 1]
         gp[k, 10] = colors[g, 2]
@@ -339,29 +340,26 @@ def _strip_alpha(packed, k, fx, dy, qv):
 
 
 @njit(inline="always")
-def _strip_ok(packed, bbox, k, px0, pw, al, qv):
+def _strip_ok(packed, k, px0, pw, al, qv):
     """Lanes where Gaussian row k passes the alpha test inside its (3-sigma / alpha) pixel box."""
-    lof = np.float32(bbox[k, 0] - px0)
-    hif = np.float32(bbox[k, 1] - px0)
+    lof = packed[k, 6] - np.float32(px0)
+    hif = packed[k, 7] - np.float32(px0)
     return (pw >= packed[k, 11]) & (pw <= np.float32(0.0)) & (al >= np.float32(ALPHA_MIN)) & (qv >= lof) & \
         (qv <= hif)
 
 
 @njit(inline="always")
-def _tile_pack(packed, bbox, lists, start, end):
-    """Copies of the tile's entries' rows of packed / bbox, contiguous and in depth order (local index
-    l = entry - start).  Reading the shared rows through lists[] inside the strip loops instead cost
-    a quarter more time at 100k Gaussians (a dependent load per entry and per strip, rows scattered)."""
+def _tile_pack(packed, lists, start, end):
+    """A copy of the tile's entries' rows of packed, contiguous and in depth order (local index l = entry -
+    start).  Reading the shared rows through lists[] inside the strip loops instead cost a quarter more time at
+    100k Gaussians (a dependent load per entry and per strip, rows scattered)."""
     m = end - start
-    lp = np.empty((m, 12), np.float32)
-    lb = np.empty((m, 4), np.int32)
+    lp = np.empty((m, NF), np.float32)
     for q in range(m):
         k = lists[start + q]
-        for c in range(12):
+        for c in range(NF):
             lp[q, c] = packed[k, c]
-        for c in range(4):
-            lb[q, c] = bbox[k, c]
-    return lp, lb
+    return lp
 
 
 @njit(inline="always")
@@ -389,7 +387,7 @@ def _strip_lists(smask, start, m):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _forward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, final_T, n_contrib):
+def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, final_T, n_contrib):
     """Front to back per tile, one strip of 8 pixels of a tile row at a time, the 8 pixels as SIMD lanes:
     each entry whose pixel box meets the strip is composited into all 8 lanes at once (masked), and the
     strip stops when every pixel in it is saturated (T would fall below 1e-4)."""
@@ -403,7 +401,7 @@ def _forward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, 
         buf = np.empty(5 * NL, np.float32)
         ibuf = np.empty(NL, np.int32)
         qv = iota()
-        lp, lb = _tile_pack(packed, bbox, lists, start, end)
+        lp = _tile_pack(packed, lists, start, end)
         soff, slist = _strip_lists(smask, start, lp.shape[0])
         for strip in range(NS):
             py = ty * TILE + strip // HALVES
@@ -421,9 +419,9 @@ def _forward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, 
             last = isplat(0)
             sat = dead
             for j in range(soff[strip], soff[strip + 1]):
-                k = slist[j]  # local index of the entry: row of lp / lb
+                k = slist[j]  # local index of the entry: row of lp
                 dx, pw, e, raw, al = _strip_alpha(lp, k, lp[k, 0] + fx0, lp[k, 1] - pyf, qv)
-                ok = _strip_ok(lp, lb, k, px0, pw, al, qv) & ~sat
+                ok = _strip_ok(lp, k, px0, pw, al, qv) & ~sat
                 tt = T * (np.float32(1.0) - al)
                 keep = tt >= np.float32(T_MIN)
                 co = ok & keep
@@ -450,7 +448,7 @@ def _forward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, 
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _backward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
+def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final_T, n_contrib, grad_img, egrad):
     """Reverse traversal per tile, entry by entry from the back (entry-major): each entry visits the strips its
     mask names (NL pixels of a tile row as SIMD lanes, as _forward) whose last contributor is not in front of
     it, updating that strip's running state (T, and S = sum of (c.dL/dC) alpha T of the farther Gaussians per
@@ -534,7 +532,7 @@ def _backward(packed, bbox, lists, smask, offsets, tile_perm, W, H, tiles_x, bg,
                 dy = packed[k, 1] - np.float32(ty * TILE + s // HALVES)
                 dx, pw, ex, raw, al = _strip_alpha(packed, k, packed[k, 0] - np.float32(px0), dy, qv)
                 o = 6 * NL * s
-                ok = _strip_ok(packed, bbox, k, px0, pw, al, qv) & (isplat(q) < iload(lk, NL * s))
+                ok = _strip_ok(packed, k, px0, pw, al, qv) & (isplat(q) < iload(lk, NL * s))
                 if not any_(ok):
                     continue
                 T = load(st, o)
@@ -619,10 +617,10 @@ class RasterizeCPU(torch.autograd.Function):
         perm = _tile_perm(tiles_x * tiles_y)
         prev = numba.set_parallel_chunksize(TILE_CHUNK)
         try:
-            _forward(gp, gb, lists, smask, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
+            _forward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
         finally:
             numba.set_parallel_chunksize(prev)
-        ctx.state = (gp, gb, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
+        ctx.state = (gp, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
                      m.shape[0])
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
         ctx.shape_op = opacities.shape
@@ -631,12 +629,12 @@ class RasterizeCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_img):
-        gp, gb, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
+        gp, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
         g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
         egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
         prev = numba.set_parallel_chunksize(TILE_CHUNK)
         try:
-            _backward(gp, gb, lists, smask, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
+            _backward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
         finally:
             numba.set_parallel_chunksize(prev)
         out = torch.from_numpy(_reduce(koff, where, egrad, order, n))
