@@ -1,12 +1,18 @@
-"""A screenshot tour of the window: import → run → result → export, one PNG per step (issue 25).
+"""A screenshot tour of the window: import → run → result → compare → clean up → edit → export, one PNG per
+step (issues 25 and 23).
 
     xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python benchmarks/screenshot_tour.py resources/tour
 
 Drives the real window, as a person would, on a generated photo set in a throwaway library and
 configuration (nothing of the user's is read or changed): the empty library, the photos dropped on it,
-the run while it trains, the finished project with its 3D view, the render beside a held-out photo, the
-export dialog, and the library with the new project. Training is short (a few hundred iterations) so the tour takes a few minutes on a
-CPU. The README shows the images.
+the run while it trains, the finished project with its 3D view, the render blended with a held-out photo
+after measuring every held-out view (worst first), the guided clean-up's preview (what goes tinted), a
+rectangle selection in the edit mode, the export dialog, and the library with the new project. Training is
+short (a few hundred iterations) so the tour takes a few minutes on a CPU. The README shows the images.
+
+The clean-up, edit and compare steps are functions of their own (`cleanup_step`, `edit_step`,
+`compare_step`, and `grab` for the picture): ``tests/ui/test_tour.py`` takes those screenshots of a small
+finished project in every test run.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-STEPS = ("1-library", "2-new-project", "3-training", "4-result", "5-compare", "6-export", "7-library-with-project")
+STEPS = ("1-library", "2-new-project", "3-training", "4-result", "5-compare", "6-cleanup", "7-edit", "8-export",
+         "9-library-with-project")
 SIZE = (1280, 800)
 
 
@@ -39,6 +46,73 @@ def _settle(app, seconds: float) -> None:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.02)
+
+
+def grab(window):
+    """The window as a person sees it (a QImage). The 3D view is a native OpenGL child, which a grab of the
+    window can miss after a resize (it came out black beside the photo): the viewer's own picture of the
+    same frame is put in its place."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QImage, QPainter
+
+    image = window.grab().toImage()
+    viewer = window.project_page._viewer
+    if window.pages.currentWidget() is window.project_page and viewer is not None and viewer.scene is not None:
+        pixels = np.ascontiguousarray(viewer.render_image()[:, :, :3])
+        picture = QImage(pixels.data, pixels.shape[1], pixels.shape[0], 3 * pixels.shape[1],
+                         QImage.Format.Format_RGB888)
+        native = viewer.native
+        corner = native.mapTo(window, QPoint(0, 0))
+        painter = QPainter(image)
+        painter.drawImage(corner, picture.scaled(native.width(), native.height()))
+        painter.end()
+    return image
+
+
+def compare_step(app, page, measure: bool = True) -> None:
+    """The render beside the first (held-out) photo; with ``measure``, every held-out view measured by the
+    trainer's own code (listed worst first) and the photo blended half and half with the trainer's render."""
+    page.compare_button.setChecked(True)
+    compare = page.compare
+    _wait(app, lambda: not compare.photo_view.pixmap().isNull(), 60, "the photo to compare with")
+    if measure and compare.measure_button.isEnabled():
+        compare.measure_button.click()
+        _wait(app, lambda: compare.views.count() > 0 and compare.process is None, 600, "the photos to be measured")
+        compare.mode.setCurrentIndex(compare.mode.findData("blended"))
+        compare._on_view_chosen(compare.views.item(0))  # the worst view
+        _wait(app, lambda: not compare.photo_view.pixmap().isNull(), 60, "the blended picture")
+    _settle(app, 1.0)
+    page._viewer.update()  # drawn again at its new, narrower size
+    _settle(app, 1.0)
+    page._viewer.wait_until_idle(30.0)
+
+
+def cleanup_step(app, page, strength: int = 50) -> None:
+    """The guided clean-up opened at ``strength`` (of 100): what it removes said per detector, and tinted in
+    the 3D view."""
+    page.compare_button.setChecked(False)
+    page.cleanup_button.setChecked(True)
+    page.cleanup.slider.setValue(strength)
+    _wait(app, lambda: page.cleanup.summary.text().startswith(("Removes", "Off")), 300, "the clean-up's preview")
+    _wait(app, lambda: page._viewer.scene.marked is not None or page.cleanup.mask is None, 30, "the tint")
+    _settle(app, 0.5)
+    page._viewer.wait_until_idle(60.0)
+
+
+def edit_step(app, page) -> None:
+    """The edit mode with a rectangle drawn over the middle of the view: the selected splats tinted, the
+    panel counting them; what a kept clean-up removes is hidden (its "Show the result")."""
+    page.cleanup.hide_box.setChecked(True)
+    page.cleanup_button.setChecked(False)
+    page.edit_button.setChecked(True)
+    panel = page.edit
+    _wait(app, lambda: panel.session is not None, 30, "the edit session")
+    viewer = page._viewer
+    viewer.wait_until_idle(60.0)
+    w, h = viewer.size
+    panel.tools.select_shape("rectangle", [(0.38 * w, 0.3 * h), (0.62 * w, 0.7 * h)], "replace")
+    _settle(app, 0.5)
+    viewer.wait_until_idle(60.0)
 
 
 def tour(out: Path, work: Path) -> list[Path]:
@@ -71,22 +145,7 @@ def tour(out: Path, work: Path) -> list[Path]:
     def shot(step: str) -> None:
         _settle(app, 0.5)
         path = out / f"{step}.png"
-        image = window.grab().toImage()
-        viewer = window.project_page._viewer
-        if window.pages.currentWidget() is window.project_page and viewer is not None and viewer.scene is not None:
-            # the 3D view is a native OpenGL child, which a grab of the window can miss after a resize (it
-            # came out black beside the photo): the viewer's own picture of the same frame is put in its place
-            from PySide6.QtGui import QImage, QPainter
-
-            pixels = np.ascontiguousarray(viewer.render_image()[:, :, :3])
-            picture = QImage(pixels.data, pixels.shape[1], pixels.shape[0], 3 * pixels.shape[1],
-                             QImage.Format.Format_RGB888)
-            native = viewer.native
-            corner = native.mapTo(window, QPoint(0, 0))
-            painter = QPainter(image)
-            painter.drawImage(corner, picture.scaled(native.width(), native.height()))
-            painter.end()
-        image.save(str(path))
+        grab(window).save(str(path))
         shots.append(path)
         print(f"wrote {path}")
 
@@ -120,19 +179,19 @@ def tour(out: Path, work: Path) -> list[Path]:
     project_page._viewer.wait_until_idle(30.0)
     shot(STEPS[3])
 
-    project_page.compare_button.setChecked(True)  # the render beside the first (held-out) photo
-    _wait(app, lambda: not project_page.compare.photo_view.pixmap().isNull(), 60, "the photo to compare with")
-    _settle(app, 1.0)
-    project_page._viewer.update()  # drawn again at its new, narrower size
-    _settle(app, 1.0)
-    project_page._viewer.wait_until_idle(30.0)
+    compare_step(app, project_page)
     shot(STEPS[4])
-    project_page.compare_button.setChecked(False)
+    cleanup_step(app, project_page)
+    shot(STEPS[5])
+    edit_step(app, project_page)
+    shot(STEPS[6])
+    project_page.edit.action("select_none")
+    project_page.edit_button.setChecked(False)
 
     dialog = project_page.open_export_dialog()
     _wait(app, lambda: dialog is not None and "splats" in dialog.summary.text(), 120, "the export preview")
     _settle(app, 0.5)
-    path = out / f"{STEPS[5]}.png"
+    path = out / f"{STEPS[7]}.png"
     dialog.grab().save(str(path))
     shots.append(path)
     print(f"wrote {path}")
@@ -141,7 +200,7 @@ def tour(out: Path, work: Path) -> list[Path]:
     window.show_library()
     _wait(app, lambda: bool(window.library_page.row_for(project_page.folder)), 60, "the library card")
     _settle(app, 3.0)  # the card's thumbnail is rendered in a process of its own
-    shot(STEPS[6])
+    shot(STEPS[8])
     window.queue.cancel_all()
     window.close()
     return shots

@@ -16,6 +16,7 @@ from typing import Any
 
 from splatstudio.io.compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
 from splatstudio.io.errors import FormatError
+from splatstudio.io.gltf import read_glb, write_glb
 from splatstudio.io.ply import PathLike, read_splat_ply, write_splat_ply
 from splatstudio.io.sog import META_NAME, read_sog, write_sog
 from splatstudio.io.splat import read_splat, write_splat
@@ -129,4 +130,10 @@ register_format(
     "PlayCanvas SOG (WebP images and k-means codebooks in a zip; the smallest, for the web)",
     read_sog,
     write_sog,
+)
+register_format(
+    ".glb",
+    "glTF binary with KHR_gaussian_splatting (Khronos; float32, full SH, for glTF pipelines and engines)",
+    read_glb,
+    write_glb,
 )

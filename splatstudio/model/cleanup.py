@@ -13,6 +13,20 @@ so that moving the strength only compares scores with thresholds (:func:`cleanup
 
 Every threshold moves one way with the strength, so a stronger clean-up removes a superset of a weaker
 one. Pure numpy and scipy: the viewer previews the mask, exports apply it, the CLI can too.
+
+The pipeline's filter stage removes junk through this module too (:func:`filter_outliers`), with two more
+detectors on the same neighbour statistics (:func:`neighbourhood`) and the stage's settings
+(``outlier_k_neighbors``, ``outlier_std_threshold``, ``outlier_min_cluster_ratio``):
+
+* **statistical** — its mean distance to its k nearest neighbours above ``mean + std_ratio * std`` of
+  that distance over the whole cloud;
+* **detached** — in a small disconnected cluster: each surviving splat is linked to those of its 10 nearest
+  neighbours that survived too, over links no longer than ``gap_factor`` times the local spacing (distance
+  to the 4th nearest neighbour) of the sparser end, so links follow the local density (a sparse background
+  stays attached to a dense object; a clump behind a real gap is a component of its own). Components holding
+  fewer than ``min_cluster_ratio`` of the survivors go; the largest always stays.
+
+The stage runs them on the trained model; the guided clean-up's five then work on what the stage kept.
 """
 
 from __future__ import annotations
@@ -22,18 +36,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from splatstudio.model.settings import SPEC_BY_KEY
 from splatstudio.model.splatcloud import SplatCloud
 
 DETECTORS = ("faint", "oversized", "unseen", "far", "isolated")
+"""The guided clean-up's detectors, behind its one strength."""
+STAGE_DETECTORS = ("statistical", "detached")
+"""The filter stage's detectors, behind its settings."""
 DETECTOR_WORDS = {
     "faint": "nearly transparent",
     "oversized": "oversized",
     "unseen": "outside the photos' views",
     "far": "far from the cameras",
     "isolated": "isolated floaters",
+    "statistical": "statistical outliers",
+    "detached": "in small detached clusters",
 }
 NEIGHBOURS = 8
 CHUNK = 262_144
+SPACING_NEIGHBOUR = 4
+"""Which neighbour's distance measures the local spacing for the detached-cluster detector."""
+GRAPH_NEIGHBOURS = 10
+"""How many nearest neighbours each splat may be linked to by the detached-cluster detector."""
+_STAGE_DEFAULT = {key: SPEC_BY_KEY[key].default for key in ("outlier_k_neighbors", "outlier_std_threshold",
+                                                           "outlier_min_cluster_ratio")}  # one owner: the settings
 
 
 @dataclass(frozen=True)
@@ -86,15 +112,40 @@ def cleanup_scores(cloud: SplatCloud, views: Views | None = None) -> CleanupScor
         distance = (np.linalg.norm(positions - middle, axis=1) / spread).astype(np.float32)
     isolation = np.zeros(n, dtype=np.float32)
     if n > NEIGHBOURS:
-        from scipy.spatial import cKDTree  # (only here: the viewer imports this module for Views)
-
-        tree = cKDTree(positions)
-        order = tree.indices  # queries in the tree's leaf order stay in cache: about twice as fast
-        found, _ = tree.query(positions[order], k=NEIGHBOURS + 1, workers=-1)
-        mean = np.empty(n)
-        mean[order] = found[:, 1:].mean(axis=1)  # column 0 is the point itself
+        mean = neighbourhood(positions, NEIGHBOURS).mean_distance
         isolation = (mean / max(float(np.median(mean)), 1e-12)).astype(np.float32)
     return CleanupScores(opacity, size, seen, distance, isolation)
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """k-nearest-neighbour statistics of every splat, itself excluded."""
+
+    mean_distance: np.ndarray  # (N,) mean distance to the k nearest others
+    near_distance: np.ndarray  # (N, m) distances to the m nearest (m: ``links``), nearest first
+    near_index: np.ndarray  # (N, m) int32, their indices
+
+
+def neighbourhood(positions: np.ndarray, k: int, links: int = 0) -> Neighbourhood:
+    """The statistics every neighbour-based detector reads: each splat's mean distance to its ``k`` nearest
+    others, and the distances and indices of its ``min(k, links)`` nearest (none by default). Queries run
+    in the tree's leaf order, which keeps consecutive queries in cache (about twice as fast on large clouds);
+    results are scattered back."""
+    from scipy.spatial import cKDTree  # (only here: the viewer imports this module for Views)
+
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    n, m = len(positions), min(k, links)
+    tree = cKDTree(positions)
+    order = tree.indices
+    found_d, found_i = tree.query(positions[order], k=k + 1, workers=-1)
+    mean_distance = np.empty(n)
+    mean_distance[order] = found_d[:, 1:].mean(axis=1)  # column 0 is the point itself
+    near_distance = np.empty((n, m))
+    near_index = np.empty((n, m), dtype=np.int32)
+    if m:
+        near_distance[order] = found_d[:, 1:m + 1]
+        near_index[order] = found_i[:, 1:m + 1]
+    return Neighbourhood(mean_distance, near_distance, near_index)
 
 
 def _seen_by(positions: np.ndarray, views: Views) -> np.ndarray:
@@ -168,3 +219,102 @@ def describe(mask: np.ndarray, counts: dict[str, int]) -> str:
         return f"removes nothing of {total:,} splats"
     parts = [f"{counts[name]:,} {DETECTOR_WORDS[name]}" for name in DETECTORS if counts.get(name)]
     return f"removes {removed:,} of {total:,} splats ({100.0 * removed / max(total, 1):.1f} %): " + ", ".join(parts)
+
+
+# ---------------------------------------------------------------------- the filter stage's detectors
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """What the filter stage keeps, with what each of its detectors removed (``total == removed +
+    remaining``; a splat both detectors would flag counts once, for ``statistical``, which runs first)."""
+
+    keep_mask: np.ndarray
+    total: int
+    removed_statistical: int
+    removed_clusters: int
+    remaining: int
+
+    @property
+    def removed(self) -> int:
+        return self.removed_statistical + self.removed_clusters
+
+
+def statistical_outliers(mean_distance: np.ndarray, std_ratio: float) -> np.ndarray:
+    """The **statistical** detector: splats whose mean neighbour distance is above ``mean + std_ratio *
+    std`` of it over the cloud (a boolean mask of those to remove)."""
+    threshold = mean_distance.mean() + std_ratio * mean_distance.std()
+    return mean_distance > threshold
+
+
+def detached_clusters(hood: Neighbourhood, alive: np.ndarray, min_cluster_ratio: float,
+                      gap_factor: float) -> np.ndarray:
+    """The **detached** detector: the ``alive`` splats in components holding fewer than ``min_cluster_ratio``
+    of them (the largest is always kept). ``hood`` needs ``links`` of at least SPACING_NEIGHBOUR."""
+    from scipy.sparse.csgraph import connected_components
+
+    graph = _neighbour_graph(hood, alive, gap_factor)
+    _, labels = connected_components(graph, directed=False)
+    sizes = np.bincount(labels[alive], minlength=labels.max() + 1)
+    big = sizes >= min_cluster_ratio * int(alive.sum())
+    big[np.argmax(sizes)] = True
+    return alive & ~big[labels]
+
+
+def _neighbour_graph(hood: Neighbourhood, alive: np.ndarray, gap_factor: float):
+    """Sparse graph linking alive splats to their nearest alive neighbours across no gap."""
+    from scipy.sparse import csr_matrix
+
+    near = hood.near_index
+    spacing = hood.near_distance[:, SPACING_NEIGHBOUR - 1]
+    linked = hood.near_distance <= gap_factor * np.maximum(spacing[:, None], spacing[near])
+    linked &= alive[near]
+    linked &= alive[:, None]
+    indptr = np.zeros(len(alive) + 1, dtype=np.int64)
+    np.cumsum(linked.sum(axis=1), out=indptr[1:])
+    data = np.ones(int(indptr[-1]), dtype=np.float64)
+    return csr_matrix((data, near[linked], indptr), shape=(len(alive), len(alive)))
+
+
+def filter_outliers(
+    positions: np.ndarray,
+    k: int = _STAGE_DEFAULT["outlier_k_neighbors"],
+    std_ratio: float = _STAGE_DEFAULT["outlier_std_threshold"],
+    min_cluster_ratio: float = _STAGE_DEFAULT["outlier_min_cluster_ratio"],
+    gap_factor: float = 3.0,
+) -> FilterResult:
+    """The filter stage's removal: the statistical detector over ``k`` neighbours, then the detached-cluster
+    detector on the survivors (``min_cluster_ratio`` 0: off). With N <= k there are too few splats to judge
+    and all are kept."""
+    _check_stage_settings(k, std_ratio, min_cluster_ratio, gap_factor)
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    if not np.isfinite(positions).all():
+        raise ValueError("positions must be finite to be filtered")
+    n = len(positions)
+    if n <= k:
+        return FilterResult(np.ones(n, dtype=bool), n, 0, 0, n)
+    hood = neighbourhood(positions, k, links=GRAPH_NEIGHBOURS)
+    keep = ~statistical_outliers(hood.mean_distance, std_ratio)
+    removed_statistical = n - int(keep.sum())
+    if min_cluster_ratio > 0:
+        keep &= ~detached_clusters(hood, keep, min_cluster_ratio, gap_factor)
+    remaining = int(keep.sum())
+    return FilterResult(keep, n, removed_statistical, n - removed_statistical - remaining, remaining)
+
+
+def _check_stage_settings(k: int, std_ratio: float, min_cluster_ratio: float, gap_factor: float) -> None:
+    if k < SPACING_NEIGHBOUR:
+        raise ValueError(f"k must be at least {SPACING_NEIGHBOUR}, got {k}")
+    if not std_ratio > 0:
+        raise ValueError(f"std_ratio must be positive, got {std_ratio}")
+    if not 0 <= min_cluster_ratio < 1:
+        raise ValueError(f"min_cluster_ratio must be in [0, 1), got {min_cluster_ratio}")
+    if not gap_factor > 0:
+        raise ValueError(f"gap_factor must be positive, got {gap_factor}")
+
+
+def describe_filter(result: FilterResult) -> str:
+    """``"kept 6,000 of 6,031 splats: 6 statistical outliers, 25 in small detached clusters"``."""
+    parts = [f"{count:,} {DETECTOR_WORDS[name]}" for name, count in
+             (("statistical", result.removed_statistical), ("detached", result.removed_clusters)) if count]
+    return f"kept {result.remaining:,} of {result.total:,} splats" + (": " + ", ".join(parts) if parts else "")

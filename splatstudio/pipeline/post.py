@@ -1,4 +1,5 @@
-"""Post-processing stages: outlier filtering of the trained Gaussians, and ``.splat`` conversion."""
+"""Post-processing stages: outlier filtering of the trained Gaussians (by the clean-up's detectors,
+``model.cleanup``), and ``.splat`` conversion."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from splatstudio.model.settings import SPEC_BY_KEY
 from splatstudio.pipeline.context import StageContext, StageFailed
 
 if TYPE_CHECKING:
-    from splatstudio.model.filters import FilterResult
+    from splatstudio.model.cleanup import FilterResult
 
 
 def filter_ply(
@@ -23,8 +24,9 @@ def filter_ply(
     min_cluster_ratio: float = SPEC_BY_KEY["outlier_min_cluster_ratio"].default,
     gap_factor: float = 3.0,
 ) -> FilterResult:
-    """Filter the Gaussians of a 3DGS PLY by position and write the survivors atomically."""
-    from splatstudio.model.filters import filter_outliers  # scipy (a quarter second): the filter stage only
+    """Filter the Gaussians of a 3DGS PLY with the clean-up's stage detectors (statistical, detached) and
+    write the survivors atomically."""
+    from splatstudio.model.cleanup import filter_outliers
 
     cloud = read_splat_ply(in_path)
     result = filter_outliers(cloud.positions, k, std_ratio, min_cluster_ratio, gap_factor)
@@ -48,7 +50,9 @@ def run_filter(ctx: StageContext) -> dict[str, Any]:
                "removed_statistical": result.removed_statistical, "removed_clusters": result.removed_clusters,
                "remaining": result.remaining, "source": str(source)}
     write_json_atomic(ctx.project.path("output", "filter.json"), figures)
-    ctx.log(f"kept {result.remaining} of {result.total} Gaussians ({figures['removed']} outliers removed)")
+    from splatstudio.model.cleanup import describe_filter
+
+    ctx.log(describe_filter(result))
     return figures
 
 

@@ -1,6 +1,7 @@
 """Compare with the photos, beside the 3D view: the photo whose viewpoint the view is at (held-out photos
-first and named as such), and, once measured, the trainer's own render of it and their difference, with
-that view's PSNR and SSIM and every measured view listed worst first (a click goes there).
+first and named as such), and, once measured, the trainer's own render of it, the two blended (a slider
+from the photo to the render) and their difference, with that view's PSNR and SSIM and every measured view
+listed worst first (a click goes there).
 
 Measuring runs the bundled trainer's ``render.py`` (:func:`pipeline.train.measure_command`), so the figures
 are the ones training reports, computed by the same code on the same photos."""
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSizePolicy,
+    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -30,8 +32,9 @@ from PySide6.QtWidgets import (
 from splatstudio.pipeline.train import ViewMeasure, read_measurements
 from splatstudio.ui.workers import Workers, pixmap_from_rgb, thumbnail_rgb
 
-PHOTO, RENDER, DIFFERENCE = "photo", "render", "difference"
+PHOTO, RENDER, BLENDED, DIFFERENCE = "photo", "render", "blended", "difference"
 DIFFERENCE_GAIN = 4  # differences are faint: shown four times as bright
+BLEND_DEFAULT = 50  # percent of the render in the blend
 
 
 def photo_file(folder: Path | str, name: str) -> Path | None:
@@ -54,6 +57,19 @@ def difference_rgb(render: Path, photo: Path, size: int) -> tuple[int, int, byte
     diff = diff.point(lambda v: min(255, v * DIFFERENCE_GAIN))
     diff.thumbnail((size, size))
     return diff.width, diff.height, diff.tobytes()
+
+
+def blended_rgb(render: Path, photo: Path, size: int, mix: float) -> tuple[int, int, bytes] | None:
+    """Worker: the photo and the render mixed, ``mix`` of the render (0: the photo, 1: the render), at the
+    render's size, fitted in ``size``; None if unreadable."""
+    try:
+        with Image.open(render) as a, Image.open(photo) as b:
+            render_rgb = a.convert("RGB")
+            blend = Image.blend(b.convert("RGB").resize(render_rgb.size), render_rgb, min(max(mix, 0.0), 1.0))
+    except (OSError, ValueError):
+        return None
+    blend.thumbnail((size, size))
+    return blend.width, blend.height, blend.tobytes()
 
 
 class ScaledPhoto(QLabel):
@@ -116,9 +132,18 @@ class ComparePanel(QWidget):
         self.mode.setObjectName("compareMode")
         self.mode.addItem("The photo", PHOTO)
         self.mode.addItem("The trainer's render", RENDER)
+        self.mode.addItem("Photo and render blended", BLENDED)
         self.mode.addItem(f"Difference (×{DIFFERENCE_GAIN})", DIFFERENCE)
-        self.mode.setToolTip("The trainer's render and the difference come from measuring the photos")
+        self.mode.setToolTip("The trainer's render, the blend and the difference come from measuring the photos")
         self.mode.currentIndexChanged.connect(lambda _i: self.update_view())
+        self.blend = QSlider(Qt.Orientation.Horizontal)
+        self.blend.setObjectName("compareBlend")
+        self.blend.setRange(0, 100)
+        self.blend.setValue(BLEND_DEFAULT)
+        self.blend.setToolTip("How much of the render shows through the photo: left the photo, right the render")
+        self.blend.valueChanged.connect(lambda _v: self.update_view())
+        self.blend_label = QLabel()
+        self.blend_label.setObjectName("compareBlendLabel")
         self.measure_button = QPushButton("Measure each photo")
         self.measure_button.setObjectName("measureButton")
         self.measure_button.setToolTip("Render each held-out photo's view with the trainer and compare it with "
@@ -133,9 +158,18 @@ class ComparePanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.mode, 1)
         top.addWidget(self.measure_button)
+        self.blend_row = QWidget()
+        blend_row = QHBoxLayout(self.blend_row)
+        blend_row.setContentsMargins(0, 0, 0, 0)
+        blend_row.addWidget(QLabel("Photo"))
+        blend_row.addWidget(self.blend, 1)
+        blend_row.addWidget(QLabel("Render"))
+        blend_row.addWidget(self.blend_label)
+        self.blend_row.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addWidget(self.blend_row)
         layout.addWidget(self.photo_view, 1)
         layout.addWidget(self.caption)
         layout.addWidget(self.views)
@@ -214,7 +248,13 @@ class ComparePanel(QWidget):
             self.viewer.jump_to_camera(index)  # the page hears the place change and updates this panel
 
     # ------------------------------------------------------------------ the picture
+    def blend_fraction(self) -> float:
+        """How much of the render the blended picture shows (0..1)."""
+        return self.blend.value() / 100.0
+
     def update_view(self) -> None:
+        self.blend_row.setVisible(self.mode.currentData() == BLENDED)
+        self.blend_label.setText(f"{self.blend.value()} %")
         viewer = self.viewer
         index = viewer.photo_index if viewer is not None else -1
         if index < 0:
@@ -230,11 +270,12 @@ class ComparePanel(QWidget):
             f"Photo {index + 1} of {len(cameras)}: {camera.name}{figures} — "
             + ("<b>held out</b>: training never saw it, so this pair shows how the model does from a new viewpoint"
                if held else "used in training"))
-        mode, folder, name = self.mode.currentData(), self.folder, camera.name
+        mode, folder, name, mix = self.mode.currentData(), self.folder, camera.name, self.blend_fraction()
         size = max(self.photo_view.width(), self.photo_view.height(), 320)
         if mode != PHOTO and measured is None:
             self.photo_view.setText("Measure each photo to see the trainer's render of this view"
-                                    + (" and its difference from the photo" if mode == DIFFERENCE else "") + ".")
+                                    + {DIFFERENCE: " and its difference from the photo",
+                                       BLENDED: " blended with the photo"}.get(mode, "") + ".")
             return
 
         def read() -> tuple[int, int, bytes] | None:
@@ -242,15 +283,18 @@ class ComparePanel(QWidget):
                 return thumbnail_rgb(measured.render, size)
             if mode == DIFFERENCE:
                 return difference_rgb(measured.render, measured.photo, size)
+            if mode == BLENDED:
+                return blended_rgb(measured.render, measured.photo, size, mix)
             path = photo_file(folder, name)
             return thumbnail_rgb(path, size) if path is not None else None
 
-        self.workers.submit(read, lambda picture: self._show_picture(folder, index, mode, name, picture))
+        self.workers.submit(read, lambda picture: self._show_picture(folder, index, mode, name, picture, mix))
 
-    def _show_picture(self, folder: str | None, index: int, mode: str, name: str, picture) -> None:
+    def _show_picture(self, folder: str | None, index: int, mode: str, name: str, picture,
+                      mix: float | None = None) -> None:
         if folder != self.folder or self.viewer is None or self.viewer.photo_index != index \
-                or mode != self.mode.currentData():
-            return  # another project, photo or mode by now
+                or mode != self.mode.currentData() or (mode == BLENDED and mix != self.blend_fraction()):
+            return  # another project, photo, mode or blend by now
         if picture is None:
             self.photo_view.setText(f"The photo {name} is not in this project any more." if mode == PHOTO else
                                     f"The measured images of {name} cannot be read; measure again.")

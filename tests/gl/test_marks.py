@@ -8,7 +8,7 @@ from conftest import single_splats
 
 from splatstudio.model.cleanup import Views, cleanup_mask, cleanup_scores
 from splatstudio.render.camera import Intrinsics, Pose
-from splatstudio.render.viewer import MARK_TINT
+from splatstudio.render.scene import MARK_TINT
 
 UP = np.array([0.0, 0.0, 1.0])
 
@@ -70,3 +70,58 @@ def test_the_clean_up_mask_previews_exactly_the_splats_it_removes(make_canvas):
     above = _pixel(tinted, 48, 24)  # above the row of small splats, only the big faint one is drawn
     assert above[0] > _pixel(plain, 48, 24)[0] + 60 and above[1] < above[0] / 2  # now it shows, magenta
     assert np.allclose(_pixel(tinted, 48, 32), _pixel(plain, 48, 32), atol=40)  # the row in front, as before
+
+
+def test_the_clean_up_slider_at_three_strengths_tints_a_growing_set_exactly(make_canvas, qtbot):
+    """The real clean-up panel drives the real viewer, as on the project page: at 20, 40 and 55 the slider
+    removes a growing set (nested: more of the faint splats each time, and the one no photo saw throughout),
+    and the frame shows exactly that set tinted: every marked splat magenta, every other one as before."""
+    from splatstudio.ui.cleanup_panel import CleanupPanel
+    from splatstudio.ui.workers import Workers
+
+    xs = [-1.2, -0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9, 1.6]
+    opacity = [0.95, 0.02, 0.95, 0.04, 0.95, 0.055, 0.95, 0.95, 0.95]  # faint: 2 %, 4 %, 5.5 %
+    cloud = single_splats([[x, 0.0, 0.0] for x in xs], [[0.55, 0.6, 0.55]] * len(xs), scale=0.06, opacity=opacity)
+    eye = np.array([0.0, -4.0, 0.0])
+    pose = Pose.look_at(eye, np.zeros(3), UP)
+    # the one photo saw |x| < 1.28 at the row's depth: the last splat (x = 1.6) was never in a photo
+    views = Views(eye[None], pose.R.T[None], np.array([150.0]), np.array([150.0]), np.array([96.0]),
+                  np.array([64.0]))
+    canvas = make_canvas(320, 160)
+    canvas.load(cloud)
+    intr = Intrinsics.from_fov(320, 160, 50.0)
+    canvas.set_camera(pose=pose, intrinsics=intr)
+    local = cloud.positions.astype(np.float64) @ pose.R.T + pose.t
+    columns = np.rint(intr.fx * local[:, 0] / local[:, 2] + intr.cx).astype(int)
+    rows = np.rint(intr.fy * local[:, 1] / local[:, 2] + intr.cy).astype(int)
+    assert np.all(np.diff(columns) >= 12) and columns.min() > 4 and columns.max() < 316
+    plain = canvas.render_image()
+
+    workers = Workers()
+    panel = CleanupPanel(workers)
+    qtbot.addWidget(panel)
+    panel.sig_marks.connect(lambda marked, hide: canvas.mark(marked, hide))  # as the project page wires it
+    panel.set_model(cloud, views, 0.0)
+    scores = cleanup_scores(cloud, views)
+    previous = np.zeros(len(cloud), dtype=bool)
+    expected_sets = {20: {1, 8}, 40: {1, 3, 8}, 55: {1, 3, 5, 8}}
+    for value, expected_set in expected_sets.items():
+        panel.slider.setValue(value)
+        expected, _counts = cleanup_mask(scores, value / 100)
+        assert set(np.flatnonzero(expected)) == expected_set
+        assert not (previous & ~expected).any() and expected.sum() > previous.sum()  # a growing set
+        qtbot.waitUntil(lambda expected=expected: canvas.scene.marked is not None
+                        and np.array_equal(canvas.scene.marked, expected), timeout=10_000)
+        assert np.array_equal(panel.mask, expected)  # what the export would remove
+        tinted = canvas.render_image()
+        for i, (x, y) in enumerate(zip(columns, rows, strict=True)):
+            was, now = _pixel(plain, x, y), _pixel(tinted, x, y)
+            if expected[i]:
+                assert now[0] > now[1] + 40 and now[2] > now[1] + 30, (value, i, now)  # magenta
+            else:
+                assert np.allclose(now, was, atol=3), (value, i, now, was)  # untouched
+        previous = expected
+    panel.slider.setValue(0)
+    qtbot.waitUntil(lambda: canvas.scene.marked is None, timeout=5_000)
+    assert np.allclose(canvas.render_image().astype(int), plain.astype(int), atol=1)
+    workers.pool.waitForDone(5_000)

@@ -1,5 +1,6 @@
-"""Tests for `splatstudio.model.filters`: statistical and small-cluster outlier removal (and its file-level
-helper, `splatstudio.pipeline.post.filter_ply`)."""
+"""Tests for the filter stage's detectors in `splatstudio.model.cleanup`: statistical and small-cluster outlier
+removal (and its file-level helper, `splatstudio.pipeline.post.filter_ply`), and that the stage and the guided
+clean-up share one neighbour query."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from _clouds import random_cloud
 
 from splatstudio.io.ply import read_splat_ply, write_splat_ply
-from splatstudio.model.filters import FilterResult, filter_outliers
+from splatstudio.model.cleanup import FilterResult, describe_filter, filter_outliers
 from splatstudio.pipeline.post import filter_ply
 
 
@@ -46,6 +47,7 @@ def test_removes_exactly_the_lone_points_and_the_remote_clump() -> None:
     assert result.removed_clusters == 25
     assert result.removed == 31
     assert result.remaining == 6000
+    assert describe_filter(result) == "kept 6,000 of 6,031 splats: 6 statistical outliers, 25 in small detached clusters"
 
 
 def test_cluster_pass_can_be_disabled() -> None:
@@ -128,3 +130,19 @@ def test_filter_ply_writes_the_kept_subset(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out.positions, kept.positions)
     np.testing.assert_array_equal(out.sh_rest, kept.sh_rest)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ply", "out.ply"]
+
+
+def test_the_stage_and_the_clean_up_share_the_neighbour_statistics() -> None:
+    """One code path measures neighbours: the guided clean-up's isolation score is the stage's neighbourhood
+    over NEIGHBOURS, and the stage's statistical detector is a threshold on the same mean distance."""
+    from splatstudio.model.cleanup import NEIGHBOURS, cleanup_scores, neighbourhood, statistical_outliers
+
+    points, lone, _clump = scene()
+    cloud = random_cloud(len(points), sh_degree=0)
+    cloud.positions = points.astype(np.float32)
+    mean = neighbourhood(cloud.positions, NEIGHBOURS).mean_distance
+    np.testing.assert_allclose(cleanup_scores(cloud).isolation, mean / np.median(mean), rtol=1e-6)
+    hood = neighbourhood(points, 20, links=10)
+    assert hood.near_index.shape == (len(points), 10) and (np.diff(hood.near_distance, axis=1) >= 0).all()
+    flagged = statistical_outliers(hood.mean_distance, 2.0)
+    assert set(np.flatnonzero(flagged)) == set(lone.tolist())
