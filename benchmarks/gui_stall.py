@@ -48,7 +48,8 @@ def measure(mode: str, seconds: float, busy: int, splats: int) -> dict:
     scenes: list = []
     if mode != "none":
         from splatstudio.render import composite
-        from splatstudio.render.viewer import SplatCanvas, prepare_scene
+        from splatstudio.render.scene import prepare_scene
+        from splatstudio.render.viewer import SplatCanvas
         from splatstudio.ui.embed import native_child
 
         scenes = [prepare_scene(random_scene(splats, seed=i)) for i in range(3)]

@@ -22,7 +22,10 @@ Run: ``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python benchmarks/viewe
 (add ``--sizes 10000,100000`` for a shorter run). Targets: moving <= 100 ms and full <= 1 s at 1M.
 ``--small`` measures what one live-preview frame of a small scene costs the GUI thread instead
 (see `bench_small`). ``--selection`` measures the edit mode's selection preview instead (see
-`bench_selection`; target <= 100 ms at 1M splats, issue 23).
+`bench_selection`; target <= 100 ms at 1M splats, issue 23). ``--cleanup`` measures the clean-up's
+preview (see `bench_cleanup`; target <= 1 s at 1M splats, issue 23). ``--issue23`` prints every figure issue
+23 asks for at 1M splats: the selection and clean-up previews, then decimation to 25 % and SOG's write and
+read times and bytes a splat (``formats_bench.py``'s measures), each line with the load average.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def random_scene(n: int, seed: int = 0, splat_size: float = 1.0, elongate: float
 
 def coverage(scene, view: np.ndarray, intr, near: float) -> float:
     """Sum of the on-screen point areas (as the geometry shader sizes them) / screen area."""
-    from splatstudio.render.viewer import project_conics
+    from splatstudio.render.picking import project_conics
 
     cov6 = np.column_stack([scene.static["a_cov_a"], scene.static["a_cov_b"]]).astype(np.float64)
     centres, conics, _, valid = project_conics(scene.positions, cov6, view, intr, near)
@@ -105,8 +108,9 @@ def bench(n: int, size: tuple[int, int], repeat: int, splat_size: float = 1.0, e
 
     from splatstudio.render import composite
     from splatstudio.render.camera import Pose
+    from splatstudio.render.frames import build_frame, composite_frame
+    from splatstudio.render.scene import splat_colors
     from splatstudio.render.sorting import sort_back_to_front
-    from splatstudio.render.viewer import build_frame, composite_frame, splat_colors
 
     load_before = os.getloadavg()[0]
     canvas = _hidden_canvas(size, compositor="gl")
@@ -199,7 +203,7 @@ def bench_small(n: int, size: tuple[int, int], repeat: int, compositor: str = "a
     * draw    — the canvas' own measure of the reload's paint (`ViewerStats.frame_ms`).
     """
     from splatstudio.render.camera import Pose
-    from splatstudio.render.viewer import prepare_scene
+    from splatstudio.render.scene import prepare_scene
 
     try:
         from splatstudio.render import composite
@@ -332,6 +336,105 @@ def bench_selection(n: int, size: tuple[int, int], repeat: int) -> dict:
         canvas.close()
 
 
+def bench_cleanup(n: int, size: tuple[int, int], repeat: int, cameras: int = 30) -> dict:
+    """The guided clean-up's preview (issue 23, item 1) in the real viewer (compositor "auto"), as the
+    clean-up panel drives it: "first" is the first move of the strength on a model, from the detectors'
+    scores (once per model, in a worker: ``cleanup_scores``) to the frame with the removed splats tinted on
+    screen; "preview" each later move, from the mask for the new strength (``cleanup_mask``) through
+    ``SplatCanvas.mark`` to the tinted full-quality frame drawn, glFinish included. Strengths cycle through
+    0.3, 0.5, 0.7, so every preview changes what is tinted."""
+    import sys
+    from pathlib import Path
+
+    from vispy import gloo
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dataset_builders import ring_views
+
+    from splatstudio.model.cleanup import cleanup_mask, cleanup_scores
+    from splatstudio.render.camera import Pose
+
+    load_before = os.getloadavg()[0]
+    canvas = _hidden_canvas(size)
+    try:
+        cloud = random_scene(n)
+        views = ring_views(cameras)
+        canvas.load(cloud)
+        canvas.set_camera(pose=Pose.look_at(np.array([4.5, -3.0, 2.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])))
+        from splatstudio.render import composite
+
+        composite.warm_up()
+        canvas.wait_until_idle(300.0)
+        canvas.update()
+        canvas.wait_until_idle(300.0)
+
+        def show(mask) -> None:
+            canvas.mark(mask)
+            canvas.wait_until_idle(120.0)
+            canvas.set_current()
+            canvas.on_draw(None)
+            gloo.gl.glFinish()
+
+        start = time.perf_counter()
+        scores = cleanup_scores(cloud, views)
+        scored = time.perf_counter()
+        mask, _ = cleanup_mask(scores, 0.5)
+        show(mask)
+        first, first_scores = (time.perf_counter() - start) * 1000.0, (scored - start) * 1000.0
+        previews, masks, marked = [], [], []
+        strengths = (0.3, 0.5, 0.7)
+        for i in range(repeat):
+            start = time.perf_counter()
+            mask, _ = cleanup_mask(scores, strengths[i % 3])
+            masks.append((time.perf_counter() - start) * 1000.0)
+            show(mask)
+            previews.append((time.perf_counter() - start) * 1000.0)
+            marked.append(int(mask.sum()))
+        return {"load": load_before, "renderer": gloo.gl.glGetParameter(gloo.gl.GL_RENDERER), "first": first,
+                "scores": first_scores, "preview": statistics.median(previews), "mask": statistics.median(masks),
+                "marked": marked, "load_after": os.getloadavg()[0]}
+    finally:
+        canvas.close()
+
+
+def _print_selection(n: int, r: dict) -> None:
+    print(f"renderer: {r['renderer']}, load {r['load']:.2f} (1-minute average, before)")
+    print(f"{'splats':>10} {'tool':>10} {'selected':>9} {'preview':>9} {'(mask)':>8} {'tinted':>9}")
+    for tool in ("rectangle", "lasso", "brush"):
+        preview, mask, tinted, count = r[tool]
+        print(f"{n:>10,} {tool:>10} {count:>9,} {preview:>6.0f} ms {mask:>5.0f} ms {tinted:>6.0f} ms")
+
+
+def _print_cleanup(n: int, r: dict) -> None:
+    print(f"renderer: {r['renderer']}, load {r['load']:.2f} before, {r['load_after']:.2f} after (1-minute average)")
+    print(f"{n:>10,} splats: clean-up preview {r['preview']:.0f} ms a strength (mask {r['mask']:.0f} ms; "
+          f"{min(r['marked']):,}-{max(r['marked']):,} tinted), first {r['first'] / 1000:.2f} s with the "
+          f"detectors' scores ({r['scores'] / 1000:.2f} s, once per model)")
+
+
+def issue23(size: tuple[int, int], repeat: int, runs: int) -> None:
+    """Every figure issue 23's "done when" asks for, at 1M splats."""
+    import argparse as _argparse
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import formats_bench
+
+    n = 1_000_000
+    print(f"issue 23 figures: {n:,} splats, {size[0]}x{size[1]}, {os.cpu_count()} CPUs, median of {repeat} "
+          f"(formats: {runs} runs)", flush=True)
+    print("-- selection preview (target <= 100 ms)", flush=True)
+    _print_selection(n, bench_selection(n, size, repeat))
+    print("-- clean-up preview (target <= 1 s)", flush=True)
+    _print_cleanup(n, bench_cleanup(n, size, repeat))
+    print("-- decimation to 25 % and SOG (formats_bench.py, SH degree 3)", flush=True)
+    options = _argparse.Namespace(count=n, sh_degree=3, runs=runs, formats="sog", decimate=0.25)
+    with tempfile.TemporaryDirectory() as work:
+        formats_bench.bench_formats(options, Path(work))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated splat counts")
@@ -343,22 +446,28 @@ def main() -> None:
     parser.add_argument("--compositor", default="auto", choices=("auto", "cpu", "gl"), help="with --small")
     parser.add_argument("--selection", action="store_true", help="the edit mode's selection preview instead "
                         "(default: 1M splats)")
+    parser.add_argument("--cleanup", action="store_true", help="the clean-up's preview instead (default: 1M splats)")
+    parser.add_argument("--issue23", action="store_true", help="issue 23's figures: selection and clean-up "
+                        "previews, decimation to 25 %%, SOG write/read and size, at 1M splats")
+    parser.add_argument("--format-runs", type=int, default=2, help="with --issue23: runs of each format timing")
     args = parser.parse_args()
 
     from splatstudio.render.viewer import DEFAULT_BUDGET, use_gl_backend
 
     use_gl_backend()
-    if args.selection:
+    width, height = (int(v) for v in args.resolution.split("x"))
+    if args.issue23:
+        issue23((width, height), args.repeat, args.format_runs)
+        return
+    if args.selection or args.cleanup:
         sizes = "1000000" if args.sizes == parser.get_default("sizes") else args.sizes
-        width, height = (int(v) for v in args.resolution.split("x"))
-        print(f"selection preview at {width}x{height}, median of {args.repeat}, {os.cpu_count()} CPUs")
+        what = "selection" if args.selection else "clean-up"
+        print(f"{what} preview at {width}x{height}, median of {args.repeat}, {os.cpu_count()} CPUs")
         for n in (int(v) for v in sizes.split(",")):
-            r = bench_selection(n, (width, height), args.repeat)
-            print(f"renderer: {r['renderer']}, load {r['load']:.2f} (1-minute average, before)")
-            print(f"{'splats':>10} {'tool':>10} {'selected':>9} {'preview':>9} {'(mask)':>8} {'tinted':>9}")
-            for tool in ("rectangle", "lasso", "brush"):
-                preview, mask, tinted, count = r[tool]
-                print(f"{n:>10,} {tool:>10} {count:>9,} {preview:>6.0f} ms {mask:>5.0f} ms {tinted:>6.0f} ms")
+            if args.selection:
+                _print_selection(n, bench_selection(n, (width, height), args.repeat))
+            else:
+                _print_cleanup(n, bench_cleanup(n, (width, height), args.repeat))
         return
     if args.small:
         sizes = "2000,20000" if args.sizes == parser.get_default("sizes") else args.sizes
@@ -372,7 +481,6 @@ def main() -> None:
             print(f"{n:>10,} {r['frame']:>6.0f} ms {r['reload']:>6.0f} ms {r['blocked']:>6.0f} ms "
                   f"{r['reload_cpu']:>8.0f} ms {r['draw_ms']:>5.0f} ms {r['coverage']:>8.0f}x {r['load']:>6.2f}")  # fmt: skip
         return
-    width, height = (int(v) for v in args.resolution.split("x"))
     print(f"viewer benchmark at {width}x{height}, moving budget {DEFAULT_BUDGET:,} splats, median of {args.repeat}"
           + (f", elongate {args.elongate}" if args.elongate else ""))  # fmt: skip
     header = (f"{'splats':>10} {'GL draw':>9} {'cpu':>7} {'composited':>11} {'new view':>9} {'(GL)':>8} "

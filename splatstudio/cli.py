@@ -6,8 +6,6 @@ Exit codes: 0 success, 1 the work failed (the message says why), 2 usage error (
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import signal
 import sys
@@ -18,153 +16,36 @@ from pathlib import Path
 from typing import Any
 
 from splatstudio import __version__
-from splatstudio.model import paths, programs
+from splatstudio.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgressPrinter,
+    UsageError,
+    given,
+    library_of,
+    settings_for,
+)
+from splatstudio.cli_files import add_file_commands
+from splatstudio.model import paths
 from splatstudio.model.atomic import DISK_FULL_HINT, disk_full_message
-from splatstudio.model.humanize import format_duration, format_size, printable, quality_words
+from splatstudio.model.humanize import format_duration, format_size
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import (
-    RESULT_PLY,
     STAGE_TITLES,
     STAGES,
-    TRAIN_CAMERAS,
     Project,
     ProjectError,
-    result_ply,
 )
 from splatstudio.model.run_slots import RunSlot, RunSlots, SlotHolder, describe_wait
 from splatstudio.model.settings import (
-    APP_KEYS,
     PRESETS,
-    SPEC_BY_KEY,
-    SPECS,
     Settings,
     SettingsError,
     load_settings,
-    parse_assignments,
-    preset,
-    read_dotenv,
-    unknown_variables,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    pass
-
-
-def _settings(overrides: Sequence[str] = (), preset_name: str | None = None) -> Settings:
-    """User settings (file, .env, environment), then the preset, then ``--set`` values."""
-    dotenv = Path.cwd() / ".env"
-    settings = load_settings(paths.user_settings_file(), dotenv)
-    notes = unknown_variables(os.environ)
-    if dotenv.is_file():
-        found = read_dotenv(dotenv)
-        notes += unknown_variables(found, str(dotenv))
-        for key in APP_KEYS:  # application settings reach this command's stages through the environment
-            name = SPEC_BY_KEY[key].env_var
-            if name in found and name not in os.environ:
-                os.environ[name] = found[name]
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    if preset_name:
-        settings = settings.updated(preset(preset_name).values, f"preset {preset_name}")
-    return settings.updated(_given(overrides), "--set")
-
-
-def _given(assignments: Sequence[str]) -> dict:
-    """``--set`` values for a project; a program named there is the user's choice: made absolute and
-    approved for the project's stages (model/programs.py). An application setting (log detail, live
-    preview...) is no project's to keep: it applies to this command and its stages, through the
-    environment they share, and the user hears how to keep it."""
-    changes = programs.absolute(parse_assignments(assignments))
-    for key in [key for key in changes if key in APP_KEYS]:
-        value = changes.pop(key)
-        os.environ[SPEC_BY_KEY[key].env_var] = str(value).lower() if isinstance(value, bool) else str(value)
-        print(f"note: {key} is an application setting, not a project's: it applies to this command only "
-              f"(`splatstudio settings --set {key}={value}` or Preferences keep it)", file=sys.stderr)
-    programs.approve(changes)
-    return changes
-
-
-def _library(args: argparse.Namespace) -> Library:
-    return Library(Path(args.library) if args.library else paths.default_library_dir())
-
-
 # ------------------------------------------------------------------------------------------- progress
-
-class ProgressPrinter:
-    """Stage progress bars on a terminal; one line per stage event when output is a file or pipe."""
-
-    def __init__(self, stream=None, verbose: bool = False):
-        self.stream = stream or sys.stdout
-        self.verbose = verbose
-        self.tty = self.stream.isatty()
-        self._last: dict[str, float] = {}
-        self._started: dict[str, float] = {}
-        self._line_open = False
-
-    def __call__(self, stage: str, event: Any) -> None:
-        from splatstudio.pipeline.events import LogLine, Progress, Result
-
-        if isinstance(event, Progress):
-            self._progress(stage, event)
-        elif isinstance(event, Result):
-            self._result(stage, event)
-        elif isinstance(event, LogLine) and (self.verbose or event.level in ("warning", "error")):
-            if event.level == "error" and event.text.startswith(("error: ", "Traceback ")):
-                return  # the runner reports the failure itself (a traceback is in the stage's log)
-            self._print(f"  {event.text}")
-
-    def _print(self, text: str) -> None:
-        if self._line_open:
-            self.stream.write("\n")
-            self._line_open = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def _progress(self, stage: str, event: Any) -> None:
-        self._started.setdefault(stage, time.monotonic())
-        title = STAGE_TITLES.get(stage, stage)
-        if self.tty:
-            width = 30
-            filled = int(event.fraction * width)
-            bar = "#" * filled + "-" * (width - filled)
-            elapsed = format_duration(time.monotonic() - self._started[stage])
-            self.stream.write(f"\r{title:<28} [{bar}] {event.fraction * 100:5.1f}% {elapsed:>6} {event.message[:40]:<40}")
-            self.stream.flush()
-            self._line_open = True
-            return
-        previous = self._last.get(stage, -1.0)
-        if event.fraction - previous >= 0.1 or (event.fraction >= 1.0 > previous):
-            self._last[stage] = event.fraction
-            self._print(f"{title}: {event.fraction * 100:3.0f}% {event.message}")
-
-    def _result(self, stage: str, event: Any) -> None:
-        title = STAGE_TITLES.get(stage, stage)
-        elapsed = format_duration(time.monotonic() - self._started.get(stage, time.monotonic()))
-        figures = _figure_text(stage, event.figures)
-        mark = {"done": "done", "failed": "FAILED", "cancelled": "cancelled"}.get(event.status, event.status)
-        self._print(f"{title}: {mark} in {elapsed}" + (f" — {figures}" if figures else ""))
-
-
-def _figure_text(stage: str, figures: dict[str, Any]) -> str:
-    keys = {
-        "features": ("images", "features_mean"),
-        "matching": ("matcher", "pairs", "all_pairs", "verified_pairs"),
-        "mapping": ("registered", "total", "points", "mean_reprojection_error"),
-        "undistort": ("images", "sizes"),
-        "train": ("iterations", "num_gaussians", "held_out_views", "test_psnr", "quality", "sec_per_iter_median"),
-        "filter": ("total", "removed", "remaining"),
-        "splat": ("splats", "bytes"),
-    }.get(stage, ())
-    def show(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    if stage == "train" and isinstance(figures.get("test_psnr"), (int, float)):
-        figures = {**figures, "quality": quality_words(float(figures["test_psnr"]))[0]}
-
-    return ", ".join(f"{k.replace('_', ' ')} {show(figures[k])}" for k in keys if figures.get(k) is not None)
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -223,8 +104,8 @@ def _new_project(library: Library, name: str, settings: Settings, photos: list[s
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    library = _library(args)
-    settings = _settings(args.set, args.preset)
+    library = library_of(args)
+    settings = settings_for(args.set, args.preset)
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
     project = _new_project(library, args.name, settings, args.photos)
@@ -235,8 +116,8 @@ def cmd_open(args: argparse.Namespace) -> int:
     from splatstudio.ingest.datasets import dataset_report, import_dataset
     from splatstudio.pipeline.plan import plan_run
 
-    library = _library(args)
-    project = import_dataset(library, args.path, args.name, _settings(args.set, args.preset))
+    library = library_of(args)
+    project = import_dataset(library, args.path, args.name, settings_for(args.set, args.preset))
     report = dataset_report(project) or {}
     print(f"created project {project.name!r} in {project.folder} from the {report.get('description', args.path)}")
     for note in report.get("notes", []):
@@ -253,7 +134,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    library = _library(args)
+    library = library_of(args)
     project = library.get(args.name)
     _not_busy(library, project, "no photos were added")
     accepted = _import(library, project, args.photos, sys.stdout)
@@ -282,11 +163,11 @@ def _max_concurrent_runs() -> int:
     return load_settings(paths.user_settings_file()).max_concurrent_runs
 
 
-def _take_run_slot(library: Library, project: Project, stop: threading.Event) -> tuple[RunSlot | None, bool]:
-    """One of the library's run slots for ``project`` (model/run_slots.py), waiting while
-    ``max_concurrent_runs`` runs are going on, in this or any other process. Returns the slot (None when
-    ``stop`` was set while waiting) and whether it had to wait."""
-    limit = _max_concurrent_runs()
+def _take_run_slot(library: Library, project: Project, stop: threading.Event,
+                   limit: int) -> tuple[RunSlot | None, bool]:
+    """One of the library's run slots for ``project`` (model/run_slots.py), waiting while ``limit`` runs
+    are going on, in this or any other process. Returns the slot (None when ``stop`` was set while
+    waiting) and whether it had to wait."""
     waited, said = False, ""
 
     def on_wait(holders: list[SlotHolder]) -> None:
@@ -327,6 +208,8 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
     where = runner.prepare()  # a cluster that cannot be reached says so before anything starts
     if where:
         print(f"{project.name}: {where}", flush=True)
+    # max_concurrent_runs is the ceiling; a cluster holds no more runs than it has room for stages
+    limit = min(_max_concurrent_runs(), _cluster_room(runner))
     stop = threading.Event()
 
     def cancel(*_) -> None:  # Ctrl+C or SIGTERM, while waiting for a run slot or while a stage runs
@@ -336,7 +219,7 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
     previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            slot, waited = _take_run_slot(library, project, stop)
+            slot, waited = _take_run_slot(library, project, stop, limit)
         except OSError as exc:  # the slot's record cannot be written: nor could anything a stage writes
             raise _storage_failure(f"{project.name}: nothing was started", library.folder, exc) from None
         if slot is None:
@@ -379,15 +262,160 @@ def _run_project(library: Library, project: Project, from_stage: str | None, unt
     return EXIT_FAILED
 
 
+def _cluster_room(runner: Any) -> int:
+    """How many runs the cluster a runner sends stages to holds at once (at least 1); no limit here."""
+    info = getattr(runner, "info", None)
+    return max(1, info.slots) if info is not None else 1 << 30
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    library = _library(args)
+    if len(args.name) > 1:
+        return _run_many(args)
+    args.name = args.name[0]
+    library = library_of(args)
     project = library.get(args.name)
     _not_busy(library, project, "its settings were not changed" if args.set else "nothing was started")
     if args.set:
-        changes = _given(args.set)
+        changes = given(args.set)
         project.set_settings(project.settings.updated(changes, "--set"))
         print(f"{project.name}: settings changed: {', '.join(f'{k}={v}' for k, v in changes.items())}")
     return _run_project(library, project, args.from_stage, args.until, args.verbose, args.executor)
+
+
+class _ManyRuns:
+    """``splatstudio run A B C``: each project's run is ``splatstudio run NAME`` in a process of its own
+    (a Ray connection belongs to one process; a failure stays with its project), their lines prefixed with
+    ``[NAME]``, as many at once as ``max_concurrent_runs`` allows and, with a cluster, as it holds (asked
+    again every :data:`ROOM_EVERY` seconds while runs wait: nodes come and go). Each run also takes one of
+    the library's run slots, so runs from other terminals and the window count."""
+
+    ROOM_EVERY = 30.0
+
+    def __init__(self, args: argparse.Namespace, library: Library, names: list[str], address: str | None,
+                 executor: str, ceiling: int):
+        self.args, self.library, self.names = args, library, names
+        self.address, self.executor, self.ceiling = address, executor, ceiling
+        self.limit = ceiling
+        self.stop = threading.Event()
+        self.done = threading.Event()
+        self.running: dict[str, Any] = {}
+        self.codes: dict[str, int] = {}
+        self._print_lock = threading.Lock()
+
+    def room(self) -> int:
+        """What the cluster holds now (:class:`ClusterError` when it cannot be used)."""
+        from splatstudio.pipeline.remote import probe_info
+
+        assert self.address is not None
+        info = probe_info(self.address)
+        return max(1, info.slots)
+
+    def _watch_room(self) -> None:
+        from splatstudio.pipeline.remote import ClusterError
+
+        while not self.done.wait(self.ROOM_EVERY):
+            try:
+                limit = min(self.ceiling, self.room())
+            except ClusterError:
+                continue  # the runs say it themselves
+            if limit != self.limit:
+                self.say(f"the cluster now holds {limit} run{'s' if limit != 1 else ''} at once")
+                self.limit = limit
+
+    def say(self, text: str, stream: Any = None) -> None:
+        with self._print_lock:
+            print(text, file=stream or sys.stdout, flush=True)
+
+    def _argv(self, name: str) -> list[str]:
+        args = self.args
+        argv = [sys.executable, "-m", "splatstudio", "--library", str(self.library.folder)]
+        if args.verbose:
+            argv.append("--verbose")
+        argv += ["run", name, "--executor", self.executor]
+        if args.from_stage:
+            argv += ["--from", args.from_stage]
+        if args.until:
+            argv += ["--until", args.until]
+        for item in args.set:
+            argv += ["--set", item]
+        return argv
+
+    def _start(self, name: str) -> None:
+        import subprocess
+
+        process = subprocess.Popen(self._argv(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   bufsize=1, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+        readers = []
+        for pipe, stream in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
+            reader = threading.Thread(target=self._pump, args=(name, pipe, stream), daemon=True)
+            reader.start()
+            readers.append(reader)
+        self.running[name] = (process, readers)
+
+    def _pump(self, name: str, pipe: Any, stream: Any) -> None:
+        for line in pipe:
+            self.say(f"[{name}] {line.rstrip()}", stream)
+
+    def cancel(self, *_: Any) -> None:
+        """Ctrl+C or SIGTERM: no more runs start, those going on stop as a single run's do (resumable)."""
+        self.stop.set()
+        for process, _readers in list(self.running.values()):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        waiting = list(self.names)
+        if self.address is not None:
+            threading.Thread(target=self._watch_room, name="cluster-room", daemon=True).start()
+        previous = {sig: signal.signal(sig, self.cancel) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while waiting or self.running:
+                while waiting and len(self.running) < self.limit and not self.stop.is_set():
+                    self._start(waiting.pop(0))
+                for name, (process, readers) in list(self.running.items()):
+                    if process.poll() is not None:
+                        for reader in readers:
+                            reader.join(timeout=10)
+                        self.codes[name] = process.returncode
+                        del self.running[name]
+                if self.stop.is_set() and not self.running:
+                    break
+                time.sleep(0.2)
+        finally:
+            self.done.set()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        for name in self.names:
+            code = self.codes.get(name)
+            state = "not started" if code is None else "done" if code == EXIT_OK else f"failed (exit {code})"
+            self.say(f"{name}: {state}")
+        return EXIT_OK if all(self.codes.get(name) == EXIT_OK for name in self.names) else EXIT_FAILED
+
+
+def _run_many(args: argparse.Namespace) -> int:
+    """``splatstudio run A B C`` (:class:`_ManyRuns`)."""
+    from splatstudio.pipeline.remote import ClusterError, parse_executor
+
+    library = library_of(args)
+    names = [library.get(name).name for name in args.name]  # an unknown name stops everything before a start
+    if len(set(names)) != len(names):
+        raise UsageError("a project is named twice: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    for name in names:
+        _not_busy(library, library.get(name), "nothing was started")
+    executor = args.executor if args.executor is not None else load_settings(paths.user_settings_file()).executor
+    address = parse_executor(executor)
+    ceiling = _max_concurrent_runs()
+    runs = _ManyRuns(args, library, names, address, executor, ceiling)
+    if address is not None:
+        try:
+            room = runs.room()
+        except ClusterError as exc:
+            raise ClusterError(f"{exc}; nothing was started") from None
+        runs.limit = min(ceiling, room)
+        print(f"stages run on the Ray cluster at {address}, which holds {room} run{'s' if room != 1 else ''} "
+              f"at once; max_concurrent_runs is {ceiling}", flush=True)
+    print(f"running {len(names)} projects, {runs.limit} at a time: {', '.join(names)}", flush=True)
+    return runs.run()
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -395,8 +423,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         from splatstudio.pipeline.remote import parse_executor
 
         parse_executor(args.executor)
-    library = _library(args)
-    settings = _settings(args.set, args.preset)
+    library = library_of(args)
+    settings = settings_for(args.set, args.preset)
     if args.original_resolution:
         settings = settings.updated({"original_resolution": True})
     from splatstudio.model.video import is_video
@@ -409,277 +437,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return _run_project(library, project, None, args.until, args.verbose, args.executor)
 
 
-def cmd_projects(args: argparse.Namespace) -> int:
-    library = _library(args)
-    if args.rebuild:
-        print(f"index rebuilt from {library.rebuild()} project folder(s)")
-    library.refresh()
-    for note in library.notes:
-        print(f"note: {note}", file=sys.stderr)
-    rows = library.list_projects(args.sort)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return EXIT_OK
-    if not rows:
-        print(f"no projects yet in {library.folder} — try `splatstudio sample ~/sample-photos` and "
-              f"`splatstudio reconstruct ~/sample-photos`")
-        return EXIT_OK
-    header = f"{'NAME':<24} {'STATUS':<34} {'PHOTOS':>6} {'GAUSSIANS':>10} {'SIZE':>9} {'TIME':>7}  CREATED"
-    print(header)
-    for row in rows:
-        project = Project(row["folder"])
-        print(f"{printable(row['name'])[:24]:<24} {project.describe_status()[:34]:<34} {row['image_count'] or 0:>6} "
-              f"{row['gaussian_count'] if row['gaussian_count'] is not None else '-':>10} "
-              f"{format_size(row['file_size']):>9} {format_duration(row['processing_seconds']):>7}  "
-              f"{(row['created'] or '')[:16].replace('T', ' ')}")
-    return EXIT_OK
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    library = _library(args)
-    project = library.get(args.name)
-    library.sync(project)
-    print(f"{printable(project.name)} — {project.describe_status()}\n  folder: {project.folder}\n"
-          f"  created: {project.created}")
-    print(f"  photos: {len(project.image_names())}")
-    records = project.stage_records()
-    for stage in STAGES:
-        record = records.get(stage)
-        state = record.status if record else "-"
-        took = format_duration(record.duration) if record and record.duration else ""
-        figures = _figure_text(stage, record.figures) if record else ""
-        print(f"  {STAGE_TITLES[stage]:<28} {state:<12} {took:>7}  {figures}")
-        if record and record.message and record.status != "done":
-            print(f"      {record.message}")
-        problem = project.result_problem(stage, record) if record else None
-        if problem:
-            print(f"      ! {problem}: `splatstudio run {project.name!r}` makes it again")
-    errors = library.errors(project)
-    if errors:
-        print("  error log:")
-        for error in errors[-5:]:
-            print(f"    {error['created']} {error['stage']}: {error['error_type']}: {error['message']}")
-    return EXIT_OK
-
-
-def _floats(text: str, counts: tuple[int, ...], option: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        raise UsageError(f"{option} expects comma-separated numbers, got {text!r}") from None
-    if len(values) not in counts:
-        raise UsageError(f"{option} expects {' or '.join(map(str, counts))} numbers, got {len(values)}")
-    return values
-
-
-def export_options(args: argparse.Namespace) -> Any:
-    """The :class:`ExportOptions` of ``export``/``convert`` arguments."""
-    from splatstudio.io.export import CropBox, ExportOptions
-
-    crop = None
-    try:
-        if args.crop and args.crop_box:
-            raise UsageError("give --crop or --crop-box, not both")
-        if args.crop:
-            v = _floats(args.crop, (6,), "--crop")
-            crop = CropBox.from_min_max(v[:3], v[3:])
-        elif args.crop_box:
-            v = _floats(args.crop_box, (6, 10), "--crop-box")
-            crop = CropBox.oriented(v[:3], [x / 2 for x in v[3:6]], v[6:] if len(v) == 10 else (1, 0, 0, 0))
-        target_size = None
-        if args.target_size is not None:
-            from splatstudio.io.decimate import parse_size
-
-            target_size = parse_size(args.target_size)
-        return ExportOptions(raw=getattr(args, "raw", False), min_opacity=args.min_opacity,
-                             sh_degree=args.sh_degree, crop=crop, target_count=args.target_count,
-                             target_size=target_size)
-    except ValueError as exc:
-        raise UsageError(f"--target-size: {exc}" if "a size such as" in str(exc) else str(exc)) from None
-
-
-def _add_export_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-opacity", type=float, default=0.0, metavar="ALPHA",
-                   help="drop splats less opaque than ALPHA (0..1, default 0: keep all)")
-    p.add_argument("--sh-degree", type=int, choices=[0, 1, 2, 3],
-                   help="reduce view-dependent colour to this SH degree (smaller files)")
-    p.add_argument("--crop", metavar="X0,Y0,Z0,X1,Y1,Z1", help="keep splats inside this axis-aligned box (write --crop=-1,... when the first "
-                        "number is negative)")
-    p.add_argument("--crop-box", metavar="CX,CY,CZ,SX,SY,SZ[,QW,QX,QY,QZ]",
-                   help="keep splats inside a box of centre C and size S, rotated by quaternion Q")
-    p.add_argument("--target-count", type=int, metavar="N",
-                   help="keep at most N splats, the most visible (opacity times size)")
-    p.add_argument("--target-size", metavar="SIZE",
-                   help="keep as many of the most visible splats as fit a file of SIZE (e.g. 20MB, 500kB, 1.5GB)")
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from splatstudio.io.export import export_splats
-    from splatstudio.io.formats import load_splats
-
-    options = export_options(args)
-    library = _library(args)
-    project = library.get(args.name)
-    result_stage = "train" if options.raw else "filter"
-    problem = project.result_problem(result_stage)
-    if problem:  # never another file in its place without a word
-        raise LibraryError(f"project {project.name!r}: the result of {STAGE_TITLES[result_stage]} cannot be "
-                           f"exported: {problem}; `splatstudio run {project.name!r}` makes it again")
-    shown = project.shown_result()
-    if not options.raw and shown is not None and shown[2]:
-        source = shown[0]
-        print(f"note: {project.name} is being computed again; its previous result, kept until the new one "
-              "replaces it, is exported")
-    else:
-        try:
-            source = result_ply(project.folder, raw=options.raw)
-        except ProjectError as exc:
-            raise LibraryError(f"project {project.name!r} has no trained result yet; run it first") from exc
-        if not options.raw and source != project.path(RESULT_PLY):
-            print(f"note: {project.name} has no outlier-filtered result yet, so the trainer's output is exported")
-    if args.format:
-        output = Path(args.output) if args.output else Path.cwd() / f"{project.folder.name}.{args.format}"
-        if not output.name.lower().endswith("." + args.format):
-            output = output.with_name(f"{output.name}.{args.format}")
-    elif args.output:
-        output = Path(args.output)  # the format comes from its extension (an unknown one is an error)
-    else:
-        raise UsageError("give --format or an output file name with an extension")
-    cloud = load_splats(source)
-    strength = args.cleanup if args.cleanup is not None else project.cleanup_strength()
-    if not 0.0 <= strength <= 1.0:
-        raise UsageError(f"--cleanup {strength}: a strength is between 0 and 1")
-    if strength > 0:
-        cameras = shown[1] if shown is not None and source == shown[0] else project.path(*TRAIN_CAMERAS.split("/"))
-        options = dataclasses.replace(options, remove=_cleanup_mask(cameras, cloud, strength))
-    from splatstudio.cli_edit import apply_saved_edits
-
-    options = apply_saved_edits(project, cloud, options, ignore=args.no_edits)
-    result = export_splats(cloud, output, options)
-    kept = f"{result.count} of {len(cloud)} splats (the most visible)" if (
-        options.target_count or options.target_size) and result.count < len(cloud) else f"{result.count} splats"
-    print(f"exported {kept} to {output} ({format_size(result.size)})")
-    return EXIT_OK
-
-
-def cmd_edit(args: argparse.Namespace) -> int:
-    from splatstudio.cli_edit import EditUsageError, run_edit
-
-    try:
-        return run_edit(args, _library(args))
-    except EditUsageError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _cleanup_mask(cameras: Path | None, cloud: Any, strength: float) -> Any:
-    """The splats the guided clean-up at ``strength`` removes from ``cloud`` (``model/cleanup.py``), with the
-    photos' ``cameras`` when they can be read; said on the terminal."""
-    from splatstudio.model.cleanup import cleanup_mask, cleanup_scores, describe
-    from splatstudio.render.camera import cleanup_views_from
-
-    views, problem = cleanup_views_from(cameras)
-    if views is None:
-        print(f"note: {problem}: the clean-up uses only the detectors that need none")
-    removed, counts = cleanup_mask(cleanup_scores(cloud, views), strength)
-    print(f"clean-up at strength {strength:g}: {describe(removed, counts)}")
-    return removed
-
-
-def _export_formats() -> list[str]:
-    from splatstudio.io.formats import FORMATS
-
-    return sorted(ext.lstrip(".") for ext in FORMATS)
-
-
-def cmd_convert(args: argparse.Namespace) -> int:
-    from splatstudio.io.export import export_splats
-    from splatstudio.io.formats import format_for, load_splats
-
-    options = export_options(args)
-    format_for(args.output)  # an unknown output extension fails before the input is read
-    if args.old_spz:
-        from splatstudio.io.spz import read_spz
-
-        if not args.input.lower().endswith(".spz"):
-            raise UsageError(f"--old-spz reads a .spz file; {args.input} is not one")
-        cloud = read_spz(Path(args.input), rub=True)
-    else:
-        cloud = load_splats(Path(args.input))
-    result = export_splats(cloud, Path(args.output), options)
-    print(f"converted {result.count} of {len(cloud)} splats: {args.input} -> {args.output} "
-          f"({format_size(result.size)})")
-    return EXIT_OK
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    from splatstudio.model.sample import generate_sample
-
-    width, height = _parse_size(args.size)
-    out = Path(args.folder).expanduser()
-
-    def progress(fraction: float, message: str) -> None:
-        print(f"\r{fraction * 100:3.0f}% {message:<50}", end="", flush=True)
-
-    generate_sample(out, count=args.count, width=width, height=height, seed=args.seed, progress=progress)
-    print(f"\nwrote {args.count} photos of a generated object to {out}\n"
-          f"try: splatstudio reconstruct {out} --name Sample --preset fast   (a few minutes on a CPU)")
-    return EXIT_OK
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size expects WIDTHxHEIGHT, got {text!r}") from None
-    if not (32 <= width <= 8192 and 32 <= height <= 8192):
-        raise UsageError(f"--size {text}: each side must be between 32 and 8192 pixels")
-    return width, height
-
-
-def cmd_settings(args: argparse.Namespace) -> int:
-    settings_file = paths.user_settings_file()
-    if args.set:
-        current = load_settings(settings_file, environ={})
-        updated = current.updated(programs.absolute(parse_assignments(args.set)), "--set")
-        programs.save_user_settings(settings_file, updated)
-        print(f"saved to {settings_file}")
-    settings = _settings()
-    if args.json:
-        print(json.dumps(settings.to_dict(), indent=2))
-        return EXIT_OK
-    group = None
-    for spec in SPECS:
-        if spec.group != group:
-            group = spec.group
-            print(f"\n[{group}]")
-        value = settings[spec.key]
-        mark = "" if value == spec.default else "   (changed)"
-        print(f"  {spec.key:<28} = {value!s:<22}{mark}\n      {spec.help} Env: {spec.env_var}")
-    print(f"\nuser settings file: {settings_file}")
-    return EXIT_OK
-
-
-def cmd_delete(args: argparse.Namespace) -> int:
-    library = _library(args)
-    project = library.get(args.name)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError("refusing to delete without confirmation: pass --yes")
-        answer = input(f"Delete project {project.name!r} and everything in {project.folder}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("kept")
-            return EXIT_OK
-    library.delete(project)
-    print(f"deleted {project.name!r}")
-    return EXIT_OK
-
-
-def cmd_view(args: argparse.Namespace) -> int:
-    from splatstudio.render.headless import cli_view
-
-    return cli_view(args.args)
-
-
 def cmd_gui(args: argparse.Namespace) -> int:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                  or os.environ.get("QT_QPA_PLATFORM")):
@@ -689,7 +446,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     from splatstudio.ui.app import run_app
 
-    return run_app(_library(args))
+    return run_app(library_of(args))
 
 
 # ------------------------------------------------------------------------------------------- parser
@@ -743,74 +500,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photos", nargs="+")
     p.set_defaults(func=cmd_add)
 
-    p = sub.add_parser("run", help="run, resume or retry a project's stages")
-    p.add_argument("name")
+    p = sub.add_parser("run", help="run, resume or retry a project's stages (several projects: as many at "
+                       "once as max_concurrent_runs and the cluster allow)")
+    p.add_argument("name", nargs="+", metavar="NAME", help="the project; several: each in a process of its own, "
+                   "their lines prefixed with [NAME], as many at once as max_concurrent_runs and the cluster allow")
     p.add_argument("--from", dest="from_stage", choices=STAGES, help="start at this stage (retry)")
     p.add_argument("--until", choices=STAGES, help="stop after this stage")
     with_set(p, presets=False)
     with_executor(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("projects", help="list the library")
-    p.add_argument("--sort", default="created", choices=["created", "name", "status", "image_count",
-                                                         "gaussian_count", "file_size", "processing_seconds"])
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--rebuild", action="store_true", help="rebuild the index from the project folders")
-    p.set_defaults(func=cmd_projects)
-
-    p = sub.add_parser("show", help="a project's stages, figures and errors")
-    p.add_argument("name")
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser("export", help="export a project's splats")
-    p.add_argument("name")
-    p.add_argument("--format", choices=_export_formats(), help="file format (default: from the file name)")
-    p.add_argument("-o", "--output", help="output file")
-    p.add_argument("--raw", action="store_true", help="export the trainer's output without outlier filtering")
-    p.add_argument("--cleanup", type=float, metavar="STRENGTH",
-                   help="the guided clean-up's strength, 0 (none) to 1 (default: the one kept with the project, "
-                        "set in the window)")
-    p.add_argument("--no-edits", action="store_true", help="export without the hand edits kept with the project "
-                   "(deletions, orientation and scale; see `splatstudio edit`)")
-    _add_export_options(p)
-    p.set_defaults(func=cmd_export)
-
-    from splatstudio.cli_edit import add_edit_command
-
-    add_edit_command(sub, cmd_edit)
-
-    p = sub.add_parser("convert", help=f"convert a splat file to another format ({', '.join(_export_formats())})")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--old-spz", action="store_true",
-                   help="the input is a .spz written by SplatStudio before December 2026 (its axes were turned "
-                        "for other tools): read it the old way, e.g. to write it again the right way up")
-    _add_export_options(p)
-    p.set_defaults(func=cmd_convert)
-
-    p = sub.add_parser("sample", help="write a generated photo set to try the app on")
-    p.add_argument("folder")
-    p.add_argument("--count", type=int, default=24, help="number of photos (default 24)")
-    p.add_argument("--size", default="640x480", help="photo size WIDTHxHEIGHT (default 640x480)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser("view", add_help=False, help="open a splat file in the 3D viewer, or render a screenshot "
-                       "(FILE [--screenshot OUT.png] [--size WxH] [--camera cameras.json:INDEX] [--cameras SPEC]; "
-                       "`splatstudio view --help` for more)")
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_view)
-
-    p = sub.add_parser("settings", help="show the effective settings, or change user defaults with --set")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="save a default in the user settings file")
-    p.set_defaults(func=cmd_settings)
-
-    p = sub.add_parser("delete", help="delete a project and its folder")
-    p.add_argument("name")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.set_defaults(func=cmd_delete)
+    add_file_commands(sub)
     return parser
 
 

@@ -5,9 +5,9 @@ The edit list is what the window's edit mode saves in ``edits.json`` (``model/ed
 splats, the orientation and scale. ``edit`` lists it, applies one saved elsewhere (``--apply FILE``: another
 copy's ``edits.json`` or an edit list alone, checked against this project's result), undoes and redoes steps,
 forgets it (``--clear``), and adds the edits a script wants (``--delete-box``, ``--delete-sphere``, ``--level``,
-``--origin``). ``export`` applies it (``--no-edits`` exports without). Lives beside ``cli.py``, one floor
-below it (``cli.py`` wires the command in and turns :class:`EditUsageError` into its usage error), so that the
-command's many lines stay out of the shared parser module.
+``--origin``). ``export`` applies it (``--no-edits`` exports without). Lives one floor below ``cli_files.py``,
+which wires the command in and turns :class:`EditUsageError` into its usage error, so that the command's many
+lines stay out of the shared parser module.
 """
 
 from __future__ import annotations
@@ -90,13 +90,8 @@ def _session_of(project: Any, cloud: Any, stored: Any, forgiving: bool) -> tuple
 def run_edit(args: argparse.Namespace, library: Any) -> int:
     """``splatstudio edit`` on ``library``: 0 when done; `EditUsageError`, `LibraryError` or `ProjectError`
     with the reason otherwise."""
-    from splatstudio.io.errors import load_json_text
     from splatstudio.io.formats import load_splats
-    from splatstudio.model.edits import EditsError, EditSession, StaleEdits
-    from splatstudio.model.library import LibraryError
     from splatstudio.model.project import ProjectError
-    from splatstudio.model.transform import TransformError, level_from_up, origin_at
-    from splatstudio.render.selection import in_box, in_sphere
 
     if args.undo < 0 or args.redo < 0:
         raise EditUsageError("--undo and --redo take a number of steps, 1 or more")
@@ -112,11 +107,27 @@ def run_edit(args: argparse.Namespace, library: Any) -> int:
         stored, damaged = None, str(exc)
     cloud = load_splats(source)
     session, problem = _session_of(project, cloud, stored, forgiving=replacing)
-    changed = False
     if damaged or problem:
         print(f"note: {damaged or problem}; replaced")
+    session, changed = _replace_list(args, project, session, len(cloud))
+    changed |= _undo_redo(args, session)
+    changed |= _transform(args, project, session, cameras)
+    changed |= _delete(args, session, cloud)
+    if changed:
+        project.save_edit_list(None if session.is_empty() else session.to_json())
+    _print_list(project.name, session)
+    return 0
+
+
+def _replace_list(args: argparse.Namespace, project: Any, session: Any, count: int) -> tuple[Any, bool]:
+    """``--clear`` and ``--apply FILE``: the session that replaces the list, and whether it did."""
+    from splatstudio.io.errors import load_json_text
+    from splatstudio.model.edits import EditsError, EditSession, StaleEdits
+    from splatstudio.model.library import LibraryError
+
+    changed = False
     if args.clear:
-        session = EditSession(len(cloud), session.fingerprint)
+        session = EditSession(count, session.fingerprint)
         changed = True
         print("cleared the edit list")
     if args.apply is not None:
@@ -124,7 +135,7 @@ def run_edit(args: argparse.Namespace, library: Any) -> int:
         data = load_json_text(path, path.read_text(encoding="utf-8"))
         data = data.get("edit_list", data) if isinstance(data, dict) else data
         try:
-            session = EditSession.from_json(data, len(cloud), session.fingerprint)
+            session = EditSession.from_json(data, count, session.fingerprint)
         except StaleEdits as exc:
             raise LibraryError(f"{path}: {exc}: it was made on another model than {project.name!r}'s result") \
                 from None
@@ -132,20 +143,30 @@ def run_edit(args: argparse.Namespace, library: Any) -> int:
             raise LibraryError(f"{path}: {exc}") from None
         changed = True
         print(f"applied {len(session.edits)} edit(s) from {path}")
-    for _ in range(args.undo):
-        done = session.undo()
-        if done is None:
-            print("nothing more to undo")
-            break
-        changed = True
-        print(f"undone: {done}")
-    for _ in range(args.redo):
-        done = session.redo()
-        if done is None:
-            print("nothing more to redo")
-            break
-        changed = True
-        print(f"redone: {done}")
+    return session, changed
+
+
+def _undo_redo(args: argparse.Namespace, session: Any) -> bool:
+    """``--undo N`` then ``--redo N``; whether anything was undone or redone."""
+    changed = False
+    for steps, step, verb, done_words in ((args.undo, session.undo, "undo", "undone"),
+                                          (args.redo, session.redo, "redo", "redone")):
+        for _ in range(steps):
+            done = step()
+            if done is None:
+                print(f"nothing more to {verb}")
+                break
+            changed = True
+            print(f"{done_words}: {done}")
+    return changed
+
+
+def _transform(args: argparse.Namespace, project: Any, session: Any, cameras: Path | None) -> bool:
+    """``--level`` (from the photos' cameras) and ``--origin X,Y,Z``; whether either changed the frame."""
+    from splatstudio.model.library import LibraryError
+    from splatstudio.model.transform import TransformError, level_from_up, origin_at
+
+    changed = False
     try:
         if args.level:
             from splatstudio.render.camera import CameraSpecError, average_up, load_training_cameras
@@ -163,6 +184,14 @@ def run_edit(args: argparse.Namespace, library: Any) -> int:
             changed |= session.apply_transform(origin_at(point), "set the origin") is not None
     except TransformError as exc:
         raise EditUsageError(str(exc)) from None
+    return changed
+
+
+def _delete(args: argparse.Namespace, session: Any, cloud: Any) -> bool:
+    """``--delete-box`` and ``--delete-sphere`` (in the edited frame); whether they deleted anything."""
+    from splatstudio.render.selection import in_box, in_sphere
+
+    changed = False
     positions = None
     for option, text, count in (("--delete-box", args.delete_box, 6), ("--delete-sphere", args.delete_sphere, 4)):
         if text is None:
@@ -179,10 +208,7 @@ def run_edit(args: argparse.Namespace, library: Any) -> int:
         edit = session.delete(mask, "delete a box" if count == 6 else "delete a sphere")
         print(f"{option}: " + (edit.describe() if edit is not None else "no splat left to delete there"))
         changed |= edit is not None
-    if changed:
-        project.save_edit_list(None if session.is_empty() else session.to_json())
-    _print_list(project.name, session)
-    return 0
+    return changed
 
 
 def _print_list(name: str, session: Any) -> None:

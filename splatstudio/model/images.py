@@ -5,16 +5,14 @@ later loader rotates it again), converted to 8-bit RGB and, unless "original res
 so its longest side is at most ``max_image_size``. A video gives its sharpest frames (``video_frames`` of
 them, :mod:`splatstudio.model.video`), stored as JPEG photos like the others and recorded with the video
 and time they came from. The originals are never touched. Every rejected file gets a reason a person
-understands, and the rest go on. Pure: no Qt.
+understands, and the rest go on (each file is checked and decoded by `photo_checks`). Pure: no Qt.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,9 +23,17 @@ from pathlib import Path
 from typing import TypeVar
 
 import psutil
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from splatstudio.model.atomic import read_json, sha256_of, write_json_atomic
+from splatstudio.model.photo_checks import (
+    Decoded,
+    Reject,
+    decode,
+    fit,
+    size_problem,
+    stored_size,
+)
 from splatstudio.model.settings import Settings
 from splatstudio.model.video import (
     VIDEO_EXTENSIONS,
@@ -43,48 +49,8 @@ from splatstudio.model.video import (
 ProgressFn = Callable[[float, str], None]
 _T = TypeVar("_T")
 
-EXIF_ORIENTATION = 0x0112
-EXIF_IFD = 0x8769
-MAX_ASPECT_RATIO = 8.0
 JPEG_QUALITY = 95
 _MAX_STEM_BYTES = 120
-
-# Our own size check (max_image_megapixels, read from the header before decoding) replaces Pillow's
-# fixed limit, which would otherwise warn at 89 MP whatever the user's setting says.
-Image.MAX_IMAGE_PIXELS = None
-# A damaged EXIF block loses only the metadata (the photo is still read); Pillow's warning would reach the
-# user as a Python warning with a source line.
-warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
-
-# PIL format names we accept, per extension family (content must match one of them); HEIF (iPhones' HEIC)
-# when the optional pillow-heif package is installed
-_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIF"}
-# ISO base media file brands of HEIF still images (the bytes 8-11 after "ftyp" at 4-7)
-_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
-HEIF_MISSING = ("a HEIC/HEIF photo (as iPhones take): reading these needs the optional pillow-heif package "
-                "(`pip install pillow-heif`), or export the photos as JPEG")
-
-
-@functools.cache
-def heif_available() -> bool:
-    """Whether HEIC/HEIF photos can be read: pillow-heif is installed (it is optional, and not in the
-    desktop bundle: its wheel carries a GPL encoder). Registers its Pillow plugin on first call."""
-    try:
-        import pillow_heif
-    except ImportError:
-        return False
-    pillow_heif.register_heif_opener()
-    return True
-
-
-def _is_heif(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return False
-    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
-
 
 @dataclass
 class Accepted:
@@ -226,168 +192,13 @@ def _kind(path: Path) -> str:
     return "missing"
 
 
-# ---------------------------------------------------------------------------------------- checking
-
-class _Reject(Exception):
-    pass
-
-
-@dataclass
-class _Decoded:
-    image: Image.Image
-    original_size: tuple[int, int]
-    exif: bytes | None
-    format: str
-    notes: list[str]
-    unchanged: bool  # the file can be copied byte for byte
-
-    def final_size(self, settings: Settings) -> tuple[int, int]:
-        """The size the photo is stored at: its longest side at most ``max_image_size``."""
-        return _stored_size(self.image.size, settings)
-
-
-def _decode(path: Path, settings: Settings) -> _Decoded:
-    """Open, validate and fully decode one photo; raise :class:`_Reject` with the reason."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise _Reject(f"cannot be read ({exc.strerror})") from None
-    if size == 0:
-        raise _Reject("the file is empty (0 bytes)")
-    max_pixels = int(settings.max_image_megapixels * 1_000_000)
-    if _is_heif(path) and not heif_available():
-        raise _Reject(HEIF_MISSING)
-    try:
-        image = Image.open(path)
-    except PermissionError:
-        raise _Reject("cannot be read (permission denied)") from None
-    except UnidentifiedImageError:
-        raise _Reject("not an image: the contents are not a photo format SplatStudio reads, whatever the "
-                      "file name says") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _Reject(f"corrupt image: {exc}") from None
-    with image:
-        if image.format not in _FORMATS:
-            raise _Reject(f"unsupported image format {image.format} (accepted: JPEG, PNG, TIFF, WebP, HEIC)")
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise _Reject("corrupt image: its header gives no size")
-        if width * height > max_pixels:
-            raise _Reject(f"refused as a possible decompression bomb: {width}x{height} is "
-                          f"{width * height / 1e6:.0f} megapixels, above the limit of "
-                          f"{settings.max_image_megapixels:g}")
-        notes: list[str] = []
-        if getattr(image, "n_frames", 1) > 1 and image.format not in ("MPO",):
-            notes.append(f"holds {image.n_frames} frames; the first was used")
-        try:
-            image.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            text = str(exc)
-            if "truncated" in text:
-                raise _Reject("truncated: the file ends before the image data does (an interrupted copy "
-                              "or download?)") from None
-            raise _Reject(f"corrupt image data: {text}") from None
-        exif = image.getexif()
-        orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
-        exif_bytes = _exif_without_orientation(exif) if len(exif) else None
-        source_mode, source_format = image.mode, image.format
-        upright = _apply_orientation(image, orientation)
-    rgb = _to_rgb8(upright)
-    if rgb is not upright and source_mode not in ("RGB", "L", "P"):
-        notes.append(f"converted from {source_mode} to 8-bit RGB")
-    problem = _size_problem(*rgb.size, settings)
-    if problem:
-        raise _Reject(problem)
-    long = max(rgb.size)
-    unchanged = (source_format == "JPEG" and orientation == 1 and source_mode == "RGB"
-                 and (settings.original_resolution or long <= settings.max_image_size))
-    return _Decoded(rgb, (width, height), exif_bytes, source_format, notes, unchanged)
-
-
-def _size_problem(width: int, height: int, settings: Settings) -> str | None:
-    """Why a photo (or a video's frames) of this upright size cannot be used, or None."""
-    short, long = sorted((width, height))
-    if short < settings.min_image_size:
-        return (f"too small: {width}x{height} pixels, the shorter side must be at least "
-                f"{settings.min_image_size}")
-    if long / short > MAX_ASPECT_RATIO:
-        return f"too elongated for reconstruction ({width}x{height}, a panorama or strip?)"
-    return None
-
-
-def _stored_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
-    """The size a photo or frame of this upright ``size`` is stored at: its longest side at most
-    ``max_image_size`` unless original resolution is on."""
-    return size if settings.original_resolution else _fit(size, settings.max_image_size)
-
-
-def _fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
-    """``size`` scaled down (never up) so its longest side is at most ``longest``."""
-    if max(size) <= longest:
-        return size
-    scale = longest / max(size)
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
-def _exif_without_orientation(exif: Image.Exif) -> bytes:
-    exif.get_ifd(EXIF_IFD)  # load the Exif sub-IFD (focal length, camera) so it is written back
-    exif[EXIF_ORIENTATION] = 1
-    return exif.tobytes()
-
-
-_TRANSPOSE = {
-    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
-    3: (Image.Transpose.ROTATE_180,),
-    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
-    5: (Image.Transpose.TRANSPOSE,),
-    6: (Image.Transpose.ROTATE_270,),
-    7: (Image.Transpose.TRANSVERSE,),
-    8: (Image.Transpose.ROTATE_90,),
-}
-
-
-def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
-    result = image
-    for op in _TRANSPOSE.get(orientation, ()):
-        result = result.transpose(op)
-    return result
-
-
-def _to_rgb8(image: Image.Image) -> Image.Image:
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        import numpy as np
-
-        data = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if data.max() > 255 else 255.0
-        grey = Image.fromarray(np.clip(data / peak * 255.0 + 0.5, 0, 255).astype("uint8"), "L")
-        return grey.convert("RGB")
-    if mode == "F":
-        import numpy as np
-
-        data = np.asarray(image, dtype=np.float64)
-        if not np.isfinite(data).any():
-            raise _Reject("no picture in it: every pixel is NaN or infinite")
-        data = np.nan_to_num(data, posinf=0.0, neginf=0.0)
-        lo, hi = float(data.min()), float(data.max())
-        scaled = (data - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(data)
-        return Image.fromarray(scaled.astype("uint8"), "L").convert("RGB")
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 # ---------------------------------------------------------------------------------------- import
 
 # Photos being decoded at once, per worker: a small queue so a worker never waits on the consumer, while
 # memory stays a few full-size photos per worker whatever the number of photos (findings, defect 5).
 _AHEAD_PER_WORKER = 2
 
-_Handle = Callable[[Path, _Decoded], _T]
+_Handle = Callable[[Path, Decoded], _T]
 
 VIDEO_FRAMES_PER_PHOTO = 30
 """For progress only: decoding this many video frames counts as much work as importing one photo."""
@@ -452,7 +263,7 @@ def _video_size_problem(info: VideoInfo, settings: Settings) -> str | None:
     if pixels > settings.max_image_megapixels * 1_000_000:
         return (f"refused: its {info.width}x{info.height} frames are {pixels / 1e6:.0f} megapixels, above the limit "
                 f"of {settings.max_image_megapixels:g}")
-    problem = _size_problem(info.width, info.height, settings)
+    problem = size_problem(info.width, info.height, settings)
     return f"its frames are {problem}" if problem else None
 
 
@@ -478,8 +289,8 @@ def _check_all(
 
     def work(path: Path) -> tuple[_T | None, str | None]:
         try:
-            return handle(path, _decode(path, settings)), None
-        except _Reject as exc:
+            return handle(path, decode(path, settings)), None
+        except Reject as exc:
             return None, str(exc)
         except MemoryError:
             return None, "too large to decode in the available memory"
@@ -546,7 +357,7 @@ def inspect_photos(
     found = _candidates(sources, settings, {}, report)
     total = max(found.units(), 1.0)
 
-    def measure(path: Path, decoded: _Decoded) -> tuple[tuple[int, int], tuple[int, int], list[str]]:
+    def measure(path: Path, decoded: Decoded) -> tuple[tuple[int, int], tuple[int, int], list[str]]:
         return decoded.final_size(settings), decoded.original_size, decoded.notes  # the figures, not the pixels
 
     photos = _check_all(found.photos, settings, report, _share(progress, 0.0, len(found.photos) / total), workers,
@@ -556,8 +367,8 @@ def inspect_photos(
     done = float(len(found.photos))
     for path, digest, info in found.videos:
         units = _video_units(info)
-        size = _stored_size((info.width, info.height), settings)
-        thumb = _fit((info.width, info.height), thumb_size) if thumb_size else _fit((info.width, info.height), 16)
+        size = stored_size((info.width, info.height), settings)
+        thumb = fit((info.width, info.height), thumb_size) if thumb_size else fit((info.width, info.height), 16)
 
         def look(chosen: ChosenFrame, path: Path = path, digest: str = digest, info: VideoInfo = info,
                  size: tuple[int, int] = size) -> tuple[Accepted, tuple[int, int, bytes] | None]:
@@ -669,7 +480,7 @@ def _import_video(path: Path, digest: str, info: VideoInfo, settings: Settings, 
                   taken: set[str], stored: list[Path], report: ImportReport, progress: ProgressFn | None) -> None:
     """Choose a video's frames into the staging folder and, once the whole video was read, name them into
     ``images_dir`` in time order; a video found damaged on the way is rejected and leaves nothing."""
-    size = _stored_size((info.width, info.height), settings)
+    size = stored_size((info.width, info.height), settings)
     written: list[Path] = []
 
     def keep(chosen: ChosenFrame) -> tuple[Path, ChosenFrame]:
@@ -710,7 +521,7 @@ def _remove_abandoned_staging(images_dir: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _stage(source: Path, decoded: _Decoded, staging: Path, settings: Settings) -> _Staged:
+def _stage(source: Path, decoded: Decoded, staging: Path, settings: Settings) -> _Staged:
     """Worker: store one decoded photo in the staging folder, resized and converted (a JPEG that needs
     nothing is copied byte for byte)."""
     suffix = _stored_suffix(decoded.format)

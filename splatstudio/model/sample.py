@@ -22,7 +22,8 @@ Conventions
 
 Rendering is vectorised numpy ray casting with analytic intersections and 2x2
 supersampling.  Image rows are split into chunks rendered by a thread pool
-(numpy releases the GIL in its inner loops).
+(numpy releases the GIL in its inner loops).  The textures are baked by
+`sample_textures`.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ import functools
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from splatstudio.model import sample_textures
+from splatstudio.model.sample_textures import Grid
 
 __all__ = [
     "GROUND_TRUTH_NAME",
@@ -199,163 +203,6 @@ def orbit_cameras(count: int, seed: int = 0) -> list[SampleCamera]:
 
 
 # --------------------------------------------------------------------------- #
-# Procedural textures
-# --------------------------------------------------------------------------- #
-
-
-def _fast_size(n: int) -> int:
-    """Smallest integer >= n whose prime factors are 2, 3 and 5 (fast FFT length)."""
-    m = n
-    while True:
-        rest = m
-        for prime in (2, 3, 5):
-            while rest % prime == 0:
-                rest //= prime
-        if rest == 1:
-            return m
-        m += 1
-
-
-def _fractal_noise(rng: np.random.Generator, shape: tuple[int, ...], exponent: float) -> np.ndarray:
-    """Fractal noise: white noise filtered by ``|k|^-exponent``, unit variance.
-
-    Computed on an FFT-friendly grid and cropped to ``shape``; periodic along
-    axes whose length is already FFT-friendly.
-    """
-    full = tuple(_fast_size(n) for n in shape)
-    spectrum = np.fft.rfftn(rng.standard_normal(full))
-    freqs = [np.fft.fftfreq(n) for n in full[:-1]] + [np.fft.rfftfreq(full[-1])]
-    k2 = sum(np.meshgrid(*[f * f for f in freqs], indexing="ij", sparse=True))
-    k2.flat[0] = np.inf
-    field = np.fft.irfftn(spectrum * k2 ** (-exponent / 2.0), s=full, axes=range(len(full)))
-    field = field[tuple(slice(0, n) for n in shape)]
-    return ((field - field.mean()) / field.std()).astype(np.float32)
-
-
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _ramp(t: np.ndarray, colors: Sequence[Sequence[float]]) -> np.ndarray:
-    """Piecewise-linear colour ramp: ``t`` in [0, 1] -> (N, 3)."""
-    stops = np.linspace(0.0, 1.0, len(colors))
-    table = np.asarray(colors, dtype=np.float32)
-    return np.stack([np.interp(t, stops, table[:, c]) for c in range(3)], axis=-1).astype(np.float32)
-
-
-def _mix(base: np.ndarray, color: Sequence[float], weight: np.ndarray) -> np.ndarray:
-    return base + (np.asarray(color, dtype=np.float32) - base) * weight[..., None]
-
-
-@dataclass(frozen=True)
-class _Style:
-    """Colour recipe of one object surface (see :func:`_stylise`)."""
-
-    palette: tuple[tuple[float, float, float], ...]
-    blob_color: tuple[float, float, float]
-    spot_color: tuple[float, float, float]
-    stripe_color: tuple[float, float, float] | None = None
-    stripe_axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
-    stripe_frequency: float = 0.0
-    stripe_warp: float = 2.0
-
-
-_STYLES = (
-    _Style(
-        palette=((0.50, 0.16, 0.09), (0.84, 0.40, 0.17), (0.98, 0.78, 0.46)),  # box
-        blob_color=(0.96, 0.92, 0.78),
-        spot_color=(0.25, 0.10, 0.06),
-        stripe_color=(0.28, 0.10, 0.06),
-        stripe_axis=(0.35, 0.25, 1.0),
-        stripe_frequency=6.0,
-    ),
-    _Style(
-        palette=((0.04, 0.22, 0.33), (0.08, 0.48, 0.55), (0.55, 0.82, 0.76)),  # big sphere
-        blob_color=(0.99, 0.80, 0.18),
-        spot_color=(0.03, 0.06, 0.20),
-    ),
-    _Style(
-        palette=((0.10, 0.28, 0.08), (0.33, 0.58, 0.18), (0.80, 0.86, 0.40)),  # cylinder
-        blob_color=(0.85, 0.15, 0.12),
-        spot_color=(0.05, 0.12, 0.04),
-        stripe_color=(0.96, 0.95, 0.84),
-        stripe_axis=(0.0, 0.0, 1.0),
-        stripe_frequency=8.0,
-        stripe_warp=1.2,
-    ),
-    _Style(
-        palette=((0.42, 0.12, 0.48), (0.82, 0.36, 0.66), (1.00, 0.82, 0.90)),  # small sphere
-        blob_color=(0.30, 0.85, 0.95),
-        spot_color=(0.12, 0.02, 0.16),
-        stripe_color=(0.22, 0.05, 0.30),
-        stripe_axis=(1.0, 0.3, 0.2),
-        stripe_frequency=5.0,
-        stripe_warp=3.0,
-    ),
-)
-
-
-def _stylise(style: _Style, points: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """Colour (N, 3) of surface points (N, 3) from four noise channels (N, 4).
-
-    Channels: 0 smooth (palette), 1 rough (luminance detail), 2 blobs/spots,
-    3 warp (stripe jitter).
-    """
-    broad, fine, blob, warp = noise.T
-    color = _ramp(0.5 + 0.5 * np.tanh(0.9 * broad), style.palette)
-    if style.stripe_color is not None:
-        axis = np.asarray(style.stripe_axis) / np.linalg.norm(style.stripe_axis)
-        phase = 2.0 * math.pi * style.stripe_frequency * (points @ axis) + style.stripe_warp * warp
-        color = _mix(color, style.stripe_color, 0.85 * _smoothstep(0.35, 0.6, np.sin(phase)))
-    color = _mix(color, style.blob_color, _smoothstep(0.95, 1.1, blob))
-    color = _mix(color, style.spot_color, _smoothstep(-1.05, -1.2, blob))
-    return _detail(color, fine, 0.30)
-
-
-def _detail(color: np.ndarray, rough: np.ndarray, strength: float) -> np.ndarray:
-    """Modulate brightness by rough noise so that no area is flat."""
-    return color * np.clip(1.0 + strength * rough, 0.45, 1.55)[:, None]
-
-
-def _noise_channels(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Four fractal noise channels with different roughness, stacked last."""
-    return np.stack([_fractal_noise(rng, shape, e) for e in (2.2, 1.0, 1.6, 2.0)], axis=-1)
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """Axis-aligned sampling grid carrying an RGB texture (..., 3) for linear lookup."""
-
-    lower: np.ndarray
-    cell: float
-    rgb: np.ndarray
-
-    def lookup(self, coords: np.ndarray) -> np.ndarray:
-        """(Bi/tri)linear interpolation of the texture at coords (N, dim)."""
-        dims = self.rgb.shape[:-1]
-        grid = (coords - self.lower) / self.cell
-        base = np.clip(np.floor(grid), 0, np.asarray(dims) - 2).astype(np.intp)
-        frac = np.clip(grid - base, 0.0, 1.0).astype(np.float32).T
-        weights = (1.0 - frac, frac)
-        strides = np.cumprod((1,) + dims[:0:-1])[::-1]
-        flat = self.rgb.reshape(-1, 3)
-        index = base @ strides
-        result = np.zeros((len(coords), 3), dtype=np.float32)
-        for corner in np.ndindex(*(2,) * len(dims)):
-            weight = weights[corner[0]][0]
-            for axis in range(1, len(dims)):
-                weight = weight * weights[corner[axis]][axis]
-            result += flat[index + int(np.dot(corner, strides))] * weight[:, None]
-        return result
-
-
-def _grid_points(lower: np.ndarray, cell: float, dims: tuple[int, ...]) -> np.ndarray:
-    axes = [lower[i] + cell * np.arange(n) for i, n in enumerate(dims)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(dims))
-
-
-# --------------------------------------------------------------------------- #
 # Geometry
 # --------------------------------------------------------------------------- #
 
@@ -498,11 +345,6 @@ def _intersect_dome(origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 OBJECT_BOUNDS = Sphere(np.array([0.0, 0.0, 0.6]), 1.5)
 """Bounding sphere of all objects, used to skip intersection tests."""
-_OBJECT_CELL = 0.014
-_OBJECT_LOWER = np.array([-1.12, -1.12, -0.03])
-_OBJECT_UPPER = np.array([1.12, 1.12, 1.44])
-_GROUND_TEXELS = 1536
-_DOME_TEXELS = (1024, 512)
 
 
 @dataclass(frozen=True)
@@ -511,9 +353,9 @@ class SampleScene:
 
     seed: int
     objects: tuple[Sphere | Box | Cylinder, ...]
-    object_texture: _Grid
-    ground_texture: _Grid
-    dome_texture: _Grid
+    object_texture: Grid
+    ground_texture: Grid
+    dome_texture: Grid
 
     @property
     def ground_id(self) -> int:
@@ -562,59 +404,6 @@ def _toy_objects() -> tuple[Sphere | Box | Cylinder, ...]:
     )
 
 
-def _object_texture(rng: np.random.Generator, objects: Sequence[Sphere | Box | Cylinder]) -> _Grid:
-    """Solid texture of the objects: each voxel near a surface takes the style of
-    the nearest object; voxels too far from every surface to be sampled stay black."""
-    dims = tuple(int(n) for n in np.ceil((_OBJECT_UPPER - _OBJECT_LOWER) / _OBJECT_CELL) + 1)
-    noise = _noise_channels(rng, dims).reshape(-1, 4)
-    points = _grid_points(_OBJECT_LOWER, _OBJECT_CELL, dims).astype(np.float32)
-    distances = np.stack([shape.distance(points) for shape in objects])
-    label = np.argmin(np.abs(distances), axis=0)
-    near = np.abs(np.take_along_axis(distances, label[None], axis=0)[0]) < 2.0 * _OBJECT_CELL
-    rgb = np.zeros((len(points), 3), dtype=np.float32)
-    for index, style in enumerate(_STYLES):
-        mine = np.flatnonzero(near & (label == index))
-        rgb[mine] = _stylise(style, points[mine], noise[mine])
-    return _Grid(_OBJECT_LOWER, _OBJECT_CELL, rgb.reshape(*dims, 3))
-
-
-def _ground_texture(rng: np.random.Generator) -> _Grid:
-    """Stone-like mat: sandy fractal noise, dark veins, colourful pebbles, a dark rim."""
-    n = _GROUND_TEXELS
-    cell = 2.0 * GROUND_RADIUS / (n - 1)
-    lower = np.array([-GROUND_RADIUS, -GROUND_RADIUS])
-    broad, fine, blob, warp = np.moveaxis(_noise_channels(rng, (n, n)), -1, 0)
-    hue = _fractal_noise(rng, (n, n), 1.8).ravel()
-    color = _ramp(0.5 + 0.5 * np.tanh(broad.ravel()), ((0.30, 0.26, 0.22), (0.60, 0.53, 0.43), (0.90, 0.84, 0.72)))
-    color = _mix(color, (0.16, 0.12, 0.10), 0.8 * _smoothstep(0.06, 0.0, np.abs(warp.ravel())))
-    pebbles = _ramp(
-        0.5 + 0.5 * np.tanh(1.5 * hue), ((0.75, 0.20, 0.15), (0.95, 0.70, 0.20), (0.25, 0.55, 0.35), (0.20, 0.35, 0.75))
-    )
-    color = color + (pebbles - color) * _smoothstep(1.3, 1.45, blob.ravel())[:, None]
-    color = _detail(color, fine.ravel(), 0.32)
-    radius = np.linalg.norm(_grid_points(lower, cell, (n, n)), axis=1)
-    color = _mix(color, (0.22, 0.14, 0.10), _smoothstep(GROUND_RADIUS - 0.12, GROUND_RADIUS - 0.10, radius))
-    return _Grid(lower, cell, color.reshape(n, n, 3))
-
-
-def _dome_texture(rng: np.random.Generator) -> _Grid:
-    """Equirectangular (azimuth, elevation) background: sky, clouds, hills, meadow."""
-    n_az, n_el = _DOME_TEXELS
-    broad, fine, blob, warp = (c.ravel() for c in np.moveaxis(_noise_channels(rng, (n_az, n_el)), -1, 0))
-    cell = 2.0 * math.pi / n_az
-    lower = np.array([-math.pi, -math.pi / 2])
-    coords = _grid_points(lower, cell, (n_az, n_el))
-    elevation = coords[:, 1]
-    sky = _ramp(np.clip(elevation / 1.2, 0.0, 1.0), ((0.86, 0.90, 0.93), (0.45, 0.65, 0.90), (0.25, 0.45, 0.80)))
-    sky = _mix(sky, (0.98, 0.98, 0.97), 0.85 * _smoothstep(0.3, 1.3, broad + 0.3 * fine))
-    ridge = 0.10 + 0.06 * np.tanh(warp)
-    land = _ramp(0.5 + 0.5 * np.tanh(broad), ((0.14, 0.24, 0.10), (0.36, 0.48, 0.18), (0.62, 0.58, 0.32)))
-    land = _detail(_mix(land, (0.08, 0.14, 0.06), _smoothstep(0.9, 1.1, blob)), fine, 0.4)
-    hills = _mix(land * 0.7, (0.30, 0.36, 0.42), _smoothstep(-0.05, ridge, elevation) * 0.6)
-    color = hills + (sky - hills) * _smoothstep(ridge - 0.005, ridge + 0.005, elevation)[:, None]
-    return _Grid(lower, cell, color.reshape(n_az, n_el, 3).astype(np.float32))
-
-
 def build_scene(seed: int = 0) -> SampleScene:
     """Build the toy scene; textures are fully determined by ``seed``.
 
@@ -623,9 +412,9 @@ def build_scene(seed: int = 0) -> SampleScene:
     objects = _toy_objects()
     object_rng, ground_rng, dome_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     with ThreadPoolExecutor(max_workers=3) as pool:
-        object_texture = pool.submit(_object_texture, object_rng, objects)
-        ground_texture = pool.submit(_ground_texture, ground_rng)
-        dome_texture = pool.submit(_dome_texture, dome_rng)
+        object_texture = pool.submit(sample_textures.object_texture, object_rng, objects)
+        ground_texture = pool.submit(sample_textures.ground_texture, ground_rng, GROUND_RADIUS)
+        dome_texture = pool.submit(sample_textures.dome_texture, dome_rng)
         return SampleScene(seed, objects, object_texture.result(), ground_texture.result(), dome_texture.result())
 
 

@@ -356,92 +356,119 @@ def choose_frames(path: Path | str, requested: int, size: Callable[[VideoInfo], 
     with container:
         stream = container.streams.video[0]
         _prepare(stream)
-        info: VideoInfo | None = None
-        out_size = (0, 0)
-        target = 1
-        span = 0.0
-        result: Extraction | None = None
-        best: _Best | None = None
-        window = -1
-        packets = failed = 0
-        first_failure: float | None = None
-        tainted = False  # a packet failed: frames until the next key frame may show its damage
-        last_time = 0.0
-        gaps: list[float] = []
-        stopped_reading: str | None = None
-        next_report = 0.0
+        return _FramePicker(av, path, container, stream, requested, size, on_chosen, progress).run()
 
-        def emit(item: _Best) -> None:
-            assert result is not None and info is not None
-            result.chosen += 1
-            on_chosen(ChosenFrame(item.index, item.time, item.sharpness, picture(item.frame, info, out_size)))
 
-        packet_iter = iter(container.demux(stream))
+class _FramePicker:
+    """One pass of `choose_frames` over a video: the packets decoded, the frames of the current stretch of
+    time weighed (the sharpest kept), damage counted, and the checks once the video ends."""
+
+    def __init__(self, av: Any, path: Path, container: Any, stream: Any, requested: int,
+                 size: Callable[[VideoInfo], tuple[int, int]], on_chosen: Callable[[ChosenFrame], None],
+                 progress: ProgressFn | None) -> None:
+        self.av, self.path, self.container, self.stream = av, path, container, stream
+        self.requested, self.size, self.on_chosen, self.progress = requested, size, on_chosen, progress
+        self.info: VideoInfo | None = None
+        self.out_size = (0, 0)
+        self.target = 1
+        self.span = 0.0
+        self.result: Extraction | None = None
+        self.best: _Best | None = None
+        self.window = -1
+        self.packets = self.failed = 0
+        self.first_failure: float | None = None
+        self.tainted = False  # a packet failed: frames until the next key frame may show its damage
+        self.last_time = 0.0
+        self.gaps: list[float] = []
+        self.stopped_reading: str | None = None
+        self.next_report = 0.0
+
+    def run(self) -> Extraction:
+        packet_iter = iter(self.container.demux(self.stream))
         while True:
             try:
                 packet = next(packet_iter)
             except StopIteration:
                 break
-            except (av.error.FFmpegError, OSError) as exc:  # the container's data ends or breaks off
-                stopped_reading = _ffmpeg_words(exc)
+            except (self.av.error.FFmpegError, OSError) as exc:  # the container's data ends or breaks off
+                self.stopped_reading = _ffmpeg_words(exc)
                 break
             if packet.size:
-                packets += 1
+                self.packets += 1
             try:
                 frames = packet.decode()
-            except av.error.FFmpegError:
-                failed += 1
-                tainted = True
-                if first_failure is None:
-                    first_failure = last_time
+            except self.av.error.FFmpegError:
+                self.failed += 1
+                self.tainted = True
+                if self.first_failure is None:
+                    self.first_failure = self.last_time
                 continue
             for frame in frames:
-                if info is None:
-                    info = _info(container, stream, frame)
-                    target = frame_target(info, requested)
-                    out_size = size(info)
-                    span = info.duration or 0.0
-                    if span <= 0:
-                        span = _scan_duration(path)
-                    result = Extraction(info, target)
-                assert result is not None
-                time = (frame.time if frame.time is not None else
-                        result.decoded / (info.fps or 30.0) + info.start) - info.start
-                if result.decoded and time > last_time:
-                    gaps.append(time - last_time)
-                last_time = max(last_time, time)
-                index = result.decoded
-                result.decoded += 1
-                if frame.key_frame:
-                    tainted = False
-                if tainted:
-                    result.damaged += 1
-                    continue
-                slot = min(target - 1, max(window, int(time / span * target))) if span > 0 else 0
-                if slot > window:
-                    if best is not None:
-                        emit(best)
-                    best, window = None, slot
-                sharpness = frame_sharpness(frame)
-                if best is None or sharpness > best.sharpness:
-                    best = _Best(frame, index, time, sharpness)
-                if progress is not None and span > 0 and time / span >= next_report:
-                    next_report = time / span + 0.01
-                    progress(min(1.0, time / span), f"{path.name}: {format_time(time)} of {format_time(span)}, "
-                                                     f"{result.chosen} of {target} frames chosen")
+                self._frame(frame)
+        return self._finish()
+
+    def _emit(self, item: _Best) -> None:
+        assert self.result is not None and self.info is not None
+        self.result.chosen += 1
+        self.on_chosen(ChosenFrame(item.index, item.time, item.sharpness, picture(item.frame, self.info,
+                                                                                  self.out_size)))
+
+    def _start(self, frame: Any) -> None:
+        """The first decoded picture: the video's figures, the frame count and size wanted, its length."""
+        info = self.info = _info(self.container, self.stream, frame)
+        self.target = frame_target(info, self.requested)
+        self.out_size = self.size(info)
+        self.span = info.duration or 0.0
+        if self.span <= 0:
+            self.span = _scan_duration(self.path)
+        self.result = Extraction(info, self.target)
+
+    def _frame(self, frame: Any) -> None:
+        if self.info is None:
+            self._start(frame)
+        info, result, span, target = self.info, self.result, self.span, self.target
+        assert info is not None and result is not None
+        time = (frame.time if frame.time is not None else
+                result.decoded / (info.fps or 30.0) + info.start) - info.start
+        if result.decoded and time > self.last_time:
+            self.gaps.append(time - self.last_time)
+        self.last_time = max(self.last_time, time)
+        index = result.decoded
+        result.decoded += 1
+        if frame.key_frame:
+            self.tainted = False
+        if self.tainted:
+            result.damaged += 1
+            return
+        slot = min(target - 1, max(self.window, int(time / span * target))) if span > 0 else 0
+        if slot > self.window:
+            if self.best is not None:
+                self._emit(self.best)
+            self.best, self.window = None, slot
+        sharpness = frame_sharpness(frame)
+        if self.best is None or sharpness > self.best.sharpness:
+            self.best = _Best(frame, index, time, sharpness)
+        if self.progress is not None and span > 0 and time / span >= self.next_report:
+            self.next_report = time / span + 0.01
+            self.progress(min(1.0, time / span), f"{self.path.name}: {format_time(time)} of {format_time(span)}, "
+                                                 f"{result.chosen} of {target} frames chosen")
+
+    def _finish(self) -> Extraction:
+        """The last stretch's frame, the checks for a video cut short or damaged, and the notes."""
+        result, info, span, gaps, failed = self.result, self.info, self.span, self.gaps, self.failed
         if result is None or info is None:
-            reason = f" ({stopped_reading})" if stopped_reading else ""
+            reason = f" ({self.stopped_reading})" if self.stopped_reading else ""
             raise VideoRejected(f"holds no picture that can be decoded (damaged or cut short?){reason}")
         step = _typical_step(gaps, info.fps)
-        end = last_time + step
+        end = self.last_time + step
         if span > 0 and end < span - max(1.0, 0.05 * span):
             raise VideoRejected(f"cut short or damaged: its pictures end at {format_time(end)} of the "
                                 f"{format_time(span)} it declares (an interrupted copy or download?)")
-        if failed > max(2, MAX_DAMAGED_SHARE * max(packets, 1)):
-            raise VideoRejected(f"corrupt video data: {failed} of {packets} packets cannot be decoded (from "
-                                f"{format_time(first_failure or 0.0)} on)")
-        if best is not None:
-            emit(best)
+        if failed > max(2, MAX_DAMAGED_SHARE * max(self.packets, 1)):
+            raise VideoRejected(f"corrupt video data: {failed} of {self.packets} packets cannot be decoded (from "
+                                f"{format_time(self.first_failure or 0.0)} on)")
+        if self.best is not None:
+            self._emit(self.best)
         if result.chosen == 0:
             raise VideoRejected("none of its pictures could be decoded without damage")
         if failed:
@@ -450,13 +477,14 @@ def choose_frames(path: Path | str, requested: int, size: Callable[[VideoInfo], 
         if gaps and max(gaps) > 1.5 * step and min(gaps) < 0.75 * max(gaps):
             result.notes.append(f"variable frame rate (frames {min(gaps) * 1000:.0f}-{max(gaps) * 1000:.0f} ms "
                                 "apart): frames were chosen in equal stretches of time")
-        if result.chosen < target:
-            result.notes.append(f"{result.chosen} frames instead of {target}: parts of the video hold no picture")
+        if result.chosen < self.target:
+            result.notes.append(f"{result.chosen} frames instead of {self.target}: parts of the video hold no "
+                                "picture")
         if info.rotation:
             turn = {90: "a quarter turn anticlockwise", 180: "upside down", 270: "a quarter turn clockwise"}
             result.notes.append(f"turned upright ({turn[info.rotation]}, as the video's rotation says)")
-        if progress is not None:
-            progress(1.0, f"{path.name}: {result.chosen} frames chosen")
+        if self.progress is not None:
+            self.progress(1.0, f"{self.path.name}: {result.chosen} frames chosen")
         return result
 
 

@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -182,21 +183,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
-    if hasattr(os, "nice"):
-        os.nice(5)  # background work: the desktop (and the app's own window) stays responsive
-    functions = _stage_functions()
-    if stage in ("features", "matching", "mapping", "undistort"):
-        # pycolmap's glog installs a fatal-signal handler for SIGTERM when it loads; load it first so
-        # that our handler (cancel gracefully) is the one in place.
-        import pycolmap  # noqa: F401
-    cancel_event = threading.Event()
-
-    def on_term(signum: int, frame: Any) -> None:
-        cancel_event.set()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-
+    functions, cancel_event = _become_stage_process(stage)
     previous = project.stage_record(stage)
     if previous is not None and previous.status == RUNNING:  # we hold the lock now: its owner died
         previous.status, previous.message = INTERRUPTED, "the stage's process stopped without finishing"
@@ -212,61 +199,8 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     record = StageRecord(stage, RUNNING, started=now_iso(), pid=os.getpid(), run_id=run_id,
                          fingerprint=project.settings.fingerprint(stage))
     started = time.monotonic()
-    status, figures, message, error, hint = DONE, {}, "", None, ""
-    try:
-        ctx.log(f"=== {STAGE_TITLES[stage]} ({stage}) started {record.started} in {project.folder} ===")
-        _check_upstream(project, stage)
-        _check_programs(project, stage)
-        project.make_room_for(stage, keep_own=project.keeps_checkpoint(stage, previous))
-        project.write_stage_record(record)
-        ctx.progress(0.0, f"{STAGE_TITLES[stage]} started", force=True)
-        figures = functions[stage](ctx) or {}
-        message = figures.pop("message", "") if isinstance(figures.get("message"), str) else ""
-    except Cancelled:
-        status, message = CANCELLED, "cancelled by the user"
-        if ctx.orphaned.is_set():
-            status, message = INTERRUPTED, ("the window or terminal that ran it went away; run the project "
-                                            "again to go on" + (" from the checkpoint" if stage == "train" else ""))
-        if stage != "train":
-            project.clear_stage(stage)
-    except StageFailed as exc:
-        status, message, hint = FAILED, str(exc), exc.hint
-        error = {"type": "StageFailed", "message": str(exc), "hint": exc.hint, "traceback": ""}
-        failure: BaseException = exc
-    except Exception as exc:  # any other error is a bug or an environment problem: keep the traceback
-        from splatstudio.io.errors import FormatError
-
-        status = FAILED
-        # a file's problem is said in plain words already (it names the file); anything else shows its type
-        message = str(exc) if isinstance(exc, FormatError) else f"{type(exc).__name__}: {exc}"
-        error = {"type": type(exc).__name__, "message": str(exc), "hint": "",
-                 "traceback": traceback.format_exc()}
-        ctx.log(error["traceback"])
-        failure = exc
-    if status == FAILED and (full := disk_full_message(project.folder, failure)):
-        # said as such: the tools' own words ("disk I/O error", "no database factory", "the trainer
-        # stopped") hide it
-        message, hint = f"{full} ({message})", DISK_FULL_HINT
-    if status != DONE:
-        project.discard_partial(stage)
-    record.status, record.ended = status, now_iso()
-    record.duration = round(time.monotonic() - started, 3)
-    record.figures, record.message, record.error = figures, message, error
-    if status == DONE:
-        record.results = project.result_stamps(stage)
-    ctx.log(f"=== {STAGE_TITLES[stage]} {status} after {record.duration:.1f} s"
-            + (f": {message}" if message else "") + " ===")
-    try:
-        project.write_stage_record(record)
-        project.add_attempt(run_id, record)
-    except OSError as exc:  # the outcome still reaches the runner on stdout; the record says "interrupted"
-        full = disk_full_message(project.folder, exc)
-        if status != FAILED or not full:
-            reason = full or exc.strerror or str(exc)
-            message = (f"{message}; " if status == FAILED else "") + f"its record could not be saved: {reason}"
-        status, hint = FAILED, DISK_FULL_HINT if full else hint
-    if status == DONE and stage == "filter":  # the new result replaces the one kept during the re-run
-        project.drop_kept_result()
+    outcome = _run_function(ctx, functions[stage], record, previous)
+    status, figures, message, hint = _record_outcome(ctx, record, outcome, started)
     ctx.emit({"event": "result", "status": status, "figures": figures, "message": message, "hint": hint})
     tee.close()
     os.close(lock_fd)
@@ -277,6 +211,110 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     return EXIT_CANCELLED if status in (CANCELLED, INTERRUPTED) else EXIT_OK
 
 
+def _become_stage_process(stage: str) -> tuple[dict[str, Any], threading.Event]:
+    """Lower this process's priority, load the stage functions, and turn SIGTERM and SIGINT into a cancel
+    (the event returned)."""
+    if hasattr(os, "nice"):
+        os.nice(5)  # background work: the desktop (and the app's own window) stays responsive
+    functions = _stage_functions()
+    if stage in ("features", "matching", "mapping", "undistort"):
+        # pycolmap's glog installs a fatal-signal handler for SIGTERM when it loads; load it first so
+        # that our handler (cancel gracefully) is the one in place.
+        import pycolmap  # noqa: F401
+    cancel_event = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        cancel_event.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    return functions, cancel_event
+
+
+@dataclass
+class _Outcome:
+    """How the stage's function ended: its status, figures and message, the error (a failure's type,
+    message, hint and traceback) and what to try."""
+
+    status: str = DONE
+    figures: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    error: dict[str, Any] | None = None
+    hint: str = ""
+
+
+def _run_function(ctx: StageContext, function: Any, record: StageRecord, previous: StageRecord | None) -> _Outcome:
+    """Check the stage's inputs and programs, make room, record it running and run it; how it ended (a
+    cancel, a stage's own failure, any other error with its traceback, a full disk said as such)."""
+    project, stage = ctx.project, ctx.stage
+    outcome = _Outcome()
+    try:
+        ctx.log(f"=== {STAGE_TITLES[stage]} ({stage}) started {record.started} in {project.folder} ===")
+        _check_upstream(project, stage)
+        _check_programs(project, stage)
+        project.make_room_for(stage, keep_own=project.keeps_checkpoint(stage, previous))
+        project.write_stage_record(record)
+        ctx.progress(0.0, f"{STAGE_TITLES[stage]} started", force=True)
+        figures = outcome.figures = function(ctx) or {}
+        outcome.message = figures.pop("message", "") if isinstance(figures.get("message"), str) else ""
+    except Cancelled:
+        outcome.status, outcome.message = CANCELLED, "cancelled by the user"
+        if ctx.orphaned.is_set():
+            outcome.status, outcome.message = INTERRUPTED, (
+                "the window or terminal that ran it went away; run the project again to go on"
+                + (" from the checkpoint" if stage == "train" else ""))
+        if stage != "train":
+            project.clear_stage(stage)
+    except StageFailed as exc:
+        outcome.status, outcome.message, outcome.hint = FAILED, str(exc), exc.hint
+        outcome.error = {"type": "StageFailed", "message": str(exc), "hint": exc.hint, "traceback": ""}
+        failure: BaseException = exc
+    except Exception as exc:  # any other error is a bug or an environment problem: keep the traceback
+        from splatstudio.io.errors import FormatError
+
+        outcome.status = FAILED
+        # a file's problem is said in plain words already (it names the file); anything else shows its type
+        outcome.message = str(exc) if isinstance(exc, FormatError) else f"{type(exc).__name__}: {exc}"
+        outcome.error = {"type": type(exc).__name__, "message": str(exc), "hint": "",
+                         "traceback": traceback.format_exc()}
+        ctx.log(outcome.error["traceback"])
+        failure = exc
+    if outcome.status == FAILED and (full := disk_full_message(project.folder, failure)):
+        # said as such: the tools' own words ("disk I/O error", "no database factory", "the trainer
+        # stopped") hide it
+        outcome.message, outcome.hint = f"{full} ({outcome.message})", DISK_FULL_HINT
+    return outcome
+
+
+def _record_outcome(ctx: StageContext, record: StageRecord, outcome: _Outcome,
+                    started: float) -> tuple[str, dict[str, Any], str, str]:
+    """Write the stage's record (and the run's attempt) with its outcome; (status, figures, message, hint)
+    as the runner is told them (a record that cannot be saved fails the stage)."""
+    project, stage = ctx.project, ctx.stage
+    status, figures, message, hint = outcome.status, outcome.figures, outcome.message, outcome.hint
+    if status != DONE:
+        project.discard_partial(stage)
+    record.status, record.ended = status, now_iso()
+    record.duration = round(time.monotonic() - started, 3)
+    record.figures, record.message, record.error = figures, message, outcome.error
+    if status == DONE:
+        record.results = project.result_stamps(stage)
+    ctx.log(f"=== {STAGE_TITLES[stage]} {status} after {record.duration:.1f} s"
+            + (f": {message}" if message else "") + " ===")
+    try:
+        project.write_stage_record(record)
+        project.add_attempt(record.run_id, record)
+    except OSError as exc:  # the outcome still reaches the runner on stdout; the record says "interrupted"
+        full = disk_full_message(project.folder, exc)
+        if status != FAILED or not full:
+            reason = full or exc.strerror or str(exc)
+            message = (f"{message}; " if status == FAILED else "") + f"its record could not be saved: {reason}"
+        status, hint = FAILED, DISK_FULL_HINT if full else hint
+    if status == DONE and stage == "filter":  # the new result replaces the one kept during the re-run
+        project.drop_kept_result()
+    return status, figures, message, hint
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m splatstudio.stages",
@@ -285,8 +323,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--project", required=True, type=Path, help="the project folder")
     parser.add_argument("--run-id", help="the run this attempt belongs to (default: a new run)")
+    parser.add_argument("--executor", default="local", help="where the stage runs: local (this process, the "
+                        "default) or a Ray cluster (auto, ray://HOST:PORT), followed from this process")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
+    if args.executor.strip().lower() != "local":
+        from splatstudio.model.settings import SettingsError
+        from splatstudio.pipeline.remote import parse_executor, run_stage_remotely
+
+        try:
+            address = parse_executor(args.executor)
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if address is not None:
+            return run_stage_remotely(args.stage, args.project, args.run_id, address)
     return run_stage(args.stage, args.project, args.run_id)

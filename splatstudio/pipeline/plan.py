@@ -26,12 +26,15 @@ class RunPlan:
 
 
 def stage_argv(stage: str, project_folder: Path, run_id: str | None = None,
-               python: str | None = None) -> list[str]:
+               python: str | None = None, executor: str | None = None) -> list[str]:
     """The command line of one stage process: the same for the GUI's QProcess and the CLI (in a bundle, its
-    executable runs the stage: see :mod:`splatstudio.launch`)."""
+    executable runs the stage: see :mod:`splatstudio.launch`). An ``executor`` other than local makes it
+    the process that runs the stage on that Ray cluster and follows it (``remote.run_stage_remotely``)."""
     argv = [*stage_command(python), stage, "--project", str(project_folder)]
     if run_id:
         argv += ["--run-id", run_id]
+    if executor and executor.strip().lower() != "local":
+        argv += ["--executor", executor.strip()]
     return argv
 
 

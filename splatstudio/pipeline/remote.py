@@ -119,29 +119,56 @@ def parse_executor(value: str | None) -> str | None:
 
 
 def ray_module() -> Any:
-    """``import ray``, or :class:`ClusterError` saying how to install it."""
+    """``import ray``, or :class:`ClusterError` saying how to install it. Ray's automatic ``ray.init()`` is off:
+    a call made after the connection to the cluster broke must fail, not start a Ray instance on this computer
+    (which also writes a token to ``~/.ray/auth_token`` that breaks every later ``ray start`` here)."""
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # read when Ray is imported
     try:
         import ray
+        import ray._private.auto_init_hook as auto_init
     except ImportError:
         raise ClusterError(f"running stages on a Ray cluster needs Ray, which is not installed here: {INSTALL_HINT}"
                            ) from None
+    auto_init.enable_auto_connect = False  # Ray was imported before (by a test, a benchmark)
     return ray
 
 
 @dataclass(frozen=True)
 class ClusterInfo:
-    """What a cluster offers, for the CLI's first line and Preferences."""
+    """What a cluster offers, for the CLI's first line, Preferences and the run queues."""
 
     address: str
     nodes: int
     cpus: float
     gpus: float
     memory_bytes: float
+    slots: int = 0
+    """How many stages the cluster runs at once (:func:`stage_slots`): how many runs it holds."""
 
     def describe(self) -> str:
         gpus = f", {self.gpus:g} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else ", no GPU"
         return (f"{self.nodes} node{'s' if self.nodes != 1 else ''}, {self.cpus:g} CPUs{gpus}, "
-                f"{self.memory_bytes / 2**30:.1f} GiB memory")
+                f"{self.memory_bytes / 2**30:.1f} GiB memory; room for {self.slots} "
+                f"run{'s' if self.slots != 1 else ''} at once")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "nodes": self.nodes, "cpus": self.cpus, "gpus": self.gpus,
+                "memory_bytes": self.memory_bytes, "slots": self.slots}
+
+
+def stage_slots(nodes: Iterable[dict[str, Any]]) -> int:
+    """How many stages ``nodes`` (``ray.nodes()``) run at once: a stage's worker takes one CPU of a node (a
+    whole one: Ray does not split it across nodes) and, when the cluster has GPUs, its training takes one
+    GPU, so a cluster with GPUs holds no more runs than it has whole GPUs (a run never waits at training
+    for a GPU another run's SfM does not need). Dead nodes offer nothing."""
+    cpus = gpus = 0
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        resources = node.get("Resources") or {}
+        cpus += int(float(resources.get("CPU", 0)) + 1e-9)
+        gpus += int(float(resources.get("GPU", 0)) + 1e-9)
+    return min(cpus, gpus) if gpus else cpus
 
 
 def connect(address: str) -> ClusterInfo:
@@ -179,11 +206,11 @@ def cluster_info(address: str) -> ClusterInfo:
     ray = ray_module()
     try:
         total = ray.cluster_resources()
-        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        nodes = ray.nodes()
     except Exception as exc:
         raise ClusterError(f"the cluster at {address} does not answer ({_first_line(exc)})") from None
-    return ClusterInfo(address, nodes, float(total.get("CPU", 0)), float(total.get("GPU", 0)),
-                       float(total.get("memory", 0)))
+    return ClusterInfo(address, sum(1 for node in nodes if node.get("Alive")), float(total.get("CPU", 0)),
+                       float(total.get("GPU", 0)), float(total.get("memory", 0)), stage_slots(nodes))
 
 
 def disconnect() -> None:
@@ -193,27 +220,59 @@ def disconnect() -> None:
             ray.shutdown()
 
 
-def probe(executor: str | None, timeout: float = 20.0) -> str:
+_PROBE = """import json, sys
+from splatstudio.pipeline import remote
+try:
+    print(json.dumps(remote.connect(sys.argv[1]).to_dict()))
+except remote.ClusterError as exc:
+    print(json.dumps({"error": str(exc)}))
+finally:
+    remote.disconnect()
+"""
+
+
+def probe_info(address: str, timeout: float = 60.0) -> ClusterInfo:
+    """What the cluster at ``address`` (:func:`parse_executor`'s value) offers, asked from a child process (a
+    Ray connection belongs to one process and may take seconds: this may run in any thread).
+    :class:`ClusterError` saying why it cannot be used."""
+    import json
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
+                              timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    except subprocess.TimeoutExpired as exc:
+        said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        last = [line.strip() for line in said.splitlines() if line.strip()][-1:]
+        raise ClusterError(f"{address}: no answer within {timeout:g} s" + (f" ({last[0][:300]})" if last else "")
+                           ) from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        data = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ClusterError(f"{address}: cannot be checked ({why})")
+    if "error" in data:
+        raise ClusterError(str(data["error"]))
+    return ClusterInfo(str(data["address"]), int(data["nodes"]), float(data["cpus"]), float(data["gpus"]),
+                       float(data["memory_bytes"]), int(data["slots"]))
+
+
+def probe(executor: str | None, timeout: float = 60.0) -> str:
     """One line on the cluster an ``executor`` value names, for Preferences: what it offers, or why it
-    cannot be used. Runs in a child process (a Ray connection is for one process, and may take seconds)."""
+    cannot be used (:func:`probe_info`; "stages run on this computer" for ``local``, at once)."""
     try:
         address = parse_executor(executor)
     except SettingsError as exc:
         return str(exc)
     if address is None:
         return "stages run on this computer"
-    code = ("import sys; from splatstudio.pipeline import remote\n"
-            "try:\n    print(remote.connect(sys.argv[1]).describe())\n"
-            "except remote.ClusterError as exc:\n    print(exc)\n"
-            "finally:\n    remote.disconnect()\n")
     try:
-        done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"{address}: no answer within {timeout:g} s"
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        return f"{address}: cannot be checked ({(done.stderr.strip().splitlines() or ['no output'])[-1]})"
-    return f"{address}: {lines[-1]}"
+        return f"{address}: {probe_info(address, timeout).describe()}"
+    except ClusterError as exc:
+        text = str(exc)
+        return text if text.startswith(f"{address}: ") else f"{address}: {text}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -694,6 +753,59 @@ class RemoteStageRunner(StageRunner):
         except (ClusterError, ProjectError) as exc:
             return result, EXIT_FAILED, str(exc)
         return result, code, last_error
+
+
+def run_stage_remotely(stage: str, project_folder: Path, run_id: str | None, address: str) -> int:
+    """``python -m splatstudio.stages STAGE --project DIR --executor ADDRESS``: one stage on the cluster at
+    ``address`` (:func:`parse_executor`'s value), from a process of its own that stands in for the stage
+    process (the window's stage processes run this when the ``executor`` setting names a cluster). It prints
+    the stage's lines as the stage prints them (a preview's file stays on the worker: dropped), SIGTERM or
+    Ctrl+C cancels the stage, and its exit code is the stage's: the window follows it as a local stage."""
+    cancelled = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        cancelled.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    parent = os.getppid()
+
+    def watch_parent() -> None:  # the window that follows this stage died: stop it as a cancel would
+        while not cancelled.wait(0.5):
+            if os.getppid() != parent:
+                cancelled.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+
+    def say(text: str, stream: Any) -> None:
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError):  # nobody reads any more: the stage's own log keeps every line
+            cancelled.set()
+
+    def on_line(stream: str, text: str) -> None:
+        if stream == "out" and isinstance(parse_line(text), Preview):
+            return
+        say(text, sys.stdout if stream == "out" else sys.stderr)
+
+    def on_wait(text: str) -> None:
+        say(f"warning: {text}", sys.stderr)
+
+    try:
+        project = Project(project_folder)
+        info = connect(address)
+        print(f"running on the Ray cluster at {address} ({info.describe()})", file=sys.stderr, flush=True)
+        work = RemoteStage(project, stage, run_id or "", on_line, cancelled, on_wait)
+        return work.run()
+    except WorkerLost as exc:
+        print(f"error: {exc}; the project is resumable: run it again", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    except (ClusterError, ProjectError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    finally:
+        disconnect()
 
 
 def make_runner(project: Project, on_event: EventSink, executor: str | None = None) -> StageRunner:

@@ -21,7 +21,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,14 @@ from splatstudio.pipeline import pairing
 from splatstudio.pipeline.colmap_engines import MapperTry, make_engine
 from splatstudio.pipeline.context import StageContext, StageFailed
 from splatstudio.pipeline.pairing import MatcherChoice
+from splatstudio.pipeline.sfm_database import load_pycolmap, photo_similarity
+from splatstudio.pipeline.sfm_diagnosis import diagnose
 
 DATABASE = "sfm/database.db"
 SPARSE = "sfm/sparse"
 MIN_REGISTERED = 3
 MAPPABLE_INLIERS = 15
 """Matches a verified pair needs for the mappers to use it (COLMAP's default ``min_num_matches``)."""
-
-
-def _pycolmap():
-    import pycolmap
-
-    return pycolmap
 
 
 def _threads(ctx: StageContext) -> int:
@@ -100,7 +96,7 @@ def camera_groups(images_dir: Path, names: list[str]) -> list[list[str]]:
 
 
 def run_features(ctx: StageContext) -> dict[str, Any]:
-    pycolmap = _pycolmap()
+    pycolmap = load_pycolmap()
     project, settings = ctx.project, ctx.settings
     names = project.image_names()
     database = project.path(DATABASE)
@@ -173,36 +169,6 @@ def _frame_sequences(images_dir: Path, names: list[str]) -> list[list[str]]:
     return [kept for sequence in sequences if len(kept := [name for name in sequence if name in wanted]) >= 2]
 
 
-class _Descriptors:
-    """Each photo's SIFT descriptors (uint8 rows) read from the database when indexed, in ``names`` order
-    (photos without features give none)."""
-
-    def __init__(self, db: Any, names: list[str]):
-        self.db = db
-        self.names = names
-        self.ids = {image.name: image.image_id for image in db.read_all_images()}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> Any:
-        import numpy as np
-
-        image_id = self.ids.get(self.names[index])
-        if image_id is None or not self.db.exists_descriptors(image_id):
-            return np.zeros((0, 128), np.uint8)
-        return np.asarray(self.db.read_descriptors(image_id).data)
-
-
-def photo_similarity(database: Path, names: list[str], progress=None) -> Any:
-    """Cosine similarity of the photos' global descriptors (VLAD over the project's own features)."""
-    db = _pycolmap().Database.open(database)
-    try:
-        return pairing.similarity(pairing.describe_photos(_Descriptors(db, names), progress))
-    finally:
-        db.close()
-
-
 def plan_pairs(ctx: StageContext, database: Path, names: list[str]) -> tuple[MatcherChoice, list[tuple[str, str]]]:
     """Decide the pairing and list its pairs (an empty list means every pair)."""
     count = len(names)
@@ -225,7 +191,7 @@ def plan_pairs(ctx: StageContext, database: Path, names: list[str]) -> tuple[Mat
 
 
 def run_matching(ctx: StageContext) -> dict[str, Any]:
-    pycolmap = _pycolmap()
+    pycolmap = load_pycolmap()
     database = ctx.project.path(DATABASE)
     pairs_file = ctx.project.path(PAIRS_FILE)
     names = ctx.project.image_names()
@@ -437,11 +403,23 @@ def _match_more_pairs(ctx: StageContext, engine: Any, database: Path, names: lis
     return done
 
 
+@dataclass
+class _Climb:
+    """The mapping ladder so far: the photos, their verified links (read again after matching more pairs), the
+    largest model and the way that made it, the other models of that way, and every step tried."""
+
+    names: list[str]
+    links: dict[str, set[str]]
+    best: Any = None
+    best_how: MapperTry | None = None
+    best_models: list[Any] = field(default_factory=list)
+    tried: list[dict[str, Any]] = field(default_factory=list)
+
+
 def run_mapping(ctx: StageContext) -> dict[str, Any]:
     project = ctx.project
     names = project.image_names()
     database = project.path(DATABASE)
-    out_root = project.path(SPARSE)
     work_root = project.path("sfm", "sparse.part")
     shutil.rmtree(work_root, ignore_errors=True)
     total = len(names)
@@ -451,77 +429,91 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
     matcher = (matching.figures or {}).get("matcher", "exhaustive") if matching else "exhaustive"
     first = FIRST_MAPPER if ctx.settings.sfm_mapper == "auto" else ctx.settings.sfm_mapper
     ladder = mapping_ladder(first, matcher, engine.name)
-    best: Any = None
-    best_how: MapperTry | None = None
-    best_models: list[Any] = []
-    tried: list[dict[str, Any]] = []
     ctx.log(f"mapping: up to {len(ladder)} ways, until {enough} of {total} photos are placed")
-    links = _links(database)
+    climb = _Climb(names, _links(database))
     for step, rung in enumerate(ladder):
+        best = climb.best
         if best is not None and best.num_reg_images() >= enough:
             # enough: stop, unless the first way left out photos that share matches with the placed ones;
             # then the other mapper (the second step) gets one try at them
-            if best.num_reg_images() == total or step != 1 or not _reachable(links, _placed(best)):
+            if best.num_reg_images() == total or step != 1 or not _reachable(climb.links, _placed(best)):
                 break
             ctx.log(f"  {total - best.num_reg_images()} photo(s) left out share matches with the placed ones: "
                     "one more try")
         ctx.check_cancelled()
-        if best is not None and rung.kind != "more_pairs" and not _reachable(links, _placed(best)):
+        if best is not None and rung.kind != "more_pairs" and not _reachable(climb.links, _placed(best)):
             reason = ("skipped: the photos left out share no matches with the placed ones, which no mapper "
                       "setting can change")
-            tried.append({"step": step + 1, "how": rung.how.label if rung.how else SKIPPED_LABELS[rung.kind],
-                          "why": rung.why, "skipped": reason, "registered": 0, "models": 0, "seconds": 0.0,
-                          "outcome": reason})
-            ctx.log(f"mapping step {step + 1}: {tried[-1]['how']} — {reason}")
+            climb.tried.append({"step": step + 1, "how": rung.how.label if rung.how else SKIPPED_LABELS[rung.kind],
+                                "why": rung.why, "skipped": reason, "registered": 0, "models": 0, "seconds": 0.0,
+                                "outcome": reason})
+            ctx.log(f"mapping step {step + 1}: {climb.tried[-1]['how']} — {reason}")
             continue
-        started = time.monotonic()
-        base = best_how or ladder[0].how
-        assert base is not None
-        how = rung.how or base  # the later steps build on the way that did best so far
-        span = (step / len(ladder), (step + 1) / len(ladder))
+        _climb_step(ctx, engine, climb, ladder, step, work_root)
+    return _keep_best(ctx, climb, work_root)
 
-        def fraction(x: float, span=span) -> float:
-            return span[0] + (span[1] - span[0]) * x
 
-        def mapping_fraction(x: float, more=rung.kind == "more_pairs") -> float:
-            return fraction(0.5 + 0.5 * x if more else x)  # after matching more pairs: the second half
+def _climb_step(ctx: StageContext, engine: Any, climb: _Climb, ladder: list[Rung], step: int,
+                work_root: Path) -> None:
+    """Map with the way of rung `step` (built on the way that did best so far), into ``work_root/step``; a
+    larger model than the best becomes the best."""
+    project, rung = ctx.project, ladder[step]
+    names, database, total = climb.names, project.path(DATABASE), len(climb.names)
+    started = time.monotonic()
+    base = climb.best_how or ladder[0].how
+    assert base is not None
+    how = rung.how or base  # the later steps build on the way that did best so far
+    span = (step / len(ladder), (step + 1) / len(ladder))
 
-        extra = ""
-        if rung.kind == "more_pairs":
-            ctx.log(f"mapping step {step + 1}: more pairs — {rung.why}")
-            extra = _match_more_pairs(ctx, engine, database, names, fraction) + ", then "
-            links = _links(database)
-        elif rung.kind == "no_distortion":
-            how = MapperTry(base.mapper, base.relaxed_start, fixed_distortion=True)
-        elif rung.kind == "fixed_focal":
-            how = MapperTry(base.mapper, base.relaxed_start, fixed_distortion=True, fixed_focal=True)
-        label = extra + how.label
-        out = work_root / str(step)
-        out.mkdir(parents=True)
-        on_image, hook = _mapping_hooks(ctx, how.label, total, mapping_fraction)
-        ctx.log(f"mapping step {step + 1}: {label} — {rung.why}")
-        ctx.progress(mapping_fraction(0.0), f"step {step + 1}: {how.label}", force=True)
-        ctx.tee_hook(hook)
-        try:
-            models = engine.map(how, database, project.images_dir, out, on_image)
-        except StageFailed as exc:  # one way failing is what the ladder is for
-            ctx.log(f"  {exc}")
-            models = []
-        finally:
-            ctx.tee_hook(None)
-        models = sorted(models, key=lambda r: r.num_reg_images(), reverse=True)
-        top = models[0] if models else None
-        entry = {"step": step + 1, "how": label, "why": rung.why, "models": len(models),
-                 "model_sizes": [m.num_reg_images() for m in models[:5]],
-                 "registered": top.num_reg_images() if top else 0,
-                 "mean_reprojection_error": round(float(top.compute_mean_reprojection_error()), 4) if top else None,
-                 "seconds": round(time.monotonic() - started, 1)}
-        entry["outcome"] = _outcome_words(entry, total)
-        tried.append(entry)
-        ctx.log(f"  {entry['outcome']} in {entry['seconds']} s")
-        if top is not None and (best is None or top.num_reg_images() > best.num_reg_images()):
-            best, best_how, best_models = top, how, models
+    def fraction(x: float, span=span) -> float:
+        return span[0] + (span[1] - span[0]) * x
 
+    def mapping_fraction(x: float, more=rung.kind == "more_pairs") -> float:
+        return fraction(0.5 + 0.5 * x if more else x)  # after matching more pairs: the second half
+
+    extra = ""
+    if rung.kind == "more_pairs":
+        ctx.log(f"mapping step {step + 1}: more pairs — {rung.why}")
+        extra = _match_more_pairs(ctx, engine, database, names, fraction) + ", then "
+        climb.links = _links(database)
+    elif rung.kind == "no_distortion":
+        how = MapperTry(base.mapper, base.relaxed_start, fixed_distortion=True)
+    elif rung.kind == "fixed_focal":
+        how = MapperTry(base.mapper, base.relaxed_start, fixed_distortion=True, fixed_focal=True)
+    label = extra + how.label
+    out = work_root / str(step)
+    out.mkdir(parents=True)
+    on_image, hook = _mapping_hooks(ctx, how.label, total, mapping_fraction)
+    ctx.log(f"mapping step {step + 1}: {label} — {rung.why}")
+    ctx.progress(mapping_fraction(0.0), f"step {step + 1}: {how.label}", force=True)
+    ctx.tee_hook(hook)
+    try:
+        models = engine.map(how, database, project.images_dir, out, on_image)
+    except StageFailed as exc:  # one way failing is what the ladder is for
+        ctx.log(f"  {exc}")
+        models = []
+    finally:
+        ctx.tee_hook(None)
+    models = sorted(models, key=lambda r: r.num_reg_images(), reverse=True)
+    top = models[0] if models else None
+    entry = {"step": step + 1, "how": label, "why": rung.why, "models": len(models),
+             "model_sizes": [m.num_reg_images() for m in models[:5]],
+             "registered": top.num_reg_images() if top else 0,
+             "mean_reprojection_error": round(float(top.compute_mean_reprojection_error()), 4) if top else None,
+             "seconds": round(time.monotonic() - started, 1)}
+    entry["outcome"] = _outcome_words(entry, total)
+    climb.tried.append(entry)
+    ctx.log(f"  {entry['outcome']} in {entry['seconds']} s")
+    if top is not None and (climb.best is None or top.num_reg_images() > climb.best.num_reg_images()):
+        climb.best, climb.best_how, climb.best_models = top, how, models
+
+
+def _keep_best(ctx: StageContext, climb: _Climb, work_root: Path) -> dict[str, Any]:
+    """Keep the largest model as ``sfm/sparse/0`` with its points and report (why photos were left out), or
+    fail saying why none could be built."""
+    project, best, tried = ctx.project, climb.best, climb.tried
+    names, database, out_root = climb.names, project.path(DATABASE), project.path(SPARSE)
+    total = len(names)
     figures_tried = {"total": total, "attempts": tried}
     if best is None or best.num_reg_images() < MIN_REGISTERED:
         diagnosis = diagnose(database, project.images_dir, names, set(), [])
@@ -542,12 +534,12 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
 
     placed = _placed(best)
     dropped = sorted(set(names) - placed)
-    assert best_how is not None
+    assert climb.best_how is not None
     figures = {**figures_tried, **_reconstruction_figures(best), "dropped": dropped,
                "strategy": next(t["how"] for t in tried if t["registered"] == best.num_reg_images())}
     if dropped:
         figures["diagnosis"] = diagnose(database, project.images_dir, names, placed,
-                                        [_placed(m) for m in best_models[1:]])
+                                        [_placed(m) for m in climb.best_models[1:]])
     _write_points(project.path("output", "sparse_points.ply"), best)
     write_json_atomic(project.path("sfm", "report.json"), figures)
     ctx.log(f"placed {figures['registered']} of {total} photos ({figures['strategy']}); {figures['points']} points, "
@@ -564,7 +556,7 @@ def run_mapping(ctx: StageContext) -> dict[str, Any]:
 
 def _links(database: Path) -> dict[str, set[str]]:
     """Each photo's partners in geometrically verified pairs (as many inliers as COLMAP's mappers need)."""
-    pycolmap = _pycolmap()
+    pycolmap = load_pycolmap()
     db = pycolmap.Database.open(database)
     try:
         images = {image.image_id: image.name for image in db.read_all_images()}
@@ -613,162 +605,10 @@ def _write_points(path: Path, rec: Any) -> None:
     write_points_ply(path, xyz, rgb)
 
 
-# ------------------------------------------------------------------------------------------- diagnosis
-
-FEW_FEATURES = 300
-LINKED_INLIERS = 30
-"""Two photos with at least this many geometrically consistent matches count as overlapping."""
-BLURRED = 0.35
-"""A photo whose sharpness (variance of its Laplacian) is below this share of the set's median is blurred."""
-
-
-def _sharpness(path: Path) -> float:
-    import numpy as np
-
-    with Image.open(path) as image:
-        image.draft("L", (400, 400))
-        grey = image.convert("L")
-        grey.thumbnail((400, 400))
-        g = np.asarray(grey, dtype=np.float32)
-    if g.shape[0] < 3 or g.shape[1] < 3:
-        return 0.0
-    return float((g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]).var())
-
-
-def _span(names: list[str]) -> str:
-    """A group of photos in a few words: all of them when few, else the first and last few."""
-    names = sorted(names)
-    if len(names) <= 4:
-        return ", ".join(names)
-    return f"{', '.join(names[:2])} ... {', '.join(names[-2:])} ({len(names)} photos)"
-
-
-def _groups(names: list[str], links: list[tuple[str, str]]) -> list[list[str]]:
-    """Connected groups of photos (largest first); photos without any link are left out."""
-    index = {name: i for i, name in enumerate(names)}
-    labels = pairing.components(len(names), [(index[a], index[b]) for a, b in links if a in index and b in index])
-    linked = {name for pair in links for name in pair}
-    groups: dict[int, list[str]] = defaultdict(list)
-    for name in names:
-        if name in linked:
-            groups[int(labels[index[name]])].append(name)
-    return sorted(groups.values(), key=len, reverse=True)
-
-
-def diagnose(database: Path, images_dir: Path, names: list[str], placed: set[str],
-             other_models: list[set[str]]) -> dict[str, Any]:
-    """Why photos could not be placed, in a photographer's words, from the features, the matches and the
-    photos themselves.
-
-    Returns ``cause`` (one sentence), ``photos`` (each photo left out and why), ``groups`` (the sets of
-    photos that overlap among themselves but not with each other, when the photos fall apart) and
-    ``advice`` (what to do). ``placed`` are the photos in the kept model (empty when none was built),
-    ``other_models`` the photos of the models that were smaller.
-    """
-    pycolmap = _pycolmap()
-    db = pycolmap.Database.open(database)
-    try:
-        images = {image.image_id: image.name for image in db.read_all_images()}
-        features = {name: db.num_keypoints_for_image(image_id) for image_id, name in images.items()}
-        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
-        match_ids, match_counts = db.read_num_matches()
-    finally:
-        db.close()
-    links: list[tuple[str, str]] = []
-    degree: dict[str, int] = {name: 0 for name in names}
-    ratios = []
-    raw = dict(zip(match_ids, match_counts, strict=True))
-    for pair_id, count in zip(pair_ids, inliers, strict=True):
-        id1, id2 = pycolmap.pair_id_to_image_pair(pair_id)
-        a, b = images.get(id1), images.get(id2)
-        if a is None or b is None:
-            continue
-        if raw.get(pair_id, 0) >= 50:
-            ratios.append(count / raw[pair_id])
-        if count >= LINKED_INLIERS:
-            links.append((a, b))
-            degree[a] = degree.get(a, 0) + 1
-            degree[b] = degree.get(b, 0) + 1
-    groups = [g for g in _groups(names, links) if len(g) >= 2]
-    left_out = [name for name in names if name not in placed]
-    sharpness = {name: _sharpness(images_dir / name) for name in names if (images_dir / name).is_file()}
-    median_sharpness = sorted(sharpness.values())[len(sharpness) // 2] if sharpness else 0.0
-    blurred = {name for name, value in sharpness.items() if value < BLURRED * median_sharpness}
-    few = {name for name in names if features.get(name, 0) < FEW_FEATURES}
-    group_of = {name: index for index, group in enumerate(groups) for name in group}
-    placed_groups = {group_of[name] for name in placed if name in group_of}
-
-    photos: dict[str, str] = {}
-    for name in left_out:
-        reasons = []
-        if name in blurred:
-            reasons.append("blurred (far less sharp than the others)")
-        if name in few:
-            reasons.append(f"too few details ({features.get(name, 0)} features): blur, darkness or a plain surface")
-        if not degree.get(name):
-            reasons.append("shares no features with any other photo")
-        elif placed and group_of.get(name) not in placed_groups:
-            size = len(groups[group_of[name]])
-            reasons.append(f"overlaps only with a separate group of {size} photos, not with the placed ones")
-        elif any(name in model for model in other_models):
-            reasons.append("was placed in a smaller separate model that could not be joined to the main one")
-        else:
-            reasons.append(f"overlaps with {degree[name]} photo(s), too weakly or from too close a viewpoint "
-                           f"to be placed")
-        photos[name] = "; ".join(reasons)
-
-    count = len(names)
-    ratio = sorted(ratios)[len(ratios) // 2] if ratios else 1.0
-    advice = ("walk around the subject taking a photo every few steps so that each part appears in 3+ photos "
-              "with 60-80% overlap; avoid zoom changes, motion blur, reflective or moving subjects")
-    if len(groups) > 1:
-        sizes = " and ".join(f"[{_span(group)}]" for group in groups[:3])
-        cause = (f"the photos fall into {len(groups)} groups that share no features with each other: {sizes}"
-                 if len(groups) <= 3 else f"the photos fall into {len(groups)} groups that share no features "
-                 f"with each other (the largest: [{_span(groups[0])}])")
-        bridge = _bridge(database, names, groups)
-        advice = (f"take more photos between {bridge[0]} and {bridge[1]} (the most alike photos of the two "
-                  f"largest groups) so the groups overlap, or reconstruct each group as its own project")
-    elif len(blurred & set(left_out)) > len(left_out) / 2:
-        cause = f"{len(blurred & set(left_out))} of the photos left out are blurred"
-        advice = "retake the blurred photos holding the camera still (or in more light); " + advice
-    elif len(few) > count / 3:
-        cause = (f"{len(few)} photos have too few distinctive details (e.g. {', '.join(sorted(few)[:3])}): "
-                 "plain walls, sky, blur or darkness")
-        advice = "photograph a textured subject in good light, or move closer to it; " + advice
-    elif len(links) < count - 1:
-        cause = (f"too little overlap: only {len(links)} photo pairs share enough features, a connected set needs "
-                 f"at least {count - 1}")
-    elif ratio < 0.3:
-        cause = ("most matches between photos are inconsistent: repeated patterns, symmetric or reflective "
-                 "surfaces, or moving things")
-        advice = ("include distinctive, non-repeating parts of the scene in every photo and avoid moving "
-                  "subjects; " + advice)
-    else:
-        cause = ("the photos overlap but not from different enough positions (too little parallax: photos "
-                 "taken from one spot, or a flat scene)")
-        advice = "take the photos while walking around the subject, not turning on the spot; " + advice
-    if photos and not placed:
-        photos = {}  # nothing was placed: the cause speaks for all photos
-    return {"cause": cause, "photos": photos, "groups": [sorted(group) for group in groups if len(groups) > 1],
-            "advice": advice}
-
-
-def _bridge(database: Path, names: list[str], groups: list[list[str]]) -> tuple[str, str]:
-    """The most alike pair of photos of the two largest groups (by their global descriptors)."""
-    a, b = sorted(groups[0]), sorted(groups[1])
-    try:
-        scores = photo_similarity(database, names)
-    except ValueError:  # no features at all
-        return a[-1], b[0]
-    index = {name: i for i, name in enumerate(names)}
-    return max(((x, y) for x in a for y in b), key=lambda pair: scores[index[pair[0]], index[pair[1]]])
-
-
 # ------------------------------------------------------------------------------------------- undistort
 
 def run_undistort(ctx: StageContext) -> dict[str, Any]:
-    pycolmap = _pycolmap()
+    pycolmap = load_pycolmap()
     project = ctx.project
     model = project.path(SPARSE, "0")
     final = project.path("dataset")

@@ -25,6 +25,11 @@ def project(positions, cov6, colors, view, fx, fy, cx, cy, limx, limy, near, wid
 
     Same maths as splat.vert.glsl: EWA Jacobian clamped at 1.3x the field of view, 0.3 px low-pass,
     kept region d^T conic d <= k^2 = min(9, 2 ln(255 min(opacity, 0.99))).
+
+    Long on purpose: the loop body is the shader's straight-line scalar maths (Jacobian, T = J W,
+    Σ' = T Σ Tᵀ, conic, bounds) kept in one piece, so it reads beside splat.vert.glsl line for line
+    and numba keeps every intermediate in registers; helpers returning tuples of scalars would only
+    scatter it.
     """
     n = positions.shape[0]
     for g in prange(n):
@@ -168,6 +173,11 @@ def composite(data, box, offsets, lists, tiles_x, width, height, image):
     (3 sigma, or where alpha < 1/255); colour += alpha T c, T *= 1 - alpha, stopping before T would
     fall below 1e-4 (as the reference rasteriser). Equals back-to-front blending of the same
     splats, in float instead of 8-bit steps.
+
+    Long on purpose: the tile's transmittance and colour buffers, the early stop once every pixel
+    is done and the row-span and vectorised alpha loops share their locals within one prange
+    iteration; split into functions they would pass (TILE, TILE) arrays and a dozen scalars around
+    per splat in the hottest loop of the viewer.
     """
     ntiles = offsets.shape[0] - 1
     for t in prange(ntiles):

@@ -3,12 +3,15 @@
 :class:`ProjectRun` runs a plan's stages one after another, each a :class:`StageProcess`.
 :class:`RunQueue` holds the runs asked for and starts at most ``max_concurrent`` at once; waiting runs
 can be reordered or removed. Given the library's :class:`RunSlots`, the limit holds across processes: each
-run holds a slot, runs started from a terminal count too, and the queue lists them. Both are QtCore only,
-so the GUI and tests drive them alike.
+run holds a slot, runs started from a terminal count too, and the queue lists them. With an ``executor``
+naming a Ray cluster, each stage runs there (its process follows it: ``remote.run_stage_remotely``) and
+the limit is also what the cluster holds, asked in a thread now and then (``remote.probe_info``). Both are
+QtCore only, so the GUI and tests drive them alike.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +20,10 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from splatstudio.model.project import CANCELLED, DONE, Project
 from splatstudio.model.run_slots import WINDOW, RunSlot, RunSlots, SlotHolder
-from splatstudio.model.settings import SPEC_BY_KEY
+from splatstudio.model.settings import SPEC_BY_KEY, SettingsError
 from splatstudio.pipeline.outcome import RunOutcome, stage_outcome
 from splatstudio.pipeline.plan import RunPlan, plan_run
+from splatstudio.pipeline.remote import ClusterError, ClusterInfo, parse_executor, probe_info
 from splatstudio.services.stage_process import StageProcess
 
 LOG_HISTORY = 20_000  # lines of a run's log kept in memory, for a panel that starts showing it late
@@ -41,11 +45,14 @@ class ProjectRun(QObject):
     sig_finished = Signal(object)
     """The :class:`RunOutcome` when the run ended (done, failed or cancelled)."""
 
-    def __init__(self, project: Project, plan: RunPlan, python: str | None = None, parent: QObject | None = None):
+    def __init__(self, project: Project, plan: RunPlan, python: str | None = None, parent: QObject | None = None,
+                 executor: str | None = None):
         super().__init__(parent)
         self.project = project
         self.plan = plan
         self.python = python
+        self.executor = executor
+        """A Ray cluster's address to run the stages there (None: on this computer)."""
         self.run_id: str | None = None
         self.current: StageProcess | None = None
         self._index = -1
@@ -76,7 +83,8 @@ class ProjectRun(QObject):
             self._end(self._outcome)
             return
         stage = self.plan.stages[self._index]
-        process = StageProcess(stage, self.project.folder, self.run_id, self.python, parent=self)
+        process = StageProcess(stage, self.project.folder, self.run_id, self.python, parent=self,
+                               executor=self.executor)
         process.sig_progress.connect(self._on_progress)
         process.sig_event.connect(self._on_event)
         process.sig_log_lines.connect(self._on_log_lines)
@@ -125,6 +133,7 @@ class QueueEntry:
 
 
 SLOT_POLL_MS = 1000  # how often the queue looks at the library's run slots (runs of other processes)
+CAPACITY_POLL_MS = 15_000  # how often a queue with runs asks the cluster what it holds (nodes come and go)
 
 
 class RunQueue(QObject):
@@ -139,9 +148,12 @@ class RunQueue(QObject):
     """(project folder, RunOutcome)."""
     sig_run_refused = Signal(str, str)
     """(project folder, reason) when a queued run cannot start (nothing to do, no photos...)."""
+    sig_cluster = Signal(str, object)
+    """(address, :class:`ClusterInfo` or the reason it cannot be used): the cluster's answer, from the thread
+    that asked, delivered on the queue's thread."""
 
     def __init__(self, max_concurrent: int = SPEC_BY_KEY["max_concurrent_runs"].default, python: str | None = None,
-                 parent: QObject | None = None, slots: RunSlots | None = None):
+                 parent: QObject | None = None, slots: RunSlots | None = None, executor: str | None = None):
         super().__init__(parent)
         self.max_concurrent = max(1, max_concurrent)
         self.python = python
@@ -159,11 +171,43 @@ class RunQueue(QObject):
         if slots is not None:
             self._refresh_elsewhere()
             self._poll.start()
+        self.address: str | None = None
+        """The Ray cluster the runs' stages go to (the ``executor`` setting); None: this computer."""
+        self.cluster: ClusterInfo | None = None
+        """What the cluster said it holds, when it last answered (None: not yet, or it cannot be reached)."""
+        self.cluster_note = ""
+        """Why runs wait for the cluster (it has not answered, or cannot be reached)."""
+        self.executor_error = ""
+        """Why the executor setting names nothing runs can go to (they wait until it is fixed)."""
+        self._asking = False
+        self._ask_timer = QTimer(self)
+        self._ask_timer.setInterval(CAPACITY_POLL_MS)
+        self._ask_timer.timeout.connect(self._on_ask_timer)
+        self.sig_cluster.connect(self._on_cluster_answer)
+        self.set_executor(executor)
 
     # ------------------------------------------------------------------ queries
     def is_queued(self, folder: Path | str) -> bool:
         key = str(folder)
         return key in self.active or any(str(e.folder) == key for e in self.waiting)
+
+    @property
+    def limit(self) -> int:
+        """How many runs may go on at once: ``max_concurrent``, and with a cluster no more than it holds."""
+        if self.address is not None and self.cluster is not None:
+            return max(1, min(self.max_concurrent, self.cluster.slots))
+        return self.max_concurrent
+
+    @property
+    def waiting_note(self) -> str:
+        """Why the waiting runs wait, when it is not only their turn ("" otherwise)."""
+        if self.waiting and self.executor_error:
+            return self.executor_error
+        if self.waiting and self.address is not None and self.cluster is None:
+            return self.cluster_note
+        if self.waiting_for_slot:
+            return "runs from a terminal hold every run slot"
+        return ""
 
     def position(self, folder: Path | str) -> int | None:
         """0-based place in the waiting list, or None."""
@@ -177,11 +221,32 @@ class RunQueue(QObject):
         self.max_concurrent = max(1, value)
         self._start_more()
 
+    def set_executor(self, executor: str | None) -> None:
+        """Where the runs started from now on run their stages (the ``executor`` setting's value); a cluster
+        is asked what it holds at once, and again every :data:`CAPACITY_POLL_MS` while runs wait or go on.
+        A value that names nothing keeps the runs waiting, saying so (not run here by surprise)."""
+        try:
+            address, wrong = parse_executor(executor), ""
+        except SettingsError as exc:
+            address, wrong = None, str(exc)
+        if address == self.address and wrong == self.executor_error:
+            return
+        self.address, self.cluster, self.executor_error = address, None, wrong
+        self.cluster_note = f"asking the cluster at {address} what it holds" if address else ""
+        if address is None:
+            self._ask_timer.stop()
+        else:
+            self._ask_timer.start()
+            self._ask()
+        self._start_more()
+
     def enqueue(self, project: Project, from_stage: str | None = None, until: str | None = None) -> bool:
         """Queue a run of ``project``; False if it is already queued or running."""
         if self.is_queued(project.folder):
             return False
         self.waiting.append(QueueEntry(project.folder, project.name, from_stage, until))
+        if self.address is not None and self.cluster is None:
+            self._ask()  # it may have come up since it was last asked
         self.sig_changed.emit()
         self._start_more()
         return True
@@ -213,9 +278,12 @@ class RunQueue(QObject):
     def _start_more(self, changed: bool = True) -> None:
         """Start waiting runs while there is room; ``sig_changed`` unless nothing changed (``changed``: the
         caller changed something already)."""
-        waiting_before, blocked = len(self.waiting), False
-        while self.waiting and len(self.active) < self.max_concurrent:
-            if self.slots is not None and len(self.active) + len(self.elsewhere) >= self.max_concurrent:
+        waiting_before, blocked, note_before = len(self.waiting), False, self.waiting_note
+        limit = self.limit
+        while self.waiting and len(self.active) < limit:
+            if self.executor_error or (self.address is not None and self.cluster is None):
+                break  # the cluster has not said what it holds (asked again), or the setting names none
+            if self.slots is not None and len(self.active) + len(self.elsewhere) >= limit:
                 blocked = True  # full as of the last poll: no planning (it reads every record) each second
                 break
             entry = self.waiting[0]
@@ -234,7 +302,7 @@ class RunQueue(QObject):
                 blocked = True  # runs of other processes hold the slots: the poll timer tries again
                 break
             self.waiting.pop(0)
-            run = ProjectRun(project, plan, self.python, parent=self)
+            run = ProjectRun(project, plan, self.python, parent=self, executor=self.address)
             self.active[key] = run
             if slot is not None:
                 self._held[key] = slot
@@ -246,7 +314,8 @@ class RunQueue(QObject):
             run.sig_finished.connect(self._on_run_finished)
             self.sig_run_started.emit(key, run)
             run.start()
-        if changed or len(self.waiting) != waiting_before or blocked != self.waiting_for_slot:
+        if (changed or len(self.waiting) != waiting_before or blocked != self.waiting_for_slot
+                or self.waiting_note != note_before):
             self.waiting_for_slot = blocked
             self.sig_changed.emit()
 
@@ -260,7 +329,7 @@ class RunQueue(QObject):
         terminal runs it. Without ``slots`` the queue counts its own runs only and takes none."""
         if self.slots is None:
             return None
-        return self.slots.try_take(self.max_concurrent, project.name, project.folder, WINDOW)
+        return self.slots.try_take(self.limit, project.name, project.folder, WINDOW)
 
     def _on_run_finished(self, outcome: RunOutcome) -> None:
         sender = self.sender()
@@ -292,3 +361,41 @@ class RunQueue(QObject):
             return False
         self.elsewhere = others
         return True
+
+    # ------------------------------------------------------------------ the cluster
+    def _ask(self) -> None:
+        """Ask the cluster what it holds, in a thread (a Ray connection takes seconds; never the GUI's)."""
+        if self._asking or self.address is None:
+            return
+        self._asking = True
+        threading.Thread(target=self._ask_in_thread, args=(self.address,), name="cluster-capacity",
+                         daemon=True).start()
+
+    def _ask_in_thread(self, address: str) -> None:
+        answer: ClusterInfo | str
+        try:
+            answer = probe_info(address)
+        except ClusterError as exc:
+            answer = str(exc)
+        except Exception as exc:  # the answer must come back, whatever happened
+            answer = f"{address}: {exc}"
+        try:
+            self.sig_cluster.emit(address, answer)
+        except RuntimeError:  # the queue is gone (the window closed meanwhile)
+            pass
+
+    def _on_cluster_answer(self, address: str, answer: object) -> None:
+        self._asking = False
+        if address != self.address:  # the setting changed meanwhile: ask the new cluster
+            self._ask()
+            return
+        if isinstance(answer, ClusterInfo):
+            self.cluster, self.cluster_note = answer, ""
+        else:
+            self.cluster = None  # runs wait rather than fail one after another; asked again on the timer
+            self.cluster_note = f"the cluster cannot be used ({answer}); asking again"
+        self._start_more()
+
+    def _on_ask_timer(self) -> None:
+        if self.waiting or self.active:
+            self._ask()

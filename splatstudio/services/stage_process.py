@@ -20,6 +20,7 @@ from splatstudio.pipeline.plan import stage_argv
 
 _SPLIT = re.compile(r"\r\n|\r|\n")
 KILL_AFTER_MS = 15000  # a stage gets this long to stop gently (the trainer saves a checkpoint)
+REMOTE_KILL_AFTER_MS = 150_000  # on a cluster, its results travel back too (remote.CALL_TIMEOUT and more)
 
 
 class _LineDecoder:
@@ -70,10 +71,12 @@ class StageProcess(QObject):
     """(status, final :class:`Result` or None, exit code) once the process has ended."""
 
     def __init__(self, stage: str, project_folder: Path, run_id: str | None = None,
-                 python: str | None = None, parent: QObject | None = None):
+                 python: str | None = None, parent: QObject | None = None, executor: str | None = None):
         super().__init__(parent)
         self.stage = stage
-        self.argv = stage_argv(stage, project_folder, run_id, python)
+        # with a cluster ``executor`` the process runs the stage on a worker and prints what it prints
+        self.argv = stage_argv(stage, project_folder, run_id, python, executor)
+        self.kill_after_ms = REMOTE_KILL_AFTER_MS if "--executor" in self.argv else KILL_AFTER_MS
         self.result: Result | None = None
         self.last_error = ""
         self._stopping = False
@@ -108,7 +111,7 @@ class StageProcess(QObject):
             return
         self._stopping = True
         self.process.terminate()
-        self._kill_timer.start(KILL_AFTER_MS)
+        self._kill_timer.start(self.kill_after_ms)
 
     def is_running(self) -> bool:
         return self.process.state() != QProcess.ProcessState.NotRunning

@@ -11,6 +11,9 @@ is handed to the page to keep in ``edits.json`` (``sig_save``, written atomicall
 export. The view shows them: deleted and hidden splats are not drawn, selected ones are tinted yellow (with
 their centres as points at once, before the tinted full frame is composited), and a levelled, moved or
 scaled scene shows its frame (axes at the origin, a grid on the ground) and orbits around its up.
+
+The tabs (by value, region, orient and scale) and the scale dialog are `edit_widgets`; the overlays' line
+geometry is `render.overlays`, the tools in the view `render.edit_tools`.
 """
 
 from __future__ import annotations
@@ -19,22 +22,14 @@ import math
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QRectF, QTimer, Signal
-from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QTabWidget,
     QToolButton,
@@ -44,7 +39,6 @@ from PySide6.QtWidgets import (
 
 from splatstudio.model.edits import EditsError, EditSession, StaleEdits, model_fingerprint
 from splatstudio.model.transform import (
-    UNITS,
     UP,
     TransformError,
     distance_between,
@@ -54,7 +48,8 @@ from splatstudio.model.transform import (
     scale_between,
 )
 from splatstudio.render.edit_tools import PICK_COLOR, SELECTED_POINT_COLOR, EditTools
-from splatstudio.render.selection import SplatValues, by_values, histogram, in_box, in_sphere
+from splatstudio.render.overlays import frame_lines, region_lines
+from splatstudio.ui.edit_widgets import OrientTab, RegionTab, ScaleDialog, ValuesTab
 
 TOOL_WORDS = {"navigate": "Navigate (V)", "rectangle": "Rectangle (M)", "lasso": "Lasso (L)", "brush": "Brush (B)"}
 MODES = (("replace", "New selection"), ("add", "Add (Shift)"), ("subtract", "Remove (Ctrl)"))
@@ -74,70 +69,6 @@ points in 300 ms, 30k in about 15, on a loaded 2-core machine: evenly spaced thr
 its extent)."""
 
 
-class Histogram(QWidget):
-    """Bars of a histogram (counts on a square-root scale) with the chosen range highlighted."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setMinimumHeight(36)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.counts = np.zeros(0)
-        self.edges = np.zeros(1)
-        self.log = False
-        self.low, self.high = -math.inf, math.inf
-
-    def set_data(self, counts: np.ndarray, edges: np.ndarray, log: bool) -> None:
-        self.counts, self.edges, self.log = np.asarray(counts), np.asarray(edges, dtype=np.float64), log
-        self.update()
-
-    def set_range(self, low: float, high: float) -> None:
-        self.low, self.high = low, high
-        self.update()
-
-    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt's name)
-        painter = QPainter(self)
-        palette = self.palette()
-        painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
-        if not len(self.counts) or self.counts.max() <= 0:
-            painter.end()
-            return
-        width, height = self.width(), self.height() - 2
-        heights = np.sqrt(self.counts / self.counts.max())
-        bar = width / len(self.counts)
-        chosen = palette.color(QPalette.ColorRole.Highlight)
-        other = palette.color(QPalette.ColorRole.Mid)
-        for i, h in enumerate(heights):
-            middle = 0.5 * (self.edges[i] + self.edges[i + 1])
-            painter.fillRect(QRectF(i * bar, height - h * height + 1, max(bar - 1, 1), h * height),
-                             chosen if self.low <= middle <= self.high else other)
-        painter.end()
-
-
-class ScaleDialog(QDialog):
-    """The distance between the two picked points, as the person knows it, and its unit."""
-
-    def __init__(self, now: float, unit: str | None, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("scaleDialog")
-        self.setWindowTitle("Set the scale")
-        self.distance = QDoubleSpinBox(minimum=0.0, maximum=1e9, decimals=4, value=1.0)
-        self.distance.setObjectName("scaleDistance")
-        self.unit = QComboBox()
-        for name in UNITS:
-            self.unit.addItem(name, name)
-        self.unit.setCurrentIndex(max(0, self.unit.findData(unit or "m")))
-        row = QHBoxLayout()
-        row.addWidget(self.distance, 1)
-        row.addWidget(self.unit)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"The two points are {now:.6g} units apart now. How far apart are they really?"))
-        layout.addLayout(row)
-        layout.addWidget(buttons)
-
-
 class EditPanel(QGroupBox):
     """The edit mode's controls; :meth:`set_model` gives it the shown result and the viewer, :meth:`set_active`
     turns the tools in the view on and off. Listener of :class:`~splatstudio.render.edit_tools.EditTools`."""
@@ -154,11 +85,9 @@ class EditPanel(QGroupBox):
         self.cloud: Any = None
         self.session: EditSession | None = None
         self.tools: EditTools | None = None
-        self.values: SplatValues | None = None
         self.problem = ""
         self.scale_dialog: ScaleDialog | None = None
         self.last_distance: float | None = None
-        self.picked_color: np.ndarray | None = None
         self._cameras: list = []
         self._initial_up: np.ndarray | None = None
         self._picks: list[np.ndarray] = []
@@ -192,7 +121,52 @@ class EditPanel(QGroupBox):
         self.problem_box = QWidget()
         self.problem_box.setLayout(problem_row)
         self.problem_box.hide()
+        tool_row = self._build_tools()
+        self.count_label = QLabel()
+        self.count_label.setObjectName("editCount")
+        select_row = QHBoxLayout()
+        for text, action, tip in (("All", "select_all", "Select every visible splat (Ctrl+A)"),
+                                  ("None", "select_none", "Select nothing (Ctrl+D)"),
+                                  ("Invert", "invert", "Select what is not selected (Ctrl+I)")):
+            select_row.addWidget(self._button(text, action, tip))
+        select_row.addWidget(self.count_label, 1)
 
+        edit_row = QHBoxLayout()
+        self.action_buttons = {}
+        for text, action, tip in (("Delete", "delete", "Leave the selected splats out of the view and of every "
+                                                       "export (Delete)"),
+                                  ("Hide", "hide", "Stop drawing the selection while editing (H); exports keep it"),
+                                  ("Isolate", "isolate", "Show only the selection (I)"),
+                                  ("Show all", "unhide", "Show the hidden splats again (U)"),
+                                  ("Undo", "undo", "Ctrl+Z"), ("Redo", "redo", "Ctrl+Shift+Z or Ctrl+Y")):
+            self.action_buttons[action] = self._button(text, action, tip)
+            edit_row.addWidget(self.action_buttons[action])
+
+        self.by_value, self.region = ValuesTab(self._button), RegionTab(self._button)
+        self.orient = OrientTab(self._button)
+        self.level_button = self.orient.level_button
+        self.transform_label, self.measure_label = self.orient.transform_label, self.orient.measure_label
+        self.tabs = QTabWidget()
+        for tab, title in ((self.by_value, "By value"), (self.region, "Region"), (self.orient, "Orient && scale")):
+            self.tabs.addTab(tab, title)
+        self.by_value.sig_changed.connect(self._schedule_counts)
+        self.region.sig_changed.connect(self._schedule_counts)
+        self.tabs.currentChanged.connect(self._on_tab)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.problem_box)
+        layout.addLayout(tool_row)
+        layout.addLayout(select_row)
+        layout.addLayout(edit_row)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.status)
+        self._count_timer = QTimer(self)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.setInterval(COUNT_SETTLE_MS)
+        self._count_timer.timeout.connect(self._update_counts)
+
+    def _build_tools(self) -> QHBoxLayout:
+        """The tools of the view (one checked), the brush's radius and what a shape does to the selection."""
         self.tool_group = QButtonGroup(self)
         self.tool_group.setExclusive(True)
         tool_row = QHBoxLayout()
@@ -219,137 +193,7 @@ class EditPanel(QGroupBox):
         tool_row.addWidget(self.brush)
         tool_row.addWidget(self.mode)
         tool_row.addStretch(1)
-
-        self.count_label = QLabel()
-        self.count_label.setObjectName("editCount")
-        select_row = QHBoxLayout()
-        for text, action, tip in (("All", "select_all", "Select every visible splat (Ctrl+A)"),
-                                  ("None", "select_none", "Select nothing (Ctrl+D)"),
-                                  ("Invert", "invert", "Select what is not selected (Ctrl+I)")):
-            select_row.addWidget(self._button(text, action, tip))
-        select_row.addWidget(self.count_label, 1)
-
-        edit_row = QHBoxLayout()
-        self.action_buttons = {}
-        for text, action, tip in (("Delete", "delete", "Leave the selected splats out of the view and of every "
-                                                       "export (Delete)"),
-                                  ("Hide", "hide", "Stop drawing the selection while editing (H); exports keep it"),
-                                  ("Isolate", "isolate", "Show only the selection (I)"),
-                                  ("Show all", "unhide", "Show the hidden splats again (U)"),
-                                  ("Undo", "undo", "Ctrl+Z"), ("Redo", "redo", "Ctrl+Shift+Z or Ctrl+Y")):
-            self.action_buttons[action] = self._button(text, action, tip)
-            edit_row.addWidget(self.action_buttons[action])
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self._build_values(), "By value")
-        self.tabs.addTab(self._build_region(), "Region")
-        self.tabs.addTab(self._build_orient(), "Orient && scale")
-        self.tabs.currentChanged.connect(self._on_tab)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.problem_box)
-        layout.addLayout(tool_row)
-        layout.addLayout(select_row)
-        layout.addLayout(edit_row)
-        layout.addWidget(self.tabs)
-        layout.addWidget(self.status)
-        self._count_timer = QTimer(self)
-        self._count_timer.setSingleShot(True)
-        self._count_timer.setInterval(COUNT_SETTLE_MS)
-        self._count_timer.timeout.connect(self._update_counts)
-
-    def _spin(self, low: float, high: float, value: float, decimals: int = 3, step: float = 0.05) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(minimum=low, maximum=high, decimals=decimals, singleStep=step, value=value)
-        box.valueChanged.connect(self._schedule_counts)
-        return box
-
-    def _build_values(self) -> QWidget:
-        page = QWidget()
-        grid = QGridLayout(page)
-        self.opacity_hist, self.size_hist = Histogram(), Histogram()
-        self.opacity_min, self.opacity_max = self._spin(0.0, 1.0, 0.0), self._spin(0.0, 1.0, 1.0)
-        self.size_min = self._spin(0.0, 1e6, 0.0, decimals=5, step=0.001)
-        self.size_max = self._spin(0.0, 1e9, 1e9, decimals=5, step=0.001)
-        self.use_opacity = QCheckBox("Opacity")
-        self.use_size = QCheckBox("Size")
-        self.use_size.setToolTip("The largest axis of a splat (one standard deviation), in the scene's units")
-        self.use_color = QCheckBox("Colour near")
-        for box in (self.use_opacity, self.use_size, self.use_color):
-            box.toggled.connect(self._schedule_counts)
-        self.color_swatch = QLabel("  none  ")
-        self.color_swatch.setObjectName("colorSwatch")
-        self.tolerance = self._spin(0.01, 1.8, 0.15)
-        self.tolerance.setToolTip("How far a splat's base colour may be from the picked one (RGB, 0..1.7)")
-        grid.addWidget(self.use_opacity, 0, 0)
-        grid.addWidget(self.opacity_hist, 0, 1)
-        grid.addWidget(self.opacity_min, 0, 2)
-        grid.addWidget(self.opacity_max, 0, 3)
-        grid.addWidget(self.use_size, 1, 0)
-        grid.addWidget(self.size_hist, 1, 1)
-        grid.addWidget(self.size_min, 1, 2)
-        grid.addWidget(self.size_max, 1, 3)
-        grid.addWidget(self.use_color, 2, 0)
-        grid.addWidget(self.color_swatch, 2, 1)
-        grid.addWidget(self._button("Pick from the view", "pick_colour", "Click a splat of that colour"), 2, 2)
-        grid.addWidget(self.tolerance, 2, 3)
-        self.value_count = QLabel()
-        self.value_count.setObjectName("valueCount")
-        grid.addWidget(self.value_count, 3, 0, 1, 3)
-        grid.addWidget(self._button("Select", "select_values", "Select the visible splats that match"), 3, 3)
-        grid.setColumnStretch(1, 1)
-        return page
-
-    def _build_region(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        self.region_shape = QComboBox()
-        self.region_shape.addItem("Box", "box")
-        self.region_shape.addItem("Sphere", "sphere")
-        self.region_shape.currentIndexChanged.connect(self._schedule_counts)
-        self.region_center = [self._spin(-1e9, 1e9, 0.0, decimals=4, step=0.1) for _ in range(3)]
-        self.region_size = [self._spin(1e-6, 1e9, 1.0, decimals=4, step=0.1) for _ in range(3)]
-        self.region_radius = self._spin(1e-6, 1e9, 1.0, decimals=4, step=0.1)
-        centre_row, size_row = QHBoxLayout(), QHBoxLayout()
-        for box in self.region_center:
-            centre_row.addWidget(box)
-        centre_row.addWidget(self._button("Pick", "pick_region", "Centre the region on a clicked splat"))
-        for box in self.region_size:
-            size_row.addWidget(box)
-        form.addRow("Shape", self.region_shape)
-        form.addRow("Centre (x, y, z)", centre_row)
-        form.addRow("Box size", size_row)
-        form.addRow("Sphere radius", self.region_radius)
-        self.region_count = QLabel()
-        self.region_count.setObjectName("regionCount")
-        row = QHBoxLayout()
-        row.addWidget(self.region_count, 1)
-        row.addWidget(self._button("Fit the scene", "fit_region", "The region around the bulk of the scene"))
-        row.addWidget(self._button("Select inside", "select_region", "Select the visible splats inside"))
-        form.addRow(row)
-        return page
-
-    def _build_orient(self) -> QWidget:
-        page = QWidget()
-        grid = QGridLayout(page)
-        self.level_button = self._button("Level from the cameras", "level",
-                                         "Make the photos' average up the scene's up (-y)")
-        buttons = [self.level_button,
-                   self._button("Level on the ground…", "ground", "Pick three points on the ground: it becomes "
-                                "level, at height 0"),
-                   self._button("Set the origin…", "origin", "Pick the point to become (0, 0, 0)"),
-                   self._button("Set the scale…", "scale", "Pick two points and type how far apart they are"),
-                   self._button("Measure…", "measure", "Pick two points: their distance in the scale's units"),
-                   self._button("Reset", "reset_transform", "Back to the model's own orientation and scale")]
-        for i, button in enumerate(buttons):
-            grid.addWidget(button, i // 3, i % 3)
-        self.transform_label = QLabel()
-        self.transform_label.setObjectName("transformLabel")
-        self.transform_label.setWordWrap(True)
-        self.measure_label = QLabel()
-        self.measure_label.setObjectName("measureLabel")
-        grid.addWidget(self.transform_label, 2, 0, 1, 3)
-        grid.addWidget(self.measure_label, 3, 0, 1, 3)
-        return page
+        return tool_row
 
     # ------------------------------------------------------------------ model
     def set_model(self, viewer: Any, cloud: Any, stored: dict | None = None, problem: str = "") -> None:
@@ -360,8 +204,9 @@ class EditPanel(QGroupBox):
             self.tools = None
         self._end_pick()
         self._clear_overlays()
-        self.viewer, self.cloud, self.values, self.session = viewer, cloud, None, None
-        self.last_distance, self.picked_color = None, None
+        self.viewer, self.cloud, self.session = viewer, cloud, None
+        self.by_value.forget()
+        self.last_distance = None
         self.measure_label.clear()
         self._shown_transform = np.eye(4)
         if cloud is None or viewer is None:
@@ -387,9 +232,7 @@ class EditPanel(QGroupBox):
         self.problem_label.setText(self.problem)
         self.problem_box.setVisible(bool(self.problem))
         self.setEnabled(True)
-        self.level_button.setEnabled(bool(self._cameras))
-        self.level_button.setToolTip("Make the photos' average up the scene's up (-y)" if self._cameras else
-                                     "Needs the photos' cameras")
+        self.orient.set_cameras(bool(self._cameras))
         self._fit_region()
         self._refresh(saved=False)
         if self._active:
@@ -628,16 +471,11 @@ class EditPanel(QGroupBox):
                 self.status.setText(self.measure_label.text() + ".")
                 return  # the two points and their line stay in view until the next pick
             elif purpose == "colour":
-                self.picked_color = self.cloud.colors_rgb()[self._nearest(picks[0])]
-                r, g, b = (int(round(255 * v)) for v in self.picked_color)
-                self.color_swatch.setText(f"  #{r:02x}{g:02x}{b:02x}  ")
-                self.color_swatch.setStyleSheet(f"background: rgb({r},{g},{b});")
-                self.use_color.setChecked(True)
+                self.by_value.pick_color(self.cloud.colors_rgb()[self._nearest(picks[0])])
                 self._schedule_counts()
                 self.status.setText("Colour picked.")
             elif purpose == "region":
-                for box, value in zip(self.region_center, world[0], strict=True):
-                    box.setValue(float(value))
+                self.region.centre_on(world[0])
                 self.status.setText("The region is centred on the picked point.")
         except TransformError as exc:
             self.status.setText(f"{exc}.")
@@ -696,69 +534,18 @@ class EditPanel(QGroupBox):
         return True
 
     # ------------------------------------------------------------------ value and region masks
-    def _ensure_values(self) -> SplatValues | None:
-        if self.values is None and self.cloud is not None:
-            self.values = SplatValues.of(self.cloud)
-            counts, edges = histogram(self.values.opacity, bins=40)
-            self.opacity_hist.set_data(counts, edges, False)
-            scale = self.session.transform.scale if self.session is not None else 1.0
-            counts, edges = histogram(self.values.size * scale, bins=40, log=True)
-            self.size_hist.set_data(counts, edges, True)
-            self.size_min.setValue(0.0)
-            largest = float(self.values.size.max() * scale) if len(self.values.size) else 1.0
-            self.size_max.setValue(math.ceil(largest * 1e5) / 1e5)  # every splat, at the box's 5 decimals
-        return self.values
-
     def value_mask(self) -> np.ndarray | None:
         """The splats the "By value" criteria take (None when none is chosen)."""
-        values = self._ensure_values()
-        if values is None or self.session is None:
-            return None
-        if not (self.use_opacity.isChecked() or self.use_size.isChecked()
-                or (self.use_color.isChecked() and self.picked_color is not None)):
-            return None
-        scale = self.session.transform.scale
-        return by_values(values,
-                         (self.opacity_min.value(), self.opacity_max.value()) if self.use_opacity.isChecked() else None,
-                         (self.size_min.value() / scale, self.size_max.value() / scale)
-                         if self.use_size.isChecked() else None,
-                         tuple(self.picked_color) if self.use_color.isChecked() and self.picked_color is not None
-                         else None, self.tolerance.value())
-
-    def _region_in_model(self) -> tuple[str, np.ndarray, Any, Any]:
-        """The region in the model's frame: (shape, centre, half sizes or radius, box axes)."""
-        assert self.session is not None
-        t = self.session.transform
-        inverse = t.inverse()
-        centre = inverse.apply(np.array([b.value() for b in self.region_center]))
-        if self.region_shape.currentData() == "sphere":
-            return "sphere", centre, self.region_radius.value() / t.scale, None
-        half = np.array([b.value() for b in self.region_size]) / 2.0 / t.scale
-        return "box", centre, half, t.rotation.T  # the edited frame's axes, in the model's frame
+        return self.by_value.mask(self.cloud, self.session)
 
     def region_mask(self) -> np.ndarray | None:
-        if self.cloud is None or self.session is None:
-            return None
-        shape, centre, size, axes = self._region_in_model()
-        if shape == "sphere":
-            return in_sphere(self.cloud.positions, centre, size)
-        return in_box(self.cloud.positions, centre, size, axes)
+        return self.region.mask(self.cloud, self.session)
 
     def _fit_region(self) -> None:
         scene = self.viewer.scene if self.viewer is not None else None
         if scene is None or self.session is None:
             return
-        t = self.session.transform
-        centre = t.apply(scene.center)
-        for box, value in zip(self.region_center, centre, strict=True):
-            box.blockSignals(True)
-            box.setValue(float(value))
-            box.blockSignals(False)
-        for box, value in zip(self.region_size, 2.0 * scene.half_extent * t.scale, strict=True):
-            box.blockSignals(True)
-            box.setValue(float(max(value, 1e-6)))
-            box.blockSignals(False)
-        self.region_radius.setValue(float(scene.radius * t.scale))
+        self.region.fit(scene, self.session)
         self._schedule_counts()
 
     def _schedule_counts(self, *_args: Any) -> None:
@@ -769,15 +556,11 @@ class EditPanel(QGroupBox):
             return
         visible = self.session.visible
         if self.tabs.currentIndex() == 0:
-            mask = self.value_mask()
-            self.value_count.setText("Choose a criterion." if mask is None else
-                                     f"{int(np.count_nonzero(mask & visible)):,} visible splats match")
-            self.opacity_hist.set_range(self.opacity_min.value(), self.opacity_max.value())
-            self.size_hist.set_range(self.size_min.value(), self.size_max.value())
+            self.by_value.show_count(self.value_mask(), visible)
         elif self.tabs.currentIndex() == 1:
             mask = self.region_mask()
             if mask is not None:
-                self.region_count.setText(f"{int(np.count_nonzero(mask & visible)):,} visible splats inside")
+                self.region.region_count.setText(f"{int(np.count_nonzero(mask & visible)):,} visible splats inside")
             self._draw_region()
 
     def _on_tab(self, _index: int) -> None:
@@ -848,9 +631,9 @@ class EditPanel(QGroupBox):
         matrix = s.transform.matrix
         if np.array_equal(matrix, self._shown_transform):
             return
-        if self.values is not None and not np.isclose(np.cbrt(np.linalg.det(self._shown_transform[:3, :3])),
-                                                      s.transform.scale):
-            self.values = None  # the size histogram is in the edited frame's units: made again when next shown
+        if self.by_value.values is not None and not np.isclose(
+                np.cbrt(np.linalg.det(self._shown_transform[:3, :3])), s.transform.scale):
+            self.by_value.values = None  # the size histogram is in the edited frame's units: made again when shown
         self._shown_transform = matrix
         if s.transform.is_identity(1e-12):
             viewer.set_overlay("edit-frame", None)
@@ -859,17 +642,8 @@ class EditPanel(QGroupBox):
             return
         inverse = s.transform.inverse()
         viewer.set_up(inverse.apply_direction(UP))
-        radius = float(viewer.scene.radius) * s.transform.scale  # in the edited frame's units
-        length = 0.25 * radius
-        axes = np.array([[0, 0, 0], [length, 0, 0], [0, 0, 0], [0, -length, 0], [0, 0, 0], [0, 0, length]], float)
-        ticks = np.linspace(-radius, radius, 11)
-        grid = []
-        for v in ticks:
-            grid += [[v, 0.0, -radius], [v, 0.0, radius], [-radius, 0.0, v], [radius, 0.0, v]]
-        points = inverse.apply(np.vstack([axes, np.asarray(grid)]))
-        colors = np.vstack([np.repeat(np.array([[1, 0.2, 0.2, 1], [0.2, 1, 0.2, 1], [0.3, 0.5, 1, 1]]), 2, axis=0),
-                            np.tile([0.6, 0.6, 0.6, 0.45], (len(grid), 1))]).astype(np.float32)
-        viewer.set_overlay("edit-frame", points, colors, mode="lines")
+        points, colors = frame_lines(float(viewer.scene.radius) * s.transform.scale)  # in the edited frame's units
+        viewer.set_overlay("edit-frame", inverse.apply(points), colors, mode="lines")
 
     def _draw_picks(self) -> None:
         if self.viewer is None:
@@ -890,19 +664,8 @@ class EditPanel(QGroupBox):
         if not (self._active and self.session is not None and self.tabs.currentIndex() == 1):
             viewer.set_overlay("edit-region", None)
             return
-        shape, centre, size, axes = self._region_in_model()
-        if shape == "sphere":
-            angles = np.linspace(0, 2 * math.pi, 48, endpoint=False)
-            ring = np.column_stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)])
-            loops = [ring, ring[:, [2, 0, 1]], ring[:, [1, 2, 0]]]
-            segments = [np.stack([loop, np.roll(loop, -1, axis=0)], axis=1).reshape(-1, 3) for loop in loops]
-            points = centre + size * np.vstack(segments)
-        else:
-            corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-            edges = [(a, b) for a in range(8) for b in range(a + 1, 8) if np.sum(corners[a] != corners[b]) == 1]
-            local = np.array([corners[i] for edge in edges for i in edge]) * size
-            points = centre + local @ np.asarray(axes).T
-        viewer.set_overlay("edit-region", points, (0.3, 0.9, 0.4, 1.0), mode="lines")
+        viewer.set_overlay("edit-region", region_lines(*self.region.in_model(self.session)), (0.3, 0.9, 0.4, 1.0),
+                           mode="lines")
 
     def _clear_overlays(self) -> None:
         if self.viewer is None:

@@ -103,7 +103,36 @@ class ExportDialog(QDialog):
         self._again = False
         self._closed = False
         self._loading: set[str] = set()
+        form = self._build_options(filtered, raw, extension)
+        self.crop = self._build_crop()
+        self.summary = QLabel("reading the model…")
+        self.summary.setObjectName("exportSummary")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.export_button = self.buttons.addButton("Export…", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.crop)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.buttons)
 
+        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._update_preview)
+        self.amount.currentIndexChanged.connect(self._on_amount_changed)
+        self._on_amount_changed()
+        for signal in (self.format.currentIndexChanged, self.sh_degree.currentIndexChanged,
+                       self.min_opacity.valueChanged, self.crop.toggled, self.filtered_choice.toggled,
+                       self.amount.currentIndexChanged, self.target_count.valueChanged, self.target_mb.valueChanged):
+            signal.connect(self._schedule)
+        for box in self.crop_min + self.crop_max:
+            box.valueChanged.connect(self._schedule)
+        self._schedule()
+
+    def _build_options(self, filtered: Path | None, raw: Path | None, extension: str) -> QFormLayout:
+        """Format, which splats (filtered or raw), minimum opacity, SH degree and how many splats to keep."""
         self.format = QComboBox()
         for ext, fmt in sorted(FORMATS.items()):
             self.format.addItem(f"{ext}  —  {fmt.description}", ext)
@@ -131,30 +160,6 @@ class ExportDialog(QDialog):
         self.target_mb = QDoubleSpinBox(minimum=0.01, maximum=100_000.0, decimals=2, singleStep=1.0,
                                         value=WEB_MAX_BYTES / 1e6)
         self.target_mb.setSuffix(" MB")
-
-        self.crop = QGroupBox("Crop to a box")
-        self.crop.setCheckable(True)
-        self.crop.setChecked(False)
-        grid = QGridLayout(self.crop)
-        self.crop_min, self.crop_max = [], []
-        for column, axis in enumerate("XYZ", start=1):
-            grid.addWidget(QLabel(axis, alignment=Qt.AlignmentFlag.AlignCenter), 0, column)
-        for row, (label, boxes) in enumerate((("Minimum", self.crop_min), ("Maximum", self.crop_max)), start=1):
-            grid.addWidget(QLabel(label), row, 0)
-            for column in range(3):
-                box = QDoubleSpinBox(minimum=-1e6, maximum=1e6, decimals=3, singleStep=0.1)
-                boxes.append(box)
-                grid.addWidget(box, row, column + 1)
-
-        self.summary = QLabel("reading the model…")
-        self.summary.setObjectName("exportSummary")
-        self.summary.setTextFormat(Qt.TextFormat.PlainText)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.export_button = self.buttons.addButton("Export…", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.export_button.setEnabled(False)
-        self.export_button.clicked.connect(self._on_export_clicked)
-        self.buttons.rejected.connect(self.reject)
-
         form = QFormLayout()
         form.addRow("Format", self.format)
         form.addRow("Splats", self.filtered_choice)
@@ -164,23 +169,24 @@ class ExportDialog(QDialog):
         form.addRow("Splats to keep", self.amount)
         form.addRow("", self.target_count)
         form.addRow("", self.target_mb)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.crop)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.buttons)
+        return form
 
-        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
-        self._debounce.timeout.connect(self._update_preview)
-        self.amount.currentIndexChanged.connect(self._on_amount_changed)
-        self._on_amount_changed()
-        for signal in (self.format.currentIndexChanged, self.sh_degree.currentIndexChanged,
-                       self.min_opacity.valueChanged, self.crop.toggled, self.filtered_choice.toggled,
-                       self.amount.currentIndexChanged, self.target_count.valueChanged, self.target_mb.valueChanged):
-            signal.connect(self._schedule)
-        for box in self.crop_min + self.crop_max:
-            box.valueChanged.connect(self._schedule)
-        self._schedule()
+    def _build_crop(self) -> QGroupBox:
+        """The crop box: its minimum and maximum corners (in the edited frame, see NOTES)."""
+        crop = QGroupBox("Crop to a box")
+        crop.setCheckable(True)
+        crop.setChecked(False)
+        grid = QGridLayout(crop)
+        self.crop_min, self.crop_max = [], []
+        for column, axis in enumerate("XYZ", start=1):
+            grid.addWidget(QLabel(axis, alignment=Qt.AlignmentFlag.AlignCenter), 0, column)
+        for row, (label, boxes) in enumerate((("Minimum", self.crop_min), ("Maximum", self.crop_max)), start=1):
+            grid.addWidget(QLabel(label), row, 0)
+            for column in range(3):
+                box = QDoubleSpinBox(minimum=-1e6, maximum=1e6, decimals=3, singleStep=0.1)
+                boxes.append(box)
+                grid.addWidget(box, row, column + 1)
+        return crop
 
     # ------------------------------------------------------------------ options
     @property

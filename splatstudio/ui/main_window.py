@@ -65,7 +65,9 @@ class MainWindow(QMainWindow):
         self._quit_allowed = False
         self.workers = Workers(2, self)
         # the library's run slots: max_concurrent_runs holds for the window and terminal runs together
-        self.queue = RunQueue(settings.max_concurrent_runs, parent=self, slots=RunSlots(library.folder))
+        # the executor setting: a Ray cluster runs the stages, and the queue holds no more runs than it can
+        self.queue = RunQueue(settings.max_concurrent_runs, parent=self, slots=RunSlots(library.folder),
+                              executor=settings.executor)
         self.sampler = SystemSampler(settings.gpu_check_interval, self)
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -353,6 +355,7 @@ class MainWindow(QMainWindow):
         """Use new preferences now where they apply now (concurrency, sampling, new projects)."""
         self.settings = settings
         self.queue.set_max_concurrent(settings.max_concurrent_runs)
+        self.queue.set_executor(settings.executor)
         self.sampler.set_interval(settings.gpu_check_interval)
         self.new_page.base_settings = settings
         self.show_message("preferences saved")

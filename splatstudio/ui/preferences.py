@@ -9,11 +9,12 @@ once an estimate for the photos is known.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
 from splatstudio.model import paths, programs
 from splatstudio.model.humanize import format_memory_mb, format_sec_per_iter
 from splatstudio.model.settings import PROGRAM_KEYS, SPECS, Settings, SettingsError, Spec, coerce
+from splatstudio.pipeline.remote import parse_executor, probe
 
 PATH_KEYS = set(PROGRAM_KEYS)
 """Text settings that name a file: they get a Browse button."""
@@ -290,6 +292,70 @@ class SettingsForm(QWidget):
         self.validate()
 
 
+class ClusterCheck(QWidget):
+    """A line saying where stages run: for a Ray cluster, whether it is reachable and what it offers (nodes,
+    CPUs, GPUs, memory, runs at once), asked in a worker thread (:func:`remote.probe` takes seconds, 30 for
+    an address where nothing answers); "Check" asks again for the executor the form shows now. A plain
+    daemon thread, not a pool: closing the window never waits for a cluster's answer."""
+
+    sig_answer = Signal(int, str)
+    """(which check, the line), from the thread that asked; delivered on the GUI thread."""
+
+    def __init__(self, executor: Callable[[], str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self._executor = executor
+        self._asked = 0
+        self.sig_answer.connect(self._show)
+        self.line = QLabel()
+        self.line.setObjectName("clusterStatus")
+        self.line.setWordWrap(True)
+        self.line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.button = QPushButton("Check")
+        self.button.setObjectName("clusterCheck")
+        self.button.setToolTip("Ask the cluster the executor setting names whether it can be reached and what "
+                               "it offers")
+        self.button.clicked.connect(self.check)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Stages run on"))
+        row.addWidget(self.line, 1)
+        row.addWidget(self.button)
+
+    @property
+    def checking(self) -> bool:
+        return not self.button.isEnabled()
+
+    def check(self) -> None:
+        value = self._executor()
+        try:
+            address = parse_executor(value)
+        except SettingsError:
+            address = None
+        self._asked += 1
+        if address is None:  # this computer, or a value the form marks as wrong: said at once
+            self._show(self._asked, probe(value))
+            return
+        self.line.setText(f"{address}: checking…")
+        self.button.setEnabled(False)
+        threading.Thread(target=self._ask, args=(self._asked, value), name="cluster-check", daemon=True).start()
+
+    def _ask(self, asked: int, value: str) -> None:
+        try:
+            line = probe(value)
+        except Exception as exc:  # the answer must come back, whatever happened
+            line = f"{value}: cannot be checked ({exc})"
+        try:
+            self.sig_answer.emit(asked, line)
+        except RuntimeError:  # the dialog is gone
+            pass
+
+    def _show(self, asked: int, line: str) -> None:
+        if asked != self._asked:  # a later check is under way
+            return
+        self.line.setText(line)
+        self.button.setEnabled(True)
+
+
 class PreferencesDialog(QDialog):
     """Every setting plus the library location; OK saves the user file and applies what applies now."""
 
@@ -310,6 +376,8 @@ class PreferencesDialog(QDialog):
         library_row.addWidget(browse)
         note = QLabel("A new library location is used from the next start.")
         note.setEnabled(False)
+        executor = self.form.fields["executor"]
+        self.cluster = ClusterCheck(lambda: str(executor.read()), self)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                         | QDialogButtonBox.StandardButton.RestoreDefaults)
         self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
@@ -323,7 +391,9 @@ class PreferencesDialog(QDialog):
         layout.addWidget(self.form, 1)
         layout.addLayout(library_row)
         layout.addWidget(note)
+        layout.addWidget(self.cluster)
         layout.addWidget(self.buttons)
+        self.cluster.check()  # what the saved executor offers (in a worker thread)
 
     def _on_library_browse_requested(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Library location", self.library_edit.text())

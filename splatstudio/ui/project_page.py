@@ -1,6 +1,10 @@
 """Project page: the stages with their state, progress, elapsed time and ETA; Reconstruct / Resume /
 Cancel / Retry from a stage (all through the :class:`RunQueue`); the failure panel with what to try and
 the details; the run report; exports; and the 3D viewer when the render package is available.
+
+Its rooms: the stage table (`stage_table`), the 3D view and the loading of models into it (`viewer_panel`),
+Export…, Clean up… and Edit… of the result (`result_tools`), the stage states, report and failure panel
+(`run_status`).
 """
 
 from __future__ import annotations
@@ -9,32 +13,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
     QSplitter,
-    QStackedWidget,
     QStyle,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from splatstudio.model import humanize
-from splatstudio.model.eta import format_left
 from splatstudio.model.project import (
     CANCELLED,
     DONE,
@@ -46,7 +44,6 @@ from splatstudio.model.project import (
     TRAIN_CAMERAS,
     Project,
     ProjectError,
-    result_ply,
     trained_iterations,
 )
 from splatstudio.pipeline.events import Preview, Progress
@@ -54,12 +51,9 @@ from splatstudio.pipeline.outcome import RunOutcome
 from splatstudio.pipeline.plan import stage_weights
 from splatstudio.pipeline.train import latest_checkpoint, measure_command, uses_bundled_trainer
 from splatstudio.services.runs import ProjectRun, RunQueue
-from splatstudio.ui.cleanup_panel import CleanupPanel
 from splatstudio.ui.compare_panel import ComparePanel
-from splatstudio.ui.edit_panel import EditPanel
-from splatstudio.ui.embed import native_child
 from splatstudio.ui.export_dialog import ExportDialog
-from splatstudio.ui.library_page import format_duration
+from splatstudio.ui.result_tools import ResultTools
 from splatstudio.ui.run_status import (
     WAITING,
     DetailsDialog,
@@ -69,9 +63,9 @@ from splatstudio.ui.run_status import (
     monotonic_at,
     read_log_tail,
     run_report,
-    state_icon,
 )
-from splatstudio.ui.theme import STATE_COLORS
+from splatstudio.ui.stage_table import StageTable
+from splatstudio.ui.viewer_panel import ModelRequest, ViewerPanel
 from splatstudio.ui.workers import SignalLinks, Workers
 
 RESUMABLE = {FAILED, CANCELLED, INTERRUPTED, "incomplete"}
@@ -103,11 +97,7 @@ class ProjectPage(QWidget):
         self.states: dict[str, StageState] = {}
         self.last_outcome: RunOutcome | None = None
         self._links = SignalLinks()
-        self._viewer: Any = None
-        self._viewer_holder: QWidget | None = None  # the viewer in a native child window
-        self._previewed = False
-        self._model_loading = False
-        self._model_pending: tuple[Path, bool, Path | None] | None = None
+        self._previewed = False  # a training preview of the followed run was shown (the next keeps the camera)
         self._build()
         queue.sig_run_started.connect(self._on_run_started)
         queue.sig_run_finished.connect(self._on_run_finished)
@@ -120,6 +110,39 @@ class ProjectPage(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
+        header = self._build_header()
+        self.tools = ResultTools(self.workers, self)
+        self.tools.sig_message.connect(self.sig_message.emit)
+        self.export_button, self.cleanup_button, self.edit_button = (
+            self.tools.export_button, self.tools.cleanup_button, self.tools.edit_button)
+        self.cleanup, self.edit = self.tools.cleanup, self.tools.edit
+        self.stage_list = StageTable()
+        self.stage_list.sig_menu_requested.connect(self._on_stage_menu_requested)
+        self.items, self.bars = self.stage_list.items, self.stage_list.bars
+        self.failure = FailurePanel()
+        self.failure.sig_details_requested.connect(self._on_details_requested)
+        self.failure.hide()
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.status_label)
+        left_layout.addWidget(self.stage_list)
+        left_layout.addWidget(self.failure)
+        left_layout.addWidget(self._build_report(), 1)
+        left_layout.addWidget(self.cleanup)
+        left_layout.addWidget(self.edit)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self._build_view_side())
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([520, 480])
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(splitter, 1)
+
+    def _build_header(self) -> QHBoxLayout:
+        """Back to the library, the project's name and status, how far a run goes, and the run buttons."""
         style = self.style()
         back = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack), "Library")
         back.clicked.connect(self.sig_back_requested.emit)
@@ -149,62 +172,16 @@ class ProjectPage(QWidget):
         header.addWidget(self.until)
         for button in (self.reconstruct_button, self.resume_button, self.cancel_button):
             header.addWidget(button)
+        return header
 
-        self.stage_list = QTreeWidget()
-        self.stage_list.setObjectName("stageList")
-        self.stage_list.setHeaderLabels(["Stage", "State", "Progress", "Elapsed", "Left"])
-        self.stage_list.setRootIsDecorated(False)
-        self.stage_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.stage_list.customContextMenuRequested.connect(self._on_stage_menu_requested)
-        self.items: dict[str, QTreeWidgetItem] = {}
-        self.bars: dict[str, QProgressBar] = {}
-        for stage in STAGES:
-            item = QTreeWidgetItem([STAGE_TITLES[stage], WAITING, "", "", ""])
-            item.setData(0, Qt.ItemDataRole.UserRole, stage)
-            self.stage_list.addTopLevelItem(item)
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setMaximumHeight(18)
-            self.stage_list.setItemWidget(item, 2, bar)
-            self.items[stage], self.bars[stage] = item, bar
-        header_view = self.stage_list.header()  # every column visible at the default layout: the bars take
-        header_view.setStretchLastSection(False)  # what the names, states and times leave
-        for column in range(5):
-            header_view.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header_view.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.stage_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        rows = self.stage_list.sizeHintForRow(0) * len(STAGES) + self.stage_list.header().sizeHint().height()
-        self.stage_list.setFixedHeight(rows + 6)
-
-        self.failure = FailurePanel()
-        self.failure.sig_details_requested.connect(self._on_details_requested)
-        self.failure.hide()
-
+    def _build_report(self) -> QGroupBox:
+        """The run report, with Export…, Clean up… and Edit… under it."""
         self.report = QLabel()
         self.report.setObjectName("runReport")
         self.report.setTextFormat(Qt.TextFormat.RichText)
         self.report.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.report.setWordWrap(True)
         self.report.linkActivated.connect(lambda _link: self.compare_button.setChecked(True))
-        self.export_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton), "Export…")
-        self.export_button.setToolTip("Export the Gaussians (.ply, .splat, .spz, compressed .ply…) with a crop, "
-                                      "an opacity threshold and an SH degree of your choice")
-        self.export_button.clicked.connect(self.open_export_dialog)
-        self.cleanup_button = QPushButton("Clean up…")
-        self.cleanup_button.setObjectName("cleanupButton")
-        self.cleanup_button.setCheckable(True)
-        self.cleanup_button.setToolTip("Remove floaters and junk with one strength, previewed in the 3D view")
-        exports = QHBoxLayout()
-        exports.addWidget(self.export_button)
-        exports.addWidget(self.cleanup_button)
-        self.edit_button = QPushButton("Edit…")
-        self.edit_button.setObjectName("editButton")
-        self.edit_button.setCheckable(True)
-        self.edit_button.setEnabled(False)
-        self.edit_button.setToolTip("Select and delete splats by hand, level the scene, set its origin and scale "
-                                    "(undo with Ctrl+Z; kept with the project and applied on export)")
-        exports.addWidget(self.edit_button)
-        exports.addStretch(1)
         report_scroll = QScrollArea()
         report_scroll.setWidgetResizable(True)
         report_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -212,38 +189,15 @@ class ProjectPage(QWidget):
         report_box = QGroupBox("Report")
         report_layout = QVBoxLayout(report_box)
         report_layout.addWidget(report_scroll, 1)
-        report_layout.addLayout(exports)
+        report_layout.addLayout(self.tools.buttons())
+        return report_box
 
-        self.viewer_area = QStackedWidget()
-        self.viewer_placeholder = QLabel("The 3D view appears here once the Gaussians are trained.")
-        self.viewer_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.viewer_placeholder.setEnabled(False)
-        self.viewer_area.addWidget(self.viewer_placeholder)
-
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.status_label)
-        left_layout.addWidget(self.stage_list)
-        left_layout.addWidget(self.failure)
-        left_layout.addWidget(report_box, 1)
-        self.cleanup = CleanupPanel(self.workers)
-        self.cleanup.sig_marks.connect(self._on_marks)
-        self.cleanup.sig_strength_changed.connect(self._on_cleanup_strength)
-        left_layout.addWidget(self.cleanup)
-        self.cleanup.hide()  # until asked for (Clean up…), or the project keeps a clean-up
-        self.cleanup_button.toggled.connect(self.cleanup.setVisible)
-        self.cleanup.sig_enabled.connect(self.cleanup_button.setEnabled)
-        self.edit = EditPanel()
-        self.edit.sig_save.connect(self._on_edit_list)
-        left_layout.addWidget(self.edit)
-        self.edit.hide()  # until asked for (Edit…); saved deletions show in the view all the same
-        self.edit_button.toggled.connect(self._on_edit_toggled)
-        for keys, slot in ((QKeySequence.StandardKey.Undo, self._on_undo), ("Ctrl+Shift+Z", self._on_redo),
-                           ("Ctrl+Y", self._on_redo)):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+    def _build_view_side(self) -> QWidget:
+        """The 3D view and the photo beside it, where the view is, and how to move in it."""
+        self.viewer_area = ViewerPanel(self.workers)
+        self.viewer_placeholder = self.viewer_area.placeholder
+        self.viewer_area.sig_model_loaded.connect(self._on_model_ready)
+        self.viewer_area.sig_load_failed.connect(self._on_model_failed)
         # how to move in the 3D view, and which photo's viewpoint it shows (from the viewer)
         self.view_hint = QLabel(VIEW_CONTROLS, wordWrap=True)
         self.view_hint.setObjectName("viewHint")
@@ -276,15 +230,7 @@ class ProjectPage(QWidget):
         viewer_layout.addLayout(view_split, 1)
         viewer_layout.addLayout(place_row)
         viewer_layout.addWidget(self.view_hint)
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(viewer_side)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([520, 480])
-        layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addWidget(splitter, 1)
+        return viewer_side
 
     # ------------------------------------------------------------------ showing a project
     def show_project(self, folder: str) -> None:
@@ -298,11 +244,8 @@ class ProjectPage(QWidget):
         self.failure.hide()
         self.compare_button.setChecked(False)
         self.compare_button.setEnabled(False)  # until this project's model and cameras are shown
-        self.cleanup.set_model(None, None, 0.0)  # until this project's result is shown
-        self.cleanup_button.setChecked(False)
-        self.edit_button.setChecked(False)
-        self.edit.set_model(None, None)
-        self.edit_button.setEnabled(False)
+        self.tools.project = self.project
+        self.tools.reset()  # until this project's result is shown
         self._load_records(keep_live=False)
         run = self.queue.active.get(str(self.project.folder))
         if run is not None:
@@ -544,18 +487,16 @@ class ProjectPage(QWidget):
             self.sig_message.emit(f"{self.project.name!r} is already queued or running")
         self._update_all()
 
-    def _on_stage_menu_requested(self, pos) -> None:
-        item = self.stage_list.itemAt(pos)
-        if item is None or self.project is None:
+    def _on_stage_menu_requested(self, stage: str, where: QPoint) -> None:
+        if self.project is None:
             return
-        stage = item.data(0, Qt.ItemDataRole.UserRole)
         menu = QMenu(self)
         retry = menu.addAction(f"Retry from {STAGE_TITLES[stage]}")
         retry.setEnabled(not self.queue.is_queued(self.folder))
         retry.triggered.connect(lambda: self.retry_from(stage))
         log = menu.addAction("Open this stage's log")
         log.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.project.log_path(stage)))))
-        menu.popup(self.stage_list.viewport().mapToGlobal(pos))
+        menu.popup(where)
 
     # ------------------------------------------------------------------ display
     def _update_all(self) -> None:
@@ -565,23 +506,7 @@ class ProjectPage(QWidget):
         self.refresh_title()
 
     def _update_stage(self, stage: str) -> None:
-        state, item, bar = self.states[stage], self.items[stage], self.bars[stage]
-        item.setText(1, state.state)
-        item.setIcon(0, state_icon(state.state))
-        item.setForeground(1, QColor(STATE_COLORS.get(state.state, "#8a8f98")))
-        item.setToolTip(2, state.message)
-        bar.setValue(int(state.fraction * 1000))
-        text = state.message if state.state == RUNNING else state.note
-        percent = f"{state.fraction * 100:.0f}%"
-        full = percent + (f" {text}" if text else "")
-        # a running stage's message where the bar has room for it (it changes ten times a second); a stopped
-        # stage's note ("resumes from iteration 834 of 2,000") always, the whole of it in the tooltip
-        fits = bar.fontMetrics().horizontalAdvance(full) <= bar.width() - 8
-        bar.setFormat(full if fits or state.state != RUNNING else percent)
-        bar.setToolTip(text)
-        elapsed, left = state.elapsed(), state.remaining()
-        item.setText(3, format_duration(elapsed) if elapsed is not None else "")
-        item.setText(4, format_left(left))
+        self.stage_list.show_state(stage, self.states[stage])
 
     def _update_times(self) -> None:
         for stage, state in self.states.items():
@@ -646,51 +571,12 @@ class ProjectPage(QWidget):
         dialog.open()
 
     def open_export_dialog(self) -> ExportDialog | None:
-        """The export dialog for this project's result (filtered and raw when both exist)."""
-        if self.project is None:
-            return None
-        shown = self.project.shown_result()
-        try:  # the trainer's own output, unless a re-run is making a new one while the previous result shows
-            raw = result_ply(self.project.folder, raw=True) if shown is None or not shown[2] else None
-        except ProjectError:
-            raw = None
-        if raw is None and shown is None:
-            self.sig_message.emit("nothing to export yet: run the project first")
-            return None
-        edits = self.edit.export_edits() if shown is not None and self._viewer is not None \
-            and self._viewer.scene is not None and self.edit.cloud is self._viewer.scene.cloud else None
-        dialog = ExportDialog(shown[0] if shown else None, raw, self.project.name, self.workers, self,
-                              cleanup=self._cleanup_for_export(shown),
-                              edits={shown[0]: edits} if edits is not None else None)
-        dialog.sig_exported.connect(
-            lambda path, count, size: self.sig_message.emit(f"exported {count:,} splats to {path} "
-                                                            f"({humanize.format_size(size)})"))
-        dialog.open()
-        return dialog
-
-    def _cleanup_for_export(self, shown) -> tuple[float, object, dict[Path, object]] | None:
-        """The clean-up kept with the project, with the photos' cameras of the shown result, and the mask the
-        panel already made of the shown model at that strength (the export then need not score it again)."""
-        strength = self.project.cleanup_strength() if self.project is not None else 0.0
-        if strength <= 0 or shown is None:
-            return None
-        from splatstudio.render.camera import cleanup_views_from
-
-        known = {}
-        scene = self._viewer.scene if self._viewer is not None else None
-        if self.cleanup.mask is not None and self.cleanup.strength == strength and scene is not None \
-                and self.cleanup.model is scene.cloud:  # the panel holds only the result's model (not previews)
-            known[shown[0]] = self.cleanup.mask
-        return strength, cleanup_views_from(shown[1])[0], known
+        """The export dialog for this project's result (`ResultTools.open_export_dialog`)."""
+        return self.tools.open_export_dialog()
 
     def export(self, source: Path, target: str) -> None:
         """Convert ``source`` to ``target`` (format from the extension) in a worker."""
-        from splatstudio.io.formats import convert
-
-        self.sig_message.emit(f"exporting {Path(target).name}…")
-        self.workers.submit(lambda: convert(source, target),
-                            lambda result: self.sig_message.emit(f"exported {result.written:,} splats to {target}"),
-                            lambda message, _t: self.sig_message.emit(f"export failed: {message}"))
+        self.tools.export(source, target)
 
     def _update_viewer(self) -> None:
         """Show the output model (or the one kept while a re-run recomputes it), else the placeholder."""
@@ -698,7 +584,7 @@ class ProjectPage(QWidget):
         if shown is not None:
             self.show_model(shown[0], reset_camera=True, cameras=shown[1])
         else:
-            self.viewer_area.setCurrentWidget(self.viewer_placeholder)
+            self.viewer_area.show_placeholder()
 
     def _on_event(self, _stage: str, event: object) -> None:
         if isinstance(event, Preview) and self.project is not None and self.project.settings.live_preview:
@@ -707,68 +593,28 @@ class ProjectPage(QWidget):
                             reset_camera=not self._previewed)
             self._previewed = True
 
+    @property
+    def _viewer(self) -> Any:
+        """The embedded `SplatCanvas` (`ViewerPanel.viewer`), None until the page first opened a project."""
+        return self.viewer_area.viewer
+
+    @property
+    def _viewer_holder(self) -> QWidget | None:
+        return self.viewer_area.holder
+
+    @property
+    def _model_loading(self) -> bool:
+        return self.viewer_area.loading
+
     def _ensure_viewer(self) -> bool:
-        """Embed the viewer once. Creating it (importing vispy, an OpenGL context, compiling shaders)
-        takes a few hundred milliseconds of the GUI thread, so it happens when the page opens."""
+        """Embed the viewer once (`ViewerPanel.ensure_viewer`: when the page opens) and follow where it is."""
         if self._viewer is not None:
             return True
-        try:
-            from splatstudio.render.viewer import SplatCanvas
-
-            self._viewer = SplatCanvas(size=(640, 480))
-            self._viewer_holder = native_child(self._viewer.native)
-            self.viewer_area.addWidget(self._viewer_holder)
-            self._viewer.signals.sig_place_changed.connect(self._on_place_changed)
-            self.compare.viewer = self._viewer
-        except Exception as exc:  # no render package, no OpenGL...: the report is still there
-            self.viewer_placeholder.setText(f"3D view unavailable: {exc}")
+        if not self.viewer_area.ensure_viewer():
             return False
+        self._viewer.signals.sig_place_changed.connect(self._on_place_changed)
+        self.compare.viewer = self.tools.viewer = self._viewer
         return True
-
-    def _on_marks(self, marked, hide: bool) -> None:
-        """The clean-up's preview: what it removes tinted (or hidden) in the 3D view."""
-        viewer = self._viewer
-        scene = viewer.scene if viewer is not None else None
-        if scene is not None and (marked is None or len(marked) == len(scene)):
-            viewer.mark(marked, hide)
-
-    def _on_cleanup_strength(self, strength: float) -> None:
-        """Kept with the project (``edits.json``), and applied when it is exported."""
-        if self.project is None:
-            return
-        try:
-            edits = self.project.read_edits()
-        except ProjectError as exc:  # damaged: not overwritten behind the user's back (the edit panel says so)
-            self.sig_message.emit(f"the clean-up could not be kept: {exc}")
-            return
-        if edits.get("cleanup", 0.0) != strength:
-            try:
-                self.project.set_edits({**edits, "cleanup": strength})
-            except OSError as exc:
-                self.sig_message.emit(f"the clean-up could not be kept: {exc.strerror or exc}")
-
-    def _on_edit_list(self, edit_list) -> None:
-        """The hand edits, kept with the project (``edits.json``, atomically) and applied when it is exported."""
-        if self.project is None:
-            return
-        try:
-            self.project.save_edit_list(edit_list)
-        except OSError as exc:
-            self.sig_message.emit(f"the edits could not be kept: {exc.strerror or exc}")
-
-    def _on_edit_toggled(self, on: bool) -> None:
-        self.edit.setVisible(on)
-        self.edit.set_active(on)
-        if on and self._viewer is not None:
-            self._viewer.native.setFocus()  # the edit keys (M L B, Delete, H...) go to the view
-
-    def _on_undo(self) -> None:
-        if self.edit.session is not None:
-            self.edit.undo()
-
-    def _on_redo(self) -> None:
-        if self.edit.session is not None:
-            self.edit.redo()
 
     def _on_place_changed(self, place: str) -> None:
         self.view_place.setText(f"Viewing from {place}" if place else "")
@@ -789,76 +635,30 @@ class ProjectPage(QWidget):
         faster than they load)."""
         if not self._ensure_viewer():
             return
-        self.viewer_area.setCurrentWidget(self._viewer_holder)
-        if self._model_loading:
-            self._model_pending = (path, reset_camera, cameras)
-            return
-        self._model_loading = True
-        folder = self.folder
         if cameras is None and self.project is not None:
             cameras = self.project.path(*TRAIN_CAMERAS.split("/"))
-        self.workers.submit(lambda: _prepare_model(path, cameras),
-                            lambda loaded: self._on_model_ready(folder, loaded, reset_camera, path=path),
-                            lambda message, _t: self._on_model_ready(folder, None, reset_camera, message))
+        self.viewer_area.show_model(ModelRequest(path, reset_camera, cameras, self.folder))
 
-    def _on_model_ready(self, folder: str | None, loaded: tuple[object, list] | None, reset_camera: bool,
-                        error: str = "", path: Path | None = None) -> None:
-        self._model_loading = False
-        if error:
-            self.sig_message.emit(f"could not show the model: {error}")
-        elif folder == self.folder and self._viewer is not None and loaded is not None:
-            scene, cameras = loaded
-            self._viewer.load(scene, reset_camera=reset_camera)
-            shown = self.project.shown_result() if self.project is not None else None
-            if shown is not None and path == shown[0]:  # the result (not a training preview): it can be cleaned
-                from splatstudio.render.camera import cleanup_views
+    def _on_model_failed(self, error: str) -> None:
+        self.sig_message.emit(f"could not show the model: {error}")
 
-                kept = self.project.cleanup_strength()
-                self.cleanup.set_model(scene.cloud, cleanup_views(cameras) if cameras else None, kept)
-                if kept > 0:
-                    self.cleanup_button.setChecked(True)  # a kept clean-up shows itself
-            else:
-                self.cleanup.set_model(None, None, 0.0)
-            if cameras and reset_camera:
-                # the photos' cameras to step through (arrow keys); the view starts from the first one,
-                # where the scene is known to look right (an orbit framing all splats can sit far out)
-                self._viewer.set_training_cameras(cameras)
-                self._viewer.jump_to_camera(0)
-            self._show_edits(scene.cloud if shown is not None and path == shown[0] else None)
-            if reset_camera:
-                self.compare_button.setEnabled(bool(cameras))
-                if not cameras:
-                    self.compare_button.setChecked(False)
-        if self._model_pending is not None:
-            pending, self._model_pending = self._model_pending, None
-            self.show_model(*pending)
-
-
-    def _show_edits(self, cloud: Any) -> None:
-        """The hand edits of the shown result (``cloud``; None: a training preview, nothing to edit)."""
-        if cloud is None or self.project is None:
-            self.edit_button.setChecked(False)
-            self.edit.set_model(None, None)
-            self.edit_button.setEnabled(False)
+    def _on_model_ready(self, request: ModelRequest, scene: Any, cameras: list) -> None:
+        """A model is prepared (`ViewerPanel`): into the viewer, and, for the project's result (not a training
+        preview), the clean-up and the hand edits of it."""
+        if request.folder != self.folder:
             return
-        try:
-            stored, problem = self.project.read_edits().get("edit_list"), ""
-        except ProjectError as exc:
-            stored, problem = None, str(exc)
-        self.edit.set_model(self._viewer, cloud, stored, problem)
-        self.edit_button.setEnabled(True)
-
-
-def _prepare_model(path: Path, cameras: Path | None) -> tuple[object, list]:
-    """Worker: read a splat file and prepare it for the viewer (sorting keys, colours), with the training
-    cameras of ``cameras.json`` when it exists (none when it cannot be read: the model still shows)."""
-    from splatstudio.io.formats import load_splats
-    from splatstudio.render.camera import CameraSpecError, load_training_cameras
-    from splatstudio.render.viewer import prepare_scene
-
-    scene = prepare_scene(load_splats(path))
-    try:
-        training = load_training_cameras(cameras) if cameras is not None and cameras.is_file() else []
-    except (CameraSpecError, OSError, ValueError):
-        training = []
-    return scene, training
+        reset_camera, path = request.reset_camera, request.path
+        self._viewer.load(scene, reset_camera=reset_camera)
+        shown = self.project.shown_result() if self.project is not None else None
+        is_result = shown is not None and path == shown[0]  # not a training preview: it can be cleaned, edited
+        self.tools.show_cleanup(scene, cameras, is_result)
+        if cameras and reset_camera:
+            # the photos' cameras to step through (arrow keys); the view starts from the first one,
+            # where the scene is known to look right (an orbit framing all splats can sit far out)
+            self._viewer.set_training_cameras(cameras)
+            self._viewer.jump_to_camera(0)
+        self.tools.show_edits(scene.cloud if is_result else None)
+        if reset_camera:
+            self.compare_button.setEnabled(bool(cameras))
+            if not cameras:
+                self.compare_button.setChecked(False)

@@ -89,8 +89,8 @@ class QueuePanel(QWidget):
             self.active.addItem(item)
         for holder in self.queue.elsewhere:
             self.active.addItem(elsewhere_item(holder))
-        self.waiting_title.setText(WAITING_TITLE + (" — runs from a terminal hold every run slot"
-                                                    if self.queue.waiting_for_slot else ""))
+        note = self.queue.waiting_note  # runs from a terminal hold every slot, the cluster has not answered...
+        self.waiting_title.setText(WAITING_TITLE + (f" — {note}" if note else ""))
         selected = self._selected_folder()
         self.waiting.clear()
         for entry in self.queue.waiting:

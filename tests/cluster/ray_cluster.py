@@ -1,7 +1,8 @@
 """A real Ray cluster on this machine for the cluster tests and benchmarks/ray_overhead.py: a head and one
-extra worker node, each a ``ray start --block`` process with its own Ray temporary folder (under a short
-``/tmp/ssray-*``, removed at the end) and its own ``TMPDIR`` (where SplatStudio's stage workers make their
-project copies), so nothing is shared by accident.
+extra worker node (or more: ``workers``), each a ``ray start --block`` process with its own Ray temporary
+folder (under a short ``/tmp/ssray-*``, removed at the end) and its own ``TMPDIR`` (where SplatStudio's
+stage workers make their project copies), so nothing is shared by accident. :meth:`LocalRayCluster.kill_node`
+takes a node away as a machine that dies would (its whole process tree, SIGKILL).
 
 Ray gives each node the machine's own interface address even when told 127.0.0.1 (``ray start`` resolves a
 loopback address to a reachable one; only its Windows/macOS single-node mode keeps loopback, and it refuses
@@ -38,14 +39,18 @@ def free_port() -> int:
 class LocalRayCluster:
     """``with LocalRayCluster(root) as cluster:`` ... ``cluster.address`` (``ray://127.0.0.1:PORT``)."""
 
-    def __init__(self, root: Path, head_cpus: int = 1, worker_cpus: int = 1, worker_env: dict[str, str] | None = None):
+    def __init__(self, root: Path, head_cpus: int = 1, worker_cpus: int = 1, worker_env: dict[str, str] | None = None,
+                 workers: int = 1, head_env: dict[str, str] | None = None):
         self.root = Path(root)
         self.head_cpus = head_cpus
         self.worker_cpus = worker_cpus
         self.worker_env = worker_env or {}
+        self.head_env = head_env or {}
+        self.workers = workers
         self.gcs_port = free_port()
         self.client_port = free_port()
         self.processes: list[subprocess.Popen] = []
+        self.nodes: dict[str, subprocess.Popen] = {}
         # Ray's own folders hold its sockets, whose paths may not exceed 107 bytes: a short folder of their own
         self.ray_root = Path(tempfile.mkdtemp(prefix="ssray-"))
 
@@ -53,8 +58,13 @@ class LocalRayCluster:
     def address(self) -> str:
         return f"ray://127.0.0.1:{self.client_port}"
 
+    @property
+    def worker_names(self) -> list[str]:
+        """"worker", then "worker2", "worker3"..."""
+        return ["worker" if i == 0 else f"worker{i + 1}" for i in range(self.workers)]
+
     def node_tmp(self, name: str) -> Path:
-        """The ``TMPDIR`` of node ``name`` ("head" or "worker")."""
+        """The ``TMPDIR`` of node ``name`` ("head", "worker", "worker2"...)."""
         return self.root / f"{name}-tmp"
 
     def _start(self, name: str, args: list[str], extra_env: dict[str, str]) -> None:
@@ -69,16 +79,39 @@ class LocalRayCluster:
                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         self.processes.append(process)
+        self.nodes[name] = process
 
     def start(self, timeout: float = 120.0) -> LocalRayCluster:
         self.root.mkdir(parents=True, exist_ok=True)
+        # as the README says to start a head: without gRPC's fork handlers, whose skipped run crashed one Ray
+        # Client server start in ten or so (a connection then waited 30 s)
         self._start("head", ["--head", "--port", str(self.gcs_port), "--ray-client-server-port", str(self.client_port),
-                             "--num-cpus", str(self.head_cpus), "--include-dashboard", "false"], {})
+                             "--num-cpus", str(self.head_cpus), "--include-dashboard", "false"],
+                    {"GRPC_ENABLE_FORK_SUPPORT": "false", **self.head_env})
         self._wait(1, timeout)
-        self._start("worker", ["--address", f"127.0.0.1:{self.gcs_port}", "--num-cpus", str(self.worker_cpus)],
-                    self.worker_env)
-        self._wait(2, timeout)
+        for name in self.worker_names:
+            self._start(name, ["--address", f"127.0.0.1:{self.gcs_port}", "--num-cpus", str(self.worker_cpus)],
+                        self.worker_env)
+        self._wait(1 + self.workers, timeout)
         return self
+
+    def kill_node(self, name: str) -> None:
+        """Node ``name`` dies at once, as a machine that loses power: SIGKILL to its ``ray start`` and every
+        process under it (Ray's own, the stage workers, the stages they run)."""
+        process = self.nodes[name]
+        if process.poll() is not None:  # gone already (its process id may be another process's now)
+            return
+        try:
+            victims = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        except psutil.Error:
+            victims = []
+        for victim in victims:
+            try:
+                victim.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(victims, timeout=10)
+        process.wait(timeout=10)
 
     def _wait(self, nodes: int, timeout: float) -> None:
         """Until ``ray status`` lists ``nodes`` active nodes (a ``ray start`` that died is an error)."""

@@ -9,7 +9,7 @@ from dataset_builders import render_photos, write_colmap_folder, write_nerfstudi
 from shared_sets import shared_data
 
 from splatstudio.cli import main as cli
-from splatstudio.ingest import datasets
+from splatstudio.ingest import dataset_readers, datasets
 from splatstudio.io import colmap
 from splatstudio.io.formats import load_splats
 from splatstudio.model.library import Library
@@ -31,7 +31,7 @@ def photos(tmp_path_factory):
 
 def test_nerfstudio_dataset_opens_and_runs_to_a_splat(photos, tmp_path, monkeypatch, capsys):
     """No sparse points in the dataset: training starts from random points and still makes a scene."""
-    monkeypatch.setattr(datasets, "RANDOM_POINTS", 3000)  # the reference's 100k take minutes on a CPU
+    monkeypatch.setattr(dataset_readers, "RANDOM_POINTS", 3000)  # the reference's 100k take minutes on a CPU
     source = write_nerfstudio(tmp_path / "ns", photos, ply=False)
     lib = str(tmp_path / "lib")
     assert cli(["--library", lib, "open", str(source), "--name", "NS", "--run", *TINY]) == 0

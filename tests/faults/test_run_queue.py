@@ -113,3 +113,41 @@ def test_a_cancel_while_waiting_for_a_slot_starts_and_records_nothing(trained_ou
     assert "running" not in out and "Traceback" not in err
     assert patient.runs() == runs_before  # no run recorded, failed or otherwise
     assert patient.stage_record("filter") is None
+
+
+def test_one_command_runs_several_projects_as_many_at_once_as_allowed(trained_output, tmp_path, capsys):
+    """`splatstudio run A B C` (issue 24): each project's run in a process of its own, its lines named, as
+    many at once as max_concurrent_runs allows (with a cluster executor, also no more than the cluster holds:
+    tests/cluster); each run holds one of the library's run slots like any other."""
+    names = ["M1", "M2", "M3"]
+    for name in names:
+        assert cli(["open", str(trained_output), "--name", name]) == 0
+    assert cli(["run", "M1", "Nowhere"]) == 1  # an unknown name stops everything before a start
+    assert "no project named 'Nowhere'" in capsys.readouterr().err
+    assert cli(["run", "M1", "M1"]) == 2
+    assert "a project is named twice: M1" in capsys.readouterr().err
+    library = Library(os.environ["SPLATSTUDIO_LIBRARY"])
+    assert library.get("M1").stage_record("filter") is None
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SPLATSTUDIO_MAX_CONCURRENT_RUNS=str(LIMIT))
+    log = tmp_path / "many.out"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "splatstudio", "run", *names], stdout=out,
+                                   stderr=subprocess.STDOUT, text=True, env=env)
+    slots = RunSlots(library.folder)
+    most_held, deadline = 0, time.monotonic() + 120
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            most_held = max(most_held, len(slots.holders()))
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+    output = log.read_text()
+    assert process.returncode == 0, output
+    assert most_held == LIMIT, output
+    assert f"running 3 projects, {LIMIT} at a time: M1, M2, M3" in output
+    for name in names:
+        assert f"[{name}] .splat conversion: done in" in output and f"\n{name}: done\n" in output
+        assert library.get(name).status() == (DONE, None)
+    assert output.index("[M3] ") > min(output.index("[M1] M1: done in"), output.index("[M2] M2: done in"))

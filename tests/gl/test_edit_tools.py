@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from splatstudio.io.export import ExportOptions, export_splats
 from splatstudio.io.formats import load_splats
 from splatstudio.render.camera import Intrinsics, Pose
-from splatstudio.render.viewer import SELECT_TINT
+from splatstudio.render.scene import SELECT_TINT
 
 UP = np.array([0.0, 0.0, 1.0])
 W, H = 200, 150

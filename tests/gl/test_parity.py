@@ -16,7 +16,7 @@ from splatstudio.io.colmap import Image as ColmapImage
 from splatstudio.io.ply import write_splat_ply
 from splatstudio.render.camera import Intrinsics, Pose, load_training_cameras
 from splatstudio.render.headless import cli_view
-from splatstudio.render.viewer import project_conics
+from splatstudio.render.picking import project_conics
 
 PSNR_MIN = 30.0
 

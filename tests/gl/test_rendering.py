@@ -123,7 +123,7 @@ def test_moving_camera_draws_budget_then_refines_in_background(make_canvas, qtbo
 
 
 def test_tiny_camera_changes_keep_the_depth_order():
-    from splatstudio.render.viewer import views_close
+    from splatstudio.render.frames import views_close
 
     a = Pose.look_at(np.array([4.0, 0.0, 1.0]), np.zeros(3), UP).view_matrix()
     nudged = Pose.look_at(np.array([4.0, 0.001, 1.0]), np.zeros(3), UP).view_matrix()
@@ -204,7 +204,7 @@ def test_previews_reloaded_in_place_are_composited_off_the_gui_thread(make_canva
 def test_still_frames_of_a_large_viewport_on_software_gl_never_rasterise_on_the_gui_thread(make_canvas, qtbot):
     need_numba()
     from splatstudio.render import composite
-    from splatstudio.render.viewer import SYNC_GL_PIXELS
+    from splatstudio.render.frame_policy import SYNC_GL_PIXELS
 
     assert composite.warm_up()
     canvas = make_canvas(400, 300)  # compositor="auto", a scene well within the budget

@@ -127,6 +127,38 @@ def test_queue_reorder_and_refusals(qtbot, make_project):
     assert refused and "unknown stage" in refused[-1]
 
 
+def test_a_queue_whose_cluster_cannot_be_reached_holds_its_runs_and_says_why(qtbot, make_project, monkeypatch):
+    """Issue 24: with the executor naming a Ray cluster the queue asks it what it holds (in a thread) before
+    starting anything; one that cannot be reached, or a value that names nothing, keeps the runs waiting,
+    with the reason, rather than fail them one after another (or run them here by surprise). Back to local,
+    they start here."""
+    import socket
+
+    # Ray Client's own waits, shortened (30 s by default)
+    monkeypatch.setenv("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "1")
+    monkeypatch.setenv("RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S", "2")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"ray://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    project = make_project("Patient")
+    queue = RunQueue(max_concurrent=2, executor=address)
+    finished = []
+    queue.sig_run_finished.connect(lambda key, outcome: finished.append(outcome.status))
+    assert queue.address == address and queue.cluster is None
+    assert queue.enqueue(project, until="features")
+    assert not queue.active and queue.waiting_note == f"asking the cluster at {address} what it holds"
+    qtbot.waitUntil(lambda: "cannot be used" in queue.cluster_note, timeout=90_000)
+    assert not queue.active and queue.waiting_note.startswith("the cluster cannot be used (")
+    assert project.stage_record("features") is None
+
+    queue.set_executor("cluster-please")  # a value that names nothing: still waiting, saying so
+    assert not queue.active and "is not local, auto or ray://HOST:PORT" in queue.waiting_note
+    queue.set_executor("local")
+    assert len(queue.active) == 1 and queue.waiting_note == "" and queue.limit == 2
+    assert "--executor" not in queue.active[str(project.folder)].current.argv
+    qtbot.waitUntil(lambda: finished == [DONE], timeout=120_000)
+
+
 def test_system_sampler_reports_cpu_and_explains_missing_gpu(qtbot):
     sampler = SystemSampler(interval=0.2)
     with qtbot.waitSignal(sampler.sig_sampled, timeout=5000) as blocker:

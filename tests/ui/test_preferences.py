@@ -199,3 +199,40 @@ def test_plain_labels_and_an_advanced_box(window, qtbot, artifacts):
         assert inside == expected
     dialog.grab().save(str(artifacts / "preferences.png"))
     dialog.reject()
+
+
+def test_preferences_say_where_stages_run_and_check_a_cluster_without_blocking(window, qtbot, monkeypatch):
+    """Issue 24: Preferences say whether the executor's cluster is reachable and what it offers, asked in a
+    thread (a cluster that does not answer takes seconds: the window goes on meanwhile). The cluster tests
+    check the line with a real cluster (tests/cluster/test_ray_executor.py)."""
+    import importlib.util
+    import socket
+    import time
+
+    # Ray Client's own waits, shortened (30 s by default): the line is what is tested
+    monkeypatch.setenv("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "1")
+    monkeypatch.setenv("RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S", "2")
+    dialog = open_preferences(window, qtbot)
+    check = dialog.cluster
+    assert check.line.objectName() == "clusterStatus" and check.button.objectName() == "clusterCheck"
+    assert check.line.text() == "stages run on this computer" and not check.checking  # local: said at once
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"ray://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    dialog.form.fields["executor"].write(address)
+    began = time.perf_counter()
+    qtbot.mouseClick(check.button, Qt.MouseButton.LeftButton)
+    assert time.perf_counter() - began < 0.5  # the click returns at once: the check runs in a thread
+    assert check.checking and check.line.text() == f"{address}: checking…"
+    qtbot.waitUntil(lambda: not check.checking, timeout=90_000)
+    if importlib.util.find_spec("ray") is not None:
+        assert check.line.text().startswith(f"{address}: cannot reach {address}"), check.line.text()
+        assert "executor=local" in check.line.text()
+    else:
+        assert "needs Ray, which is not installed here" in check.line.text()
+
+    dialog.form.fields["executor"].write("cluster-please")  # a value the field marks wrong: said at once
+    qtbot.mouseClick(check.button, Qt.MouseButton.LeftButton)
+    assert "is not local, auto or ray://HOST:PORT" in check.line.text() and not check.checking
+    dialog.reject()

@@ -22,7 +22,7 @@ from dataset_builders import (
 from PIL import Image
 
 from splatstudio.cli import main as cli
-from splatstudio.ingest import datasets
+from splatstudio.ingest import dataset_readers, datasets
 from splatstudio.ingest.datasets import (
     COLMAP,
     NERFSTUDIO,
@@ -222,7 +222,7 @@ def test_nerfstudio_dataset_round_trips_to_the_known_cameras(photos, tmp_path, l
 
 
 def test_nerfstudio_without_points_starts_from_random_points(photos, tmp_path, library, monkeypatch):
-    monkeypatch.setattr(datasets, "RANDOM_POINTS", 2000)
+    monkeypatch.setattr(dataset_readers, "RANDOM_POINTS", 2000)
     source = write_nerfstudio(tmp_path / "ns", photos, ply=False)
     assert detect_dataset(source).description.endswith("no sparse points")
     project = _open(library, source)

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PURE_MODULES = [
     "splatstudio.cli",
+    "splatstudio.cli_files",
+    "splatstudio.cli_common",
     "splatstudio.stages",
     "splatstudio.launch",
     "splatstudio.model.settings",
@@ -22,7 +24,6 @@ PURE_MODULES = [
     "splatstudio.model.images",
     "splatstudio.model.video",
     "splatstudio.model.cleanup",
-    "splatstudio.model.filters",
     "splatstudio.model.sample",
     "splatstudio.model.poses",
     "splatstudio.model.splatcloud",

@@ -10,6 +10,8 @@ CODE = """
 import sys
 import splatstudio.render
 import splatstudio.render.camera, splatstudio.render.sh, splatstudio.render.sorting, splatstudio.render.composite
+import splatstudio.render.scene, splatstudio.render.frames, splatstudio.render.frame_policy
+import splatstudio.render.picking, splatstudio.render.overlays
 splatstudio.render.composite.available()
 bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'vispy', 'OpenGL', 'numba'))
 print(','.join(bad))
