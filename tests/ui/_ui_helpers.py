@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -48,3 +49,12 @@ def mixed_folder(folder: Path, good_photos: Path, good_count: int = 3) -> Path:
     Image.new("RGB", (100, 80), (200, 40, 40)).save(folder / "tiny.jpg")
     Image.new("RGB", (320, 240), (40, 200, 40)).save(folder / "anim.gif")
     return folder
+
+
+def write_cameras(path: Path, views) -> None:
+    """A reference-layout cameras.json for `views` (a `render.camera` view set) at `path`."""
+    entries = [{"id": i, "img_name": f"IMG_{i:04d}", "width": int(views.width[i]), "height": int(views.height[i]),
+                "position": views.centres[i].tolist(), "rotation": views.rotations[i].tolist(),
+                "fx": float(views.fx[i]), "fy": float(views.fy[i])} for i in range(len(views))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from _ui_helpers import write_cameras
 from dataset_builders import junk_scene, ring_views
 from PIL import Image
 
@@ -15,20 +16,12 @@ from splatstudio.model.cleanup import cleanup_mask, cleanup_scores
 from splatstudio.model.project import RESULT_PLY, TRAIN_CAMERAS
 
 
-def _write_cameras(path: Path, views) -> None:
-    entries = [{"id": i, "img_name": f"IMG_{i:04d}", "width": int(views.width[i]), "height": int(views.height[i]),
-                "position": views.centres[i].tolist(), "rotation": views.rotations[i].tolist(),
-                "fx": float(views.fx[i]), "fy": float(views.fy[i])} for i in range(len(views))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entries))
-
-
 def test_the_strength_previews_what_goes_and_is_kept_with_the_project(window, qtbot, make_project, artifacts):
     folder = Path(make_project("Junk"))
     cloud, parts = junk_scene()
     views = ring_views()
     save_splats(cloud, folder / RESULT_PLY)
-    _write_cameras(folder / TRAIN_CAMERAS, views)
+    write_cameras(folder / TRAIN_CAMERAS, views)
     window.open_project(str(folder))
     page = window.project_page
     panel = page.cleanup

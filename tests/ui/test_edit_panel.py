@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ui_helpers import write_cameras
 from dataset_builders import junk_scene, ring_views
 from PIL import Image
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -22,14 +23,6 @@ from splatstudio.render.camera import Intrinsics, Pose
 
 # vispy's Qt backend still calls QMouseEvent.pos(), deprecated in Qt 6 (as tests/gl/conftest.py notes)
 pytestmark = pytest.mark.filterwarnings("ignore:Function.*QMouseEvent.pos.*:DeprecationWarning")
-
-
-def _write_cameras(path: Path, views) -> None:
-    entries = [{"id": i, "img_name": f"IMG_{i:04d}", "width": int(views.width[i]), "height": int(views.height[i]),
-                "position": views.centres[i].tolist(), "rotation": views.rotations[i].tolist(),
-                "fx": float(views.fx[i]), "fy": float(views.fy[i])} for i in range(len(views))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entries))
 
 
 def _mouse(widget, kind, pos):
@@ -51,7 +44,7 @@ def _open(window, qtbot, make_project, name="Edit me"):
     folder = Path(make_project(name))
     cloud, _parts = junk_scene()
     save_splats(cloud, folder / RESULT_PLY)
-    _write_cameras(folder / TRAIN_CAMERAS, ring_views())
+    write_cameras(folder / TRAIN_CAMERAS, ring_views())
     window.open_project(str(folder))
     page = window.project_page
     qtbot.waitUntil(lambda: page._viewer.scene is not None and len(page._viewer.scene) == len(cloud), timeout=20_000)
