@@ -68,6 +68,7 @@ LOCAL, AUTO = "local", "auto"
 CLIENT_SCHEME = "ray://"
 INSTALL_HINT = f"pip install 'splatstudio[cluster]=={__version__}'"
 POLL_SECONDS = 0.2  # how often the caller asks the worker for the stage's new lines
+START_ATTEMPTS = 3  # an actor that dies while starting is placed again (a dead node may still get it)
 CALL_TIMEOUT = 120.0  # a call to the worker that takes longer than this means the worker or cluster is gone
 WORK_PREFIX = "splatstudio-stage-"
 DIGEST_FROM = 1 << 20  # files from this size are compared by content before they travel back
@@ -589,8 +590,7 @@ class RemoteStage:
             self._keep = self.project.keeps_checkpoint(self.stage, self._previous)
             inputs = pack(self.project.folder, input_paths(self.project, self.stage, self._keep))
             self.shipped_bytes = len(inputs)
-            actor = self._place(ray)
-            self.worker = self._get(ray, actor.hello.remote(), "starting SplatStudio on a worker")
+            actor = self._start_worker(ray)
             if self.worker.get("version") != __version__:
                 raise ClusterError(
                     f"the cluster's worker {self.worker.get('host', '?')} runs SplatStudio "
@@ -633,6 +633,25 @@ class RemoteStage:
                 except Exception:  # the worker or the connection is gone already
                     pass
             os.close(lock_fd)
+
+    def _start_worker(self, ray: Any) -> Any:
+        """An actor on a worker that said hello. One that dies while starting (nothing sent yet) is placed again:
+        for a few seconds after a node dies, Ray can still place actors on it."""
+        attempt = 1
+        while True:
+            actor = self._place(ray)
+            try:
+                self.worker = self._get(ray, actor.hello.remote(), "starting SplatStudio on a worker")
+                return actor
+            except WorkerLost:
+                try:
+                    ray.kill(actor)
+                except Exception:  # gone with its node
+                    pass
+                if attempt >= START_ATTEMPTS:
+                    raise
+                attempt += 1
+                time.sleep(2.0)
 
     def _place(self, ray: Any) -> Any:
         options: dict[str, Any] = {"num_cpus": 1, "max_concurrency": 4, "max_restarts": 0}
