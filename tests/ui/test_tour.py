@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ui_helpers import write_cameras
 from dataset_builders import junk_scene, ring_views
 from PySide6.QtWidgets import QApplication
-from test_cleanup_panel import _write_cameras
 
 from splatstudio.io.formats import save_splats
 from splatstudio.model.project import RESULT_PLY, TRAIN_CAMERAS
@@ -40,7 +40,7 @@ def test_the_tour_steps_show_the_clean_up_and_the_selection(window, qtbot, make_
     folder = Path(make_project("Tour"))
     cloud, _parts = junk_scene()
     save_splats(cloud, folder / RESULT_PLY)
-    _write_cameras(folder / TRAIN_CAMERAS, ring_views())
+    write_cameras(folder / TRAIN_CAMERAS, ring_views())
     window.resize(1280, 800)
     window.open_project(str(folder))
     page = window.project_page
