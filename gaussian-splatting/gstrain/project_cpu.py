@@ -1,29 +1,32 @@
-"""Numba projection step (means -> 2D means, EWA conic, depth, radius) with a hand-written backward.
+"""The per-Gaussian half of the CPU renderer, compiled with numba: projection, SH colour and pixel box forward
+(`_prepare`), and the backward that turns a Gaussian's summed rasteriser gradients into its parameters'
+gradients (`_param_grads`).  One pass over the Gaussians each way: no intermediate (N, k) arrays between
+projection, colour, box and rasteriser, and no autograd graph between them (gstrain/render_cpu.py wraps the
+two kernels and the rasteriser in one autograd Function).
 
-Same maths as rasterize.preprocess's PyTorch path (which the `reference` backend uses, and which the tests
-compare against): p = R m + t; EWA Jacobian with the 1.3x frustum clamp; cov2d = (J R Rq S)(J R Rq S)^T + 0.3 I;
-conic = inverse(cov2d) stored as (a, b, c) with power = -0.5 (a dx^2 + c dy^2) - b dx dy.
+Same maths as rasterize.preprocess's PyTorch path (which the `reference` backend uses and the tests compare
+against): p = V m; EWA Jacobian with the 1.3x frustum clamp; cov2d = (J R Rq S)(J R Rq S)^T + 0.3 I; conic =
+inverse(cov2d) stored as (a, b, c) with power = -0.5 (a dx^2 + c dy^2) - b dx dy; colour = max(SH(dir) + 0.5, 0).
+Maths in float64 on the parameters' values, outputs in float32 (the rasteriser's precision).
 """
 import math
 
-import numba
 import numpy as np
-import torch
 from numba import njit, prange
 
 NEAR_PLANE = 0.2
 LOWPASS = 0.3
+ALPHA_MIN = 1.0 / 255.0
+NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
 
 
-def _scratch(n):
-    """Per-thread scratch rows of at least n float64 (row numba.get_thread_id() inside prange) for the
-    kernels' small vectors and matrices, which allocated inside the loop cost a heap allocation per
-    Gaussian.  Rows are padded 512 bytes apart so that no cache line is shared between threads."""
-    return np.empty((numba.config.NUMBA_NUM_THREADS, n + 64))
-
-
+# Helpers take and return scalars and tuples only: an array passed to a (not inlined) numba function costs two
+# atomic reference-count updates per call, which at one call per Gaussian cost more than the maths.  Those
+# called from a parallel loop are compiled on their own (inlining tuple-returning helpers there trips numba's
+# parfor array analysis); the small ones they call are inlined into them (a call each cost as much again).
 @njit(inline="always")
-def _quat_rot(qw, qx, qy, qz, R):
+def _quat_rot(qw, qx, qy, qz):
+    """The normalised quaternion's rotation matrix (row-major, 9 values), its norm and unit components."""
     qw = float(qw)
     qx = float(qx)
     qy = float(qy)
@@ -33,278 +36,91 @@ def _quat_rot(qw, qx, qy, qz, R):
     x = qx / n
     y = qy / n
     z = qz / n
-    R[0, 0] = 1 - 2 * (y * y + z * z)
-    R[0, 1] = 2 * (x * y - w * z)
-    R[0, 2] = 2 * (x * z + w * y)
-    R[1, 0] = 2 * (x * y + w * z)
-    R[1, 1] = 1 - 2 * (x * x + z * z)
-    R[1, 2] = 2 * (y * z - w * x)
-    R[2, 0] = 2 * (x * z - w * y)
-    R[2, 1] = 2 * (y * z + w * x)
-    R[2, 2] = 1 - 2 * (x * x + y * y)
-    return n, w, x, y, z
+    R = (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y))
+    return R, n, w, x, y, z
 
 
-@njit(parallel=True, cache=True)
-def _project_fwd(means, log_scales, quats, V, fx, fy, cx, cy, W, H, lim, out2d, conic, depth, radii, TMs, scr):
-    """Inputs in any float dtype, maths in float64, outputs in the arrays' dtypes; scr: _scratch(12)."""
-    N = means.shape[0]
-    for i in prange(N):
-        w = scr[numba.get_thread_id()]
-        Rq = w[:9].reshape((3, 3))
-        T0 = w[9:12]
-        mxw = means[i, 0]
-        myw = means[i, 1]
-        mzw = means[i, 2]
-        x = V[0, 0] * mxw + V[0, 1] * myw + V[0, 2] * mzw + V[0, 3]
-        y = V[1, 0] * mxw + V[1, 1] * myw + V[1, 2] * mzw + V[1, 3]
-        z = V[2, 0] * mxw + V[2, 1] * myw + V[2, 2] * mzw + V[2, 3]
-        depth[i] = z if z > NEAR_PLANE else 1.0
-        radii[i] = 0
-        if not (z > NEAR_PLANE):
-            out2d[i, 0] = 0.0
-            out2d[i, 1] = 0.0
-            conic[i, 0] = 0.0
-            conic[i, 1] = 0.0
-            conic[i, 2] = 0.0
-            continue
-        iz = 1.0 / z
-        txtz = min(max(x * iz, lim[0]), lim[1])
-        tytz = min(max(y * iz, lim[2]), lim[3])
-        J00 = fx * iz
-        J02 = -fx * txtz * iz
-        J11 = fy * iz
-        J12 = -fy * tytz * iz
-        _quat_rot(quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Rq)
-        s0 = math.exp(float(log_scales[i, 0]))
-        s1 = math.exp(float(log_scales[i, 1]))
-        s2 = math.exp(float(log_scales[i, 2]))
-        # T = J V[:3,:3]; TM = T Rq diag(s)  (row 0 of T in T0, row 1 computed on the fly)
-        for k in range(3):
-            T0[k] = J00 * V[0, k] + J02 * V[2, k]
-        for jj in range(3):
-            sj = s0 if jj == 0 else (s1 if jj == 1 else s2)
-            t1 = 0.0
-            for k in range(3):
-                t1 += (J11 * V[1, k] + J12 * V[2, k]) * Rq[k, jj]
-            TMs[i, 0, jj] = (T0[0] * Rq[0, jj] + T0[1] * Rq[1, jj] + T0[2] * Rq[2, jj]) * sj
-            TMs[i, 1, jj] = t1 * sj
-        a = TMs[i, 0, 0] ** 2 + TMs[i, 0, 1] ** 2 + TMs[i, 0, 2] ** 2 + LOWPASS
-        b = TMs[i, 0, 0] * TMs[i, 1, 0] + TMs[i, 0, 1] * TMs[i, 1, 1] + TMs[i, 0, 2] * TMs[i, 1, 2]
-        c = TMs[i, 1, 0] ** 2 + TMs[i, 1, 1] ** 2 + TMs[i, 1, 2] ** 2 + LOWPASS
-        det = a * c - b * b
-        u = fx * x * iz + cx - 0.5
-        v = fy * y * iz + cy - 0.5
-        out2d[i, 0] = u
-        out2d[i, 1] = v
-        if not (det > 0):
-            conic[i, 0] = 0.0
-            conic[i, 1] = 0.0
-            conic[i, 2] = 0.0
-            continue
-        conic[i, 0] = c / det
-        conic[i, 1] = -b / det
-        conic[i, 2] = a / det
-        mid = 0.5 * (a + c)
-        lam1 = mid + math.sqrt(max(mid * mid - det, 0.1))
-        r = math.ceil(3.0 * math.sqrt(lam1))
-        if u + r >= 0 and u - r <= W - 1 and v + r >= 0 and v - r <= H - 1 and abs(u) < 1e9 and abs(v) < 1e9:
-            radii[i] = int(r)
+@njit(cache=True)
+def _view_point(mx, my, mz, V):
+    """V: the view matrix's first three rows, row-major (12 values)."""
+    mx = float(mx)
+    my = float(my)
+    mz = float(mz)
+    return (V[0] * mx + V[1] * my + V[2] * mz + V[3], V[4] * mx + V[5] * my + V[6] * mz + V[7],
+            V[8] * mx + V[9] * my + V[10] * mz + V[11])
 
 
-@njit(parallel=True, cache=True)
-def _project_bwd(means, log_scales, quats, V, fx, fy, lim, conic, radii, TMs, g2d, gcon, gmeans, gls, gq, scr):
-    """scr: _scratch(36)."""
-    N = means.shape[0]
-    for i in prange(N):
-        wk = scr[numba.get_thread_id()]
-        Rq = wk[0:9].reshape((3, 3))
-        G = wk[9:18].reshape((3, 3))  # dL/dRq
-        s = wk[18:21]
-        gTM0 = wk[21:24]
-        gTM1 = wk[24:27]
-        T0 = wk[27:30]
-        T1 = wk[30:33]
-        gT0 = wk[33:36]
-        gT1 = wk[36:39]
-        gmeans[i, 0] = 0.0
-        gmeans[i, 1] = 0.0
-        gmeans[i, 2] = 0.0
-        gls[i, 0] = 0.0
-        gls[i, 1] = 0.0
-        gls[i, 2] = 0.0
-        gq[i, 0] = 0.0
-        gq[i, 1] = 0.0
-        gq[i, 2] = 0.0
-        gq[i, 3] = 0.0
-        if radii[i] <= 0:
-            continue
-        mxw = means[i, 0]
-        myw = means[i, 1]
-        mzw = means[i, 2]
-        x = V[0, 0] * mxw + V[0, 1] * myw + V[0, 2] * mzw + V[0, 3]
-        y = V[1, 0] * mxw + V[1, 1] * myw + V[1, 2] * mzw + V[1, 3]
-        z = V[2, 0] * mxw + V[2, 1] * myw + V[2, 2] * mzw + V[2, 3]
-        iz = 1.0 / z
-        rx = x * iz
-        ry = y * iz
-        clx = rx < lim[0] or rx > lim[1]
-        cly = ry < lim[2] or ry > lim[3]
-        txtz = min(max(rx, lim[0]), lim[1])
-        tytz = min(max(ry, lim[2]), lim[3])
-        J00 = fx * iz
-        J02 = -fx * txtz * iz
-        J11 = fy * iz
-        J12 = -fy * tytz * iz
-        qn, w, qx, qy, qz = _quat_rot(quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Rq)
-        s[0] = math.exp(float(log_scales[i, 0]))
-        s[1] = math.exp(float(log_scales[i, 1]))
-        s[2] = math.exp(float(log_scales[i, 2]))
-        TM0 = TMs[i, 0]
-        TM1 = TMs[i, 1]
-        a = TM0[0] ** 2 + TM0[1] ** 2 + TM0[2] ** 2 + LOWPASS
-        b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
-        c = TM1[0] ** 2 + TM1[1] ** 2 + TM1[2] ** 2 + LOWPASS
-        D = a * c - b * b
-        D2 = D * D
-        gA = gcon[i, 0]
-        gB = gcon[i, 1]
-        gC = gcon[i, 2]
-        ga = (-gA * c * c + gB * b * c - gC * b * b) / D2
-        gb = gA * 2.0 * b * c / D2 + gB * (-1.0 / D - 2.0 * b * b / D2) + gC * 2.0 * a * b / D2
-        gc = (-gA * b * b + gB * a * b - gC * a * a) / D2
-        # d cov / d TM
-        for k in range(3):
-            gTM0[k] = 2.0 * ga * TM0[k] + gb * TM1[k]
-            gTM1[k] = gb * TM0[k] + 2.0 * gc * TM1[k]
-        # TM = T M, M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
-        for k in range(3):
-            T0[k] = J00 * V[0, k] + J02 * V[2, k]
-            T1[k] = J11 * V[1, k] + J12 * V[2, k]
-            gT0[k] = 0.0
-            gT1[k] = 0.0
-        for r in range(3):
-            for jj in range(3):
-                Mrj = Rq[r, jj] * s[jj]
-                gT0[r] += gTM0[jj] * Mrj
-                gT1[r] += gTM1[jj] * Mrj
-                gM = T0[r] * gTM0[jj] + T1[r] * gTM1[jj]
-                G[r, jj] = gM * s[jj]
-                gls[i, jj] += gM * Rq[r, jj] * s[jj]
-        # quaternion (normalised) backward
-        gw = 2.0 * (-qz * G[0, 1] + qy * G[0, 2] + qz * G[1, 0] - qx * G[1, 2] - qy * G[2, 0] + qx * G[2, 1])
-        gx = 2.0 * (qy * G[0, 1] + qz * G[0, 2] + qy * G[1, 0] - 2 * qx * G[1, 1] - w * G[1, 2] + qz * G[2, 0]
-                    + w * G[2, 1] - 2 * qx * G[2, 2])
-        gy = 2.0 * (-2 * qy * G[0, 0] + qx * G[0, 1] + w * G[0, 2] + qx * G[1, 0] + qz * G[1, 2] - w * G[2, 0]
-                    + qz * G[2, 1] - 2 * qy * G[2, 2])
-        gz = 2.0 * (-2 * qz * G[0, 0] - w * G[0, 1] + qx * G[0, 2] + w * G[1, 0] - 2 * qz * G[1, 1]
-                    + qy * G[1, 2] + qx * G[2, 0] + qy * G[2, 1])
-        dot = w * gw + qx * gx + qy * gy + qz * gz
-        gq[i, 0] = (gw - w * dot) / qn
-        gq[i, 1] = (gx - qx * dot) / qn
-        gq[i, 2] = (gy - qy * dot) / qn
-        gq[i, 3] = (gz - qz * dot) / qn
-        # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
-        gJ00 = gT0[0] * V[0, 0] + gT0[1] * V[0, 1] + gT0[2] * V[0, 2]
-        gJ02 = gT0[0] * V[2, 0] + gT0[1] * V[2, 1] + gT0[2] * V[2, 2]
-        gJ11 = gT1[0] * V[1, 0] + gT1[1] * V[1, 1] + gT1[2] * V[1, 2]
-        gJ12 = gT1[0] * V[2, 0] + gT1[1] * V[2, 1] + gT1[2] * V[2, 2]
-        iz2 = iz * iz
-        gpx = 0.0
-        gpy = 0.0
-        gpz = -gJ00 * fx * iz2 - gJ11 * fy * iz2
-        if clx:
-            gpz += gJ02 * fx * txtz * iz2
-        else:
-            gpx += -gJ02 * fx * iz2
-            gpz += gJ02 * 2.0 * fx * x * iz2 * iz
-        if cly:
-            gpz += gJ12 * fy * tytz * iz2
-        else:
-            gpy += -gJ12 * fy * iz2
-            gpz += gJ12 * 2.0 * fy * y * iz2 * iz
-        gu = g2d[i, 0]
-        gv = g2d[i, 1]
-        gpx += gu * fx * iz
-        gpy += gv * fy * iz
-        gpz += -gu * fx * x * iz2 - gv * fy * y * iz2
-        for k in range(3):
-            gmeans[i, k] = V[0, k] * gpx + V[1, k] * gpy + V[2, k] * gpz
+@njit(inline="always")
+def _tm(V, x, y, z, fx, fy, lim, R, s):
+    """The EWA Jacobian J (with the 1.3x frustum clamp) and TM = J V[:3, :3] Rq diag(s) (cov2d = TM TM^T +
+    0.3 I): TM's two rows, T = J V[:3, :3]'s two rows, and 1/z, the clamped x/z and y/z."""
+    iz = 1.0 / z
+    txtz = min(max(x * iz, lim[0]), lim[1])
+    tytz = min(max(y * iz, lim[2]), lim[3])
+    J00 = fx * iz
+    J02 = -fx * txtz * iz
+    J11 = fy * iz
+    J12 = -fy * tytz * iz
+    T00 = J00 * V[0] + J02 * V[8]
+    T01 = J00 * V[1] + J02 * V[9]
+    T02 = J00 * V[2] + J02 * V[10]
+    T10 = J11 * V[4] + J12 * V[8]
+    T11 = J11 * V[5] + J12 * V[9]
+    T12 = J11 * V[6] + J12 * V[10]
+    M0 = (T00 * R[0] + T01 * R[3] + T02 * R[6]) * s[0]
+    M1 = (T00 * R[1] + T01 * R[4] + T02 * R[7]) * s[1]
+    M2 = (T00 * R[2] + T01 * R[5] + T02 * R[8]) * s[2]
+    N0 = (T10 * R[0] + T11 * R[3] + T12 * R[6]) * s[0]
+    N1 = (T10 * R[1] + T11 * R[4] + T12 * R[7]) * s[1]
+    N2 = (T10 * R[2] + T11 * R[5] + T12 * R[8]) * s[2]
+    return (M0, M1, M2), (N0, N1, N2), (T00, T01, T02), (T10, T11, T12), iz, txtz, tytz
 
 
-def _arr(t):
-    """A tensor's data as a numpy array without copying when it is already a CPU array numba can read."""
-    a = t.detach()
-    if a.device.type != "cpu":
-        a = a.cpu()
-    return a.numpy()
+@njit(cache=True)
+def _cov2d(mx, my, mz, l0, l1, l2, qw, qx, qy, qz, V, fx, fy, lim):
+    """Camera-space point (x, y, z) and the 2D covariance (a, b, c) with the low-pass (z must be past the near
+    plane)."""
+    x, y, z = _view_point(mx, my, mz, V)
+    R, _, _, _, _, _ = _quat_rot(qw, qx, qy, qz)
+    M, Nn, _, _, iz, _, _ = _tm(V, x, y, z, fx, fy, lim, R, (math.exp(float(l0)), math.exp(float(l1)),
+                                                             math.exp(float(l2))))
+    a = M[0] ** 2 + M[1] ** 2 + M[2] ** 2 + LOWPASS
+    b = M[0] * Nn[0] + M[1] * Nn[1] + M[2] * Nn[2]
+    c = Nn[0] ** 2 + Nn[1] ** 2 + Nn[2] ** 2 + LOWPASS
+    return x, y, iz, a, b, c
 
 
-class ProjectCPU(torch.autograd.Function):
-    """Inputs and outputs keep the parameters' dtype (float32 in training); the kernels compute in float64."""
-
-    @staticmethod
-    def forward(ctx, means, log_scales, quats, viewmat, fx, fy, cx, cy, W, H, lim):
-        m, ls, q = _arr(means), _arr(log_scales), _arr(quats)
-        V = viewmat.detach().double().cpu().numpy()
-        n = m.shape[0]
-        dt = m.dtype
-        out2d = np.empty((n, 2), dt)
-        con = np.empty((n, 3), dt)
-        depth = np.empty(n, dt)
-        radii = np.empty(n, np.int32)
-        TMs = np.empty((n, 2, 3))
-        limv = np.asarray(lim, np.float64)
-        _project_fwd(m, ls, q, V, fx, fy, cx, cy, W, H, limv, out2d, con, depth, radii, TMs, _scratch(12))
-        ctx.save = (m, ls, q, V, fx, fy, limv, con, radii, TMs)
-        r = torch.from_numpy(radii)
-        d = torch.from_numpy(depth)
-        ctx.mark_non_differentiable(r, d)
-        return torch.from_numpy(out2d), torch.from_numpy(con), d, r
-
-    @staticmethod
-    def backward(ctx, g2d, gcon, _gd, _gr):
-        m, ls, q, V, fx, fy, limv, con, radii, TMs = ctx.save
-        n = m.shape[0]
-        dt = m.dtype
-        gm = np.empty((n, 3), dt)
-        gl = np.empty((n, 3), dt)
-        gq = np.empty((n, 4), dt)
-        g2 = np.zeros((n, 2), dt) if g2d is None else _arr(g2d)
-        gc = np.zeros((n, 3), dt) if gcon is None else _arr(gcon)
-        _project_bwd(m, ls, q, V, fx, fy, limv, con, radii, TMs, g2, gc, gm, gl, gq, _scratch(39))
-        return (torch.from_numpy(gm), torch.from_numpy(gl), torch.from_numpy(gq), None, None,
-                None, None, None, None, None, None)
+@njit(cache=True)
+def _box(u, v, ca, cb, cc, o, r, W, H):
+    """The pixel box (x0, x1, y0, y1) where alpha >= 1/255 is possible (inside the 3-sigma square and the image;
+    empty when x0 > x1 or y0 > y1), from the float32 values the rasteriser reads."""
+    det = ca * cc - cb * cb
+    if o * 255.0 < 1.0 or det <= 0 or not (abs(u) < 1e7 and abs(v) < 1e7):
+        return 1, 0, 1, 0
+    t = 2.0 * math.log(o * 255.0)
+    hx = np.float32(min(math.sqrt(t * cc / det) * 1.0001 + 1e-3, r))
+    hy = np.float32(min(math.sqrt(t * ca / det) * 1.0001 + 1e-3, r))
+    return (max(0, int(math.ceil(u - hx))), min(W - 1, int(math.floor(u + hx))), max(0, int(math.ceil(v - hy))),
+            min(H - 1, int(math.floor(v + hy))))
 
 
-def project_cpu(means, log_scales, quats, cam):
-    W, H = cam.width, cam.height
-    lim = (-1.3 * (cam.cx / cam.fx), 1.3 * ((W - cam.cx) / cam.fx), -1.3 * (cam.cy / cam.fy),
-           1.3 * ((H - cam.cy) / cam.fy))
-    return ProjectCPU.apply(means, log_scales, quats, cam.viewmat, float(cam.fx), float(cam.fy), float(cam.cx),
-                            float(cam.cy), int(W), int(H), lim)
-
-
-# ----------------------------------------------------------------------------- SH -> RGB (numba, forward + backward)
+# ----------------------------------------------------------------------------- SH -> RGB
 _C0 = 0.28209479177387814
 _C1 = 0.4886025119029199
-_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-       -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
-
-
-_C2_0 = _C2[0]
-_C2_1 = _C2[1]
-_C2_2 = _C2[2]
-_C2_3 = _C2[3]
-_C2_4 = _C2[4]
-_C3_0 = _C3[0]
-_C3_1 = _C3[1]
-_C3_2 = _C3[2]
-_C3_3 = _C3[3]
-_C3_4 = _C3[4]
-_C3_5 = _C3[5]
-_C3_6 = _C3[6]
+_C2_0 = 1.0925484305920792
+_C2_1 = -1.0925484305920792
+_C2_2 = 0.31539156525252005
+_C2_3 = -1.0925484305920792
+_C2_4 = 0.5462742152960396
+_C3_0 = -0.5900435899266435
+_C3_1 = 2.890611442640554
+_C3_2 = -0.4570457994644658
+_C3_3 = 0.3731763325901154
+_C3_4 = -0.4570457994644658
+_C3_5 = 1.445305721320277
+_C3_6 = -0.5900435899266435
 
 
 @njit(cache=True)  # not inline="always": numba's parfor array analysis mistakes the tuples for shapes
@@ -334,92 +150,281 @@ def _sh_basis(x, y, z):
     return b, bx, by, bz
 
 
+@njit(cache=True)
+def _sh_dir(mx, my, mz, cam):
+    dx = float(mx) - cam[0]
+    dy = float(my) - cam[1]
+    dz = float(mz) - cam[2]
+    ln = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+    return dx / ln, dy / ln, dz / ln, ln
+
+
+# ----------------------------------------------------------------------------- forward
 @njit(parallel=True, cache=True)
-def _sh_fwd(means, dc, rest, deg, cam, out):
-    """dc (N, 1, 3) and rest (N, R, 3) coefficients (any strides), the first (deg + 1)^2 used; float64 maths."""
-    N = means.shape[0]
+def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W, H, lim, cam, pre, box, depth,
+             radii, visible):
+    """Per Gaussian i: its packed rasteriser row pre[i] (NF float32: 2D mean in pixel-index coordinates,
+    conic, opacity, box columns, colour, log alpha threshold), its pixel box (x0 x1 y0 y1: where alpha >= 1/255
+    is possible, inside the 3-sigma square and the image), its depth, its 3-sigma radius (0: culled, behind the
+    near plane, degenerate or off screen) and whether its box is not empty (visible).  V (12,): the view
+    matrix's first three rows; lim (4,): the frustum clamp; cam (3,): the camera centre.
+
+    The box and alpha threshold are computed from the float32 values the rasteriser reads (an entry must not
+    reach a pixel the kernels' own test would refuse: see raster_cpu._ellipse)."""
     K = (deg + 1) ** 2
-    for i in prange(N):
-        dx = float(means[i, 0]) - cam[0]
-        dy = float(means[i, 1]) - cam[1]
-        dz = float(means[i, 2]) - cam[2]
-        ln = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-        b, _, _, _ = _sh_basis(dx / ln, dy / ln, dz / ln)
+    Vt = (V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], V[8], V[9], V[10], V[11])
+    lt = (lim[0], lim[1], lim[2], lim[3])
+    ct = (cam[0], cam[1], cam[2])
+    for i in prange(means.shape[0]):
+        radii[i] = 0
+        visible[i] = False
+        pre[i, 0] = 0.0  # the 2D mean is given for every Gaussian in front of the camera, 0 for the rest
+        pre[i, 1] = 0.0
+        _, _, z = _view_point(means[i, 0], means[i, 1], means[i, 2], Vt)
+        depth[i] = z if z > NEAR_PLANE else 1.0
+        if not (z > NEAR_PLANE):
+            continue
+        x, y, iz, a, b, c = _cov2d(means[i, 0], means[i, 1], means[i, 2], log_scales[i, 0], log_scales[i, 1],
+                                   log_scales[i, 2], quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Vt, fx, fy,
+                                   lt)
+        det = a * c - b * b
+        u = fx * x * iz + cx - 0.5
+        v = fy * y * iz + cy - 0.5
+        u32 = np.float32(u)
+        v32 = np.float32(v)
+        pre[i, 0] = u32
+        pre[i, 1] = v32
+        if not (det > 0):
+            continue
+        mid = 0.5 * (a + c)
+        lam1 = mid + math.sqrt(max(mid * mid - det, 0.1))
+        r = math.ceil(3.0 * math.sqrt(lam1))
+        if not (u + r >= 0 and u - r <= W - 1 and v + r >= 0 and v - r <= H - 1 and abs(u) < 1e9 and abs(v) < 1e9):
+            continue
+        radii[i] = int(r)
+        ca = np.float32(c / det)
+        cb = np.float32(-b / det)
+        cc = np.float32(a / det)
+        o = opac[i]
+        x0, x1, y0, y1 = _box(u32, v32, ca, cb, cc, o, int(r), W, H)
+        if x0 > x1 or y0 > y1:
+            continue
+        visible[i] = True
+        box[i, 0] = x0
+        box[i, 1] = x1
+        box[i, 2] = y0
+        box[i, 3] = y1
+        pre[i, 2] = ca
+        pre[i, 3] = cb
+        pre[i, 4] = cc
+        pre[i, 5] = o
+        pre[i, 6] = x0
+        pre[i, 7] = x1
+        sx, sy, sz, _ = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
+        sb, _, _, _ = _sh_basis(sx, sy, sz)
         for ch in range(3):
-            acc = b[0] * float(dc[i, 0, ch])
+            acc = sb[0] * float(dc[i, 0, ch])
             for k in range(1, 16):
                 if k < K:
-                    acc += b[k] * float(rest[i, k - 1, ch])
-            out[i, ch] = max(acc + 0.5, 0.0)
+                    acc += sb[k] * float(rest[i, k - 1, ch])
+            pre[i, 8 + ch] = np.float32(max(acc + 0.5, 0.0))
+        pre[i, 11] = math.log(ALPHA_MIN / o)  # alpha < 1/255  <=>  power < log(1 / (255 o))
 
 
 @njit(parallel=True, cache=True)
-def _sh_bwd(means, dc, rest, deg, cam, out, gcol, gmeans, gdc, grest):
-    """grest rows past (deg + 1)^2 - 1 coefficients are left as they are (the caller zeroes them)."""
-    N = means.shape[0]
+def _gather_rows(order, pre, box):
+    """The visible Gaussians' rows in depth order: gp (n, NF) and gb (n, 4) (the tile lists index these)."""
+    n = order.shape[0]
+    gp = np.empty((n, NF), np.float32)
+    gb = np.empty((n, 4), np.int32)
+    for k in prange(n):
+        g = order[k]
+        for j in range(NF):
+            gp[k, j] = pre[g, j]
+        for j in range(4):
+            gb[k, j] = box[g, j]
+    return gp, gb
+
+
+# ----------------------------------------------------------------------------- backward
+@njit(inline="always")
+def _quat_bwd(G, n, w, qx, qy, qz):
+    """d loss / d quaternion (before normalisation) from G = d loss / d Rq (row-major, 9 values)."""
+    gw = 2.0 * (-qz * G[1] + qy * G[2] + qz * G[3] - qx * G[5] - qy * G[6] + qx * G[7])
+    gx = 2.0 * (qy * G[1] + qz * G[2] + qy * G[3] - 2 * qx * G[4] - w * G[5] + qz * G[6]
+                + w * G[7] - 2 * qx * G[8])
+    gy = 2.0 * (-2 * qy * G[0] + qx * G[1] + w * G[2] + qx * G[3] + qz * G[5] - w * G[6]
+                + qz * G[7] - 2 * qy * G[8])
+    gz = 2.0 * (-2 * qz * G[0] - w * G[1] + qx * G[2] + w * G[3] - 2 * qz * G[4]
+                + qy * G[5] + qx * G[6] + qy * G[7])
+    dot = w * gw + qx * gx + qy * gy + qz * gz
+    return (gw - w * dot) / n, (gx - qx * dot) / n, (gy - qy * dot) / n, (gz - qz * dot) / n
+
+
+@njit(inline="always")
+def _row_terms(R, s, r, gTM0, gTM1, T0r, T1r):
+    """Row r of gT = gTM M^T (M = Rq diag(s)) and of gM = T^T gTM."""
+    gT0 = 0.0
+    gT1 = 0.0
+    gT0 += gTM0[0] * (R[3 * r] * s[0])
+    gT1 += gTM1[0] * (R[3 * r] * s[0])
+    gT0 += gTM0[1] * (R[3 * r + 1] * s[1])
+    gT1 += gTM1[1] * (R[3 * r + 1] * s[1])
+    gT0 += gTM0[2] * (R[3 * r + 2] * s[2])
+    gT1 += gTM1[2] * (R[3 * r + 2] * s[2])
+    return (gT0, gT1, T0r * gTM0[0] + T1r * gTM1[0], T0r * gTM0[1] + T1r * gTM1[1],
+            T0r * gTM0[2] + T1r * gTM1[2])
+
+
+@njit(cache=True)
+def _project_bwd(mx, my, mz, l0, l1, l2, qw0, qx0, qy0, qz0, V, fx, fy, lim, gu, gv, gA, gB, gC):
+    """d loss / d (mean, log-scales, quaternion) of one Gaussian through its 2D mean (gu, gv) and conic (gA, gB,
+    gC): a tuple of (gmean 3, glog_scale 3, gquat 4).  The SH colour adds its own gradient to the mean."""
+    x, y, z = _view_point(mx, my, mz, V)
+    R, qn, w, qx, qy, qz = _quat_rot(qw0, qx0, qy0, qz0)
+    s = (math.exp(float(l0)), math.exp(float(l1)), math.exp(float(l2)))
+    TM0, TM1, T0, T1, iz, txtz, tytz = _tm(V, x, y, z, fx, fy, lim, R, s)
+    rx = x * iz
+    ry = y * iz
+    clx = rx < lim[0] or rx > lim[1]
+    cly = ry < lim[2] or ry > lim[3]
+    a = TM0[0] ** 2 + TM0[1] ** 2 + TM0[2] ** 2 + LOWPASS
+    b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
+    c = TM1[0] ** 2 + TM1[1] ** 2 + TM1[2] ** 2 + LOWPASS
+    D = a * c - b * b
+    D2 = D * D
+    ga = (-gA * c * c + gB * b * c - gC * b * b) / D2
+    gb = gA * 2.0 * b * c / D2 + gB * (-1.0 / D - 2.0 * b * b / D2) + gC * 2.0 * a * b / D2
+    gc = (-gA * b * b + gB * a * b - gC * a * a) / D2
+    # d cov / d TM; TM = T M with M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
+    gTM0 = (2.0 * ga * TM0[0] + gb * TM1[0], 2.0 * ga * TM0[1] + gb * TM1[1], 2.0 * ga * TM0[2] + gb * TM1[2])
+    gTM1 = (gb * TM0[0] + 2.0 * gc * TM1[0], gb * TM0[1] + 2.0 * gc * TM1[1], gb * TM0[2] + 2.0 * gc * TM1[2])
+    gT00, gT10, m00, m01, m02 = _row_terms(R, s, 0, gTM0, gTM1, T0[0], T1[0])
+    gT01, gT11, m10, m11, m12 = _row_terms(R, s, 1, gTM0, gTM1, T0[1], T1[1])
+    gT02, gT12, m20, m21, m22 = _row_terms(R, s, 2, gTM0, gTM1, T0[2], T1[2])
+    gl0 = m00 * R[0] * s[0] + m10 * R[3] * s[0] + m20 * R[6] * s[0]
+    gl1 = m01 * R[1] * s[1] + m11 * R[4] * s[1] + m21 * R[7] * s[1]
+    gl2 = m02 * R[2] * s[2] + m12 * R[5] * s[2] + m22 * R[8] * s[2]
+    G = (m00 * s[0], m01 * s[1], m02 * s[2], m10 * s[0], m11 * s[1], m12 * s[2], m20 * s[0], m21 * s[1], m22 * s[2])
+    q0, q1, q2, q3 = _quat_bwd(G, qn, w, qx, qy, qz)
+    # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
+    gJ00 = gT00 * V[0] + gT01 * V[1] + gT02 * V[2]
+    gJ02 = gT00 * V[8] + gT01 * V[9] + gT02 * V[10]
+    gJ11 = gT10 * V[4] + gT11 * V[5] + gT12 * V[6]
+    gJ12 = gT10 * V[8] + gT11 * V[9] + gT12 * V[10]
+    iz2 = iz * iz
+    gpx = 0.0
+    gpy = 0.0
+    gpz = -gJ00 * fx * iz2 - gJ11 * fy * iz2
+    if clx:
+        gpz += gJ02 * fx * txtz * iz2
+    else:
+        gpx += -gJ02 * fx * iz2
+        gpz += gJ02 * 2.0 * fx * x * iz2 * iz
+    if cly:
+        gpz += gJ12 * fy * tytz * iz2
+    else:
+        gpy += -gJ12 * fy * iz2
+        gpz += gJ12 * 2.0 * fy * y * iz2 * iz
+    gpx += gu * fx * iz
+    gpy += gv * fy * iz
+    gpz += -gu * fx * x * iz2 - gv * fy * y * iz2
+    gm = (V[0] * gpx + V[4] * gpy + V[8] * gpz, V[1] * gpx + V[5] * gpy + V[9] * gpz,
+          V[2] * gpx + V[6] * gpy + V[10] * gpz)
+    return gm, (gl0, gl1, gl2), (q0, q1, q2, q3)
+
+
+@njit(parallel=True, cache=True)
+def _entry_sums(koff, where, egrad, order, gp, n):
+    """(n, 9) per Gaussian (in the caller's order): its tile entries' 9 gradients summed, in tile order (the same
+    sums whatever the thread count), with a colour channel clamped at 0 given no gradient.  Rows of the
+    Gaussians the image does not see are left unwritten.  In depth order, where each Gaussian's entries are
+    found: the per-Gaussian pass that follows then reads its row here and its parameters in order (visiting
+    Gaussians in their own order and looking up their entries cost a cache miss per lookup, twice the time)."""
+    out = np.empty((n, 9), np.float32)
+    for k in prange(order.shape[0]):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
+        for e in range(koff[k], koff[k + 1]):
+            p = where[e]
+            a0 += egrad[p, 0]
+            a1 += egrad[p, 1]
+            a2 += egrad[p, 2]
+            a3 += egrad[p, 3]
+            a4 += egrad[p, 4]
+            a5 += egrad[p, 5]
+            a6 += egrad[p, 6]
+            a7 += egrad[p, 7]
+            a8 += egrad[p, 8]
+        g = order[k]
+        out[g, 0] = a0
+        out[g, 1] = a1
+        out[g, 2] = a2
+        out[g, 3] = a3
+        out[g, 4] = a4
+        out[g, 5] = a5
+        out[g, 6] = a6 if gp[k, 8] > 0 else np.float32(0.0)
+        out[g, 7] = a7 if gp[k, 9] > 0 else np.float32(0.0)
+        out[g, 8] = a8 if gp[k, 10] > 0 else np.float32(0.0)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _param_grads(visible, sums, means, log_scales, quats, rest, deg, V, fx, fy, lim, cam, gmeans, gls, gq, gop, gdc,
+                 grest, g2d):
+    """Per Gaussian i: its summed rasteriser gradients sums[i] (_entry_sums; read only where visible[i]) through
+    the projection and the SH colour to its parameters.  Every row of the outputs is written (zero for the
+    Gaussians the image does not see), grest only in its first (deg + 1)^2 - 1 rows (the caller zeroes the
+    rest).  g2d: d loss / d 2D mean (the densification statistic)."""
     K = (deg + 1) ** 2
-    for i in prange(N):
-        dx = float(means[i, 0]) - cam[0]
-        dy = float(means[i, 1]) - cam[1]
-        dz = float(means[i, 2]) - cam[2]
-        ln = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-        x = dx / ln
-        y = dy / ln
-        z = dz / ln
+    Vt = (V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], V[8], V[9], V[10], V[11])
+    lt = (lim[0], lim[1], lim[2], lim[3])
+    ct = (cam[0], cam[1], cam[2])
+    for i in prange(means.shape[0]):
+        if not visible[i]:
+            for j in range(3):
+                gmeans[i, j] = 0.0
+                gls[i, j] = 0.0
+                gdc[i, 0, j] = 0.0
+            for j in range(4):
+                gq[i, j] = 0.0
+            for r in range(K - 1):
+                for j in range(3):
+                    grest[i, r, j] = 0.0
+            gop[i] = 0.0
+            g2d[i, 0] = 0.0
+            g2d[i, 1] = 0.0
+            continue
+        g2d[i, 0] = sums[i, 0]
+        g2d[i, 1] = sums[i, 1]
+        gop[i] = sums[i, 5]
+        pm, pl, pq = _project_bwd(means[i, 0], means[i, 1], means[i, 2], log_scales[i, 0], log_scales[i, 1],
+                                  log_scales[i, 2], quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Vt, fx, fy, lt,
+                                  sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4])
+        for j in range(3):
+            gls[i, j] = pl[j]
+        for j in range(4):
+            gq[i, j] = pq[j]
+        g0 = float(sums[i, 6])
+        g1 = float(sums[i, 7])
+        g2 = float(sums[i, 8])
+        x, y, z, ln = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
         b, bx, by, bz = _sh_basis(x, y, z)
-        g0 = float(gcol[i, 0]) if out[i, 0] > 0 else 0.0
-        g1 = float(gcol[i, 1]) if out[i, 1] > 0 else 0.0
-        g2 = float(gcol[i, 2]) if out[i, 2] > 0 else 0.0
         gdc[i, 0, 0] = b[0] * g0
         gdc[i, 0, 1] = b[0] * g1
         gdc[i, 0, 2] = b[0] * g2
         gdx = 0.0
         gdy = 0.0
         gdz = 0.0
-        for k in range(1, 16):
-            if k < K:
-                grest[i, k - 1, 0] = b[k] * g0
-                grest[i, k - 1, 1] = b[k] * g1
-                grest[i, k - 1, 2] = b[k] * g2
-                gb = float(rest[i, k - 1, 0]) * g0 + float(rest[i, k - 1, 1]) * g1 + float(rest[i, k - 1, 2]) * g2
-                gdx += gb * bx[k]
-                gdy += gb * by[k]
-                gdz += gb * bz[k]
+        for kk in range(1, 16):
+            if kk < K:
+                grest[i, kk - 1, 0] = b[kk] * g0
+                grest[i, kk - 1, 1] = b[kk] * g1
+                grest[i, kk - 1, 2] = b[kk] * g2
+                gb = float(rest[i, kk - 1, 0]) * g0 + float(rest[i, kk - 1, 1]) * g1 + float(rest[i, kk - 1, 2]) * g2
+                gdx += gb * bx[kk]
+                gdy += gb * by[kk]
+                gdz += gb * bz[kk]
         dot = x * gdx + y * gdy + z * gdz
-        gmeans[i, 0] = (gdx - x * dot) / ln
-        gmeans[i, 1] = (gdy - y * dot) / ln
-        gmeans[i, 2] = (gdz - z * dot) / ln
-
-
-class SHColorCPU(torch.autograd.Function):
-    """Colours from SH coefficients given as dc (N, 1, 3) and rest (N, R, 3), so the model's two parameter
-    tensors are read in place (no concatenation and no split of the gradient)."""
-
-    @staticmethod
-    def forward(ctx, means, dc, rest, campos, deg):
-        m, d, r = _arr(means), _arr(dc), _arr(rest)
-        cam = np.asarray(campos, np.float64)
-        out = np.empty((m.shape[0], 3), m.dtype)
-        _sh_fwd(m, d, r, int(deg), cam, out)
-        ctx.save = (m, d, r, cam, int(deg), out)
-        return torch.from_numpy(out)
-
-    @staticmethod
-    def backward(ctx, gcol):
-        m, d, r, cam, deg, out = ctx.save
-        gm = np.empty_like(m)
-        gd = np.empty(d.shape, d.dtype)
-        nr = (deg + 1) ** 2 - 1
-        gr = np.empty(r.shape, r.dtype) if nr == r.shape[1] else np.zeros(r.shape, r.dtype)
-        _sh_bwd(m, d, r, deg, cam, out, _arr(gcol), gm, gd, gr)
-        return torch.from_numpy(gm), torch.from_numpy(gd), torch.from_numpy(gr), None, None
-
-
-def sh_colors_cpu(means, sh, campos, deg, rest=None):
-    """max(SH(deg, normalize(mean - campos)) + 0.5, 0).  Either sh (N, K, 3) with K >= (deg+1)^2, or the
-    model's f_dc (N, 1, 3) as `sh` and its f_rest (N, R, 3) as `rest`."""
-    if rest is None:
-        sh, rest = sh[:, :1], sh[:, 1:]
-    if rest.shape[1] < (deg + 1) ** 2 - 1:
-        raise ValueError(f"SH degree {deg} needs {(deg + 1) ** 2} coefficients, got {rest.shape[1] + 1}")
-    return SHColorCPU.apply(means, sh, rest, tuple(float(v) for v in campos), int(deg))
+        gmeans[i, 0] = pm[0] + (gdx - x * dot) / ln  # the projection's and the colour's
+        gmeans[i, 1] = pm[1] + (gdy - y * dot) / ln
+        gmeans[i, 2] = pm[2] + (gdz - z * dot) / ln

@@ -1,24 +1,23 @@
-"""Tile-based CPU compositing (forward + backward) compiled with numba.
+"""Tile-based CPU compositing (forward + backward) compiled with numba: the pixel half of the CPU renderer
+(gstrain/render_cpu.py runs it after project_cpu has projected, coloured and boxed the Gaussians).
 
-Pipeline per render:
-  1. boxes:    per Gaussian (parallel), its pixel box: the 3-sigma square cut to where alpha >= 1/255 is
-               possible; visible = the box is not empty.
-  2. sort:     the visible Gaussians by depth (LSD radix sort on the float32 bits), then their 2D data is
-               gathered in that order into gp (n, 12) and gb (n, 4).
-  3. bin:      each Gaussian is appended to every 16x16 tile its ellipse reaches (exactly, row by row, not
+Per render:
+  1. sort:     the visible Gaussians by depth (LSD radix sort on the float32 bits); their packed rows
+               (project_cpu.NF floats: 2D mean, conic, opacity, box columns, colour, log alpha threshold) are
+               gathered in that order into gp (n, NF), their pixel boxes into gb (n, 4).
+  2. bin:      each Gaussian is appended to every 16x16 tile its ellipse reaches (exactly, row by row, not
                every tile of its box: see NOTES for what that saves on a trained scene), with a mask of
                the tile's strips it reaches (counting sort -> per-tile lists of gp rows stay depth-ordered).
-  4. forward:  prange over tiles; a tile first copies its entries' rows into a contiguous local block,
+  3. forward:  prange over tiles; a tile first copies its entries' rows into a contiguous local block,
                splits them into strips (NL pixels of one row) by their masks, and a strip's pixels are SIMD
                lanes (gstrain/simd.py: AVX-512 or AVX2 on x86-64): every entry of the strip is composited into
                the lanes at once, masked, front to back with early stop.
-  5. backward: prange over tiles; entry by entry back to front, each entry visiting the strips of its mask
+  4. backward: prange over tiles; entry by entry back to front, each entry visiting the strips of its mask
                whose last contributor is not in front of it, with T and S = sum of (c.dL/dC) alpha T of the
-               farther Gaussians per pixel kept per strip, and the entry's 9 gradients summed in registers over
-               its strips into its *entry* slot (each entry belongs to exactly one tile, hence to one thread ->
-               no write races, deterministic), then a parallel reduction sums entries per Gaussian.
-The autograd.Function returns d/d(means2d, conics, colors, opacities); torch autograd handles the
-projection / covariance / SH part (rasterize.preprocess).
+               farther Gaussians per pixel kept per strip, and the entry's 9 gradients (2D mean, conic,
+               opacity, colour) summed in registers over its strips into its *entry* slot (each entry belongs
+               to exactly one tile, hence to one thread -> no write races, deterministic); project_cpu then
+               sums them per Gaussian.
 """
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ import math
 
 import numba
 import numpy as np
-import torch
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
@@ -68,39 +66,6 @@ NS = TILE * HALVES  # strips per tile
 NF = 12  # packed features per Gaussian: mx my a b c opacity x0 x1 r g b log-threshold (x0 x1: its box's columns)
 
 
-@njit(parallel=True, cache=True)
-def _boxes(means2d, conics, opac, radii, W, H):
-    """Per Gaussian, the pixel box (x0 x1 y0 y1, clipped to the image) where it can reach alpha >= 1/255,
-    and whether it has one (visible).
-
-    The box is the intersection of the reference's 3-sigma square (|d| <= radius) and the bounding box of
-    the ellipse op * exp(-0.5 d^T Q d) >= 1/255; pixels outside cannot pass the alpha test, so
-    restricting work to it changes nothing but the amount of work."""
-    n = means2d.shape[0]
-    box = np.empty((n, 4), np.int32)
-    visible = np.zeros(n, np.bool_)
-    for g in prange(n):
-        r = radii[g]
-        o = opac[g]
-        a = conics[g, 0]
-        b = conics[g, 1]
-        c = conics[g, 2]
-        det = a * c - b * b
-        u = means2d[g, 0]
-        v = means2d[g, 1]
-        if r <= 0 or o * 255.0 < 1.0 or det <= 0 or not (abs(u) < 1e7 and abs(v) < 1e7):
-            continue
-        t = 2.0 * math.log(o * 255.0)
-        hx = np.float32(min(math.sqrt(t * c / det) * 1.0001 + 1e-3, r))
-        hy = np.float32(min(math.sqrt(t * a / det) * 1.0001 + 1e-3, r))
-        box[g, 0] = max(0, int(math.ceil(u - hx)))
-        box[g, 1] = min(W - 1, int(math.floor(u + hx)))
-        box[g, 2] = max(0, int(math.ceil(v - hy)))
-        box[g, 3] = min(H - 1, int(math.floor(v + hy)))
-        visible[g] = box[g, 0] <= box[g, 1] and box[g, 2] <= box[g, 3]
-    return box, visible
-
-
 @njit(cache=True)
 def _argsort_depth(idx, depths):
     """idx sorted by depths[idx], stable (ties keep idx's order): LSD radix sort on the float32 bits, 3
@@ -128,35 +93,6 @@ def _argsort_depth(idx, depths):
         a, b = b, a
         ka, kb = kb, ka
     return a
-
-
-@njit(parallel=True, cache=True)
-def _gather(order, means2d, conics, colors, opac, box):
-    """The visible Gaussians' rasteriser data in depth order: gp (n, 12): mx my a b c opacity x0 x1 r g b
-    log-threshold (x0 x1: the pixel box's columns, as floats), gb (n, 4): pixel box.  Tile lists index these
-    rows, so a tile reads them in order."""
-    n = order.shape[0]
-    gp = np.empty((n, NF), np.float32)
-    gb = np.empty((n, 4), np.int32)
-    for k in prange(n):
-        g = order[k]
-        gp[k, 0] = means2d[g, 0]
-        gp[k, 1] = means2d[g, 1]
-        gp[k, 2] = conics[g, 0]
-        gp[k, 3] = conics[g, 1]
-        gp[k, 4] = conics[g, 2]
-        o = opac[g]
-        gp[k, 5] = o
-        gp[k, 6] = box[g, 0]
-        gp[k, 7] = box[g, 1]
-        gp[k, 8] = colors[g, 0]
-        gp[k, 9] = colors[g, 1]
-        gp[k, 10] = colors[g, 2]
-        # alpha < 1/255  <=>  power < log(1 / (255 * o))
-        gp[k, 11] = math.log(ALPHA_MIN / o)
-        for j in range(4):
-            gb[k, j] = box[g, j]
-    return gp, gb
 
 
 @njit(inline="always")
@@ -293,37 +229,6 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
                 where[koff[k] + i] = pos
                 fill[t] = pos + 1
     return offsets, lists, smask, koff, where
-
-
-@njit(parallel=True, cache=True)
-def _reduce(koff, where, egrad, order, n):
-    """Sums the entries' gradients per Gaussian, in parallel over Gaussians (each row's entries in tile
-    order: the same sums whatever the thread count): (n, 9) in the caller's order (zero for the invisible)."""
-    out = np.zeros((n, 9), np.float32)
-    for k in prange(order.shape[0]):
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
-        for i in range(koff[k], koff[k + 1]):
-            e = where[i]
-            a0 += egrad[e, 0]
-            a1 += egrad[e, 1]
-            a2 += egrad[e, 2]
-            a3 += egrad[e, 3]
-            a4 += egrad[e, 4]
-            a5 += egrad[e, 5]
-            a6 += egrad[e, 6]
-            a7 += egrad[e, 7]
-            a8 += egrad[e, 8]
-        g = order[k]
-        out[g, 0] = a0
-        out[g, 1] = a1
-        out[g, 2] = a2
-        out[g, 3] = a3
-        out[g, 4] = a4
-        out[g, 5] = a5
-        out[g, 6] = a6
-        out[g, 7] = a7
-        out[g, 8] = a8
-    return out
 
 
 @njit(inline="always")
@@ -585,71 +490,30 @@ def _tile_perm(ntiles):
     return p
 
 
-def _np32(t):
-    return np.ascontiguousarray(t.detach().to(dtype=torch.float32, device="cpu").numpy())
-
-
-class RasterizeCPU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, depths, radii, W, H, bg, TS):
-        if TS != TILE:
-            raise ValueError(f"the CPU rasteriser works on {TILE}x{TILE} tiles, not {TS}")
-        m = _np32(means2d)
-        con = _np32(conics)
-        col = _np32(colors)
-        op = _np32(opacities).reshape(-1)
-        rad = np.ascontiguousarray(radii.detach().cpu().numpy().astype(np.int32, copy=False))
-        dep = _np32(depths)
-        box, visible = _boxes(m, con, op, rad, W, H)
-        order = _argsort_depth(np.flatnonzero(visible).astype(np.int32), dep)
-        gp, gb = _gather(order, m, con, col, op, box)
-        tiles_x = (W + TS - 1) // TS
-        tiles_y = (H + TS - 1) // TS
-        prev = numba.set_parallel_chunksize(1)  # the far (large) Gaussians cost most: chunks handed out as they finish
-        try:
-            offsets, lists, smask, koff, where = _bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
-        finally:
-            numba.set_parallel_chunksize(prev)
-        bgn = _np32(bg).reshape(3)
-        img = np.empty((3, H, W), np.float32)
-        final_T = np.empty((H, W), np.float32)
-        n_contrib = np.empty((H, W), np.int32)
-        perm = _tile_perm(tiles_x * tiles_y)
-        prev = numba.set_parallel_chunksize(TILE_CHUNK)
-        try:
-            _forward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
-        finally:
-            numba.set_parallel_chunksize(prev)
-        ctx.state = (gp, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib,
-                     m.shape[0])
-        ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
-        ctx.shape_op = opacities.shape
-        ctx.num_entries = int(lists.shape[0])
-        return torch.from_numpy(img).to(means2d.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_img):
-        gp, lists, smask, offsets, koff, where, order, perm, W, H, tiles_x, bgn, final_T, n_contrib, n = ctx.state
-        g = np.ascontiguousarray(grad_img.detach().to(torch.float32).numpy())
-        egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
-        prev = numba.set_parallel_chunksize(TILE_CHUNK)
-        try:
-            _backward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
-        finally:
-            numba.set_parallel_chunksize(prev)
-        out = torch.from_numpy(_reduce(koff, where, egrad, order, n))
-        dm, dcon, dcol, dop = ctx.dtypes
-        ctx.state = None
-        return (out[:, 0:2].to(dm), out[:, 2:5].to(dcon), out[:, 6:9].to(dcol),
-                out[:, 5].reshape(ctx.shape_op).to(dop), None, None, None, None, None, None)
-
-
-def rasterize_cpu(means2d, conics, colors, opacities, depths, radii, W, H, bg, tile_size=16):
-    return RasterizeCPU.apply(means2d, conics, colors, opacities, depths, radii, int(W), int(H), bg, int(tile_size))
-
-
 def set_threads(n):
+    """Threads for the kernels and torch (at most numba's pool), and the heap tuned for per-iteration arrays."""
+    keep_freed_memory()
     n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)
+    import torch
+
     torch.set_num_threads(n)
     return n
+
+
+def keep_freed_memory():
+    """Let glibc's malloc reuse the memory of freed large arrays instead of returning it to the system.
+
+    Every iteration allocates and frees arrays of megabytes (images, tile lists, gradients); by default glibc
+    maps each one afresh and unmaps it when freed, so every iteration pays a page fault per 4 KiB touched
+    (a fifth of the kernels' time at 100k Gaussians, see NOTES).  With the mmap threshold at its ceiling and
+    trimming off, freed arrays stay in the heap for the next iteration: peak memory is unchanged (the same arrays
+    are alive at once), the process keeps what it once used until it exits.  No-op where glibc is absent."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    return bool(ok and libc.mallopt(m_trim_threshold, 1 << 30))

@@ -19,6 +19,7 @@ from .sh import eval_sh
 
 NEAR_PLANE = 0.2
 LOWPASS = 0.3
+TILE = 16  # the CPU rasteriser's tile side (raster_cpu.TILE)
 
 
 @dataclass
@@ -53,27 +54,15 @@ def quat_to_rotmat(q):
     return R.reshape(-1, 3, 3)
 
 
-def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, sh_degree: int, fast=False,
-               opacity_scale=None):
+def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, sh_degree: int, opacity_scale=None):
     """Project all N Gaussians (vectorised, differentiable).
 
-    sh: (N, K, 3), or with fast=True also the pair (f_dc (N, 1, 3), f_rest (N, R, 3)).
+    sh: (N, K, 3).
     Returns means2d (N, 2) pixel-index coordinates, conics (N, 3) (a, b, c) of the inverse 2D covariance
     (power = -0.5 (a dx^2 + c dy^2) - b dx dy), colors (N, 3), opacities (N,), depths (N,), radii (N,) int32
     (3-sigma, integer pixels; 0 = culled: behind the near plane or off screen) and idx = indices with radii > 0.
     Culled Gaussians get finite placeholder values so that no NaN/inf can leak into gradients.
     """
-    if fast:  # numba projection and SH colours with hand-written backward passes (project_cpu)
-        from .project_cpu import project_cpu
-        means2d, conics, depths, radii = project_cpu(means, log_scales, quats, cam)
-        with torch.no_grad():
-            idx = torch.nonzero(radii > 0).squeeze(1)
-        from .project_cpu import sh_colors_cpu
-        dc, rest = sh if isinstance(sh, tuple) else (sh[:, :1], sh[:, 1:])
-        colors = sh_colors_cpu(means, dc, cam.campos.detach().cpu().tolist(), sh_degree, rest=rest)
-        opac = _opacities(opacity_logits, opacity_scale)
-        return dict(means2d=means2d, conics=conics, colors=colors, opacities=opac, depths=depths, radii=radii,
-                    idx=idx)
     W, H = cam.width, cam.height
     R = cam.viewmat[:3, :3]
     t = cam.viewmat[:3, 3]
@@ -150,25 +139,31 @@ def render(gaussians, cam: RenderCamera, bg, backend="cpu", sh_degree=None, tile
     if backend == "cuda":
         from .raster_cuda import render_gsplat
         return render_gsplat(gaussians, cam, bg, sh_degree, opacity_scale)
-    if backend == "cpu" and hasattr(gaussians, "f_dc"):
-        sh = (gaussians.f_dc, gaussians.f_rest)  # read in place by the numba SH kernel
-    else:
-        sh = gaussians.sh
-        K = (sh_degree + 1) ** 2
-        if sh.shape[1] > K:
-            sh = sh[:, :K]
+    if backend == "cpu":  # one numba pass each way (render_cpu): projection, colour, rasteriser
+        from .render_cpu import render_cpu
+        if tile_size != TILE:
+            raise ValueError(f"the CPU rasteriser works on {TILE}x{TILE} tiles, not {tile_size}")
+        if hasattr(gaussians, "f_dc"):  # the model's two SH tensors, read in place
+            dc, rest = gaussians.f_dc, gaussians.f_rest
+        else:
+            dc, rest = gaussians.sh[:, :1], gaussians.sh[:, 1:]
+        opac = _opacities(gaussians.opacity_logits, opacity_scale)
+        img, means2d, radii = render_cpu(gaussians.means, gaussians.log_scales, gaussians.quats, opac, dc, rest, cam,
+                                         sh_degree, bg)
+        return dict(image=img, means2d=means2d, idx=torch.nonzero(radii > 0).squeeze(1), radii=radii,
+                    grad_scale=(cam.width / 2.0, cam.height / 2.0))
+    sh = gaussians.sh
+    K = (sh_degree + 1) ** 2
+    if sh.shape[1] > K:
+        sh = sh[:, :K]
     p = preprocess(gaussians.means, gaussians.log_scales, gaussians.quats, gaussians.opacity_logits, sh, cam,
-                   sh_degree, fast=(backend == "cpu"), opacity_scale=opacity_scale)
+                   sh_degree, opacity_scale=opacity_scale)
     if p["means2d"].requires_grad:
         p["means2d"].retain_grad()
     if backend == "reference":
         from .raster_ref import rasterize_reference
         img = rasterize_reference(p["means2d"], p["conics"], p["colors"], p["opacities"], p["depths"], p["radii"],
                                   cam.width, cam.height, bg)
-    elif backend == "cpu":
-        from .raster_cpu import rasterize_cpu
-        img = rasterize_cpu(p["means2d"], p["conics"], p["colors"], p["opacities"], p["depths"], p["radii"],
-                            cam.width, cam.height, bg, tile_size=tile_size)
     else:
         raise ValueError(f"unknown backend {backend}")
     return dict(image=img, means2d=p["means2d"], idx=p["idx"], radii=p["radii"],

@@ -118,57 +118,96 @@ def test_reference_gradients_finite_differences(deg):
             assert abs(float(fd - an)) <= 1e-5 * max(1.0, abs(float(an))), (k, float(fd), float(an))
 
 
+def _kernel_camera(cam):
+    V = cam.viewmat.detach().double().numpy()
+    W, H = cam.width, cam.height
+    lim = (-1.3 * (cam.cx / cam.fx), 1.3 * ((W - cam.cx) / cam.fx), -1.3 * (cam.cy / cam.fy),
+           1.3 * ((H - cam.cy) / cam.fy))
+    return tuple(float(v) for v in V[:3].reshape(12)), lim
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_numba_projection_matches_torch(seed):
-    """project_cpu (numba, hand-written backward) vs the autograd PyTorch projection, including Gaussians
-    behind the near plane and off-screen ones inside the 1.3x clamp margin (large scales)."""
+    """project_cpu's projection (numba, hand-written backward) vs the autograd PyTorch projection, including
+    Gaussians behind the near plane and off-screen ones inside the 1.3x clamp margin (large scales): the
+    render's radii, 2D means and conics, and the backward from 2D mean and conic gradients to the parameters."""
+    from gstrain import project_cpu as P
     from gstrain.rasterize import preprocess
+    from gstrain.render_cpu import render_cpu
     g = random_gaussians(300, seed, 0, torch.float64, extent=3.0)
     g.log_scales = g.log_scales + 0.8
     cam = _camera(64, 48, torch.float64, seed)
-    outs = {}
-    for fast in (False, True):
-        params = [getattr(g, k).clone().requires_grad_(True) for k in ("means", "log_scales", "quats")]
-        p = preprocess(params[0], params[1], params[2], g.opacity_logits, g.sh, cam, 0, fast=fast)
-        w1 = torch.randn(p["means2d"].shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-        w2 = torch.randn(p["conics"].shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-        vis = (p["radii"] > 0).to(torch.float64)[:, None]
-        ((p["means2d"] * w1 * vis).sum() + (p["conics"] * w2 * vis).sum()).backward()
-        outs[fast] = (p, [x.grad.clone() for x in params])
-    (pt, gt_), (pf, gf) = outs[False], outs[True]
-    assert torch.equal(pt["radii"], pf["radii"])
+    params = [getattr(g, k).clone().requires_grad_(True) for k in ("means", "log_scales", "quats")]
+    pt = preprocess(params[0], params[1], params[2], g.opacity_logits, g.sh, cam, 0)
+    w1 = torch.randn(pt["means2d"].shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    w2 = torch.randn(pt["conics"].shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     vis = pt["radii"] > 0
+    visf = vis.to(torch.float64)[:, None]
+    ((pt["means2d"] * w1 * visf).sum() + (pt["conics"] * w2 * visf).sum()).backward()
     assert 20 < int(vis.sum()) < 300  # some culled, some visible
-    for k in ("means2d", "conics"):
-        assert torch.allclose(pt[k][vis], pf[k][vis], rtol=1e-9, atol=1e-9), k
-    assert torch.allclose(pt["depths"][vis], pf["depths"][vis])
-    for a, b in zip(gt_, gf, strict=False):
-        assert _rel(b, a) < 1e-9
+    # the fused render's forward: the same radii, and the rasteriser's float32 2D means
+    opac = torch.full((300,), 0.9, dtype=torch.float64)
+    with torch.no_grad():
+        _, m2d, radii = render_cpu(g.means, g.log_scales, g.quats, opac, g.sh[:, :1], g.sh[:, 1:], cam, 0,
+                                   torch.zeros(3))
+    assert torch.equal(pt["radii"], radii)
+    assert torch.allclose(m2d[vis].double(), pt["means2d"][vis].detach(), rtol=1e-6, atol=1e-4)
+    # the projection's backward in float64, Gaussian by Gaussian
+    V, lim = _kernel_camera(cam)
+    fx, fy = float(cam.fx), float(cam.fy)
+    m, ls, q = (x.detach().numpy() for x in (g.means, g.log_scales, g.quats))
+    for i in np.flatnonzero(vis.numpy()):
+        x, y, iz, a, b, c = P._cov2d(*m[i], *ls[i], *q[i], V, fx, fy, lim)
+        det = a * c - b * b
+        conic = np.array([c / det, -b / det, a / det])
+        assert np.allclose(conic, pt["conics"][i].detach().numpy(), rtol=1e-9, atol=1e-12)
+        gm, gl, gq = P._project_bwd(*m[i], *ls[i], *q[i], V, fx, fy, lim, *w1[i].tolist(), *w2[i].tolist())
+        for got, p in zip((gm, gl, gq), params, strict=True):
+            assert np.allclose(np.array(got), p.grad[i].numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("deg", [0, 1, 2, 3])
 def test_numba_sh_colors_match_torch(deg):
-    from gstrain.project_cpu import sh_colors_cpu
+    """project_cpu's SH colour (forward in the render's packed rows, backward in _param_grads, float64 there)
+    vs PyTorch's eval_sh with autograd, with clamped channels."""
+    from gstrain import project_cpu as P
     from gstrain.sh import eval_sh
-    g = random_gaussians(200, 40 + deg, 3, torch.float64)
-    campos = torch.tensor([0.3, -2.0, 1.5], dtype=torch.float64)
-    w = torch.randn(200, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    res = []
-    for fast in (False, True):
-        m = g.means.clone().requires_grad_(True)
-        sh = g.sh.clone().requires_grad_(True)
-        if fast:
-            col = sh_colors_cpu(m, sh, campos.tolist(), deg)
-        else:
-            d = m - campos
-            d = d / d.norm(dim=-1, keepdim=True)
-            col = torch.clamp_min(eval_sh(deg, sh[:, :(deg + 1) ** 2], d) + 0.5, 0.0)
-        (col * w).sum().backward()
-        gm = m.grad if m.grad is not None else torch.zeros_like(m)
-        res.append((col.detach(), gm.clone(), sh.grad.clone()))
-    assert (res[0][0] == 0).any() and (res[0][0] > 0).any()  # clamping exercised
-    for a, b in zip(res[0], res[1], strict=True):
-        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    n = 200
+    g = random_gaussians(n, 40 + deg, 3, torch.float64)
+    campos = np.array([0.3, -2.0, 1.5])
+    w = torch.randn(n, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    m = g.means.clone().requires_grad_(True)
+    sh = g.sh.clone().requires_grad_(True)
+    d = m - torch.tensor(campos)
+    d = d / d.norm(dim=-1, keepdim=True)
+    col = torch.clamp_min(eval_sh(deg, sh[:, :(deg + 1) ** 2], d) + 0.5, 0.0)
+    (col * w).sum().backward()
+    assert (col == 0).any() and (col > 0).any()  # clamping exercised
+    # forward: a camera looking at the points from campos, everything in front of it and on screen
+    R, t = look_at(campos, target=g.means.mean(0).numpy())
+    V = np.concatenate([R, t[:, None]], 1).reshape(12)
+    lim = (-100.0, 100.0, -100.0, 100.0)
+    mm, ls, q = (x.detach().numpy() for x in (g.means, g.log_scales, g.quats))
+    dc, rest = g.sh[:, :1].numpy(), g.sh[:, 1:].numpy()
+    pre = np.zeros((n, P.NF), np.float32)
+    box, depth = np.zeros((n, 4), np.int32), np.zeros(n, np.float32)
+    radii, visible = np.zeros(n, np.int32), np.zeros(n, np.bool_)
+    P._prepare(mm, ls, q, np.full(n, 0.9, np.float32), dc, rest, deg, V, 2.0, 2.0, 5000.0, 5000.0, 10000, 10000,
+               np.array(lim), campos, pre, box, depth, radii, visible)
+    assert visible.all()
+    assert np.allclose(pre[:, 8:11], col.detach().numpy(), rtol=1e-6, atol=1e-6)
+    # backward: colour gradients only (zero for clamped channels, as _entry_sums gives them)
+    sums = np.zeros((n, 9))
+    sums[:, 6:9] = np.where(pre[:, 8:11] > 0, w.numpy(), 0.0)
+    gm, gl, gq = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 4))
+    gop, gdc, grest, g2d = np.zeros(n), np.zeros((n, 1, 3)), np.zeros_like(rest), np.zeros((n, 2))
+    P._param_grads(visible, sums, mm, ls, q, rest, deg, V, 2.0, 2.0, np.array(lim), campos, gm, gl, gq, gop, gdc,
+                   grest, g2d)
+    K = (deg + 1) ** 2
+    m_grad = np.zeros((n, 3)) if m.grad is None else m.grad.numpy()  # degree 0 does not depend on the mean
+    assert np.allclose(gm, m_grad, rtol=1e-9, atol=1e-12)
+    assert np.allclose(gdc, sh.grad[:, :1].numpy(), rtol=1e-9, atol=1e-12)
+    assert np.allclose(grest[:, :K - 1], sh.grad[:, 1:K].numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_the_other_lane_width_matches_the_reference(tmp_path):
@@ -226,17 +265,40 @@ def _culling_inputs(seed, W=200, H=120, n=400):
     return means2d, conics, opac, radii, rng.uniform(1, 10, n).astype(np.float32)
 
 
+def _packed_rows(means2d, conics, opac, radii, W, H):
+    """The rasteriser's packed rows, pixel boxes and visibility of 2D Gaussians, as project_cpu._prepare makes
+    them (its own box function; white colours)."""
+    import math
+
+    from gstrain import project_cpu as P
+    n = len(opac)
+    pre = np.zeros((n, P.NF), np.float32)
+    box = np.zeros((n, 4), np.int32)
+    visible = np.zeros(n, np.bool_)
+    for i in range(n):
+        u, v = means2d[i]
+        ca, cb, cc = conics[i]
+        x0, x1, y0, y1 = P._box(u, v, ca, cb, cc, opac[i], int(radii[i]), W, H)
+        if radii[i] <= 0 or x0 > x1 or y0 > y1:
+            continue
+        visible[i] = True
+        box[i] = (x0, x1, y0, y1)
+        pre[i] = (u, v, ca, cb, cc, opac[i], x0, x1, 1.0, 1.0, 1.0, math.log(P.ALPHA_MIN / float(opac[i])))
+    return pre, box, visible
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tile_and_strip_culling_keeps_every_pixel_that_passes(seed):
     """The tile lists and the entries' strip masks leave out only (tile, strip) pairs where no pixel can pass the
     kernels' alpha test: checked pixel by pixel with the kernels' own float32 power and threshold."""
     import numba
+    from gstrain import project_cpu as P
     from gstrain import raster_cpu as R
     W, H = 200, 120
     means2d, conics, opac, radii, depth = _culling_inputs(seed, W, H)
-    box, visible = R._boxes(means2d, conics, opac, radii, W, H)
+    pre, box, visible = _packed_rows(means2d, conics, opac, radii, W, H)
     order = R._argsort_depth(np.flatnonzero(visible).astype(np.int32), depth)
-    gp, gb = R._gather(order, means2d, conics, np.ones((len(opac), 3), np.float32), opac, box)
+    gp, gb = P._gather_rows(order, pre, box)
     tiles_x, tiles_y = (W + 15) // 16, (H + 15) // 16
     offsets, lists, smask, koff, where = R._bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
     members = {}
