@@ -14,9 +14,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .simd import prefetch_row
+
 NEAR_PLANE = 0.2
 LOWPASS = 0.3
 ALPHA_MIN = 1.0 / 255.0
+PREFETCH_AHEAD = 8  # rows read in a scattered order: prefetched this many reads ahead
 NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
 
 
@@ -238,6 +241,8 @@ def _gather_rows(order, pre, box):
     gp = np.empty((n, NF), np.float32)
     gb = np.empty((n, 4), np.int32)
     for k in prange(n):
+        if k + PREFETCH_AHEAD < n:
+            prefetch_row(pre, order[k + PREFETCH_AHEAD])
         g = order[k]
         for j in range(NF):
             gp[k, j] = pre[g, j]
@@ -342,9 +347,12 @@ def _entry_sums(koff, where, egrad, order, gp, n):
     found: the per-Gaussian pass that follows then reads its row here and its parameters in order (visiting
     Gaussians in their own order and looking up their entries cost a cache miss per lookup, twice the time)."""
     out = np.empty((n, 9), np.float32)
+    ne = where.shape[0]
     for k in prange(order.shape[0]):
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
         for e in range(koff[k], koff[k + 1]):
+            if e + PREFETCH_AHEAD < ne:
+                prefetch_row(egrad, where[e + PREFETCH_AHEAD])
             p = where[e]
             a0 += egrad[p, 0]
             a1 += egrad[p, 1]

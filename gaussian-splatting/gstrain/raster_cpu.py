@@ -28,7 +28,23 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .simd import NL, all_, any_, hsum, iload, iota, isplat, istore, load, select, splat, store, vmax, vmin
+from .simd import (
+    NL,
+    all_,
+    any_,
+    hsum,
+    iload,
+    iota,
+    isplat,
+    istore,
+    load,
+    prefetch_row,
+    select,
+    splat,
+    store,
+    vmax,
+    vmin,
+)
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
@@ -61,6 +77,9 @@ def fexp(x):
 # tiles are handed to threads a few at a time as each finishes (dynamic scheduling): their costs differ by
 # orders of magnitude, and equal static shares left a core idle at the end of every pass
 TILE_CHUNK = 4
+# entries ahead whose packed row is prefetched: a tile's entries index rows spread over the whole depth order,
+# and the first read of each row was the backward's largest single cost (a cache miss per entry; see NOTES)
+PREFETCH_AHEAD = 8
 HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
 NS = TILE * HALVES  # strips per tile
 NF = 12  # packed features per Gaussian: mx my a b c opacity x0 x1 r g b log-threshold (x0 x1: its box's columns)
@@ -261,6 +280,8 @@ def _tile_pack(packed, lists, start, end):
     m = end - start
     lp = np.empty((m, NF), np.float32)
     for q in range(m):
+        if q + PREFETCH_AHEAD < m:
+            prefetch_row(packed, lists[start + q + PREFETCH_AHEAD])
         k = lists[start + q]
         for c in range(NF):
             lp[q, c] = packed[k, c]
@@ -405,6 +426,8 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
         nxt = 0
         live = np.int64(0)
         for q in range(m - 1, -1, -1):
+            if q >= PREFETCH_AHEAD:
+                prefetch_row(packed, lists[start + q - PREFETCH_AHEAD])
             while nxt < NS and kmax[sorder[nxt]] > q:
                 live |= np.int64(1) << sorder[nxt]
                 nxt += 1

@@ -23,6 +23,7 @@ import os
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
 
@@ -194,6 +195,28 @@ def istore(typingctx, arr, idx, v):
         builder.store(args[2], _lane_ptr(context, builder, sig.args[0], args[0], args[1], _VI), align=4)
         return context.get_dummy_value()
     return types.void(arr, idx, v), codegen
+
+
+@intrinsic
+def prefetch_row(typingctx, arr, row):
+    """A hint to bring row `row` of a C-contiguous 2-D float32 array into the cache (no bounds check, no fault:
+    a prefetch of any address is allowed).  For rows read in an order the hardware cannot guess."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
+            and isinstance(row, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aty = sig.args[0]
+        a = context.make_array(aty)(context, builder, args[0])
+        ncols = builder.extract_value(a.shape, 1)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = builder.gep(a.data, [builder.mul(r, ncols)])
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), _I32(0), _I32(3), _I32(1)])  # read, keep, data cache
+        return context.get_dummy_value()
+    return types.void(arr, row), codegen
 
 
 # ----------------------------------------------------------------------------------------------- arithmetic
