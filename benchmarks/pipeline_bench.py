@@ -256,7 +256,7 @@ def render_sequence(folder: Path, count: int, width: int = 400, height: int = 30
     )
 
     scene = build_scene(seed)
-    intrinsics = Intrinsics.from_fov(width, height, HORIZONTAL_FOV_DEG)
+    intrinsics = Intrinsics.from_fov_x(width, height, HORIZONTAL_FOV_DEG)
     folder.mkdir(parents=True, exist_ok=True)
     poses = {}
     for i in range(count):

@@ -17,6 +17,7 @@ from PIL import Image
 from splatstudio.io import colmap
 from splatstudio.io.ply import write_splat_ply
 from splatstudio.model.cleanup import Views
+from splatstudio.model.geometry import matrix_to_quaternion
 from splatstudio.model.sample import (
     HORIZONTAL_FOV_DEG,
     Intrinsics,
@@ -52,7 +53,7 @@ def render_photos(folder: Path, count: int = 8, width: int = 160, height: int = 
                   points: int = 3000) -> Photos:
     """``count`` orbit views as JPEGs in ``folder`` and ``points`` surface points seen by them."""
     scene = _scene(seed)
-    intrinsics = Intrinsics.from_fov(width, height, HORIZONTAL_FOV_DEG)
+    intrinsics = Intrinsics.from_fov_x(width, height, HORIZONTAL_FOV_DEG)
     cameras = orbit_cameras(count, seed)
     folder.mkdir(parents=True, exist_ok=True)
     xyz_parts, rgb_parts = [], []
@@ -79,7 +80,7 @@ def colmap_model(photos: Photos, model: str = "PINHOLE", k1: float = 0.0) -> col
               "OPENCV": [k.fx, k.fy, k.cx, k.cy, k1, 0.0, 0.0, 0.0],
               "SIMPLE_RADIAL": [k.fx, k.cx, k.cy, k1]}[model]
     cameras = {1: colmap.Camera(1, model, k.width, k.height, np.array(params))}
-    images = {i: colmap.Image(i, colmap.rotmat_to_qvec(cam.rotation), cam.translation.copy(), 1, cam.name)
+    images = {i: colmap.Image(i, matrix_to_quaternion(cam.rotation), cam.translation.copy(), 1, cam.name)
               for i, cam in enumerate(photos.cameras, start=1)}
     n = len(photos.points_xyz)
     points = colmap.Points3D.without_tracks(np.arange(1, n + 1), photos.points_xyz, photos.points_rgb,

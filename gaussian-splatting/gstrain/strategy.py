@@ -48,6 +48,9 @@ class ADCStrategy:
     opacity reset), with an optional cap on the count (plan.max_gaussians)."""
 
     name = "adc"
+    # the loop calls step_post_backward before the optimizer's step (the reference's order: the parameters
+    # densification replaces skip that step)
+    refines_before_step = True
 
     def __init__(self, plan, extent, white_background=False, grad_threshold=0.0002):
         self.plan = plan
@@ -176,6 +179,7 @@ class MCMCStrategy:
     """Fixed Gaussian budget with relocation (see the module docstring); figures in the trainer's README."""
 
     name = "mcmc"
+    refines_before_step = False  # relocation and growth come after the optimizer's step (gsplat's order)
     min_opacity = 0.005
     noise_lr = 5e5
     grow_rate = 0.05

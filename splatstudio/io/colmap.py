@@ -26,6 +26,7 @@ import numpy as np
 from splatstudio.io.errors import FormatError
 from splatstudio.io.ply import PathLike, write_points_ply
 from splatstudio.model.atomic import atomic_open
+from splatstudio.model.geometry import quaternion_to_matrix
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class Image:
         return len(self.point3d_ids)
 
     def rotation_matrix(self) -> np.ndarray:
-        return qvec_to_rotmat(self.qvec)
+        """World-to-camera rotation (`ValueError` for a zero `qvec`)."""
+        return quaternion_to_matrix(self.qvec)
 
     def camera_center(self) -> np.ndarray:
         """Camera centre in world coordinates, ``-Rᵀ t``."""
@@ -137,40 +139,6 @@ class ColmapModel:
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-def qvec_to_rotmat(qvec: np.ndarray) -> np.ndarray:
-    """Rotation matrix of the (normalised) quaternion w, x, y, z."""
-    w, x, y, z = np.asarray(qvec, dtype=np.float64) / np.linalg.norm(qvec)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def rotmat_to_qvec(rotation: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) with w >= 0 of a rotation matrix, the inverse of `qvec_to_rotmat`.
-
-    Takes the eigenvector of the largest eigenvalue of Bar-Itzhack's symmetric 4x4 matrix, which is
-    exact for a rotation and gives the nearest quaternion for a slightly non-orthogonal matrix.
-    """
-    r = np.asarray(rotation, dtype=np.float64).reshape(3, 3)
-    xx, xy, xz, yx, yy, yz, zx, zy, zz = r.flat
-    k = np.array(
-        [
-            [xx - yy - zz, yx + xy, zx + xz, zy - yz],
-            [yx + xy, yy - xx - zz, zy + yz, xz - zx],
-            [zx + xz, zy + yz, zz - xx - yy, yx - xy],
-            [zy - yz, xz - zx, yx - xy, xx + yy + zz],
-        ]
-    ) / 3.0
-    values, vectors = np.linalg.eigh(k)
-    x, y, z, w = vectors[:, int(np.argmax(values))]
-    qvec = np.array([w, x, y, z])
-    return -qvec if w < 0 else qvec
 
 
 def camera_centers(images: dict[int, Image]) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 from splatstudio.io.decimate import fit_to_size, keep_most_important
 from splatstudio.io.errors import FormatError
 from splatstudio.io.formats import format_for, save_splats
+from splatstudio.model.geometry import quaternion_to_matrix
 from splatstudio.model.splatcloud import SplatCloud, sigmoid
 from splatstudio.model.transform import Similarity, transform_cloud
 
@@ -64,10 +65,7 @@ class CropBox:
         q = np.asarray(quaternion_wxyz, float)
         if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-12:
             raise ValueError("crop box rotation must be a quaternion w,x,y,z")
-        w, x, y, z = q / np.linalg.norm(q)
-        r = ((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-             (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-             (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
+        r = tuple(tuple(row) for row in quaternion_to_matrix(q))
         return cls(tuple(center), tuple(half_size), r)
 
     def contains(self, positions: np.ndarray) -> np.ndarray:

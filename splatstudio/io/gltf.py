@@ -54,6 +54,7 @@ import numpy as np
 from splatstudio.io.errors import FormatError, load_json_text, reports_out_of_memory
 from splatstudio.io.ply import PathLike
 from splatstudio.model.atomic import atomic_open
+from splatstudio.model.geometry import quaternion_to_matrix
 from splatstudio.model.splatcloud import SH_C0, SplatCloud, logit, normalize_quaternions, sh_rest_count, sigmoid
 from splatstudio.model.transform import Similarity, TransformError, transform_cloud
 
@@ -310,10 +311,7 @@ def _node_matrix(path: PathLike, node: dict[str, Any]) -> np.ndarray:
     s = np.asarray(node.get("scale", [1, 1, 1]), dtype=np.float64)
     if t.shape != (3,) or q.shape != (4,) or s.shape != (3,) or not all(np.isfinite(a).all() for a in (t, q, s)):
         raise FormatError(path, "a node's translation, rotation or scale is malformed")
-    x, y, z, w = q / (np.linalg.norm(q) or 1.0)
-    r = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                  [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                  [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    r = quaternion_to_matrix(q[[3, 0, 1, 2]]) if np.linalg.norm(q) else np.eye(3)  # glTF's order: x, y, z, w
     m = np.eye(4)
     m[:3, :3] = r * s
     m[:3, 3] = t

@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from splatstudio.io.colmap import Camera, rotmat_to_qvec
+from splatstudio.io.colmap import Camera
 from splatstudio.io.errors import FormatError, load_json_text
 from splatstudio.io.ply import read_points_ply
+from splatstudio.model.geometry import matrix_to_quaternion
 
 TRANSFORMS = "transforms.json"
 
@@ -119,21 +120,7 @@ def transform_from_colmap_pose(rotation: np.ndarray, translation: np.ndarray,
 def read_transforms(path: str | Path) -> NerfstudioScene:
     """Read a nerfstudio dataset (its folder or its ``transforms.json``); see the module docstring."""
     transforms = transforms_path(path)
-    folder = transforms.parent
-    try:
-        text = transforms.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FormatError(transforms, "not found") from None
-    except UnicodeDecodeError:
-        raise FormatError(transforms, "not a UTF-8 text file") from None
-    except OSError as exc:
-        raise FormatError(transforms, f"cannot be read ({exc.strerror or exc})") from None
-    meta = load_json_text(transforms, text)
-    if not isinstance(meta, dict):
-        raise FormatError(transforms, "expected a JSON object with a 'frames' list")
-    frames_in = meta.get("frames")
-    if not isinstance(frames_in, list) or not frames_in:
-        raise FormatError(transforms, "has no 'frames' (a non-empty list of {file_path, transform_matrix})")
+    meta = _load_meta(transforms)
 
     def fail(message: str) -> FormatError:
         return FormatError(transforms, message)
@@ -147,13 +134,41 @@ def read_transforms(path: str | Path) -> NerfstudioScene:
     if meta.get("applied_scale") not in (None, 1, 1.0):
         notes.append(f"applied_scale {meta['applied_scale']} in transforms.json is not used: poses and points are "
                      "taken as they are")
-    global_values = {key: meta[key] for key in _INTRINSIC_KEYS if key in meta}
+    cameras, frames = _read_frames(meta, transforms.parent, applied, fail)
+    scene = NerfstudioScene(transforms, cameras, frames, applied_transform=applied, notes=notes)
+    if meta.get("ply_file_path") is not None:
+        _read_points(scene, meta["ply_file_path"], fail)
+    return scene
 
+
+def _load_meta(transforms: Path) -> dict[str, Any]:
+    """The JSON object of ``transforms.json``, with a non-empty 'frames' list."""
+    try:
+        text = transforms.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError(transforms, "not found") from None
+    except UnicodeDecodeError:
+        raise FormatError(transforms, "not a UTF-8 text file") from None
+    except OSError as exc:
+        raise FormatError(transforms, f"cannot be read ({exc.strerror or exc})") from None
+    meta = load_json_text(transforms, text)
+    if not isinstance(meta, dict):
+        raise FormatError(transforms, "expected a JSON object with a 'frames' list")
+    frames = meta.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise FormatError(transforms, "has no 'frames' (a non-empty list of {file_path, transform_matrix})")
+    return meta
+
+
+def _read_frames(meta: dict[str, Any], folder: Path, applied: np.ndarray | None, fail: Any
+                 ) -> tuple[dict[int, Camera], list[NerfstudioFrame]]:
+    """The COLMAP cameras (frames with the same intrinsics share one) and the frames with their poses."""
+    global_values = {key: meta[key] for key in _INTRINSIC_KEYS if key in meta}
     cameras: dict[int, Camera] = {}
     camera_ids: dict[tuple[Any, ...], int] = {}
     frames: list[NerfstudioFrame] = []
     seen: dict[Path, int] = {}
-    for index, frame in enumerate(frames_in):
+    for index, frame in enumerate(meta["frames"]):
         where = f"frame {index}"
         if not isinstance(frame, dict):
             raise fail(f"{where} is not an object")
@@ -167,40 +182,47 @@ def read_transforms(path: str | Path) -> NerfstudioScene:
         if image in seen:
             raise fail(f"{where}: the same image as frame {seen[image]}")
         seen[image] = index
-        if "transform_matrix" not in frame:
-            raise fail(f"{where} has no 'transform_matrix'")
-        matrix = _matrix(frame["transform_matrix"], fail, f"{where}: transform_matrix")
-        try:
-            rotation, translation = colmap_pose_from_transform(matrix, applied)
-        except ValueError as exc:
-            raise fail(f"{where}: transform_matrix {exc}") from None
+        rotation, translation = _frame_pose(frame, applied, fail, where)
         values = {**global_values, **{key: frame[key] for key in _INTRINSIC_KEYS if key in frame}}
         model, width, height, params = _camera(values, image, lambda m, w=where: fail(f"{w}: {m}"))
         key = (model, width, height, tuple(params))
         if key not in camera_ids:
             camera_ids[key] = len(camera_ids) + 1
             cameras[camera_ids[key]] = Camera(camera_ids[key], model, width, height, np.array(params, dtype=float))
-        frames.append(NerfstudioFrame(file_path, image, camera_ids[key], rotmat_to_qvec(rotation), translation))
+        frames.append(NerfstudioFrame(file_path, image, camera_ids[key], matrix_to_quaternion(rotation), translation))
+    return cameras, frames
 
-    scene = NerfstudioScene(transforms, cameras, frames, applied_transform=applied, notes=notes)
-    ply = meta.get("ply_file_path")
-    if ply is not None:
-        if not isinstance(ply, str) or not ply.strip():
-            raise fail("ply_file_path must be a file name")
-        scene.ply_path = folder / ply
-        if not scene.ply_path.is_file():
-            raise fail(f"ply_file_path names {scene.ply_path}, which does not exist")
-        points = read_points_ply(scene.ply_path)  # FormatError names the PLY
-        xyz = points.xyz.astype(np.float64)
-        if applied is not None and len(xyz):
-            inverse = np.linalg.inv(applied)
-            xyz = xyz @ inverse[:3, :3].T + inverse[:3, 3]
-        rgb = points.rgb if points.rgb is not None else np.full((len(xyz), 3), 128, dtype=np.uint8)
-        if len(xyz):
-            scene.points_xyz, scene.points_rgb = xyz, rgb
-        else:
-            notes.append(f"{scene.ply_path.name} holds no points")
-    return scene
+
+def _frame_pose(frame: dict[str, Any], applied: np.ndarray | None, fail: Any, where: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """World-to-camera ``(R, t)`` of one frame's ``transform_matrix``."""
+    if "transform_matrix" not in frame:
+        raise fail(f"{where} has no 'transform_matrix'")
+    matrix = _matrix(frame["transform_matrix"], fail, f"{where}: transform_matrix")
+    try:
+        return colmap_pose_from_transform(matrix, applied)
+    except ValueError as exc:
+        raise fail(f"{where}: transform_matrix {exc}") from None
+
+
+def _read_points(scene: NerfstudioScene, ply: Any, fail: Any) -> None:
+    """The sparse points of ``ply_file_path`` into `scene`, in COLMAP's world (``applied_transform`` undone)."""
+    if not isinstance(ply, str) or not ply.strip():
+        raise fail("ply_file_path must be a file name")
+    scene.ply_path = scene.transforms.parent / ply
+    if not scene.ply_path.is_file():
+        raise fail(f"ply_file_path names {scene.ply_path}, which does not exist")
+    points = read_points_ply(scene.ply_path)  # FormatError names the PLY
+    xyz = points.xyz.astype(np.float64)
+    applied = scene.applied_transform
+    if applied is not None and len(xyz):
+        inverse = np.linalg.inv(applied)
+        xyz = xyz @ inverse[:3, :3].T + inverse[:3, 3]
+    rgb = points.rgb if points.rgb is not None else np.full((len(xyz), 3), 128, dtype=np.uint8)
+    if len(xyz):
+        scene.points_xyz, scene.points_rgb = xyz, rgb
+    else:
+        scene.notes.append(f"{scene.ply_path.name} holds no points")
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -186,9 +186,12 @@ class Library:
             self.sync(project)
         return project
 
-    def duplicate(self, project: Project) -> Project:
-        """A copy of ``project`` (without its lock) under a new id and a free "… copy" name. The copy is made
-        under a hidden name and renamed into place, so the library never holds half of one."""
+    def duplicate(self, project: Project | str | os.PathLike[str]) -> Project:
+        """A copy of ``project`` (a `Project` or its folder; without its lock) in this library, under a new id and
+        a free "… copy" name. The copy is made under a hidden name and renamed into place, so the library never
+        holds half of one. The window runs it in a worker."""
+        if not isinstance(project, Project):
+            project = Project(project)
         base = f"{project.name} copy"
         with self._creation_lock():
             name, n = base, 2

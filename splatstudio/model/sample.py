@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from splatstudio.model import sample_textures
+from splatstudio.model.geometry import Intrinsics
 from splatstudio.model.sample_textures import Grid
 
 __all__ = [
@@ -87,41 +88,6 @@ ProgressCallback = Callable[[float, str], None]
 # --------------------------------------------------------------------------- #
 # Cameras and result containers
 # --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels (no distortion)."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def from_fov(cls, width: int, height: int, horizontal_fov_deg: float) -> Intrinsics:
-        """Square pixels, principal point at the image centre."""
-        focal = 0.5 * width / math.tan(math.radians(horizontal_fov_deg) / 2.0)
-        return cls(width, height, focal, focal, width / 2.0, height / 2.0)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """The 3x3 calibration matrix K."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    def to_dict(self) -> dict:
-        """JSON-friendly description (COLMAP ``PINHOLE`` model)."""
-        return {
-            "model": "PINHOLE",
-            "width": self.width,
-            "height": self.height,
-            "fx": self.fx,
-            "fy": self.fy,
-            "cx": self.cx,
-            "cy": self.cy,
-        }
 
 
 @dataclass(frozen=True)
@@ -571,7 +537,7 @@ def generate_sample(
     report = progress or (lambda fraction, message: None)
     report(0.0, "Building the sample scene")
     scene = build_scene(seed)
-    intrinsics = Intrinsics.from_fov(width, height, HORIZONTAL_FOV_DEG)
+    intrinsics = Intrinsics.from_fov_x(width, height, HORIZONTAL_FOV_DEG)
     cameras = tuple(orbit_cameras(count, seed))
     report(1.0 / (count + 1), "Rendering images")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

@@ -5,8 +5,8 @@ Conventions (those of COLMAP and the reference 3DGS trainer):
 * camera space is OpenCV-like: x right, y down, z forward (depth);
 * a `Pose` stores the world-to-camera rotation ``R`` and translation ``t``
   (``x_cam = R @ x_world + t``), so the camera centre is ``-Rᵀ t``;
-* `Intrinsics` are pinhole pixels with the origin at the top-left corner of the
-  image, pixel ``(i, j)`` covering ``[i, i + 1] x [j, j + 1]``.
+* `Intrinsics` (`model.geometry`, shared with the sample scenes) are pinhole pixels with the
+  origin at the top-left corner of the image, pixel ``(i, j)`` covering ``[i, i + 1] x [j, j + 1]``.
 
 `OrbitCamera` is the interactive controller (turntable orbit around a target with
 a fixed world up, pan, zoom, and fly moves); training cameras come from a
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from splatstudio.model.cleanup import Views
+from splatstudio.model.geometry import Intrinsics, quaternion_to_matrix
 
 PathLike = str | os.PathLike[str]
 
@@ -46,49 +47,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- intrinsics
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels for an image of `width` x `height`."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def from_fov(cls, width: int, height: int, fov_y_deg: float = DEFAULT_FOV_Y_DEG) -> Intrinsics:
-        """Square pixels, centred principal point, vertical field of view `fov_y_deg`."""
-        fy = height / (2.0 * math.tan(math.radians(fov_y_deg) / 2.0))
-        return cls(int(width), int(height), fy, fy, width / 2.0, height / 2.0)
-
-    @property
-    def fov_y_deg(self) -> float:
-        return math.degrees(2.0 * math.atan(self.height / (2.0 * self.fy)))
-
-    @property
-    def tan_half_fov(self) -> tuple[float, float]:
-        """``tan`` of the half field of view in x and y (as the 3DGS rasteriser defines it)."""
-        return self.width / (2.0 * self.fx), self.height / (2.0 * self.fy)
-
-    def scaled_to(self, width: int, height: int) -> Intrinsics:
-        """The same camera for a viewport of another size, its whole picture in view: scaled by the smaller
-        of the two size ratios (a viewport narrower than the photo shows more above and below it, as one
-        beside the photo in the compare view), the principal point kept relative to the centre; x focal
-        follows the pixel aspect ratio fx/fy."""
-        s = min(height / self.height, width / self.width)
-        fy = self.fy * s
-        return Intrinsics(
-            int(width), int(height), fy * self.fx / self.fy, fy,
-            width / 2.0 + (self.cx - self.width / 2.0) * s, height / 2.0 + (self.cy - self.height / 2.0) * s,
-        )  # fmt: skip
-
-    def matrix(self) -> np.ndarray:
-        """3x3 K matrix."""
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
 
 
 def projection_matrix(intr: Intrinsics, near: float, far: float) -> np.ndarray:
@@ -164,18 +122,6 @@ class Pose:
 def _any_perpendicular(v: np.ndarray) -> np.ndarray:
     axis = np.eye(3)[int(np.argmin(np.abs(v)))]
     return _unit(np.cross(v, axis))
-
-
-def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
-    """Rotation matrix of quaternion (w, x, y, z) (normalised here)."""
-    w, x, y, z = _unit(np.asarray(q, dtype=np.float64))
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 # --------------------------------------------------------------------------------- orbit control

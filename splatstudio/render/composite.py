@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from splatstudio.render.camera import Intrinsics
+from splatstudio.model.geometry import Intrinsics
 
 _lock = threading.Lock()  # held while a kernel runs (or compiles)
 _warm_lock = threading.Lock()  # guards `_warming` only: never waits for a kernel
@@ -60,7 +60,7 @@ def warm_up() -> bool:
         view = np.eye(4)
         view[2, 3] = 2.0
         composite(np.zeros((1, 3)), np.array([[0.01, 0, 0, 0.01, 0, 0.01]]), np.array([[0.5, 0.5, 0.5, 0.9]]),
-                  np.zeros(1, dtype=np.int64), view, Intrinsics.from_fov(8, 8, 50.0), 0.01)  # fmt: skip
+                  np.zeros(1, dtype=np.int64), view, Intrinsics.from_fov_y(8, 8, 50.0), 0.01)  # fmt: skip
     return True
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from splatstudio.model.geometry import Intrinsics
 from splatstudio.render import composite
-from splatstudio.render.camera import Intrinsics
 from splatstudio.render.scene import PreparedScene
 from splatstudio.render.sorting import sort_back_to_front
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from vispy import app
 
-from splatstudio.render.camera import Intrinsics, OrbitCamera, Pose, TrainingCamera, average_up, home_view
+from splatstudio.model.geometry import Intrinsics
+from splatstudio.render.camera import OrbitCamera, Pose, TrainingCamera, average_up, home_view
 
 ORBIT_RADIANS_PER_PIXEL = math.radians(0.2)
 """How far a left-drag turns the view (a drag across a 640-pixel view: 128 degrees). See NOTES."""
@@ -67,7 +68,7 @@ class Navigation:
             width, height = self.physical_size
         if self._camera_intrinsics is not None:
             return self._camera_intrinsics.scaled_to(width, height)
-        return Intrinsics.from_fov(width, height, self.orbit.fov_y_deg)
+        return Intrinsics.from_fov_y(width, height, self.orbit.fov_y_deg)
 
     def set_camera(
         self,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from vispy import gloo
 
-from splatstudio.render.camera import Intrinsics
+from splatstudio.model.geometry import Intrinsics
 from splatstudio.render.frames import FrameData
 from splatstudio.render.glinfo import is_software
 from splatstudio.render.overlays import EditOverlay, screen_to_ndc

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from splatstudio.render.camera import Intrinsics
+from splatstudio.model.geometry import Intrinsics
 from splatstudio.render.scene import PreparedScene
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from splatstudio.model.geometry import quaternions_to_matrices
 from splatstudio.model.splatcloud import SplatCloud
 from splatstudio.render import composite
 from splatstudio.render.camera import box_frame, scene_box
@@ -20,25 +21,6 @@ from splatstudio.render.sh import sh_to_rgb
 
 STATIC_DTYPE = np.dtype([("a_position", "<f4", 3), ("a_cov_a", "<f4", 3), ("a_cov_b", "<f4", 3)])
 """Per-splat static vertex data: centre and the 6 unique entries of the 3D covariance."""
-
-
-def quaternions_to_matrices(quats: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotation matrices of (N, 4) w-first quaternions (normalised; zero -> identity)."""
-    q = np.asarray(quats, dtype=np.float64)
-    norm = np.linalg.norm(q, axis=1, keepdims=True)
-    q = np.where(norm > 0, q / np.where(norm > 0, norm, 1.0), np.array([1.0, 0, 0, 0]))
-    w, x, y, z = q.T
-    r = np.empty((len(q), 3, 3), dtype=np.float64)
-    r[:, 0, 0] = 1 - 2 * (y * y + z * z)
-    r[:, 0, 1] = 2 * (x * y - w * z)
-    r[:, 0, 2] = 2 * (x * z + w * y)
-    r[:, 1, 0] = 2 * (x * y + w * z)
-    r[:, 1, 1] = 1 - 2 * (x * x + z * z)
-    r[:, 1, 2] = 2 * (y * z - w * x)
-    r[:, 2, 0] = 2 * (x * z - w * y)
-    r[:, 2, 1] = 2 * (y * z + w * x)
-    r[:, 2, 2] = 1 - 2 * (x * x + y * y)
-    return r
 
 
 def covariances_3d(log_scales: np.ndarray, quats: np.ndarray, chunk: int = 262_144) -> np.ndarray:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from splatstudio.model.geometry import Intrinsics
 from splatstudio.model.splatcloud import SplatCloud
-from splatstudio.render.camera import Intrinsics
 
 
 @dataclass(frozen=True)

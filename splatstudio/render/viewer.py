@@ -40,9 +40,10 @@ from PySide6 import QtCore
 from shiboken6 import isValid as shiboken_is_valid
 from vispy import app, gloo
 
+from splatstudio.model.geometry import Intrinsics
 from splatstudio.model.splatcloud import SplatCloud
 from splatstudio.render import composite
-from splatstudio.render.camera import DEFAULT_FOV_Y_DEG, Intrinsics, home_view, projection_matrix
+from splatstudio.render.camera import DEFAULT_FOV_Y_DEG, home_view, projection_matrix
 from splatstudio.render.frame_policy import BUDGET, COMPOSITORS, EXACT, IMAGE, WAIT, FramePolicy, Shown, image_valid
 from splatstudio.render.frames import (
     FrameData,

@@ -85,11 +85,6 @@ def load_rows(library: Library) -> list[dict[str, Any]]:
     return rows
 
 
-def duplicate_project(library: Library, folder: str) -> str:
-    """Worker: copy a project (``Library.duplicate``); the copy's name."""
-    return library.duplicate(Project(folder)).name
-
-
 def delete_project(library: Library, folder: str) -> str:
     """Worker: move a project to the trash where the platform has one, else delete it."""
     project = Project(folder)
@@ -405,7 +400,7 @@ class LibraryPage(QWidget):
         if self.queue.is_queued(folder):
             self.sig_message.emit("wait for the run to end before duplicating this project")
             return
-        self.workers.submit(lambda: duplicate_project(self.library, folder),
+        self.workers.submit(lambda: self.library.duplicate(folder).name,
                             lambda name: (self.sig_message.emit(f"duplicated as {name!r}"), self.refresh()),
                             lambda message, _t: self.sig_message.emit(f"could not duplicate: {message}"))
 

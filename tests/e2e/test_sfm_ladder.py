@@ -35,7 +35,7 @@ def _two_patches(folder: Path) -> tuple[list[str], list[str]]:
     """Eight photos of the mat on each side of the toy, taken from above along a short arc: the two patches
     are four units apart, so no photo of one shares anything with a photo of the other."""
     scene = build_scene(0)
-    intrinsics = Intrinsics.from_fov(320, 240, HORIZONTAL_FOV_DEG)
+    intrinsics = Intrinsics.from_fov_x(320, 240, HORIZONTAL_FOV_DEG)
     folder.mkdir(parents=True)
     groups: list[list[str]] = [[], []]
     for side, sign in enumerate((1.0, -1.0)):

@@ -34,7 +34,7 @@ def _setup(make_canvas, qapp, cloud):
     canvas = make_canvas(W, H)
     canvas.load(cloud)
     canvas.set_camera(pose=Pose.look_at(np.array([0.0, -5.0, 0.0]), np.zeros(3), UP),
-                      intrinsics=Intrinsics.from_fov(W, H, 50.0))
+                      intrinsics=Intrinsics.from_fov_y(W, H, 50.0))
     panel = EditPanel()
     panel.set_model(canvas, canvas.scene.cloud)
     panel.set_active(True)
@@ -238,7 +238,7 @@ def test_level_from_the_cameras_and_on_a_picked_ground(make_canvas, qapp, tmp_pa
     panel.undo()
     normal, along = tilt @ np.array([0.0, -1.0, 0.0]), tilt @ np.array([0.0, 0.0, 1.0])
     canvas.set_camera(pose=Pose.look_at(3.0 * normal + 1.0 * along, np.zeros(3), along),
-                      intrinsics=Intrinsics.from_fov(W, H, 60.0))  # looking down at the floor, obliquely
+                      intrinsics=Intrinsics.from_fov_y(W, H, 60.0))  # looking down at the floor, obliquely
     pixels = _pixels(canvas, cloud.positions)
     chosen = [int(np.argmin(floor[:, 0] + floor[:, 2])), int(np.argmax(floor[:, 0] - floor[:, 2])),
               int(np.argmax(floor[:, 2] - 0.5 * floor[:, 0]))]

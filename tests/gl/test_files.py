@@ -85,7 +85,7 @@ def test_each_file_variant_loads_and_renders(make_canvas, tmp_path, kind, suffix
     assert loaded.sh_degree == degree
     canvas = make_canvas(96, 72)
     pose = Pose.look_at(np.array([3.0, -2.0, 1.5]), np.zeros(3), UP)
-    intr = Intrinsics.from_fov(96, 72, 50.0)
+    intr = Intrinsics.from_fov_y(96, 72, 50.0)
     canvas.load(cloud.with_sh_degree(degree))
     canvas.set_camera(pose=pose, intrinsics=intr)
     expected = canvas.render_image()

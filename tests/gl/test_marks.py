@@ -24,7 +24,7 @@ def test_marked_splats_are_tinted_or_hidden_and_the_rest_unchanged(make_canvas):
     canvas = make_canvas(96, 64)
     canvas.load(cloud)
     pose = Pose.look_at(np.array([0.0, -4.0, 0.0]), np.zeros(3), UP)
-    intr = Intrinsics.from_fov(96, 64, 50.0)
+    intr = Intrinsics.from_fov_y(96, 64, 50.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
     columns = []
     for centre in cloud.positions:
@@ -89,7 +89,7 @@ def test_the_clean_up_slider_at_three_strengths_tints_a_growing_set_exactly(make
                   np.array([64.0]))
     canvas = make_canvas(320, 160)
     canvas.load(cloud)
-    intr = Intrinsics.from_fov(320, 160, 50.0)
+    intr = Intrinsics.from_fov_y(320, 160, 50.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
     local = cloud.positions.astype(np.float64) @ pose.R.T + pose.t
     columns = np.rint(intr.fx * local[:, 0] / local[:, 2] + intr.cx).astype(int)

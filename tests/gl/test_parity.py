@@ -36,7 +36,7 @@ def test_parity_with_reference_renderer(make_canvas, eye, sh_degree):
     canvas = make_canvas(width, height, sh_degree=sh_degree)
     canvas.load(cloud)
     pose = Pose.look_at(np.array(eye), np.zeros(3), np.array([0.0, 0.0, 1.0]))
-    intr = Intrinsics.from_fov(width, height, 50.0)
+    intr = Intrinsics.from_fov_y(width, height, 50.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
     image = canvas.render_image((width, height))
     reference = _reference_for(cloud, pose, intr, sh_degree)
@@ -52,7 +52,7 @@ def test_splats_larger_than_the_largest_point_are_tiled_exactly(make_canvas):
     canvas = make_canvas(width, height)
     canvas.load(cloud)
     pose = Pose.look_at(np.array([1.2, -0.8, 0.6]), np.zeros(3), np.array([0.0, 0.0, 1.0]))  # inside the cloud
-    intr = Intrinsics.from_fov(width, height, 60.0)
+    intr = Intrinsics.from_fov_y(width, height, 60.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
     image = canvas.render_image()
     limit = canvas._point_limit()
@@ -73,7 +73,7 @@ def test_tiles_and_bands_reproduce_the_single_point_image(make_canvas, limit):
     canvas = make_canvas(160, 120)
     canvas.load(small_cloud(60, seed=2))
     canvas.set_camera(pose=Pose.look_at(np.array([2.5, -2.5, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
-                      intrinsics=Intrinsics.from_fov(160, 120, 50.0))  # fmt: skip
+                      intrinsics=Intrinsics.from_fov_y(160, 120, 50.0))  # fmt: skip
     plain = canvas.render_image()
     canvas._max_point = limit
     tiled = canvas.render_image()
@@ -87,7 +87,7 @@ def test_tiles_following_large_ellipses_keep_every_pixel(make_canvas):
     canvas = make_canvas(320, 240)
     canvas.load(cloud)
     canvas.set_camera(pose=Pose.look_at(np.array([2.0, -2.5, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
-                      intrinsics=Intrinsics.from_fov(320, 240, 50.0))  # fmt: skip
+                      intrinsics=Intrinsics.from_fov_y(320, 240, 50.0))  # fmt: skip
     tiled = canvas.render_image()
     canvas._single_below = 1e9  # every splat one square (all fit in a point here)
     squares = canvas.render_image()
@@ -194,7 +194,7 @@ def test_cpu_compositor_matches_the_reference(make_canvas, eye, sh_degree):
     canvas = make_canvas(width, height, sh_degree=sh_degree, compositor="cpu")
     canvas.load(cloud)
     pose = Pose.look_at(np.array(eye), np.zeros(3), np.array([0.0, 0.0, 1.0]))
-    intr = Intrinsics.from_fov(width, height, 50.0)
+    intr = Intrinsics.from_fov_y(width, height, 50.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
     image = canvas.render_image()
     assert canvas.stats.composite_ms > 0, "the frame was not composited on the CPU"

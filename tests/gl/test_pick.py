@@ -21,7 +21,7 @@ def test_pick_returns_the_splat_under_the_cursor(make_canvas):
     canvas = make_canvas(160, 120)
     canvas.load(cloud)
     canvas.set_camera(pose=Pose.look_at(np.array([0.0, -5.0, 0.3]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
-                      intrinsics=Intrinsics.from_fov(160, 120, 50.0))  # fmt: skip
+                      intrinsics=Intrinsics.from_fov_y(160, 120, 50.0))  # fmt: skip
     for index in (0, 2, 3):
         hit = canvas.pick(*_pixel(canvas, positions[index]))
         assert hit is not None and hit.index == index

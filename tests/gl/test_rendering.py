@@ -28,7 +28,7 @@ def test_sh_degree1_colour_follows_the_view_direction(make_canvas):
     cloud = single_splats([[0, 0, 0]], [[0.5, 0.5, 0.5]], scale=0.5, opacity=0.99, sh_rest=rest)
     canvas = make_canvas(64, 64)
     canvas.load(cloud)
-    intr = Intrinsics.from_fov(64, 64, 40.0)
+    intr = Intrinsics.from_fov_y(64, 64, 40.0)
     seen = {}
     for eye in ([4.0, 0, 0], [-4.0, 0, 0], [0, 4.0, 0]):
         eye = np.array(eye)
@@ -58,7 +58,7 @@ def test_front_splat_dominates_in_both_depth_orders(make_canvas, load_order):
         positions, colours = positions[::-1], colours[::-1]
     canvas = make_canvas(64, 64)
     canvas.load(single_splats(positions, colours, scale=0.4, opacity=0.99))
-    intr = Intrinsics.from_fov(64, 64, 40.0)
+    intr = Intrinsics.from_fov_y(64, 64, 40.0)
     canvas.set_camera(pose=Pose.look_at(np.array([0.0, 0.0, 5.0]), np.zeros(3), np.array([0.0, 1.0, 0.0])),
                       intrinsics=intr)  # fmt: skip
     top = _centre_pixel(canvas.render_image())
@@ -75,7 +75,7 @@ def test_large_splat_with_centre_outside_viewport_still_draws(make_canvas):
     canvas = make_canvas(width, height)
     canvas.load(cloud)
     pose = Pose.look_at(np.array([0.0, -4.0, 0.0]), np.zeros(3), UP)
-    intr = Intrinsics.from_fov(width, height, 40.0)
+    intr = Intrinsics.from_fov_y(width, height, 40.0)
     canvas.set_camera(pose=pose, intrinsics=intr)
     u = intr.fx * (pose.R @ cloud.positions[0] + pose.t)[0] / (pose.R @ cloud.positions[0] + pose.t)[2] + intr.cx
     assert u < 0, "the centre must project left of the image"

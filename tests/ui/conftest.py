@@ -52,10 +52,8 @@ def library(isolated_env) -> Library:
 @pytest.fixture
 def make_project(imported_template, library):
     """Copy the imported template into the test's library under a new name (and a new id)."""
-    from splatstudio.ui.library_page import duplicate_project
-
     def make(name: str) -> str:
-        project = library.get(duplicate_project(library, str(imported_template)))
+        project = library.duplicate(str(imported_template))
         library.rename(project, name)
         return str(project.folder)
 

@@ -61,7 +61,7 @@ def test_a_rectangle_and_delete_on_the_page_leave_those_splats_out_of_the_export
     assert panel.isVisible() and viewer.interaction is panel.tools and panel.tools.tool == "rectangle"
     width, height = viewer.size
     viewer.set_camera(pose=Pose.look_at(np.array([0.0, -4.0, 0.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
-                      intrinsics=Intrinsics.from_fov(width, height, 50.0))
+                      intrinsics=Intrinsics.from_fov_y(width, height, 50.0))
     intr, pose = viewer.intrinsics(), viewer.pose
     cam = cloud.positions.astype(np.float64) @ pose.R.T + pose.t
     u, v = intr.fx * cam[:, 0] / cam[:, 2] + intr.cx, intr.fy * cam[:, 1] / cam[:, 2] + intr.cy

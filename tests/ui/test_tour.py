@@ -49,7 +49,7 @@ def test_the_tour_steps_show_the_clean_up_and_the_selection(window, qtbot, make_
     viewer = page._viewer
     width, height = viewer.size
     viewer.set_camera(pose=Pose.look_at(np.array([0.0, -4.0, 0.0]), np.zeros(3), np.array([0.0, 0.0, 1.0])),
-                      intrinsics=Intrinsics.from_fov(width, height, 50.0))
+                      intrinsics=Intrinsics.from_fov_y(width, height, 50.0))
     assert viewer.wait_until_idle(30.0)
     app = QApplication.instance()
     plain = _view_pixels(window, screenshot_tour.grab(window))

@@ -36,6 +36,7 @@ from splatstudio.ingest.datasets import (
 from splatstudio.io import colmap
 from splatstudio.io.nerfstudio import colmap_pose_from_transform, read_transforms, transform_from_colmap_pose
 from splatstudio.io.ply import read_points_ply, write_points_ply
+from splatstudio.model.geometry import quaternion_to_matrix
 from splatstudio.model.library import Library, LibraryError
 from splatstudio.model.project import DONE, STAGES, ProjectError
 from splatstudio.model.settings import Settings
@@ -192,7 +193,7 @@ def test_exif_rotation_is_noted_never_applied(photos, tmp_path, library):
 def test_nerfstudio_conventions_match_colmap_to_json():
     rng = np.random.default_rng(3)
     for _ in range(20):
-        rotation = colmap.qvec_to_rotmat(rng.normal(size=4))
+        rotation = quaternion_to_matrix(rng.normal(size=4))
         translation = rng.normal(size=3)
         for applied in (False, True):
             written = nerfstudio_c2w(rotation, translation, applied)  # nerfstudio's own code

@@ -19,12 +19,12 @@ from splatstudio.io.colmap import (
     Points3D,
     camera_centers,
     points3d_to_ply,
-    qvec_to_rotmat,
     read_model,
     write_model,
 )
 from splatstudio.io.errors import FormatError
 from splatstudio.io.ply import read_points_ply
+from splatstudio.model.geometry import quaternion_to_matrix
 
 TMP_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -175,7 +175,7 @@ def test_camera_centres() -> None:
     rng = np.random.default_rng(3)
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
-    rotation = qvec_to_rotmat(q)
+    rotation = quaternion_to_matrix(q)
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
     assert np.linalg.det(rotation) == pytest.approx(1.0)
     centre = np.array([1.0, -2.0, 0.5])
@@ -184,11 +184,6 @@ def test_camera_centres() -> None:
     other = Image(2, np.array([1.0, 0, 0, 0]), np.array([0.0, 0.0, 4.0]), 1, "b.jpg")
     np.testing.assert_allclose(camera_centers({2: other, 1: image}), [centre, [0, 0, -4]], atol=1e-12)
     assert camera_centers({}).shape == (0, 3)
-
-
-def test_qvec_90_degrees_about_z() -> None:
-    half = np.sqrt(0.5)
-    np.testing.assert_allclose(qvec_to_rotmat([half, 0, 0, half]), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -159,3 +159,17 @@ def test_duplicate_copies_under_a_new_id_and_a_free_name_and_never_shows_half_a_
         library.duplicate(original)
     assert seen["names"] == {"Garden", "Garden copy", "Garden copy 2"}  # the half-made copy is not listed
     assert not [p for p in library.folder.iterdir() if p.name.endswith(".copying")]  # and was removed
+
+
+def test_duplicate_takes_a_project_folder_too_and_the_copy_is_listed_at_once(tmp_path):
+    """The window asks for a copy by folder (from its worker); a project of another library is copied in."""
+    library = Library(tmp_path / "lib")
+    elsewhere = Library(tmp_path / "other").create_project("Shed", Settings())
+    (elsewhere.images_dir / "b.jpg").write_bytes(b"y" * 10)
+    (elsewhere.folder / ".lock").write_text("held")
+    copy = library.duplicate(str(elsewhere.folder))
+    assert copy.name == "Shed copy" and copy.folder.parent == library.folder and copy.id != elsewhere.id
+    assert (copy.images_dir / "b.jpg").read_bytes() == b"y" * 10 and not (copy.folder / ".lock").exists()
+    assert library.get("Shed copy").folder == copy.folder
+    assert [row["name"] for row in library.list_projects()] == ["Shed copy"]
+    assert library.duplicate(copy.folder).name == "Shed copy copy"  # a path-like folder, of this library

@@ -47,20 +47,6 @@ def test_projection_matrix_maps_pixels_to_ndc():
     assert near[2] / near[3] == pytest.approx(-1.0) and far[2] / far[3] == pytest.approx(1.0)
 
 
-def test_intrinsics_from_fov_and_scaling():
-    intr = cam.Intrinsics.from_fov(640, 480, 60.0)
-    assert intr.fov_y_deg == pytest.approx(60.0)
-    assert intr.tan_half_fov[1] == pytest.approx(math.tan(math.radians(30)))
-    scaled = cam.Intrinsics(100, 80, 120.0, 100.0, 40.0, 30.0).scaled_to(200, 160)
-    assert (scaled.fx, scaled.fy, scaled.cx, scaled.cy) == pytest.approx((240.0, 200.0, 80.0, 60.0))
-    # a viewport narrower than the photo (the 3D view beside the photo) keeps the photo's whole width
-    narrow = cam.Intrinsics(400, 300, 300.0, 300.0, 200.0, 150.0).scaled_to(200, 300)
-    assert (narrow.fx, narrow.cx, narrow.cy) == pytest.approx((150.0, 100.0, 150.0))
-    assert narrow.width / 2 / narrow.fx == pytest.approx(200 / 300)  # the same horizontal field of view
-    wide = cam.Intrinsics(400, 300, 300.0, 300.0, 200.0, 150.0).scaled_to(800, 300)
-    assert (wide.fy, wide.cy) == pytest.approx((300.0, 150.0))  # the same vertical field of view
-
-
 def test_orbit_keeps_distance_and_set_from_pose_round_trips():
     orbit = cam.OrbitCamera(target=np.array([1.0, 2.0, 0.5]), distance=4.0, yaw=0.3, pitch=0.2)
     orbit.orbit(0.5, 0.1)
@@ -163,7 +149,7 @@ def _ring(center, radius=4.0, count=8, height=-1.0):
         angle = 2 * math.pi * k / count
         eye = np.asarray(center) + [radius * math.cos(angle), height, radius * math.sin(angle)]
         pose = cam.Pose.look_at(eye, center, up=(0.0, -1.0, 0.0))
-        cameras.append(cam.TrainingCamera(f"{k:02d}.jpg", pose, cam.Intrinsics.from_fov(160, 120, 60.0)))
+        cameras.append(cam.TrainingCamera(f"{k:02d}.jpg", pose, cam.Intrinsics.from_fov_y(160, 120, 60.0)))
     return cameras
 
 

@@ -68,7 +68,7 @@ def test_same_seed_gives_identical_bytes(generated: sm.SampleSet, tmp_path: Path
 
 
 def test_different_seeds_differ(scene: sm.SampleScene) -> None:
-    intrinsics = sm.Intrinsics.from_fov(WIDTH, HEIGHT, sm.HORIZONTAL_FOV_DEG)
+    intrinsics = sm.Intrinsics.from_fov_x(WIDTH, HEIGHT, sm.HORIZONTAL_FOV_DEG)
     camera = sm.orbit_cameras(4, seed=0)[0]
     image_a = sm.render_view(scene, camera, intrinsics).astype(int)
     image_b = sm.render_view(sm.build_scene(1), camera, intrinsics).astype(int)

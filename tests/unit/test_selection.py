@@ -90,7 +90,7 @@ def test_brush_takes_what_is_within_its_radius_of_the_stroke():
 def test_projected_centres_match_the_cameras_projection():
     cloud = random_cloud(500, seed=1)
     pose = Pose.look_at(np.array([0.0, -15.0, 3.0]), np.zeros(3), np.array([0.0, 0.0, 1.0]))
-    intr = Intrinsics.from_fov(W, H, 60.0)
+    intr = Intrinsics.from_fov_y(W, H, 60.0)
     p = project_centres(cloud.positions, pose.view_matrix(), intr, 0.01)
     cam = cloud.positions.astype(np.float64) @ pose.R.T + pose.t
     ahead = cam[:, 2] > 0.01

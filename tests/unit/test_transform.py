@@ -18,7 +18,6 @@ from splatstudio.model.transform import (
     level_from_ground,
     level_from_up,
     origin_at,
-    quaternion_of,
     rotation_between,
     scale_between,
     sh_basis,
@@ -100,16 +99,6 @@ def test_the_sh_basis_is_the_viewers():
     d = np.random.default_rng(2).normal(size=(500, 3))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     assert np.allclose(sh_basis(d), render_sh_basis(d, 3), atol=2e-6)
-
-
-def test_quaternion_of_a_rotation_gives_it_back():
-    for axis, angle in (([1, 0, 0], 179.9), ([0, 1, 0], 180.0), ([1, 1, 1], 5.0), ([0, 0, 1], 0.0)):
-        r = _rotation(axis, angle)
-        w, x, y, z = quaternion_of(r)
-        back = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-        assert np.allclose(back, r, atol=1e-9)
 
 
 def test_level_turns_the_up_direction_to_minus_y():
