@@ -304,14 +304,14 @@ class _ManyRuns:
 
     def room(self) -> int:
         """What the cluster holds now (:class:`ClusterError` when it cannot be used)."""
-        from splatstudio.pipeline.remote import probe_info
+        from splatstudio.pipeline.cluster import probe_info
 
         assert self.address is not None
         info = probe_info(self.address)
         return max(1, info.slots)
 
     def _watch_room(self) -> None:
-        from splatstudio.pipeline.remote import ClusterError
+        from splatstudio.pipeline.cluster import ClusterError
 
         while not self.done.wait(self.ROOM_EVERY):
             try:
@@ -394,7 +394,7 @@ class _ManyRuns:
 
 def _run_many(args: argparse.Namespace) -> int:
     """``splatstudio run A B C`` (:class:`_ManyRuns`)."""
-    from splatstudio.pipeline.remote import ClusterError, parse_executor
+    from splatstudio.pipeline.cluster import ClusterError, parse_executor
 
     library = library_of(args)
     names = [library.get(name).name for name in args.name]  # an unknown name stops everything before a start
@@ -420,7 +420,7 @@ def _run_many(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     if args.executor is not None:  # a bad value is said before any photo is imported
-        from splatstudio.pipeline.remote import parse_executor
+        from splatstudio.pipeline.cluster import parse_executor
 
         parse_executor(args.executor)
     library = library_of(args)
@@ -553,8 +553,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # formats, plans, file system: say what and where, never a traceback wall
         from splatstudio.io.errors import FormatError
         from splatstudio.model.images import ImportFailed
+        from splatstudio.pipeline.cluster import ClusterError
         from splatstudio.pipeline.plan import PlanError
-        from splatstudio.pipeline.remote import ClusterError
 
         if isinstance(exc, FileNotFoundError) and exc.filename:
             print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)

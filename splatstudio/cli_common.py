@@ -15,9 +15,6 @@ from typing import Any
 from splatstudio.model import paths, programs
 from splatstudio.model.humanize import format_duration, quality_words
 from splatstudio.model.library import Library
-from splatstudio.model.project import (
-    STAGE_TITLES,
-)
 from splatstudio.model.settings import (
     APP_KEYS,
     SPEC_BY_KEY,
@@ -28,6 +25,7 @@ from splatstudio.model.settings import (
     read_dotenv,
     unknown_variables,
 )
+from splatstudio.model.stage_table import STAGE_TITLES, STAGES, spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -130,19 +128,13 @@ class ProgressPrinter:
 
 
 def figure_text(stage: str, figures: dict[str, Any]) -> str:
-    keys = {
-        "features": ("images", "features_mean"),
-        "matching": ("matcher", "pairs", "all_pairs", "verified_pairs"),
-        "mapping": ("registered", "total", "points", "mean_reprojection_error"),
-        "undistort": ("images", "sizes"),
-        "train": ("iterations", "num_gaussians", "held_out_views", "test_psnr", "quality", "sec_per_iter_median"),
-        "filter": ("total", "removed", "remaining"),
-        "splat": ("splats", "bytes"),
-    }.get(stage, ())
+    """A stage result's headline figures (the stage table's ``figures``), "quality" said from ``test_psnr``."""
+    keys = spec(stage).figures if stage in STAGES else ()
+
     def show(value: Any) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    if stage == "train" and isinstance(figures.get("test_psnr"), (int, float)):
+    if "quality" in keys and isinstance(figures.get("test_psnr"), (int, float)):
         figures = {**figures, "quality": quality_words(float(figures["test_psnr"]))[0]}
 
     return ", ".join(f"{k.replace('_', ' ')} {show(figures[k])}" for k in keys if figures.get(k) is not None)

@@ -1,7 +1,19 @@
-"""Machine-readable (JSON lines on stdout) or human-readable progress reporting; logs go to stderr."""
+"""Machine-readable (JSON lines on stdout) or human-readable progress reporting; logs go to stderr.
+
+With ``--progress json`` every event is one JSON object a line, ``{"event": KIND, ...fields}``. The kinds are
+:data:`KINDS`; the fields each always has are written down once, on the reader's side, in SplatStudio's
+``splatstudio/pipeline/events.py`` (``TRAINER_EVENTS``), which the trainer does not import (it is reached
+only through argv, files and stdout). ``tests/trainer/test_event_schema.py`` runs the trainer and holds the
+two to each other: a new kind or a renamed field goes in both. Errors are not events: ``error: ...`` on
+stderr and a non-zero exit status.
+"""
 import json
 import resource
 import sys
+
+KINDS = ("plan", "estimate", "start", "progress", "eval", "preview", "saved", "checkpoint", "interrupted", "done",
+         "view", "results")
+"""Every event kind the trainer's programs print (train.py; render.py: view, results)."""
 
 
 def peak_rss_mb():

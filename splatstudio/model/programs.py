@@ -22,11 +22,9 @@ from typing import Any
 from splatstudio.model import paths
 from splatstudio.model.atomic import read_json, write_json_atomic
 from splatstudio.model.settings import PROGRAM_KEYS, Settings, SettingsError, write_user_file
+from splatstudio.model.stage_table import spec
 
 FILE_NAME = "approved-programs.json"
-# the stages that run each program
-PROGRAM_STAGES = {"colmap_path": ("features", "matching", "mapping", "undistort"),
-                  "trainer_path": ("train",), "trainer_python": ("train",)}
 
 
 class ProgramNotApproved(SettingsError):
@@ -99,7 +97,7 @@ def check(settings: Settings, stage: str, trusted: Settings, path: Path | None =
     allowed: set[str] | None = None
     for key in PROGRAM_KEYS:
         value = settings.values.get(key) or ""
-        if stage not in PROGRAM_STAGES[key] or not value.strip():
+        if key not in spec(stage).programs or not value.strip():  # the stage table: which stages run it
             continue
         mine = trusted.values.get(key) or ""
         if mine.strip() and canonical(mine) == canonical(value):

@@ -39,46 +39,19 @@ from typing import Any
 
 from splatstudio.model.atomic import read_json, rewrite_json_in_place, write_json_atomic
 from splatstudio.model.settings import APP_KEYS, Settings, SettingsError, load_settings
+from splatstudio.model.stage_table import (  # the stage table's views, here for the many that read them with the project
+    STAGE_OUTPUTS,
+    STAGE_RESULTS,
+    STAGE_TITLES,
+    STAGES,
+    result_stage,
+    shared_results,
+    spec,
+)
 
 FORMAT_VERSION = 1
 
-STAGES: tuple[str, ...] = ("features", "matching", "mapping", "undistort", "train", "filter", "splat")
-STAGE_TITLES = {
-    "import": "Import photos",
-    "features": "Feature extraction",
-    "matching": "Feature matching",
-    "mapping": "Sparse reconstruction",
-    "undistort": "Undistortion",
-    "train": "Gaussian Splatting training",
-    "filter": "Outlier filtering",
-    "splat": ".splat conversion",
-}
-
-# Folders each stage writes (relative to the project). Re-running a stage clears them first.
-STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "features": ("sfm/database.db",),
-    "matching": ("sfm/pairs.txt",),  # the pairs chosen to match (pipeline/pairing.py)
-    "mapping": ("sfm/sparse", "sfm/report.json", "output/sparse_points.ply"),
-    "undistort": ("dataset",),
-    "train": ("train",),
-    "filter": ("output/point_cloud.ply", "output/filter.json", "output/thumbnail.png"),  # RESULT_PLY, THUMBNAIL
-    "splat": ("output/scene.splat",),
-}
-
 DONE, RUNNING, FAILED, CANCELLED, INTERRUPTED = "done", "running", "failed", "cancelled", "interrupted"
-
-# The results of each stage that later stages and exports read. A finished stage records a stamp of each
-# (see `_stamp`), so a result deleted or replaced behind the app's back is noticed before it is used.
-STAGE_RESULTS: dict[str, tuple[str, ...]] = {
-    "features": ("sfm/database.db",),
-    "matching": ("sfm/database.db",),
-    "mapping": ("sfm/sparse",),
-    "undistort": ("dataset",),
-    "train": ("train/point_cloud",),
-    "filter": ("output/point_cloud.ply",),  # RESULT_PLY
-    "splat": ("output/scene.splat",),
-}
-_SHARED_RESULTS = {"sfm/database.db"}  # written by two stages: only its presence is checked
 
 # Files other layers look for (relative to the project folder).
 RESULT_PLY = "output/point_cloud.ply"  # the outlier-filtered result
@@ -309,7 +282,7 @@ class Project:
             now = _stamp(self.folder / rel)
             if now is None:
                 return f"{rel} is missing"
-            if now != stamp and rel not in _SHARED_RESULTS:
+            if now != stamp and rel not in shared_results():
                 return f"{rel} was changed after {STAGE_TITLES[stage]} made it"
         return None
 
@@ -438,14 +411,14 @@ class Project:
     def keeps_checkpoint(self, stage: str, previous: StageRecord | None) -> bool:
         """Whether ``stage`` goes on from what its stopped attempt ``previous`` left: a cancelled or interrupted
         training keeps its checkpoint, unless its settings changed since."""
-        return (stage == "train" and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
+        return (spec(stage).resumes and previous is not None and previous.status in (CANCELLED, INTERRUPTED)
                 and previous.fingerprint == self.settings.fingerprint(stage))
 
     def make_room_for(self, stage: str, keep_own: bool) -> None:
         """What a stage does to the project before it works (the stage process, or the Ray runner for its
         local copy): the finished result kept while it is recomputed (stages up to the filter), the stage's
         own outputs cleared (not with ``keep_own``: see :meth:`keeps_checkpoint`) and every later stage's."""
-        if STAGES.index(stage) <= STAGES.index("filter"):  # viewable and exportable until replaced
+        if STAGES.index(stage) <= STAGES.index(result_stage(RESULT_PLY)):  # viewable and exportable until replaced
             self.keep_result()
         if not keep_own:
             self.clear_stage(stage)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from splatstudio.model.stage_table import stages_in_group
+
 ENV_PREFIX = "SPLATSTUDIO_"
 # settings that name a program to execute: never from a .env file, and a project's only when the user
 # named or approved them (model/programs.py)
@@ -68,8 +70,9 @@ class Spec:
         return LABELS[self.key][1]
 
 
-_SFM = ("features", "matching", "mapping", "undistort")
-_TRAIN = ("train",)
+_SFM = stages_in_group("Structure from motion")  # the stage table's groups (model/stage_table.py)
+_TRAIN = stages_in_group("Training")
+_POST = stages_in_group("Post-processing")
 
 SPECS: tuple[Spec, ...] = (
     # Import
@@ -154,11 +157,11 @@ SPECS: tuple[Spec, ...] = (
          "Training"),
     # Post-processing
     Spec("outlier_k_neighbors", int, 20, "Neighbours in the statistical outlier test.", "Post-processing", 1, 1000,
-         stages=("filter",)),
+         stages=_POST),
     Spec("outlier_std_threshold", float, 2.0, "Points farther than mean + this many standard deviations "
-         "(of the mean neighbour distance) are removed.", "Post-processing", 0.1, 100.0, stages=("filter",)),
+         "(of the mean neighbour distance) are removed.", "Post-processing", 0.1, 100.0, stages=_POST),
     Spec("outlier_min_cluster_ratio", float, 0.01, "Disconnected clusters holding less than this share of the "
-         "Gaussians are removed (0 disables).", "Post-processing", 0.0, 0.5, stages=("filter",)),
+         "Gaussians are removed (0 disables).", "Post-processing", 0.0, 0.5, stages=_POST),
     # Application
     Spec("max_concurrent_runs", int, 2, "Projects reconstructing at the same time; others wait in the queue.",
          "Application", 1, 64),

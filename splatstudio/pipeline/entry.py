@@ -17,6 +17,7 @@ interrupted, and the next run resumes from it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -34,6 +35,7 @@ from splatstudio.model.project import (
     DONE,
     FAILED,
     INTERRUPTED,
+    RESULT_PLY,
     RUNNING,
     STAGE_TITLES,
     STAGES,
@@ -42,7 +44,7 @@ from splatstudio.model.project import (
     StageRecord,
     now_iso,
 )
-from splatstudio.pipeline import post, sfm, train
+from splatstudio.model.stage_table import result_stage, spec
 from splatstudio.pipeline.context import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -54,18 +56,19 @@ from splatstudio.pipeline.context import (
 )
 from splatstudio.pipeline.events import log_level
 
-# ------------------------------------------------------------------------------------ stage table
+# ------------------------------------------------------------------------------------ stage functions
 
-def _stage_functions() -> dict[str, Callable[[StageContext], dict[str, Any]]]:
-    return {
-        "features": sfm.run_features,
-        "matching": sfm.run_matching,
-        "mapping": sfm.run_mapping,
-        "undistort": sfm.run_undistort,
-        "train": train.run_train,
-        "filter": post.run_filter,
-        "splat": post.run_splat,
-    }
+def stage_function(stage: str) -> Callable[[StageContext], dict[str, Any]]:
+    """The function that does ``stage``'s work: the stage table's ``run`` (``"package.module:function"``),
+    imported now. ``LookupError`` naming what is missing."""
+    module_name, _, name = spec(stage).run.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise LookupError(f"stage {stage!r}: its run function {spec(stage).run!r} cannot be found ({exc})") from None
+    if not callable(function):
+        raise LookupError(f"stage {stage!r}: {spec(stage).run!r} is not a function")
+    return function
 
 
 def _check_programs(project: Project, stage: str) -> None:
@@ -183,7 +186,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
-    functions, cancel_event = _become_stage_process(stage)
+    function, cancel_event = _become_stage_process(stage)
     previous = project.stage_record(stage)
     if previous is not None and previous.status == RUNNING:  # we hold the lock now: its owner died
         previous.status, previous.message = INTERRUPTED, "the stage's process stopped without finishing"
@@ -199,7 +202,7 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     record = StageRecord(stage, RUNNING, started=now_iso(), pid=os.getpid(), run_id=run_id,
                          fingerprint=project.settings.fingerprint(stage))
     started = time.monotonic()
-    outcome = _run_function(ctx, functions[stage], record, previous)
+    outcome = _run_function(ctx, function, record, previous)
     status, figures, message, hint = _record_outcome(ctx, record, outcome, started)
     ctx.emit({"event": "result", "status": status, "figures": figures, "message": message, "hint": hint})
     tee.close()
@@ -211,16 +214,16 @@ def run_stage(stage: str, project_folder: Path, run_id: str | None = None) -> in
     return EXIT_CANCELLED if status in (CANCELLED, INTERRUPTED) else EXIT_OK
 
 
-def _become_stage_process(stage: str) -> tuple[dict[str, Any], threading.Event]:
-    """Lower this process's priority, load the stage functions, and turn SIGTERM and SIGINT into a cancel
+def _become_stage_process(stage: str) -> tuple[Callable[[StageContext], dict[str, Any]], threading.Event]:
+    """Lower this process's priority, load the stage's function, and turn SIGTERM and SIGINT into a cancel
     (the event returned)."""
     if hasattr(os, "nice"):
         os.nice(5)  # background work: the desktop (and the app's own window) stays responsive
-    functions = _stage_functions()
-    if stage in ("features", "matching", "mapping", "undistort"):
+    function = stage_function(stage)
+    for module in spec(stage).preload:
         # pycolmap's glog installs a fatal-signal handler for SIGTERM when it loads; load it first so
         # that our handler (cancel gracefully) is the one in place.
-        import pycolmap  # noqa: F401
+        importlib.import_module(module)
     cancel_event = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:
@@ -228,7 +231,7 @@ def _become_stage_process(stage: str) -> tuple[dict[str, Any], threading.Event]:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    return functions, cancel_event
+    return function, cancel_event
 
 
 @dataclass
@@ -262,8 +265,8 @@ def _run_function(ctx: StageContext, function: Any, record: StageRecord, previou
         if ctx.orphaned.is_set():
             outcome.status, outcome.message = INTERRUPTED, (
                 "the window or terminal that ran it went away; run the project again to go on"
-                + (" from the checkpoint" if stage == "train" else ""))
-        if stage != "train":
+                + (" from the checkpoint" if spec(stage).resumes else ""))
+        if not spec(stage).resumes:
             project.clear_stage(stage)
     except StageFailed as exc:
         outcome.status, outcome.message, outcome.hint = FAILED, str(exc), exc.hint
@@ -310,7 +313,7 @@ def _record_outcome(ctx: StageContext, record: StageRecord, outcome: _Outcome,
             reason = full or exc.strerror or str(exc)
             message = (f"{message}; " if status == FAILED else "") + f"its record could not be saved: {reason}"
         status, hint = FAILED, DISK_FULL_HINT if full else hint
-    if status == DONE and stage == "filter":  # the new result replaces the one kept during the re-run
+    if status == DONE and stage == result_stage(RESULT_PLY):  # the new result replaces the one kept meanwhile
         project.drop_kept_result()
     return status, figures, message, hint
 
@@ -331,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     if args.executor.strip().lower() != "local":
         from splatstudio.model.settings import SettingsError
-        from splatstudio.pipeline.remote import parse_executor, run_stage_remotely
+        from splatstudio.pipeline.cluster import parse_executor
+        from splatstudio.pipeline.remote import run_stage_remotely
 
         try:
             address = parse_executor(args.executor)

@@ -1,8 +1,18 @@
-"""Typed events parsed from the text lines that stage processes print.
+"""The event vocabulary: what the trainer and the stage processes print, and the typed events parsed from it.
 
-A stage prints one JSON object per line on stdout (``{"stage", "fraction", "message", ...figures}``) and
-human-readable logs on stderr. This module turns each line into one event, once, in pure code; the CLI's
-progress bars and the GUI's panels consume the same stream.
+One stream, two producers, written down once here (Brush's message stream):
+
+* **the trainer** (``gaussian-splatting/train.py --progress json``; its ``render.py`` too) prints one JSON
+  object a line, ``{"event": KIND, ...fields}``: :data:`TRAINER_EVENTS` names each kind and the fields it
+  always has. The trainer is a separate program that never imports the app, so its emitter
+  (``gstrain/progress.py``, :data:`KINDS` there) is held to this table by ``tests/trainer/test_event_schema.py``,
+  which runs it and parses what it prints. The training stage relays it (``pipeline/train.py``): totals
+  (``iterations``) come from the trainer's ``start`` and ``progress`` events, never from the settings;
+* **a stage process** prints one JSON object a line on stdout, :data:`STAGE_EVENTS` (a progress line has no
+  ``event`` key), and human-readable logs on stderr.
+
+:func:`parse_line` turns each line of either stream into one typed event, once, in pure code; the CLI's
+progress bars and the window's panels consume the same events.
 """
 
 from __future__ import annotations
@@ -11,6 +21,32 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
+
+TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
+    "plan": ("iterations", "strategy", "max_gaussians", "schedule"),  # --plan: what the run would do
+    "estimate": ("iterations", "strategy", "max_gaussians", "expected_total_sec", "memory_mb"),  # --estimate
+    "start": ("num_train", "num_test", "width", "height", "num_gaussians", "strategy", "first_iteration",
+              "iterations"),  # the views trained on / held out, and the planned total
+    "progress": ("iteration", "iterations", "loss", "psnr", "num_gaussians", "sec_per_iter", "eta_sec"),
+    "eval": ("iteration", "psnr", "ssim", "num_views"),  # held-out views measured
+    "preview": ("iteration", "path"),  # a model to show while training (a notification: the file is the data)
+    "saved": ("iteration", "path"),  # a model saved (point_cloud/iteration_N)
+    "checkpoint": ("iteration", "path"),  # a checkpoint to resume from
+    "interrupted": ("iteration", "checkpoint", "signal"),  # stopped by a signal, after a checkpoint
+    "done": ("iteration", "iterations", "num_gaussians", "path"),
+    "view": ("index", "image_name", "psnr", "ssim"),  # render.py: one view measured
+    "results": ("iteration", "split", "num_views", "psnr", "ssim", "path"),  # render.py: all views measured
+}
+"""The trainer's event kinds and the fields each always has (it may add more). An error is not an event:
+the trainer says ``error: ...`` on stderr and exits non-zero."""
+
+STAGE_EVENTS: dict[str, tuple[str, ...]] = {
+    "progress": ("stage", "fraction", "message"),  # the default kind: a line without "event"; figures follow
+    "eval": ("stage", "iteration", "psnr", "ssim"),  # relayed from the trainer
+    "preview": ("stage", "iteration", "path"),  # relayed from the trainer
+    "result": ("stage", "status", "figures", "message", "hint"),  # the stage's last word
+}
+"""What a stage process prints on stdout (``pipeline/context.py`` ``StageContext.progress``/``emit``)."""
 
 
 @dataclass(frozen=True)
@@ -21,15 +57,6 @@ class Progress:
     fraction: float
     message: str
     figures: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A training measurement for the curves (loss, PSNR, Gaussians, seconds per iteration)."""
-
-    stage: str
-    iteration: int
-    values: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -70,7 +97,7 @@ class LogLine:
     level: str = "info"
 
 
-Event = Union[Progress, Metric, Eval, Preview, Result, LogLine]
+Event = Union[Progress, Eval, Preview, Result, LogLine]
 
 _LEVEL_PATTERNS = (
     ("error", re.compile(r"^(error|fatal|traceback)\b|^E\d{8} |\bError\b:", re.IGNORECASE)),
@@ -115,9 +142,6 @@ def _from_json(data: dict[str, Any]) -> Event | None:
         return Eval(stage, int(data.get("iteration", 0)), _number(data.get("psnr")), _number(data.get("ssim")))
     if kind == "preview" and "path" in data:
         return Preview(stage, int(data.get("iteration", 0)), str(data["path"]))
-    if kind == "metric":
-        values = {k: v for k, v in data.items() if k not in ("stage", "event", "iteration") and _number(v) is not None}
-        return Metric(stage, int(data.get("iteration", 0)), values)
     fraction = _number(data.get("fraction"))
     if kind == "progress" and fraction is not None:
         figures = {k: v for k, v in data.items() if k not in ("stage", "event", "fraction", "message")}

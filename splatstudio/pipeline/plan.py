@@ -7,8 +7,7 @@ from pathlib import Path
 
 from splatstudio.launch import stage_command
 from splatstudio.model.project import DONE, STAGE_TITLES, STAGES, Project
-
-PHOTO_STAGES = STAGES[:STAGES.index("train") + 1]  # the stages that read the photos
+from splatstudio.model.stage_table import MEASURED_ITERATIONS, MEASURED_PHOTOS, spec
 
 
 class PlanError(ValueError):
@@ -69,33 +68,18 @@ def plan_run(project: Project, from_stage: str | None = None, until: str | None 
             start, reason = index, f"the result of {STAGE_TITLES[stage]} cannot be used: {problem}"
             break
     stages = STAGES[start:last] if start < last else ()
-    if not project.image_names() and any(stage in PHOTO_STAGES for stage in stages):
+    if not project.image_names() and any(spec(stage).reads_photos for stage in stages):
         # (a project opened from a trained model alone has no photos yet runs its filter and splat stages)
         raise PlanError(f"project {project.name!r} has no photos yet: import some first")
     return RunPlan(tuple(stages), reason)
 
 
-# Seconds each stage took in a measured run (NOTES, "monstree end to end": 23 photos, 2,000 iterations, a
-# 2-core CPU), the unit of :func:`stage_weights`.
-_MEASURED_SECONDS = {"features": 31.0, "matching": 49.0, "mapping": 17.0, "undistort": 3.0, "train": 608.0,
-                     "filter": 1.0, "splat": 0.3}
-_MEASURED_PHOTOS, _MEASURED_ITERATIONS = 23, 2000
-
-
 def stage_weights(stages: tuple[str, ...], photos: int, iterations: int) -> dict[str, float]:
     """How long each stage runs compared with the others, for an overall progress that moves with the time
-    spent (an equal share per stage showed 58 % as a 21-minute training began). From the measured run,
-    scaled: photo stages with the photo count (matching with its square: every pair is compared), training
-    with the iterations; the ratios matter, not the seconds."""
-    photo_scale = max(photos, 1) / _MEASURED_PHOTOS
-    weights = {}
-    for stage in stages:
-        seconds = _MEASURED_SECONDS.get(stage, 1.0)
-        if stage == "matching":
-            seconds *= photo_scale ** 2
-        elif stage in ("features", "mapping", "undistort"):
-            seconds *= photo_scale
-        elif stage == "train":
-            seconds *= max(iterations, 1) / _MEASURED_ITERATIONS
-        weights[stage] = seconds
-    return weights
+    spent (an equal share per stage showed 58 % as a 21-minute training began). From the measured run (the
+    stage table's ``seconds``), scaled by what each stage's time grows with (``scales_with``): the photo
+    count, its square for matching (every pair is compared), or the iterations; the ratios matter, not the
+    seconds."""
+    scale = {"photos": max(photos, 1) / MEASURED_PHOTOS, "iterations": max(iterations, 1) / MEASURED_ITERATIONS}
+    scale["photo_pairs"] = scale["photos"] ** 2
+    return {stage: spec(stage).seconds * scale.get(spec(stage).scales_with, 1.0) for stage in stages}

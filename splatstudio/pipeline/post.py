@@ -9,27 +9,20 @@ from typing import TYPE_CHECKING, Any
 from splatstudio.io.ply import read_splat_ply, write_splat_ply
 from splatstudio.model.atomic import write_json_atomic
 from splatstudio.model.project import ProjectError, trained_ply
-from splatstudio.model.settings import SPEC_BY_KEY
 from splatstudio.pipeline.context import StageContext, StageFailed
 
 if TYPE_CHECKING:
     from splatstudio.model.cleanup import FilterResult
 
 
-def filter_ply(
-    in_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
-    k: int = SPEC_BY_KEY["outlier_k_neighbors"].default,
-    std_ratio: float = SPEC_BY_KEY["outlier_std_threshold"].default,
-    min_cluster_ratio: float = SPEC_BY_KEY["outlier_min_cluster_ratio"].default,
-    gap_factor: float = 3.0,
-) -> FilterResult:
-    """Filter the Gaussians of a 3DGS PLY with the clean-up's stage detectors (statistical, detached) and
-    write the survivors atomically."""
+def filter_ply(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], **detectors: Any) -> FilterResult:
+    """Filter the Gaussians of a 3DGS PLY with the clean-up's stage detectors (statistical, detached:
+    ``model.cleanup.filter_outliers``, whose keywords ``detectors`` are; what is not given is the settings'
+    default, which only the settings declare) and write the survivors atomically."""
     from splatstudio.model.cleanup import filter_outliers
 
     cloud = read_splat_ply(in_path)
-    result = filter_outliers(cloud.positions, k, std_ratio, min_cluster_ratio, gap_factor)
+    result = filter_outliers(cloud.positions, **detectors)
     write_splat_ply(out_path, cloud.subset(result.keep_mask))
     return result
 

@@ -376,19 +376,17 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     assert process.stdout is not None
     try:
         for line in process.stdout:
-            _relay(ctx, line, settings.iterations, state)
+            _relay(ctx, line, state)
     finally:
         state["curves"].close()
     code = process.wait()
     if ctx.cancel_event.is_set():
         raise Cancelled()
     if code != 0:
-        raise StageFailed(f"the trainer stopped with exit status {code}"
-                          + (f": {state['error']}" if state.get("error") else ""),
-                          "see the training log for details")
+        raise StageFailed(f"the trainer stopped with exit status {code}", "see the training log for details")
     last = state["last"]
     figures: dict[str, Any] = {
-        "iterations": last.get("iteration", state.get("iterations", settings.iterations)),
+        "iterations": last.get("iteration", state.get("iterations")),
         "num_gaussians": last.get("num_gaussians"),
         "train_psnr": last.get("psnr"),
         "loss": last.get("loss"),
@@ -403,8 +401,10 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     return figures
 
 
-def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any]) -> None:
-    """Turn one trainer stdout line into stage progress (and keep the figures for the result)."""
+def _relay(ctx: StageContext, line: str, state: dict[str, Any]) -> None:
+    """Turn one trainer stdout line (``events.TRAINER_EVENTS``) into stage events, and keep the figures for the
+    result. The total of iterations is the trainer's (its ``start`` and ``progress`` events: a time budget
+    re-plans it, a resumed run keeps it), never a copy from the settings."""
     text = line.strip()
     if not text:
         return
@@ -413,22 +413,21 @@ def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any])
     except json.JSONDecodeError:
         event = None
     if not isinstance(event, dict):
-        _relay_text(ctx, text, iterations, state)
+        _relay_text(ctx, text, state)
         return
     kind = event.get("event")
     iteration = int(event.get("iteration", 0) or 0)
-    if kind in ("start", "progress") and event.get("iterations"):
-        state["iterations"] = int(event["iterations"])  # planned by the trainer (a time budget re-plans it)
+    if kind in ("start", "progress", "done") and event.get("iterations"):
+        state["iterations"] = int(event["iterations"])
     if kind == "start":  # which photos taught the model and which only measured it
         state["views"] = {"train_views": event.get("num_train"), "held_out_views": event.get("num_test")}
-    iterations = state.get("iterations", iterations)
     if kind == "progress":
         state["last"] = event
         if event.get("sec_per_iter"):
             state["sec_per_iter"].append(float(event["sec_per_iter"]))
         state["curves"].add(iteration, **{key: event.get(key) for key in CURVE_FIGURES})
         figures = {k: v for k, v in event.items() if k != "event"}
-        ctx.progress(iteration / iterations, f"iteration {iteration}/{iterations}", **figures)
+        _progress(ctx, iteration, state.get("iterations"), figures)
     elif kind == "eval":
         state["eval"][str(iteration)] = {"psnr": event.get("psnr"), "ssim": event.get("ssim")}
         state["curves"].add(iteration, eval_psnr=event.get("psnr"))
@@ -436,30 +435,35 @@ def _relay(ctx: StageContext, line: str, iterations: int, state: dict[str, Any])
         ctx.log(f"held-out views at iteration {iteration}: PSNR {event.get('psnr')} SSIM {event.get('ssim')}")
     elif kind == "preview":
         ctx.emit(event)
-    elif kind == "error":
-        state["error"] = event.get("message")
-        ctx.log(f"error from the trainer: {event.get('message')}")
     else:  # start, saved, checkpoint, interrupted, done: readable lines in the log, not JSON
         details = ", ".join(f"{k.replace('_', ' ')} {_short(v)}" for k, v in event.items() if k != "event")
         ctx.log(f"trainer {kind}: {details}")
+
+
+def _progress(ctx: StageContext, iteration: int, total: int | None, figures: dict[str, Any]) -> None:
+    if total:
+        ctx.progress(iteration / total, f"iteration {iteration}/{total}", **figures)
+    else:  # no total said yet: where it is, without a fraction that would be a guess
+        ctx.progress(0.0, f"iteration {iteration}", **figures)
 
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _relay_text(ctx: StageContext, text: str, iterations: int, state: dict[str, Any]) -> None:
-    """A reference trainer's output: tqdm bars (``3000/30000 [..., Loss=0.0123]``) and plain lines."""
+def _relay_text(ctx: StageContext, text: str, state: dict[str, Any]) -> None:
+    """A reference trainer's output: tqdm bars (``3000/30000 [..., Loss=0.0123]``: the bar's total is the
+    trainer's) and plain lines."""
     for segment in text.split("\r"):
         match = _TQDM.search(segment)
         if match:
-            iteration = int(match.group(1))
+            iteration, state["iterations"] = int(match.group(1)), int(match.group(2))
             loss = _TQDM_LOSS.search(segment)
-            figures = {"iteration": iteration}
+            figures: dict[str, Any] = {"iteration": iteration}
             if loss:
                 figures["loss"] = float(loss.group(1))
             state["last"] = figures
             state["curves"].add(iteration, loss=figures.get("loss"))
-            ctx.progress(iteration / iterations, f"iteration {iteration}/{iterations}", **figures)
+            _progress(ctx, iteration, state["iterations"], figures)
         elif segment.strip():
             ctx.log(segment.strip())

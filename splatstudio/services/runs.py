@@ -5,7 +5,7 @@
 can be reordered or removed. Given the library's :class:`RunSlots`, the limit holds across processes: each
 run holds a slot, runs started from a terminal count too, and the queue lists them. With an ``executor``
 naming a Ray cluster, each stage runs there (its process follows it: ``remote.run_stage_remotely``) and
-the limit is also what the cluster holds, asked in a thread now and then (``remote.probe_info``). Both are
+the limit is also what the cluster holds, asked in a thread now and then (``cluster.probe_info``). Both are
 QtCore only, so the GUI and tests drive them alike.
 """
 
@@ -21,9 +21,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from splatstudio.model.project import CANCELLED, DONE, Project
 from splatstudio.model.run_slots import WINDOW, RunSlot, RunSlots, SlotHolder
 from splatstudio.model.settings import SPEC_BY_KEY, SettingsError
+from splatstudio.pipeline.cluster import ClusterError, ClusterInfo, parse_executor, probe_info
 from splatstudio.pipeline.outcome import RunOutcome, stage_outcome
 from splatstudio.pipeline.plan import RunPlan, plan_run
-from splatstudio.pipeline.remote import ClusterError, ClusterInfo, parse_executor, probe_info
 from splatstudio.services.stage_process import StageProcess
 
 LOG_HISTORY = 20_000  # lines of a run's log kept in memory, for a panel that starts showing it late
@@ -39,7 +39,7 @@ class ProjectRun(QObject):
     sig_progress = Signal(str, object)
     """(stage, Progress event)."""
     sig_event = Signal(str, object)
-    """(stage, any parsed stdout event: Metric, Eval, Preview, Result...)."""
+    """(stage, any parsed stdout event: Eval, Preview, Result...)."""
     sig_log_lines = Signal(str, object)
     """(stage, batch of LogLine)."""
     sig_finished = Signal(object)

@@ -62,7 +62,7 @@ class StageProcess(QObject):
     """Runs ``python -m splatstudio.stages STAGE --project DIR`` and reports what it prints."""
 
     sig_event = Signal(object)
-    """Every parsed event of stdout (Progress, Metric, Eval, Preview, Result, LogLine)."""
+    """Every parsed event of stdout (Progress, Eval, Preview, Result, LogLine)."""
     sig_progress = Signal(object)
     """A :class:`Progress` event (also sent through ``sig_event``)."""
     sig_log_lines = Signal(object)

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from splatstudio.pipeline.events import Eval, Metric, Progress
+from splatstudio.pipeline.events import Eval, Progress
 from splatstudio.pipeline.train import Series, add_point
 from splatstudio.services.runs import ProjectRun
 from splatstudio.ui.workers import SignalLinks
@@ -114,9 +114,7 @@ class CurvesPanel(QWidget):
             self.add_figures(iteration, event.figures)
 
     def _on_event(self, stage: str, event: object) -> None:
-        if isinstance(event, Metric):
-            self.add_figures(event.iteration, event.values)
-        elif isinstance(event, Eval) and event.psnr is not None:
+        if isinstance(event, Eval) and event.psnr is not None:
             self.add_eval(event.iteration, event.psnr)
 
     def _on_repaint_due(self) -> None:

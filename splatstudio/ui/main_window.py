@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
 
         self.library_page = LibraryPage(library, self.queue, self.workers)
         self.new_page = NewProjectPage(library, self.workers, settings)
-        self.project_page = ProjectPage(self.queue, self.workers)
+        self.project_page = ProjectPage(self.queue, self.workers, settings)
         self.pages = QStackedWidget()
         for page in (self.library_page, self.new_page, self.project_page):
             self.pages.addWidget(page)
@@ -352,12 +352,13 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def apply_settings(self, settings: Settings) -> None:
-        """Use new preferences now where they apply now (concurrency, sampling, new projects)."""
+        """Use new preferences now where they apply now (concurrency, sampling, new projects, live preview)."""
         self.settings = settings
         self.queue.set_max_concurrent(settings.max_concurrent_runs)
         self.queue.set_executor(settings.executor)
         self.sampler.set_interval(settings.gpu_check_interval)
         self.new_page.base_settings = settings
+        self.project_page.app_settings = settings  # live preview, for every project
         self.show_message("preferences saved")
 
     # ------------------------------------------------------------------ drops

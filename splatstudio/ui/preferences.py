@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from splatstudio.model import paths, programs
 from splatstudio.model.humanize import format_memory_mb, format_sec_per_iter
 from splatstudio.model.settings import PROGRAM_KEYS, SPECS, Settings, SettingsError, Spec, coerce
-from splatstudio.pipeline.remote import parse_executor, probe
+from splatstudio.pipeline.cluster import parse_executor, probe
 
 PATH_KEYS = set(PROGRAM_KEYS)
 """Text settings that name a file: they get a Browse button."""
@@ -294,7 +294,7 @@ class SettingsForm(QWidget):
 
 class ClusterCheck(QWidget):
     """A line saying where stages run: for a Ray cluster, whether it is reachable and what it offers (nodes,
-    CPUs, GPUs, memory, runs at once), asked in a worker thread (:func:`remote.probe` takes seconds, 30 for
+    CPUs, GPUs, memory, runs at once), asked in a worker thread (:func:`cluster.probe` takes seconds, 30 for
     an address where nothing answers); "Check" asks again for the executor the form shows now. A plain
     daemon thread, not a pool: closing the window never waits for a cluster's answer."""
 

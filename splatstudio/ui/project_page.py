@@ -46,6 +46,7 @@ from splatstudio.model.project import (
     ProjectError,
     trained_iterations,
 )
+from splatstudio.model.settings import Settings
 from splatstudio.pipeline.events import Preview, Progress
 from splatstudio.pipeline.outcome import RunOutcome
 from splatstudio.pipeline.plan import stage_weights
@@ -86,10 +87,13 @@ class ProjectPage(QWidget):
     sig_message = Signal(str)
     """A sentence for the status bar."""
 
-    def __init__(self, queue: RunQueue, workers: Workers, parent: QWidget | None = None):
+    def __init__(self, queue: RunQueue, workers: Workers, settings: Settings, parent: QWidget | None = None):
         super().__init__(parent)
         self.queue = queue
         self.workers = workers
+        self.app_settings = settings
+        """The window's settings (``MainWindow.apply_settings`` replaces them): the application settings a
+        page acts on (``live_preview``) come from here, not from the project, which does not keep them."""
         self.project: Project | None = None
         self.run: ProjectRun | None = None
         self.question: QMessageBox | None = None  # a question shown before something that loses work
@@ -587,7 +591,7 @@ class ProjectPage(QWidget):
             self.viewer_area.show_placeholder()
 
     def _on_event(self, _stage: str, event: object) -> None:
-        if isinstance(event, Preview) and self.project is not None and self.project.settings.live_preview:
+        if isinstance(event, Preview) and self.project is not None and self.app_settings.live_preview:
             path = Path(event.path)
             self.show_model(path if path.is_absolute() else self.project.folder / path,
                             reset_camera=not self._previewed)

@@ -12,7 +12,7 @@ from ray_cluster import free_port
 
 from splatstudio import __version__
 from splatstudio.model.project import DONE, Project
-from splatstudio.pipeline.remote import probe
+from splatstudio.pipeline.cluster import probe
 
 WITHOUT_RAY = ("import sys; sys.modules['ray'] = None  # as if Ray were not installed\n"
                "from splatstudio.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -64,7 +64,7 @@ def test_a_cluster_that_cannot_be_reached_is_said_plainly(project, monkeypatch):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"error: cannot reach {address}" in done.stderr and "executor=local" in done.stderr
     assert _untouched(project)
-    # Preferences' line (remote.probe) says the same
+    # Preferences' line (cluster.probe) says the same
     assert probe(address).startswith(f"{address}: cannot reach {address}")
     assert probe("local") == "stages run on this computer"
     assert "is not local, auto or ray://HOST:PORT" in probe("nowhere")

@@ -19,10 +19,10 @@ from _cluster_helpers import COUNT, NO_RAY, cli, cli_env, cli_process, tiny_sets
 from ray_cluster import LocalRayCluster
 
 from splatstudio.model.project import CANCELLED, DONE, INTERRUPTED, RUNNING, STAGES, Project
+from splatstudio.pipeline.cluster import probe
 from splatstudio.pipeline.context import EXIT_CANCELLED
 from splatstudio.pipeline.events import Progress, parse_line
 from splatstudio.pipeline.plan import stage_argv
-from splatstudio.pipeline.remote import probe
 
 pytestmark = pytest.mark.slow
 OFFER = "3 nodes, 2 CPUs, no GPU"  # the head offers no CPU: the two workers run the stages

@@ -11,7 +11,7 @@ from splatstudio.io.formats import load_splats, save_splats
 from splatstudio.model import paths
 from splatstudio.model.settings import write_user_file
 from splatstudio.model.splatcloud import SplatCloud
-from splatstudio.pipeline.events import Eval, LogLine, Metric, Preview, Progress
+from splatstudio.pipeline.events import Eval, LogLine, Preview, Progress
 from splatstudio.ui.log_panel import MAX_LINES
 from splatstudio.ui.theme import log_colors
 
@@ -24,7 +24,7 @@ def test_curves_buffer_train_figures_and_repaint_on_a_timer(window, qtbot):
                    "num_gaussians": 1000 + iteration, "sec_per_iter": 0.3, "eta_sec": 100.0}
         curves._on_progress("train", Progress("train", iteration / 3000, "training", figures))
     curves._on_progress("features", Progress("features", 0.5, "extracting", {"iteration": 5, "loss": 9.0}))
-    curves._on_event("train", Metric("train", 3000, {"loss": 0.001}))
+    curves._on_progress("train", Progress("train", 1.0, "training", {"iteration": 3000, "loss": 0.001}))
     curves._on_event("train", Eval("train", 3000, 21.5, 0.8))
     assert len(curves.data["loss"][0]) == 301 and len(curves.data["psnr"][0]) == 300
     assert curves.evals == ([3000.0], [21.5])
@@ -223,7 +223,9 @@ def test_a_finished_model_opens_in_the_embedded_viewer(window, qtbot, make_proje
         save_splats(random_cloud(count), preview)
         page._on_event("train", Preview("train", count, str(preview)))
     qtbot.waitUntil(lambda: page._viewer.stats.splats_total == 80 and not page._model_loading, timeout=20_000)
-    write_user_file(paths.user_settings_file(), window.settings.updated({"live_preview": False}))  # Preferences
+    off = window.settings.updated({"live_preview": False})  # what Preferences' OK does: the file, then the window
+    write_user_file(paths.user_settings_file(), off)
+    window.apply_settings(off)
     page._on_event("train", Preview("train", 120, str(Path(folder) / "preview-120.ply")))
     assert not page._model_loading  # with live preview off, training previews leave the view alone
 

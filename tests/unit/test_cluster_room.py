@@ -3,8 +3,8 @@ them, and said in the line the CLI, Preferences and the queue show."""
 
 from __future__ import annotations
 
+from splatstudio.pipeline.cluster import ClusterInfo, stage_slots
 from splatstudio.pipeline.plan import stage_argv
-from splatstudio.pipeline.remote import ClusterInfo, stage_slots
 
 
 def node(alive: bool = True, **resources: float) -> dict:
