@@ -387,7 +387,12 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
     so the sums are those of a strip-major traversal.  Strip-major kept a (entries, 9 x NL) accumulator per
     tile, read and written once per strip an entry meets (megabytes at 100k Gaussians, out of L1); here the
     strips' state is a few kilobytes and an entry's sums stay in registers.  An entry belongs to one tile,
-    hence to one thread: no races, and the same sums in the same order at any thread count."""
+    hence to one thread: no races, and the same sums in the same order at any thread count.
+
+    Long on purpose: the strips' state set-up, the live-strip bookkeeping and the per-entry loop with its nine
+    register accumulators share their locals within one prange iteration; split into functions they would pass
+    the strips' state arrays, the nine accumulators and a dozen scalars per entry (a call per entry, at
+    10^5-10^6 entries a render)."""
     ntiles = tile_perm.shape[0]
     for i in prange(ntiles):
         t = tile_perm[i]
