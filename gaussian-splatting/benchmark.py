@@ -184,8 +184,9 @@ def compare(args):
     old_dir = _trainer_at(args.compare)
     print(f"# compare {args.compare} (old) with this checkout (new); load_avg_at_start={os.getloadavg()}", flush=True)
     rows = []
+    counts = [0] if args.ply else args.counts  # a trained model has its own count
     for res in args.resolutions:
-        for count in args.counts:
+        for count in counts:
             for threads in args.thread_counts:
                 got = {"old": [], "new": []}
                 for rnd in range(args.rounds):
@@ -247,7 +248,7 @@ def main():
     for res in args.resolutions:
         scene = load_scene(args.source, res, eval_split=False)
         W, H = scene.train[0].width, scene.train[0].height
-        for count in args.counts:
+        for count in [0] if args.ply else args.counts:  # a trained model has its own count
             r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages, ply=args.ply)
             r.update(resolution=res, width=W, height=H)
             r["load_avg_1min"] = os.getloadavg()[0]
