@@ -87,30 +87,42 @@ NS = TILE * HALVES  # strips per tile
 NF = 12  # packed features per Gaussian: mx my a b c opacity x0 x1 r g b log-threshold (x0 x1: its box's columns)
 
 
-@njit(cache=True)
-def _argsort_depth(idx, depths):
+@njit(parallel=True, cache=True)
+def _argsort_depth(idx, depths, nthreads):
     """idx sorted by depths[idx], stable (ties keep idx's order): LSD radix sort on the float32 bits, 3
-    passes of 11 bits (depths are positive, so their bit patterns sort as the values do)."""
+    passes of 11 bits (depths are positive, so their bit patterns sort as the values do).  Each pass in
+    parallel: per-chunk digit histograms, their prefix sums (chunk after chunk within a digit, so the order
+    stays stable), then each chunk scatters its elements from its own offsets."""
     n = idx.shape[0]
+    nch = max(1, min(4 * nthreads, n // 4096 + 1))
     keys = np.empty(n, np.uint32)
-    for i in range(n):
+    for i in prange(n):
         keys[i] = np.float32(depths[idx[i]]).view(np.uint32)
     a = idx.copy()
     ka = keys
     b = np.empty_like(a)
     kb = np.empty_like(keys)
+    hist = np.empty((nch, 2048), np.int64)
     for shift in (0, 11, 22):
-        cnt = np.zeros(2049, np.int64)
-        for i in range(n):
-            cnt[((ka[i] >> shift) & 2047) + 1] += 1
+        for c in prange(nch):
+            h = hist[c]
+            h[:] = 0
+            for i in range(c * n // nch, (c + 1) * n // nch):
+                h[(ka[i] >> shift) & 2047] += 1
+        total = 0
         for d in range(2048):
-            cnt[d + 1] += cnt[d]
-        for i in range(n):
-            d = (ka[i] >> shift) & 2047
-            j = cnt[d]
-            b[j] = a[i]
-            kb[j] = ka[i]
-            cnt[d] = j + 1
+            for c in range(nch):
+                cnt = hist[c, d]
+                hist[c, d] = total
+                total += cnt
+        for c in prange(nch):
+            h = hist[c]
+            for i in range(c * n // nch, (c + 1) * n // nch):
+                d = (ka[i] >> shift) & 2047
+                j = h[d]
+                b[j] = a[i]
+                kb[j] = ka[i]
+                h[d] = j + 1
         a, b = b, a
         ka, kb = kb, ka
     return a

@@ -48,7 +48,7 @@ class RenderCPU(torch.autograd.Function):
         visible = np.empty(n, np.bool_)
         _prepare(m, ls, q, op, d, r, deg, V, fx, fy, float(cam.cx), float(cam.cy), W, H, lim, campos, pre, box,
                  depth, radii, visible)
-        order = _argsort_depth(np.flatnonzero(visible).astype(np.int32), depth)
+        order = _argsort_depth(np.flatnonzero(visible).astype(np.int32), depth, numba.get_num_threads())
         gp, gb = _gather_rows(order, pre, box)
         tiles_x = (W + TILE - 1) // TILE
         tiles_y = (H + TILE - 1) // TILE
