@@ -184,9 +184,8 @@ def compare(args):
     old_dir = _trainer_at(args.compare)
     print(f"# compare {args.compare} (old) with this checkout (new); load_avg_at_start={os.getloadavg()}", flush=True)
     rows = []
-    counts = [0] if args.ply else args.counts  # a trained model has its own count
     for res in args.resolutions:
-        for count in counts:
+        for count in args.counts:
             for threads in args.thread_counts:
                 got = {"old": [], "new": []}
                 for rnd in range(args.rounds):
@@ -241,6 +240,8 @@ def main():
         ap.error(f"unrecognised arguments: {' '.join(args.train_args)} (trainer arguments go with --full)")
     if args.full:
         return full_run(args)
+    if args.ply:
+        args.counts = [0]  # a trained model has its own count: one configuration per resolution
     if args.compare:
         return compare(args)
     threads = set_threads(args.threads or os.cpu_count() or 1)
@@ -248,7 +249,7 @@ def main():
     for res in args.resolutions:
         scene = load_scene(args.source, res, eval_split=False)
         W, H = scene.train[0].width, scene.train[0].height
-        for count in [0] if args.ply else args.counts:  # a trained model has its own count
+        for count in args.counts:
             r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages, ply=args.ply)
             r.update(resolution=res, width=W, height=H)
             r["load_avg_1min"] = os.getloadavg()[0]

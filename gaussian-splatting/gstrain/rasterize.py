@@ -38,6 +38,13 @@ class RenderCamera:
         t = self.viewmat[:3, 3]
         return -R.T @ t
 
+    @property
+    def frustum_limits(self):
+        """The EWA Jacobian's clamp of x/z and y/z (the reference's 1.3x the field of view): (x lo, x hi, y lo,
+        y hi)."""
+        return (-1.3 * (self.cx / self.fx), 1.3 * ((self.width - self.cx) / self.fx), -1.3 * (self.cy / self.fy),
+                1.3 * ((self.height - self.cy) / self.fy))
+
     def to(self, dtype=None, device=None):
         return RenderCamera(self.viewmat.to(dtype=dtype, device=device), self.fx, self.fy, self.cx, self.cy,
                             self.width, self.height)
@@ -72,10 +79,7 @@ def preprocess(means, log_scales, quats, opacity_logits, sh, cam: RenderCamera, 
         in_front = z > NEAR_PLANE
     z = torch.where(in_front, z, torch.ones_like(z))
     # EWA Jacobian with the reference's 1.3x frustum clamp
-    limx_lo = -1.3 * (cam.cx / cam.fx)
-    limx_hi = 1.3 * ((W - cam.cx) / cam.fx)
-    limy_lo = -1.3 * (cam.cy / cam.fy)
-    limy_hi = 1.3 * ((H - cam.cy) / cam.fy)
+    limx_lo, limx_hi, limy_lo, limy_hi = cam.frustum_limits
     inv_z = 1.0 / z
     txtz = (x * inv_z).clamp(limx_lo, limx_hi)
     tytz = (y * inv_z).clamp(limy_lo, limy_hi)

@@ -37,8 +37,7 @@ class RenderCPU(torch.autograd.Function):
         W, H = int(cam.width), int(cam.height)
         V = np.ascontiguousarray(cam.viewmat.detach().double().cpu().numpy()[:3].reshape(12))
         campos = cam.campos.detach().double().cpu().numpy()
-        lim = np.array([-1.3 * (cam.cx / cam.fx), 1.3 * ((W - cam.cx) / cam.fx), -1.3 * (cam.cy / cam.fy),
-                        1.3 * ((H - cam.cy) / cam.fy)])
+        lim = np.array(cam.frustum_limits)
         fx, fy = float(cam.fx), float(cam.fy)
         n = m.shape[0]
         pre = np.empty((n, NF), np.float32)

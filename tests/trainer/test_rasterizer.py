@@ -120,10 +120,7 @@ def test_reference_gradients_finite_differences(deg):
 
 def _kernel_camera(cam):
     V = cam.viewmat.detach().double().numpy()
-    W, H = cam.width, cam.height
-    lim = (-1.3 * (cam.cx / cam.fx), 1.3 * ((W - cam.cx) / cam.fx), -1.3 * (cam.cy / cam.fy),
-           1.3 * ((H - cam.cy) / cam.fy))
-    return tuple(float(v) for v in V[:3].reshape(12)), lim
+    return tuple(float(v) for v in V[:3].reshape(12)), cam.frustum_limits
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
