@@ -21,6 +21,7 @@ Per render:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numba
@@ -530,6 +531,16 @@ def _tile_perm(ntiles):
         p = np.random.RandomState(12345).permutation(ntiles).astype(np.int64)
         _PERM_CACHE[ntiles] = p
     return p
+
+
+@contextlib.contextmanager
+def parallel_chunks(size):
+    """Iterations numba hands a thread at a time inside the block (dynamic scheduling), restored after it."""
+    prev = numba.set_parallel_chunksize(size)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(prev)
 
 
 def set_threads(n):

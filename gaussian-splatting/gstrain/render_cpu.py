@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .project_cpu import NF, _entry_sums, _gather_rows, _param_grads, _prepare
-from .raster_cpu import TILE, TILE_CHUNK, _argsort_depth, _backward, _bin, _forward, _tile_perm
+from .raster_cpu import TILE, TILE_CHUNK, _argsort_depth, _backward, _bin, _forward, _tile_perm, parallel_chunks
 
 
 def _f32(t):
@@ -51,21 +51,15 @@ class RenderCPU(torch.autograd.Function):
         gp, gb = _gather_rows(order, pre, box)
         tiles_x = (W + TILE - 1) // TILE
         tiles_y = (H + TILE - 1) // TILE
-        prev = numba.set_parallel_chunksize(1)  # the far (large) Gaussians cost most: chunks handed out as they finish
-        try:
+        with parallel_chunks(1):  # the far (large) Gaussians cost most: chunks handed out as they finish
             offsets, lists, smask, koff, where = _bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
-        finally:
-            numba.set_parallel_chunksize(prev)
         bgn = np.ascontiguousarray(_f32(bg).reshape(3))
         img = np.empty((3, H, W), np.float32)
         final_T = np.empty((H, W), np.float32)
         n_contrib = np.empty((H, W), np.int32)
         perm = _tile_perm(tiles_x * tiles_y)
-        prev = numba.set_parallel_chunksize(TILE_CHUNK)
-        try:
+        with parallel_chunks(TILE_CHUNK):
             _forward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
-        finally:
-            numba.set_parallel_chunksize(prev)
         m2d_out.copy_(torch.from_numpy(pre[:, :2]))
         ctx.state = (m, ls, q, r, deg, V, fx, fy, lim, campos, gp, lists, smask, offsets, koff, where, order, perm,
                      W, H, tiles_x, bgn, final_T, n_contrib, visible)
@@ -83,11 +77,8 @@ class RenderCPU(torch.autograd.Function):
         ctx.state = None
         g = np.ascontiguousarray(_f32(grad_img))
         egrad = np.empty((lists.shape[0], 9), np.float32)  # every entry is written by its tile
-        prev = numba.set_parallel_chunksize(TILE_CHUNK)
-        try:
+        with parallel_chunks(TILE_CHUNK):
             _backward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
-        finally:
-            numba.set_parallel_chunksize(prev)
         n = m.shape[0]
         sums = _entry_sums(koff, where, egrad, order, gp, n)
         gm = np.empty((n, 3), np.float32)
