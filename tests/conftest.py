@@ -25,3 +25,23 @@ def isolated_env(tmp_path_factory, monkeypatch):
         if name.startswith("SPLATSTUDIO_") and name not in keep:
             monkeypatch.delenv(name)
     yield home
+
+
+@pytest.fixture(autouse=True)
+def qt_cycles_on_main_thread(request):
+    """Qt tests collect reference cycles on the main thread only, as the app does (`MainThreadCollector`):
+    Python's own collector may run on a worker (the viewer's sort thread) and destroy a canvas or a panel
+    from there, in the middle of another test's drawing (CI's segfault, exit 139)."""
+    if "qapp" not in request.fixturenames:
+        yield
+        return
+    import gc
+
+    from splatstudio.services.main_thread_gc import MainThreadCollector
+
+    request.getfixturevalue("qapp")
+    collector = MainThreadCollector()
+    collector.start()
+    yield
+    collector.stop()
+    gc.collect()

@@ -209,7 +209,7 @@ def render_screenshot(
         except OSError as exc:
             raise ViewError(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
-        canvas.close()
+        canvas.dispose()
 
 
 # ------------------------------------------------------------------------------------ interactive
@@ -246,7 +246,17 @@ def _run_interactive(options: ViewOptions) -> None:
         canvas.title = f"{name} — {stats.text()}"
 
     canvas.signals.sig_stats_changed.connect(show_stats)
-    canvas.app.run()
+    from splatstudio.services.main_thread_gc import MainThreadCollector
+
+    collector = MainThreadCollector()
+    collector.start()
+    try:
+        canvas.app.run()
+    finally:
+        collector.stop()
+        # closing the window ends the event loop, but vispy sees no close: the sort thread would run on
+        # and the garbage collector destroy the GL widget at any later moment
+        canvas.dispose()
 
 
 # ------------------------------------------------------------------------------------ command line

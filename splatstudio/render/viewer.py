@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
+from shiboken6 import delete as shiboken_delete
 from shiboken6 import isValid as shiboken_is_valid
 from vispy import app, gloo
 
@@ -110,6 +111,22 @@ class _Image:
     intr: Intrinsics
     generation: int
     view_key: bytes
+
+
+def _release_shared_context(native: Any) -> None:
+    """Destroy the OpenGL context vispy's Qt backend keeps beside the widget's (``_secondary_context``, with
+    its ``_surface``) now, in this thread, context first. Left to Python's garbage collector, which may run
+    on any thread (shiboken then defers the deletion to the main thread's next Python step), they went in
+    arbitrary order after the widget: a segfault in ``QObject::~QObject`` under the GL tests."""
+    context = getattr(native, "_secondary_context", None)
+    surface = getattr(native, "_surface", None)
+    if context is not None and shiboken_is_valid(context):
+        if QtGui.QOpenGLContext.currentContext() is context:
+            context.doneCurrent()
+        shiboken_delete(context)
+    if surface is not None and shiboken_is_valid(surface):
+        shiboken_delete(surface)
+    native._secondary_context = native._surface = None
 
 
 class SplatCanvas(Navigation, app.Canvas):
@@ -189,7 +206,8 @@ class SplatCanvas(Navigation, app.Canvas):
         Always close a canvas you are done with: a QOpenGLWidget destroyed later by Python's
         garbage collector releases the current OpenGL context at an arbitrary moment, which
         breaks whatever another canvas is drawing then. ``deleteLater`` destroys it during
-        event processing instead, between frames.
+        event processing instead, between frames, but only once an event loop runs: where none
+        runs (the command line, tests) call `dispose` instead.
         """
         if self._closed:
             return
@@ -198,7 +216,16 @@ class SplatCanvas(Navigation, app.Canvas):
         self._fly_timer.stop()
         native = self.native
         super().close()
+        _release_shared_context(native)
         native.deleteLater()
+
+    def dispose(self) -> None:
+        """`close`, and destroy the widget now. Only where no event loop runs (after ``app.run()``
+        returned, in a command or a test): ``processEvents`` leaves the deferred deletion for the next
+        event loop to start, which then tears the OpenGL widget down in the middle of another canvas'
+        work (CI's segfault in the GL tests)."""
+        self.close()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
 
     def _policy(self) -> FramePolicy:
         """Where frames are drawn now (`FramePolicy`, from the canvas' state); starts compiling the compositor's

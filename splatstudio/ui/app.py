@@ -13,6 +13,7 @@ from splatstudio.launch import APP_ID, icon_files
 from splatstudio.model import paths
 from splatstudio.model.library import Library
 from splatstudio.model.settings import Settings, SettingsError, load_settings
+from splatstudio.services.main_thread_gc import MainThreadCollector
 from splatstudio.ui.main_window import APP_TITLE, MainWindow
 from splatstudio.ui.preferences import LIBRARY_KEY
 from splatstudio.ui.theme import apply_theme
@@ -87,7 +88,10 @@ def run_app(library: Library) -> int:
         return 1
     window = create_main_window(library)
     window.show()
+    collector = MainThreadCollector(parent=app)
+    collector.start()
     code = app.exec()
+    collector.stop()
     window.workers.pool.waitForDone(10_000)  # the event loop has ended: nothing on screen to block
     lock.unlock()
     return code

@@ -52,7 +52,7 @@ def make_canvas(qapp):
 
     yield factory
     for canvas in made:
-        canvas.close()
+        canvas.dispose()  # destroyed now, not in the next test's event loop
     qapp.processEvents()
 
 

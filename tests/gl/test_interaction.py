@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -102,6 +103,10 @@ def test_view_main_opens_a_window_and_returns_0_when_closed(tmp_path, qapp):
     QtCore.QTimer.singleShot(1500, close_viewer)
     assert view_main([str(ply), "--cameras", str(cams), "--size", "160x120"]) == 0
     assert seen and "splats" in seen[0] and "frame" in seen[0]
+    # nothing left behind for the garbage collector to tear down later, mid-way through another canvas'
+    # frame (CI's segfault, exit 139): no sort thread, no viewer widget
+    assert "splat-sort" not in [t.name for t in threading.enumerate()]
+    assert not [w for w in QtWidgets.QApplication.topLevelWidgets() if "scene.ply" in w.windowTitle()]
 
 
 def test_a_move_right_after_the_camera_settled_settles_again(make_canvas, qtbot):
@@ -116,3 +121,14 @@ def test_a_move_right_after_the_camera_settled_settles_again(make_canvas, qtbot)
     canvas._interacted()  # within the interval after the timer fired
     assert canvas._moving
     qtbot.waitUntil(lambda: not canvas._moving, timeout=2_000)
+
+
+def test_dispose_destroys_the_widget_at_once(make_canvas):
+    """`close` leaves the widget to an event loop (in a test: whichever runs next, maybe the next test's
+    while another canvas draws); `dispose` destroys it there and then."""
+    from shiboken6 import isValid
+
+    canvas = make_canvas(120, 90)
+    canvas.load(small_cloud(50, seed=4))
+    canvas.dispose()
+    assert not isValid(canvas.native)
