@@ -95,23 +95,18 @@ _NQ = 5  # blurred quantities: x, x*x, x*y, y, y*y
 
 
 @njit(inline="always", fastmath=True)
-def _hblur_row(src, w, line, out):
-    """out[:Wp] = src (W,) blurred horizontally with w (zero padding), Wp = _padded(W) (lanes past W hold the
-    blur of the padding); line: scratch of at least Wp + K - 1 + NL.
+def _hblur_row(line, w, out):
+    """out[:Wp] = a row blurred horizontally with w, from `line`: the row held at line[R:R + W] with zeros
+    around it (line[:R] and line[R + W:R + Wp + K - 1 + NL], _padded_line), Wp = out's length = _padded(W)
+    (lanes past W hold the blur of the padding).
 
     Four NL-lane blocks of the output at a time, each summed in a register from K shifted loads of the padded
-    line: one store per block, and four independent chains of K multiply-adds to hide their latency (a pass
-    per tap read and wrote every output K times)."""
+    line: one store per block, and four independent chains of K multiply-adds to hide their latency.  The row
+    is read where it was written (the quantities' row, the derivative maps' padded rows), not copied into a
+    padded scratch line first: the copy cost more than the blur."""
     K = w.shape[0]
-    R = K // 2
-    W = src.shape[0]
-    for q in range(R):
-        line[q] = 0.0
-    for q in range(W):
-        line[R + q] = src[q]
-    for q in range(W + R, line.shape[0]):
-        line[q] = 0.0
-    for q0 in range(0, W, 4 * NL):
+    Wp = out.shape[0]
+    for q0 in range(0, Wp, 4 * NL):
         a0 = load(line, q0) * w[0]
         a1 = load(line, q0 + NL) * w[0]
         a2 = load(line, q0 + 2 * NL) * w[0]
@@ -162,6 +157,12 @@ def _padded(W):
 
 
 @njit(inline="always")
+def _padded_line(W, K):
+    """Length of a padded row (_hblur_row's `line`): R zeros, the W values, zeros to the last load's end."""
+    return _padded(W) + K - 1 + NL
+
+
+@njit(inline="always")
 def _blocking(w, H):
     """The row-block loops' shape: blur width K, its radius R and the number of row blocks per channel."""
     K = w.shape[0]
@@ -176,11 +177,39 @@ def _block(task, nb, H):
     return c, r0, min(H, r0 + _BLOCK_ROWS)
 
 
+@njit(inline="always")
+def _zero_pads(line, R, W):
+    """Zero a padded row's pads: line[:R] and line[R + W:]."""
+    line[:R] = 0.0
+    line[R + W:] = 0.0
+
+
+@njit(inline="always", fastmath=True)
+def _quantities(x, y, ys, c, r, R, qn):
+    """qn[j, R:R + W] = the blurred quantities x, x*x, x*y, y, y*y of row r of channel c (y times ys)."""
+    W = x.shape[2]
+    xr = x[c, r]
+    yr = y[c, r]
+    q0 = qn[0, R:]  # views from R: an index R + q (sign unknown to numba) would keep the loop scalar
+    q1 = qn[1, R:]
+    q2 = qn[2, R:]
+    q3 = qn[3, R:]
+    q4 = qn[4, R:]
+    for q in range(W):
+        a = xr[q]
+        b = np.float32(yr[q]) * ys
+        q0[q] = a
+        q1[q] = a * a
+        q2[q] = a * b
+        q3[q] = b
+        q4[q] = b * b
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _loss_fwd(x, y, yscale, w, dmaps, sums):
-    """x (C, H, W) float32; y (C, H, W) float32 or uint8 (times yscale).  Writes dmaps (3C, H, W) =
-    dSSIM/d(mu_x, E[xx], E[xy]) per pixel and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|,
-    of (x - y)^2."""
+    """x (C, H, W) float32; y (C, H, W) float32 or uint8 (times yscale).  Writes dmaps (3C, H, _padded_line(W, K))
+    = dSSIM/d(mu_x, E[xx], E[xy]) per pixel at [R:R + W] of each row with zeros around it (the backward blurs
+    these rows in place), and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|, of (x - y)^2."""
     C, H, W = x.shape
     K, R, nb = _blocking(w, H)
     ys = np.float32(yscale)
@@ -188,8 +217,7 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
         c, r0, r1 = _block(task, nb, H)
         Wp = _padded(W)
         ring = np.zeros((K, _NQ, Wp), np.float32)
-        line = np.empty(Wp + K - 1 + NL, np.float32)
-        qn = np.empty((_NQ, W), np.float32)
+        qn = np.zeros((_NQ, _padded_line(W, K)), np.float32)  # the row's quantities; the pads stay zero
         v = np.empty((_NQ, Wp), np.float32)
         s_ssim = 0.0
         s_l1 = 0.0
@@ -199,23 +227,9 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
             if rr < 0 or rr >= H:
                 ring[slot] = 0.0
             else:
-                xr = x[c, rr]
-                yr = y[c, rr]
-                q0 = qn[0]
-                q1 = qn[1]
-                q2 = qn[2]
-                q3 = qn[3]
-                q4 = qn[4]
-                for q in range(W):
-                    a = xr[q]
-                    b = np.float32(yr[q]) * ys
-                    q0[q] = a
-                    q1[q] = a * a
-                    q2[q] = a * b
-                    q3[q] = b
-                    q4[q] = b * b
+                _quantities(x, y, ys, c, rr, R, qn)
                 for j in range(_NQ):
-                    _hblur_row(qn[j], w, line, ring[slot, j])
+                    _hblur_row(qn[j], w, ring[slot, j])
             r = rr - R  # the row whose 11 rows are now all in the ring
             if r < r0:
                 continue
@@ -226,9 +240,12 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
             v2 = v[2]
             v3 = v[3]
             v4 = v[4]
-            d0 = dmaps[c, r]
-            d1 = dmaps[C + c, r]
-            d2 = dmaps[2 * C + c, r]
+            _zero_pads(dmaps[c, r], R, W)  # the backward's horizontal blur reads them
+            _zero_pads(dmaps[C + c, r], R, W)
+            _zero_pads(dmaps[2 * C + c, r], R, W)
+            d0 = dmaps[c, r, R:]
+            d1 = dmaps[C + c, r, R:]
+            d2 = dmaps[2 * C + c, r, R:]
             xr = x[c, r]
             yr = y[c, r]
             for q in range(W):
@@ -266,7 +283,6 @@ def _loss_bwd(x, y, yscale, dmaps, w, k_ssim, k_l1, grad):
         c, r0, r1 = _block(task, nb, H)
         Wp = _padded(W)
         ring = np.zeros((K, 3, Wp), np.float32)
-        line = np.empty(Wp + K - 1 + NL, np.float32)
         v = np.empty((3, Wp), np.float32)
         for rr in range(r0 - R, r1 + R):
             slot = rr % K
@@ -274,7 +290,7 @@ def _loss_bwd(x, y, yscale, dmaps, w, k_ssim, k_l1, grad):
                 ring[slot] = 0.0
             else:
                 for j in range(3):
-                    _hblur_row(dmaps[j * C + c, rr], w, line, ring[slot, j])
+                    _hblur_row(dmaps[j * C + c, rr], w, ring[slot, j])
             r = rr - R
             if r < r0:
                 continue
@@ -304,7 +320,7 @@ class _FusedLoss(torch.autograd.Function):
         else:
             y, yscale = np.ascontiguousarray(g.to(torch.float32).numpy()), 1.0
         C, H, W = x.shape
-        dmaps = np.empty((3 * C, H, W), np.float32)
+        dmaps = np.empty((3 * C, H, int(_padded_line(W, _W1D.shape[0]))), np.float32)
         nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
         sums = np.empty((C * nb, 3), np.float64)
         _loss_fwd(x, y, yscale, _W1D, dmaps, sums)
