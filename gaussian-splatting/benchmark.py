@@ -16,22 +16,29 @@ Gaussians (smaller scales so the coverage stays comparable): round, faint Gaussi
 scene's; --ply times a trained model instead (e.g. a Balanced run's point_cloud.ply).  Figures are medians over --iters iterations
 after --warmup iterations; wall-clock and process CPU time are both reported (the machine may be shared).
 """
+import argparse
+import json
 import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import statistics
+import subprocess
+import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # the trainer whose kernels are timed: this checkout's, or another's (--compare with --ply runs this script
 # against an older trainer's gstrain so that both load the same trained model)
 TRAINER = os.environ.get("BENCH_TRAINER_DIR", HERE)
 sys.path.insert(0, TRAINER)
+# the threads wait as that trainer's own train.py makes them (older trainers: asleep, PASSIVE); what the user
+# set is kept, and is all that --compare passes on to both sides
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+USER_WAITING = {k: os.environ[k] for k in WAIT_VARIABLES if k in os.environ}
+try:
+    from gstrain.waiting import configure_waiting
+except ImportError:
+    def configure_waiting():
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+configure_waiting()
 
 import torch  # noqa: E402
 from gstrain.dataset import load_scene  # noqa: E402
@@ -171,7 +178,8 @@ def _run_config(folder, args, res, count, threads):
     cmd = ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, script, "-s",
            args.source, "--resolutions", str(res), "--counts", str(count), "--threads", str(threads), "--iters",
            str(args.iters), "--warmup", str(args.warmup)] + (["--ply", args.ply] if args.ply else [])
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", BENCH_TRAINER_DIR=folder)
+    env = {k: v for k, v in os.environ.items() if k not in WAIT_VARIABLES}
+    env.update(USER_WAITING, BENCH_TRAINER_DIR=folder)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     rss = [int(x.split()[1]) / 1024.0 for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB")]

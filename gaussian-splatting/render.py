@@ -8,16 +8,17 @@ otherwise all views.  Writes MODEL_DIR/results.json ({"ours_N": {"PSNR", "SSIM",
 MODEL_DIR/per_view.json (reference layout) and, unless --no_images, PNGs under MODEL_DIR/<split>/ours_N/{renders,gt}.
 Exit codes: 0 ok, 1 error.
 """
+import argparse
+import ast
+import json
 import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import ast  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
+import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from gstrain.waiting import configure_waiting  # noqa: E402
+
+configure_waiting()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -9,9 +9,12 @@ import sys
 import time
 
 STARTED = time.time()  # a --time_budget counts from here: the imports below are part of the run
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from gstrain.waiting import configure_waiting  # noqa: E402
+
+configure_waiting()
 
 if __name__ == "__main__":
     if "--estimate" in sys.argv[1:]:  # answered without importing torch
