@@ -225,12 +225,17 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
         pre[i, 7] = x1
         sx, sy, sz, _ = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
         sb, _, _, _ = _sh_basis(sx, sy, sz)
-        for ch in range(3):
-            acc = sb[0] * float(dc[i, 0, ch])
-            for k in range(1, 16):
-                if k < K:
-                    acc += sb[k] * float(rest[i, k - 1, ch])
-            pre[i, 8 + ch] = np.float32(max(acc + 0.5, 0.0))
+        c0 = sb[0] * float(dc[i, 0, 0])  # the three channels' sums side by side: three independent chains
+        c1 = sb[0] * float(dc[i, 0, 1])
+        c2 = sb[0] * float(dc[i, 0, 2])
+        for k in range(1, 16):
+            if k < K:
+                c0 += sb[k] * float(rest[i, k - 1, 0])
+                c1 += sb[k] * float(rest[i, k - 1, 1])
+                c2 += sb[k] * float(rest[i, k - 1, 2])
+        pre[i, 8] = np.float32(max(c0 + 0.5, 0.0))
+        pre[i, 9] = np.float32(max(c1 + 0.5, 0.0))
+        pre[i, 10] = np.float32(max(c2 + 0.5, 0.0))
         pre[i, 11] = math.log(ALPHA_MIN / o)  # alpha < 1/255  <=>  power < log(1 / (255 o))
 
 
