@@ -47,7 +47,6 @@ from .simd import (
     vmin,
 )
 
-ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 T_MIN = 1e-4
 TILE = 16
@@ -279,12 +278,13 @@ def _strip_alpha(packed, k, fx, dy, qv):
 
 
 @njit(inline="always")
-def _strip_ok(packed, k, px0, pw, al, qv):
-    """Lanes where Gaussian row k passes the alpha test inside its (3-sigma / alpha) pixel box."""
+def _strip_ok(packed, k, px0, pw, qv):
+    """Lanes where Gaussian row k passes the alpha test inside its (3-sigma / alpha) pixel box.  The alpha test
+    is the power test, power >= log(1 / (255 o)) (row k's log-threshold); testing alpha >= 1/255 as well
+    only re-asked it through exp's polynomial (forward 0.95x without it)."""
     lof = packed[k, 6] - np.float32(px0)
     hif = packed[k, 7] - np.float32(px0)
-    return (pw >= packed[k, 11]) & (pw <= np.float32(0.0)) & (al >= np.float32(ALPHA_MIN)) & (qv >= lof) & \
-        (qv <= hif)
+    return (pw >= packed[k, 11]) & (pw <= np.float32(0.0)) & (qv >= lof) & (qv <= hif)
 
 
 @njit(inline="always")
@@ -362,7 +362,7 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
             for j in range(soff[strip], soff[strip + 1]):
                 k = slist[j]  # local index of the entry: row of lp
                 dx, pw, e, raw, al = _strip_alpha(lp, k, lp[k, 0] + fx0, lp[k, 1] - pyf, qv)
-                ok = _strip_ok(lp, k, px0, pw, al, qv) & ~sat
+                ok = _strip_ok(lp, k, px0, pw, qv) & ~sat
                 tt = T * (np.float32(1.0) - al)
                 keep = tt >= np.float32(T_MIN)
                 co = ok & keep
@@ -480,7 +480,7 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
                 dy = packed[k, 1] - np.float32(ty * TILE + s // HALVES)
                 dx, pw, ex, raw, al = _strip_alpha(packed, k, packed[k, 0] - np.float32(px0), dy, qv)
                 o = 6 * NL * s
-                ok = _strip_ok(packed, k, px0, pw, al, qv) & (isplat(q) < iload(lk, NL * s))
+                ok = _strip_ok(packed, k, px0, pw, qv) & (isplat(q) < iload(lk, NL * s))
                 if not any_(ok):
                     continue
                 T = load(st, o)
