@@ -253,7 +253,9 @@ def main():
     if args.compare:
         return compare(args)
     threads = set_threads(args.threads or os.cpu_count() or 1)
-    print(f"# threads={threads} backend={args.backend} load_avg_at_start={os.getloadavg()}", flush=True)
+    spin = os.environ.get("GOMP_SPINCOUNT", "none: threads sleep")
+    print(f"# threads={threads} backend={args.backend} load_avg_at_start={os.getloadavg()} spin_count={spin}",
+          flush=True)
     for res in args.resolutions:
         scene = load_scene(args.source, res, eval_split=False)
         W, H = scene.train[0].width, scene.train[0].height
@@ -261,6 +263,7 @@ def main():
             r = bench(scene, count, args.iters, args.warmup, args.backend, args.stages, ply=args.ply)
             r.update(resolution=res, width=W, height=H)
             r["load_avg_1min"] = os.getloadavg()[0]
+            r["spin_count"] = int(os.environ.get("GOMP_SPINCOUNT", "0"))
             print(json.dumps(r), flush=True)
 
 
