@@ -115,9 +115,8 @@ class _Image:
 
 def _release_shared_context(native: Any) -> None:
     """Destroy the OpenGL context vispy's Qt backend keeps beside the widget's (``_secondary_context``, with
-    its ``_surface``) now, in this thread, context first. Left to Python's garbage collector, which may run
-    on any thread (shiboken then defers the deletion to the main thread's next Python step), they went in
-    arbitrary order after the widget: a segfault in ``QObject::~QObject`` under the GL tests."""
+    its ``_surface``) now, on this thread, context first, with the widget: not whenever and in whatever order
+    Python's collector gets to them (see services/main_thread_gc for what that did to other Qt objects)."""
     context = getattr(native, "_secondary_context", None)
     surface = getattr(native, "_surface", None)
     if context is not None and shiboken_is_valid(context):

@@ -91,7 +91,7 @@ def run_app(library: Library) -> int:
     collector = MainThreadCollector(parent=app)
     collector.start()
     code = app.exec()
-    collector.stop()
     window.workers.pool.waitForDone(10_000)  # the event loop has ended: nothing on screen to block
+    collector.stop()  # after the workers: none of them may collect the window's objects
     lock.unlock()
     return code
