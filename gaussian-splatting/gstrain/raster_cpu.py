@@ -375,6 +375,13 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
                 sat = sat | (ok & ~keep)
                 if all_(sat):
                     break
+            if nvalid == NL:  # a whole strip: straight into the image rows
+                store(final_T[py], px0, T)
+                store(img[0, py], px0, R + T * bg[0])
+                store(img[1, py], px0, G + T * bg[1])
+                store(img[2, py], px0, B + T * bg[2])
+                istore(n_contrib[py], px0, last)
+                continue
             store(buf, 0, T)
             store(buf, NL, R + T * bg[0])
             store(buf, 2 * NL, G + T * bg[1])
@@ -425,6 +432,20 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
             py = ty * TILE + s // HALVES
             px0 = tx * TILE + (s % HALVES) * NL
             o = 6 * NL * s
+            if py < H and px0 + NL <= W:  # a whole strip: its rows' lanes in one load each
+                T = load(final_T[py], px0)
+                g0 = load(grad_img[0, py], px0)
+                g1 = load(grad_img[1, py], px0)
+                g2 = load(grad_img[2, py], px0)
+                store(st, o, T)
+                store(st, o + 2 * NL, g0)
+                store(st, o + 3 * NL, g1)
+                store(st, o + 4 * NL, g2)
+                store(st, o + 5 * NL, T * (g0 * bg[0] + g1 * bg[1] + g2 * bg[2]))
+                istore(lk, NL * s, iload(n_contrib[py], px0))
+                for q in range(NL):
+                    kmax[s] = max(kmax[s], lk[NL * s + q])
+                continue
             for q in range(NL):
                 if py < H and px0 + q < W:
                     T = final_T[py, px0 + q]
