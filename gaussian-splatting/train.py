@@ -12,13 +12,12 @@ STARTED = time.time()  # a --time_budget counts from here: the imports below are
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gstrain.waiting import configure_waiting  # noqa: E402
-
-configure_waiting()
-
 if __name__ == "__main__":
-    if "--estimate" in sys.argv[1:]:  # answered without importing torch
+    if "--estimate" in sys.argv[1:]:  # answered without importing torch (nor starting threads)
         from gstrain.estimate import main as estimate
         sys.exit(estimate())
+    from gstrain.waiting import configure_waiting
+
+    configure_waiting()  # before numba starts its threads (it samples the machine for a quarter second)
     from gstrain.trainer import train
     sys.exit(train(started=STARTED))
