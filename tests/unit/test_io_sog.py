@@ -326,6 +326,32 @@ def test_a_corrupt_image(tmp_path: Path) -> None:
         read_sog(path)
 
 
+def _set_compression_method(data: bytes, member: str, method: int) -> bytes:
+    """The zip `data` with `member`'s compression method field set to `method`, in its local header and in the
+    central directory (nothing else changes)."""
+    out = bytearray(data)
+    name = member.encode()
+    for signature, name_len_at, name_at, method_at in ((b"PK\x03\x04", 26, 30, 8), (b"PK\x01\x02", 28, 46, 10)):
+        at = out.find(signature)
+        while at >= 0:
+            length = int.from_bytes(out[at + name_len_at:at + name_len_at + 2], "little")
+            if bytes(out[at + name_at:at + name_at + length]) == name:
+                out[at + method_at:at + method_at + 2] = method.to_bytes(2, "little")
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def test_a_member_compressed_in_a_way_zipfile_cannot_read(tmp_path: Path) -> None:
+    """Python's zipfile raises NotImplementedError for a compression method it lacks (98: PPMd): the reader
+    names the file, the member and the problem instead."""
+    path, _ = hand_built(tmp_path)
+    files = {name: zipfile.ZipFile(path).read(name) for name in zipfile.ZipFile(path).namelist()}
+    bundle(path, files)
+    path.write_bytes(_set_compression_method(path.read_bytes(), "means_l.webp", 98))
+    with pytest.raises(FormatError, match=r"hand.sog: means_l.webp is compressed in a way this reader does not know"):
+        read_sog(path)
+
+
 def test_an_unbundled_scene_missing_an_image(tmp_path: Path) -> None:
     write_sog_folder(tmp_path / "meta.json", random_cloud(20, sh_degree=0))
     (tmp_path / "sh0.webp").unlink()
