@@ -33,6 +33,7 @@ from .simd import (
     NL,
     all_,
     any_,
+    bits,
     hsum,
     iload,
     iota,
@@ -308,22 +309,22 @@ def _strip_lists(smask, start, m):
     """The tile's entries (local indices q = entry - start) split by strip (strip s = row s // HALVES, part
     s % HALVES of NL pixels) as the entries' strip masks say, each list in depth order: soff (NS + 1,) offsets
     into slist.  Testing every entry's box against every strip instead cost more than the compositing itself
-    (mispredicted branches)."""
+    (mispredicted branches).  Both passes run strip by strip over the entries without branches (counts as
+    vectorised sums of one mask bit; lists by writing every entry and advancing past the ones whose bit is
+    set): going entry by entry through 16-32 strip counters in memory cost a quarter of the forward at 100k."""
+    sm = smask[start:start + m]  # a view: indexing smask[start + q] keeps numba's loops scalar
     soff = np.zeros(NS + 1, np.int64)
-    for q in range(m):
-        mk = smask[start + q]
-        for s in range(NS):
-            soff[s + 1] += (mk >> s) & 1
     for s in range(NS):
-        soff[s + 1] += soff[s]
-    fill = soff[:-1].copy()
-    slist = np.empty(soff[NS], np.int32)
-    for q in range(m):
-        mk = smask[start + q]
-        for s in range(NS):
-            if (mk >> s) & 1:
-                slist[fill[s]] = q
-                fill[s] += 1
+        cnt = 0
+        for q in range(m):
+            cnt += (sm[q] >> s) & 1
+        soff[s + 1] = soff[s] + cnt
+    slist = np.empty(soff[NS] + 1, np.int32)
+    for s in range(NS):
+        pos = soff[s]
+        for q in range(m):
+            slist[pos] = q
+            pos += (sm[q] >> s) & 1
     return soff, slist
 
 
@@ -427,7 +428,7 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
         # the strip's largest one (entries at or behind it touch no pixel of the strip)
         st = np.zeros(6 * NS * NL, np.float32)
         lk = np.zeros(NS * NL, np.int32)
-        kmax = np.zeros(NS, np.int64)
+        kmax = np.zeros(NS, np.int32)  # the strips' last contributors: an entry at or behind it touches none
         for s in range(NS):
             py = ty * TILE + s // HALVES
             px0 = tx * TILE + (s % HALVES) * NL
@@ -443,8 +444,11 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
                 store(st, o + 4 * NL, g2)
                 store(st, o + 5 * NL, T * (g0 * bg[0] + g1 * bg[1] + g2 * bg[2]))
                 istore(lk, NL * s, iload(n_contrib[py], px0))
+                lks = lk[NL * s:NL * s + NL]
+                km = np.int32(0)
                 for q in range(NL):
-                    kmax[s] = max(kmax[s], lk[NL * s + q])
+                    km = max(km, lks[q])
+                kmax[s] = km
                 continue
             for q in range(NL):
                 if py < H and px0 + q < W:
@@ -461,17 +465,13 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
                     kmax[s] = max(kmax[s], lk[NL * s + q])
                 else:  # past the image edge: saturated lanes that no entry reaches
                     st[o + q] = np.float32(1.0)
-        # strips in decreasing order of their last contributor: `live` gains a strip's bit once q is in
-        # front of it, and an entry visits the set bits of its mask & live only
-        sorder = np.argsort(-kmax)
-        nxt = 0
-        live = np.int64(0)
         for q in range(m - 1, -1, -1):
             if q >= PREFETCH_AHEAD:
                 prefetch_row(packed, lists[start + q - PREFETCH_AHEAD])
-            while nxt < NS and kmax[sorder[nxt]] > q:
-                live |= np.int64(1) << sorder[nxt]
-                nxt += 1
+            # the strips whose last contributor is behind entry q
+            live = np.int64(0)
+            for j in range(NS // NL):
+                live |= np.int64(bits(iload(kmax, j * NL) > isplat(q))) << (j * NL)
             e = start + q
             mk = np.int64(smask[e]) & live
             if mk == 0:

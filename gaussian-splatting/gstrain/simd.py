@@ -395,6 +395,16 @@ def _mbits(typingctx, a):
     return types.int32(a), codegen
 
 
+def bits(m):
+    """The mask's lanes as the low NL bits of an int32 (lane i: bit i)."""
+
+
+@overload(bits, inline="always")
+def _bits_ov(m):
+    if m == m8:
+        return lambda m: _mbits(m)
+
+
 def any_(m):
     """True when some lane of the mask is set."""
 

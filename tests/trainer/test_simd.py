@@ -1,6 +1,23 @@
 """gstrain.simd: every 8-lane operation the rasteriser uses, lane by lane against numpy."""
 import numpy as np
-from gstrain.simd import NL, all_, any_, hsum, iload, iota, isplat, istore, lane, load, select, splat, store, vmax, vmin
+from gstrain.simd import (
+    NL,
+    all_,
+    any_,
+    bits,
+    hsum,
+    iload,
+    iota,
+    isplat,
+    istore,
+    lane,
+    load,
+    select,
+    splat,
+    store,
+    vmax,
+    vmin,
+)
 from numba import njit
 
 
@@ -40,6 +57,7 @@ def _masks(a, b, out, iout, flags):
     flags[1] = all_(lt)
     flags[2] = any_(lt & ge)
     flags[3] = all_(lt | ge)
+    return bits(lt), bits(iload(iout, 0) > isplat(7))
 
 
 def _vec(rng):
@@ -74,7 +92,7 @@ def test_masks_select_and_int_lanes_match_numpy():
         base = np.arange(NL, dtype=np.int32) * 10
         iout = base.copy()
         flags = np.zeros(4, np.bool_)
-        _masks(a, b, out, iout, flags)
+        lt_bits, gt_bits = _masks(a, b, out, iout, flags)
         lt = a < b
         r = out.reshape(4, NL)
         np.testing.assert_array_equal(r[0], np.where(lt, a, b))
@@ -83,3 +101,6 @@ def test_masks_select_and_int_lanes_match_numpy():
         np.testing.assert_array_equal(r[3], np.where(~lt, a, b))
         np.testing.assert_array_equal(iout, np.where(a >= b, 5, base))
         assert list(flags) == [lt.any(), lt.all(), False, True]
+        lane_bits = 1 << np.arange(NL)
+        assert lt_bits == int(lane_bits[lt].sum())  # lane i is bit i
+        assert gt_bits == int(lane_bits[iout > 7].sum())
