@@ -471,6 +471,79 @@ def hsum(typingctx, a):
     return types.float32(a), codegen
 
 
+def _hsum8_plan():
+    """hsum8's shuffles as constant lane indices: per level, a list of (x, y, lanes A, lanes B), each making
+    one vector of the next level as shuffle(x, y, A) + shuffle(x, y, B); and the lane of each of the 8 sums at
+    the end.  Merging X and Y (each holding its sums in groups of s adjacent lanes) gives twice the groups of
+    s / 2 lanes, each group's two halves added; a vector left alone is merged with itself."""
+    vecs = [([i], NL) for i in range(8)]  # per vector: the sums it holds, in group order, and lanes per group
+    levels = []
+    while len(vecs) > 1 or vecs[0][1] > 1:
+        level, nxt = [], []
+        for p in range(0, len(vecs), 2):
+            q = p + 1 if p + 1 < len(vecs) else p
+            (ox, sx), (oy, _) = vecs[p], vecs[q]
+            h = sx // 2
+            ia, ib = [], []
+            for src, order in ((0, ox), (1, oy)):
+                for j in range(len(order)):
+                    for r in range(h):
+                        ia.append(src * NL + j * sx + r)
+                        ib.append(src * NL + j * sx + h + r)
+            level.append((p, q, ia, ib))
+            nxt.append((ox + oy, h))
+        levels.append(level)
+        vecs = nxt
+    order = vecs[0][0]
+    return levels, [order.index(i) for i in range(8)]
+
+
+@intrinsic
+def hsum8(typingctx, a0, a1, a2, a3, a4, a5, a6, a7):
+    """The lane sums of 8 vectors at once: lane i of the result (i < 8) is the sum of a_i's lanes (the other
+    lanes are unspecified).  A transposed reduction: two shuffles and an add per merge of two vectors, about a
+    third of the shuffles and adds of 8 hsum calls."""
+    if not all(a == f32x8 for a in (a0, a1, a2, a3, a4, a5, a6, a7)):
+        return None
+    levels, final = _hsum8_plan()
+
+    def codegen(context, builder, sig, args):
+        cur = list(args)
+        for level in levels:
+            nxt = []
+            for x, y, ia, ib in level:
+                A = builder.shuffle_vector(cur[x], cur[y], ir.Constant(ir.VectorType(_I32, NL), ia))
+                B = builder.shuffle_vector(cur[x], cur[y], ir.Constant(ir.VectorType(_I32, NL), ib))
+                nxt.append(builder.fadd(A, B, flags=_FLAGS))
+            cur = nxt
+        undef = ir.Constant(_VF, ir.Undefined)
+        return builder.shuffle_vector(cur[0], undef, ir.Constant(ir.VectorType(_I32, NL),
+                                                                 [final[i % 8] for i in range(NL)]))
+    return f32x8(a0, a1, a2, a3, a4, a5, a6, a7), codegen
+
+
+@intrinsic
+def store8_row(typingctx, arr, row, v):
+    """arr[row, 0:8] = lanes 0-7 of v, for a C-contiguous 2-D float32 array with at least 8 columns (no bounds
+    check)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
+            and isinstance(row, types.Integer) and v == f32x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        ncols = builder.extract_value(a.shape, 1)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = builder.gep(a.data, [builder.mul(r, ncols)])
+        v8 = args[2]
+        if NL != 8:
+            undef = ir.Constant(_VF, ir.Undefined)
+            v8 = builder.shuffle_vector(v8, undef, ir.Constant(ir.VectorType(_I32, 8), list(range(8))))
+        builder.store(v8, builder.bitcast(ptr, ir.VectorType(_F, 8).as_pointer()), align=4)
+        return context.get_dummy_value()
+    return types.void(arr, row, v), codegen
+
+
 @intrinsic
 def lane(typingctx, a, i):
     """Lane i of an f32x8 or i32x8 (i: an integer, normally a constant)."""

@@ -6,6 +6,7 @@ from gstrain.simd import (
     any_,
     bits,
     hsum,
+    hsum8,
     iload,
     iota,
     isplat,
@@ -15,6 +16,7 @@ from gstrain.simd import (
     select,
     splat,
     store,
+    store8_row,
     vmax,
     vmin,
 )
@@ -104,3 +106,24 @@ def test_masks_select_and_int_lanes_match_numpy():
         lane_bits = 1 << np.arange(NL)
         assert lt_bits == int(lane_bits[lt].sum())  # lane i is bit i
         assert gt_bits == int(lane_bits[iout > 7].sum())
+
+
+@njit
+def _sums8(a, out):
+    store8_row(out, 1, hsum8(load(a, 0), load(a, NL), load(a, 2 * NL), load(a, 3 * NL), load(a, 4 * NL),
+                             load(a, 5 * NL), load(a, 6 * NL), load(a, 7 * NL)))
+
+
+def test_hsum8_gives_each_vectors_lane_sum_as_hsum_does_and_store8_row_writes_eight_columns():
+    rng = np.random.default_rng(5)
+    a = np.ascontiguousarray(rng.uniform(-2, 2, 8 * NL).astype(np.float32))
+    out = np.full((3, 9), 7.0, np.float32)
+    _sums8(a, out)
+    expect = [_one_hsum(a[i * NL:(i + 1) * NL].copy()) for i in range(8)]
+    assert list(out[1, :8]) == expect  # the same pairwise order as hsum: equal bits
+    assert out[1, 8] == 7.0 and (out[0] == 7.0).all() and (out[2] == 7.0).all()  # nothing else written
+
+
+@njit
+def _one_hsum(x):
+    return hsum(load(x, 0))
