@@ -7,7 +7,8 @@ two kernels and the rasteriser in one autograd Function).
 Same maths as rasterize.preprocess's PyTorch path (which the `reference` backend uses and the tests compare
 against): p = V m; EWA Jacobian with the 1.3x frustum clamp; cov2d = (J R Rq S)(J R Rq S)^T + 0.3 I; conic =
 inverse(cov2d) stored as (a, b, c) with power = -0.5 (a dx^2 + c dy^2) - b dx dy; colour = max(SH(dir) + 0.5, 0).
-Maths in float64 on the parameters' values, outputs in float32 (the rasteriser's precision).
+Projection maths in float64 on the parameters' values, the SH colour and its gradients in float32 (as the
+reference's), outputs in float32 (the rasteriser's precision).
 """
 import math
 
@@ -18,7 +19,6 @@ from .simd import prefetch_row
 
 NEAR_PLANE = 0.2
 LOWPASS = 0.3
-ALPHA_MIN = 1.0 / 255.0
 PREFETCH_AHEAD = 8  # rows read in a scattered order: prefetched this many reads ahead
 NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
 
@@ -35,10 +35,11 @@ def _quat_rot(qw, qx, qy, qz):
     qy = float(qy)
     qz = float(qz)
     n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-    w = qw / n
-    x = qx / n
-    y = qy / n
-    z = qz / n
+    inv = 1.0 / n
+    w = qw * inv
+    x = qx * inv
+    y = qy * inv
+    z = qz * inv
     R = (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
          2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
          2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y))
@@ -96,13 +97,14 @@ def _cov2d(mx, my, mz, l0, l1, l2, qw, qx, qy, qz, V, fx, fy, lim):
 
 
 @njit(cache=True)
-def _box(u, v, ca, cb, cc, o, r, W, H):
+def _box(u, v, ca, cb, cc, o, lo, r, W, H):
     """The pixel box (x0, x1, y0, y1) where alpha >= 1/255 is possible (inside the 3-sigma square and the image;
-    empty when x0 > x1 or y0 > y1), from the float32 values the rasteriser reads."""
+    empty when x0 > x1 or y0 > y1), from the float32 values the rasteriser reads; lo = log(255 o), which the
+    caller also stores (negated) as the row's log-threshold: one log a Gaussian."""
     det = ca * cc - cb * cb
     if o * 255.0 < 1.0 or det <= 0 or not (abs(u) < 1e7 and abs(v) < 1e7):
         return 1, 0, 1, 0
-    t = 2.0 * math.log(o * 255.0)
+    t = 2.0 * lo
     hx = np.float32(min(math.sqrt(t * cc / det) * 1.0001 + 1e-3, r))
     hy = np.float32(min(math.sqrt(t * ca / det) * 1.0001 + 1e-3, r))
     return (max(0, int(math.ceil(u - hx))), min(W - 1, int(math.floor(u + hx))), max(0, int(math.ceil(v - hy))),
@@ -209,7 +211,8 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
         cb = np.float32(-b / det)
         cc = np.float32(a / det)
         o = opac[i]
-        x0, x1, y0, y1 = _box(u32, v32, ca, cb, cc, o, int(r), W, H)
+        lo = math.log(o * 255.0) if o * 255.0 >= 1.0 else 0.0
+        x0, x1, y0, y1 = _box(u32, v32, ca, cb, cc, o, lo, int(r), W, H)
         if x0 > x1 or y0 > y1:
             continue
         visible[i] = True
@@ -225,18 +228,20 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
         pre[i, 7] = x1
         sx, sy, sz, _ = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
         sb, _, _, _ = _sh_basis(sx, sy, sz)
-        c0 = sb[0] * float(dc[i, 0, 0])  # the three channels' sums side by side: three independent chains
-        c1 = sb[0] * float(dc[i, 0, 1])
-        c2 = sb[0] * float(dc[i, 0, 2])
+        b0 = np.float32(sb[0])  # the colour in float32 (as the reference's), three independent sums
+        c0 = b0 * dc[i, 0, 0]
+        c1 = b0 * dc[i, 0, 1]
+        c2 = b0 * dc[i, 0, 2]
         for k in range(1, 16):
             if k < K:
-                c0 += sb[k] * float(rest[i, k - 1, 0])
-                c1 += sb[k] * float(rest[i, k - 1, 1])
-                c2 += sb[k] * float(rest[i, k - 1, 2])
+                bk = np.float32(sb[k])
+                c0 += bk * rest[i, k - 1, 0]
+                c1 += bk * rest[i, k - 1, 1]
+                c2 += bk * rest[i, k - 1, 2]
         pre[i, 8] = np.float32(max(c0 + 0.5, 0.0))
         pre[i, 9] = np.float32(max(c1 + 0.5, 0.0))
         pre[i, 10] = np.float32(max(c2 + 0.5, 0.0))
-        pre[i, 11] = math.log(ALPHA_MIN / o)  # alpha < 1/255  <=>  power < log(1 / (255 o))
+        pre[i, 11] = -lo  # alpha < 1/255  <=>  power < log(1 / (255 o))
 
 
 @njit(parallel=True, cache=True)
@@ -268,7 +273,8 @@ def _quat_bwd(G, n, w, qx, qy, qz):
     gz = 2.0 * (-2 * qz * G[0] - w * G[1] + qx * G[2] + w * G[3] - 2 * qz * G[4]
                 + qy * G[5] + qx * G[6] + qy * G[7])
     dot = w * gw + qx * gx + qy * gy + qz * gz
-    return (gw - w * dot) / n, (gx - qx * dot) / n, (gy - qy * dot) / n, (gz - qz * dot) / n
+    inv = 1.0 / n
+    return (gw - w * dot) * inv, (gx - qx * dot) * inv, (gy - qy * dot) * inv, (gz - qz * dot) * inv
 
 
 @njit(inline="always")
@@ -301,11 +307,11 @@ def _project_bwd(mx, my, mz, l0, l1, l2, qw0, qx0, qy0, qz0, V, fx, fy, lim, gu,
     a = TM0[0] ** 2 + TM0[1] ** 2 + TM0[2] ** 2 + LOWPASS
     b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
     c = TM1[0] ** 2 + TM1[1] ** 2 + TM1[2] ** 2 + LOWPASS
-    D = a * c - b * b
-    D2 = D * D
-    ga = (-gA * c * c + gB * b * c - gC * b * b) / D2
-    gb = gA * 2.0 * b * c / D2 + gB * (-1.0 / D - 2.0 * b * b / D2) + gC * 2.0 * a * b / D2
-    gc = (-gA * b * b + gB * a * b - gC * a * a) / D2
+    iD = 1.0 / (a * c - b * b)
+    iD2 = iD * iD
+    ga = (-gA * c * c + gB * b * c - gC * b * b) * iD2
+    gb = (gA * 2.0 * b * c - gB * 2.0 * b * b + gC * 2.0 * a * b) * iD2 - gB * iD
+    gc = (-gA * b * b + gB * a * b - gC * a * a) * iD2
     # d cov / d TM; TM = T M with M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
     gTM0 = (2.0 * ga * TM0[0] + gb * TM1[0], 2.0 * ga * TM0[1] + gb * TM1[1], 2.0 * ga * TM0[2] + gb * TM1[2])
     gTM1 = (gb * TM0[0] + 2.0 * gc * TM1[0], gb * TM0[1] + 2.0 * gc * TM1[1], gb * TM0[2] + 2.0 * gc * TM1[2])
@@ -417,26 +423,28 @@ def _param_grads(visible, sums, means, log_scales, quats, rest, deg, V, fx, fy, 
             gls[i, j] = pl[j]
         for j in range(4):
             gq[i, j] = pq[j]
-        g0 = float(sums[i, 6])
-        g1 = float(sums[i, 7])
-        g2 = float(sums[i, 8])
+        g0 = sums[i, 6]  # the colour's backward in float32, as its forward
+        g1 = sums[i, 7]
+        g2 = sums[i, 8]
         x, y, z, ln = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
         b, bx, by, bz = _sh_basis(x, y, z)
-        gdc[i, 0, 0] = b[0] * g0
-        gdc[i, 0, 1] = b[0] * g1
-        gdc[i, 0, 2] = b[0] * g2
-        gdx = 0.0
-        gdy = 0.0
-        gdz = 0.0
+        b0 = np.float32(b[0])
+        gdc[i, 0, 0] = b0 * g0
+        gdc[i, 0, 1] = b0 * g1
+        gdc[i, 0, 2] = b0 * g2
+        gdx = np.float32(0.0)
+        gdy = np.float32(0.0)
+        gdz = np.float32(0.0)
         for kk in range(1, 16):
             if kk < K:
-                grest[i, kk - 1, 0] = b[kk] * g0
-                grest[i, kk - 1, 1] = b[kk] * g1
-                grest[i, kk - 1, 2] = b[kk] * g2
-                gb = float(rest[i, kk - 1, 0]) * g0 + float(rest[i, kk - 1, 1]) * g1 + float(rest[i, kk - 1, 2]) * g2
-                gdx += gb * bx[kk]
-                gdy += gb * by[kk]
-                gdz += gb * bz[kk]
+                bk = np.float32(b[kk])
+                grest[i, kk - 1, 0] = bk * g0
+                grest[i, kk - 1, 1] = bk * g1
+                grest[i, kk - 1, 2] = bk * g2
+                gb = rest[i, kk - 1, 0] * g0 + rest[i, kk - 1, 1] * g1 + rest[i, kk - 1, 2] * g2
+                gdx += gb * np.float32(bx[kk])
+                gdy += gb * np.float32(by[kk])
+                gdz += gb * np.float32(bz[kk])
         dot = x * gdx + y * gdy + z * gdz
         gmeans[i, 0] = pm[0] + (gdx - x * dot) / ln  # the projection's and the colour's
         gmeans[i, 1] = pm[1] + (gdy - y * dot) / ln

@@ -165,8 +165,8 @@ def test_numba_projection_matches_torch(seed):
 
 @pytest.mark.parametrize("deg", [0, 1, 2, 3])
 def test_numba_sh_colors_match_torch(deg):
-    """project_cpu's SH colour (forward in the render's packed rows, backward in _param_grads, float64 there)
-    vs PyTorch's eval_sh with autograd, with clamped channels."""
+    """project_cpu's SH colour (forward in the render's packed rows, backward in _param_grads, both in float32
+    as the reference's) vs PyTorch's eval_sh with autograd in float64, with clamped channels."""
     from gstrain import project_cpu as P
     from gstrain.sh import eval_sh
     n = 200
@@ -202,9 +202,9 @@ def test_numba_sh_colors_match_torch(deg):
                    grest, g2d)
     K = (deg + 1) ** 2
     m_grad = np.zeros((n, 3)) if m.grad is None else m.grad.numpy()  # degree 0 does not depend on the mean
-    assert np.allclose(gm, m_grad, rtol=1e-9, atol=1e-12)
-    assert np.allclose(gdc, sh.grad[:, :1].numpy(), rtol=1e-9, atol=1e-12)
-    assert np.allclose(grest[:, :K - 1], sh.grad[:, 1:K].numpy(), rtol=1e-9, atol=1e-12)
+    assert np.allclose(gm, m_grad, rtol=1e-5, atol=1e-6)
+    assert np.allclose(gdc, sh.grad[:, :1].numpy(), rtol=1e-6, atol=1e-7)
+    assert np.allclose(grest[:, :K - 1], sh.grad[:, 1:K].numpy(), rtol=1e-6, atol=1e-7)
 
 
 def test_the_other_lane_width_matches_the_reference(tmp_path):
@@ -275,12 +275,13 @@ def _packed_rows(means2d, conics, opac, radii, W, H):
     for i in range(n):
         u, v = means2d[i]
         ca, cb, cc = conics[i]
-        x0, x1, y0, y1 = P._box(u, v, ca, cb, cc, opac[i], int(radii[i]), W, H)
+        lo = math.log(float(opac[i]) * 255.0) if opac[i] * 255.0 >= 1.0 else 0.0
+        x0, x1, y0, y1 = P._box(u, v, ca, cb, cc, opac[i], lo, int(radii[i]), W, H)
         if radii[i] <= 0 or x0 > x1 or y0 > y1:
             continue
         visible[i] = True
         box[i] = (x0, x1, y0, y1)
-        pre[i] = (u, v, ca, cb, cc, opac[i], x0, x1, 1.0, 1.0, 1.0, math.log(P.ALPHA_MIN / float(opac[i])))
+        pre[i] = (u, v, ca, cb, cc, opac[i], x0, x1, 1.0, 1.0, 1.0, -lo)
     return pre, box, visible
 
 
