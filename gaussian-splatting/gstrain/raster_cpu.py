@@ -307,27 +307,25 @@ def _tile_pack(packed, lists, start, end):
 
 
 @njit(inline="always")
-def _strip_lists(smask, start, m):
-    """The tile's entries (local indices q = entry - start) split by strip (strip s = row s // HALVES, part
-    s % HALVES of NL pixels) as the entries' strip masks say, each list in depth order: soff (NS + 1,) offsets
-    into slist.  Testing every entry's box against every strip instead cost more than the compositing itself
-    (mispredicted branches).  Both passes run strip by strip over the entries without branches (counts as
-    vectorised sums of one mask bit; lists by writing every entry and advancing past the ones whose bit is
-    set): going entry by entry through 16-32 strip counters in memory cost a quarter of the forward at 100k."""
+def _strip_bitmaps(smask, start, m):
+    """The tile's entries split by strip (strip s = row s // HALVES, part s % HALVES of NL pixels) as the entries'
+    strip masks say, as bitmaps: bit i of word w of row s is set when entry 64 w + i (local index) reaches
+    strip s; a strip's entries are its set bits in order (depth order).  Built strip by strip as vectorised
+    OR-sums of one mask bit, without branches.  Testing every entry's box against every strip instead cost
+    more than the compositing itself (mispredicted branches); lists of entry indices per strip cost a sixth
+    of the forward to build (bitmaps: forward 0.9x)."""
     sm = smask[start:start + m]  # a view: indexing smask[start + q] keeps numba's loops scalar
-    soff = np.zeros(NS + 1, np.int64)
+    nw = (m + 63) // 64
+    bm = np.empty((NS, max(nw, 1)), np.uint64)
     for s in range(NS):
-        cnt = 0
-        for q in range(m):
-            cnt += (sm[q] >> s) & 1
-        soff[s + 1] = soff[s] + cnt
-    slist = np.empty(soff[NS] + 1, np.int32)
-    for s in range(NS):
-        pos = soff[s]
-        for q in range(m):
-            slist[pos] = q
-            pos += (sm[q] >> s) & 1
-    return soff, slist
+        for w in range(nw):
+            base = 64 * w
+            part = sm[base:min(m, base + 64)]
+            word = np.uint64(0)
+            for i in range(part.shape[0]):
+                word |= np.uint64((part[i] >> s) & 1) << np.uint64(i)
+            bm[s, w] = word
+    return bm, nw
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
@@ -346,7 +344,7 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
         ibuf = np.empty(NL, np.int32)
         qv = iota()
         lp = _tile_pack(packed, lists, start, end)
-        soff, slist = _strip_lists(smask, start, lp.shape[0])
+        bm, nw = _strip_bitmaps(smask, start, lp.shape[0])
         for strip in range(NS):
             py = ty * TILE + strip // HALVES
             px0 = tx * TILE + (strip % HALVES) * NL
@@ -362,21 +360,28 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
             B = splat(0.0)
             last = isplat(0)
             sat = dead
-            for j in range(soff[strip], soff[strip + 1]):
-                k = slist[j]  # local index of the entry: row of lp
-                dx, pw, e, raw, al = _strip_alpha(lp, k, lp[k, 0] + fx0, lp[k, 1] - pyf, qv)
-                ok = _strip_ok(lp, k, px0, pw, qv) & ~sat
-                tt = T * (np.float32(1.0) - al)
-                keep = tt >= np.float32(T_MIN)
-                co = ok & keep
-                w = select(co, al * T, np.float32(0.0))
-                R = R + w * lp[k, 8]
-                G = G + w * lp[k, 9]
-                B = B + w * lp[k, 10]
-                T = select(co, tt, T)
-                last = select(co, isplat(k + 1), last)
-                sat = sat | (ok & ~keep)
-                if all_(sat):
+            done = False
+            for wd in range(nw):
+                word = bm[strip, wd]
+                while word != 0:
+                    k = 64 * wd + trailing_zeros(word)  # local index of the entry: row of lp
+                    word &= word - np.uint64(1)
+                    dx, pw, e, raw, al = _strip_alpha(lp, k, lp[k, 0] + fx0, lp[k, 1] - pyf, qv)
+                    ok = _strip_ok(lp, k, px0, pw, qv) & ~sat
+                    tt = T * (np.float32(1.0) - al)
+                    keep = tt >= np.float32(T_MIN)
+                    co = ok & keep
+                    w = select(co, al * T, np.float32(0.0))
+                    R = R + w * lp[k, 8]
+                    G = G + w * lp[k, 9]
+                    B = B + w * lp[k, 10]
+                    T = select(co, tt, T)
+                    last = select(co, isplat(k + 1), last)
+                    sat = sat | (ok & ~keep)
+                    if all_(sat):
+                        done = True
+                        break
+                if done:
                     break
             if nvalid == NL:  # a whole strip: straight into the image rows
                 store(final_T[py], px0, T)
