@@ -97,7 +97,8 @@ def test_mcmc_budget(strategy, argv, views, dropout, budget):
 
 def _true_speed(pixels, gaussians):
     """A machine unlike the cost model's prior: 1.7x slower, with 15 ms of fixed cost per iteration."""
-    return 0.015 + 1.7 * (2.5e-7 * pixels + 6e-7 * gaussians + 1.5e-12 * pixels * gaussians)
+    m = CostModel()
+    return 0.015 + 1.7 * (m.c_pix * pixels + m.c_gauss * gaussians + m.c_pg * pixels * gaussians)
 
 
 @pytest.mark.parametrize("minutes", [3, 6, 12])
