@@ -326,7 +326,7 @@ def test_a_cluster_that_goes_away_leaves_the_project_resumable_here(cluster, loc
     for name in ["head", *cluster.worker_names]:  # every machine of the cluster goes (the head first)
         cluster.kill_node(name)
     _out, errors = process.communicate(timeout=300)
-    assert process.returncode == 1 and "Traceback" not in errors
+    assert process.returncode == 1 and "Traceback" not in errors, errors  # all of it (see NOTES: an open flake)
     assert "the project is resumable: splatstudio run 'Away'" in errors
     assert project.stage_record("train").status == INTERRUPTED
     assert not project.is_locked()
