@@ -40,6 +40,7 @@ from .simd import (
     iota,
     isplat,
     istore,
+    lane,
     load,
     prefetch_row,
     select,
@@ -541,10 +542,11 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
                 A7 = A7 + w * G1
                 A8 = A8 + w * G2
             # the nine sums: eight in one transposed reduction (-0.5 and -1: exact scalings, the same sums)
-            store8_row(egrad, e, hsum8(A0, A1, A2 * np.float32(-0.5), -A3, A4 * np.float32(-0.5), A5, A6, A7))
+            sums = hsum8(A0, A1, A2 * np.float32(-0.5), -A3, A4 * np.float32(-0.5), A5, A6, A7)
+            store8_row(egrad, e, sums)
             egrad[e, 8] = hsum(A8)
-            P = egrad[e, 0]  # the sums of dG ex dx and dG ex dy -> d mean x, y
-            Q = egrad[e, 1]
+            P = lane(sums, 0)  # the sums of dG ex dx and dG ex dy -> d mean x, y (over lanes 0 and 1 as stored)
+            Q = lane(sums, 1)
             egrad[e, 0] = -a * P - b * Q
             egrad[e, 1] = -c * Q - b * P
 
