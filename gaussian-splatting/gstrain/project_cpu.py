@@ -7,108 +7,43 @@ two kernels and the rasteriser in one autograd Function).
 Same maths as rasterize.preprocess's PyTorch path (which the `reference` backend uses and the tests compare
 against): p = V m; EWA Jacobian with the 1.3x frustum clamp; cov2d = (J R Rq S)(J R Rq S)^T + 0.3 I; conic =
 inverse(cov2d) stored as (a, b, c) with power = -0.5 (a dx^2 + c dy^2) - b dx dy; colour = max(SH(dir) + 0.5, 0).
-Projection maths in float64 on the parameters' values, the SH colour and its gradients in float32 (as the
-reference's), outputs in float32 (the rasteriser's precision).
+All of it in float32, as the reference's and gsplat's, NL Gaussians at a time (one a lane of gstrain/simd.py's
+vectors: 16 with AVX-512), except where a Gaussian's row of SH coefficients is read: that is a loop over the
+lanes, reading each row in order (gathering coefficient k of 16 Gaussians touched 16 cache lines per k).
 """
-import math
-
 import numpy as np
 from numba import njit, prange
 
-from .simd import prefetch_row
+from .simd import (
+    NL,
+    bits,
+    gather,
+    iscatter,
+    isplat,
+    load,
+    mask_bits,
+    prefetch_row,
+    scatter,
+    select,
+    splat,
+    store,
+    to_int,
+    vabs,
+    vceil,
+    vexp,
+    vfloor,
+    vfma,
+    vlog,
+    vmax,
+    vmin,
+    vsqrt,
+)
 
 NEAR_PLANE = 0.2
 LOWPASS = 0.3
 PREFETCH_AHEAD = 8  # rows read in a scattered order: prefetched this many reads ahead
+CHUNK = 1024  # Gaussians a call of the per-chunk kernels (a multiple of NL)
 NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
-
-
-# Helpers take and return scalars and tuples only: an array passed to a (not inlined) numba function costs two
-# atomic reference-count updates per call, which at one call per Gaussian cost more than the maths.  Those
-# called from a parallel loop are compiled on their own (inlining tuple-returning helpers there trips numba's
-# parfor array analysis); the small ones they call are inlined into them (a call each cost as much again).
-@njit(inline="always")
-def _quat_rot(qw, qx, qy, qz):
-    """The normalised quaternion's rotation matrix (row-major, 9 values), its norm and unit components."""
-    qw = float(qw)
-    qx = float(qx)
-    qy = float(qy)
-    qz = float(qz)
-    n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-    inv = 1.0 / n
-    w = qw * inv
-    x = qx * inv
-    y = qy * inv
-    z = qz * inv
-    R = (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y))
-    return R, n, w, x, y, z
-
-
-@njit(cache=True)
-def _view_point(mx, my, mz, V):
-    """V: the view matrix's first three rows, row-major (12 values)."""
-    mx = float(mx)
-    my = float(my)
-    mz = float(mz)
-    return (V[0] * mx + V[1] * my + V[2] * mz + V[3], V[4] * mx + V[5] * my + V[6] * mz + V[7],
-            V[8] * mx + V[9] * my + V[10] * mz + V[11])
-
-
-@njit(inline="always")
-def _tm(V, x, y, z, fx, fy, lim, R, s):
-    """The EWA Jacobian J (with the 1.3x frustum clamp) and TM = J V[:3, :3] Rq diag(s) (cov2d = TM TM^T +
-    0.3 I): TM's two rows, T = J V[:3, :3]'s two rows, and 1/z, the clamped x/z and y/z."""
-    iz = 1.0 / z
-    txtz = min(max(x * iz, lim[0]), lim[1])
-    tytz = min(max(y * iz, lim[2]), lim[3])
-    J00 = fx * iz
-    J02 = -fx * txtz * iz
-    J11 = fy * iz
-    J12 = -fy * tytz * iz
-    T00 = J00 * V[0] + J02 * V[8]
-    T01 = J00 * V[1] + J02 * V[9]
-    T02 = J00 * V[2] + J02 * V[10]
-    T10 = J11 * V[4] + J12 * V[8]
-    T11 = J11 * V[5] + J12 * V[9]
-    T12 = J11 * V[6] + J12 * V[10]
-    M0 = (T00 * R[0] + T01 * R[3] + T02 * R[6]) * s[0]
-    M1 = (T00 * R[1] + T01 * R[4] + T02 * R[7]) * s[1]
-    M2 = (T00 * R[2] + T01 * R[5] + T02 * R[8]) * s[2]
-    N0 = (T10 * R[0] + T11 * R[3] + T12 * R[6]) * s[0]
-    N1 = (T10 * R[1] + T11 * R[4] + T12 * R[7]) * s[1]
-    N2 = (T10 * R[2] + T11 * R[5] + T12 * R[8]) * s[2]
-    return (M0, M1, M2), (N0, N1, N2), (T00, T01, T02), (T10, T11, T12), iz, txtz, tytz
-
-
-@njit(cache=True)
-def _cov2d(mx, my, mz, l0, l1, l2, qw, qx, qy, qz, V, fx, fy, lim):
-    """Camera-space point (x, y, z) and the 2D covariance (a, b, c) with the low-pass (z must be past the near
-    plane)."""
-    x, y, z = _view_point(mx, my, mz, V)
-    R, _, _, _, _, _ = _quat_rot(qw, qx, qy, qz)
-    M, Nn, _, _, iz, _, _ = _tm(V, x, y, z, fx, fy, lim, R, (math.exp(float(l0)), math.exp(float(l1)),
-                                                             math.exp(float(l2))))
-    a = M[0] ** 2 + M[1] ** 2 + M[2] ** 2 + LOWPASS
-    b = M[0] * Nn[0] + M[1] * Nn[1] + M[2] * Nn[2]
-    c = Nn[0] ** 2 + Nn[1] ** 2 + Nn[2] ** 2 + LOWPASS
-    return x, y, iz, a, b, c
-
-
-@njit(cache=True)
-def _box(u, v, ca, cb, cc, o, lo, r, W, H):
-    """The pixel box (x0, x1, y0, y1) where alpha >= 1/255 is possible (inside the 3-sigma square and the image;
-    empty when x0 > x1 or y0 > y1), from the float32 values the rasteriser reads; lo = log(255 o), which the
-    caller also stores (negated) as the row's log-threshold: one log a Gaussian."""
-    det = ca * cc - cb * cb
-    if o * 255.0 < 1.0 or det <= 0 or not (abs(u) < 1e7 and abs(v) < 1e7):
-        return 1, 0, 1, 0
-    t = 2.0 * lo
-    hx = np.float32(min(math.sqrt(t * cc / det) * 1.0001 + 1e-3, r))
-    hy = np.float32(min(math.sqrt(t * ca / det) * 1.0001 + 1e-3, r))
-    return (max(0, int(math.ceil(u - hx))), min(W - 1, int(math.floor(u + hx))), max(0, int(math.ceil(v - hy))),
-            min(H - 1, int(math.floor(v + hy))))
 
 
 # ----------------------------------------------------------------------------- SH -> RGB
@@ -128,43 +63,196 @@ _C3_5 = 1.445305721320277
 _C3_6 = -0.5900435899266435
 
 
-@njit(cache=True)  # not inline="always": numba's parfor array analysis mistakes the tuples for shapes
-def _sh_basis(x, y, z):
-    """The 16 real SH basis values at unit direction (x, y, z) (reference ordering) and their partial
-    derivatives d/dx, d/dy, d/dz, as tuples (constant-index loops over them unroll into registers)."""
+# ----------------------------------------------------------------------------- lanes: NL Gaussians at a time
+# The kernels' bodies run per chunk of CHUNK Gaussians in functions compiled on their own: numba's parfor
+# analysis cannot follow tuples of vectors inside a prange loop.  Lanes past the array's end and the lanes of
+# culled Gaussians compute on stand-in values (z = 1, det = 1) so that every lane's maths stays finite: the
+# vector ops carry fast-math flags, and the masks decide what is kept.
+@njit(inline="always")
+def _gather3(a, i0, cnt):
+    """The 3 columns of rows i0..i0+NL-1 of a flattened (N, 3) float32 array, as vectors (0 past row i0+cnt-1)."""
+    return gather(a, i0 * 3, 3, cnt), gather(a, i0 * 3 + 1, 3, cnt), gather(a, i0 * 3 + 2, 3, cnt)
+
+
+@njit(inline="always")
+def _gather4(a, i0, cnt):
+    return (gather(a, i0 * 4, 4, cnt), gather(a, i0 * 4 + 1, 4, cnt), gather(a, i0 * 4 + 2, 4, cnt),
+            gather(a, i0 * 4 + 3, 4, cnt))
+
+
+@njit(inline="always")
+def _det2(a, b, c):
+    """a c - b b with one rounding's error (Kahan's difference of products: the conic's and the covariance's
+    determinants cancel for long thin Gaussians)."""
+    w = b * b
+    return vfma(a, c, -w) + vfma(-b, b, w)
+
+
+@njit(inline="always")
+def _rot_v(qw, qx, qy, qz):
+    """Lanes' normalised quaternion rotation matrices (9 vectors, row-major), norms and unit components."""
+    n = vsqrt(vmax(qw * qw + qx * qx + qy * qy + qz * qz, 1e-30))
+    inv = 1.0 / n
+    w = qw * inv
+    x = qx * inv
+    y = qy * inv
+    z = qz * inv
+    R = (1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+         2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+         2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
+    return R, n, w, x, y, z
+
+
+@njit(inline="always")
+def _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2):
+    """_tm on lanes (z past the near plane)."""
+    iz = 1.0 / z
+    txtz = vmin(vmax(x * iz, lt[0]), lt[1])
+    tytz = vmin(vmax(y * iz, lt[2]), lt[3])
+    J00 = fx * iz
+    J02 = -fx * txtz * iz
+    J11 = fy * iz
+    J12 = -fy * tytz * iz
+    T00 = J00 * Vt[0] + J02 * Vt[8]
+    T01 = J00 * Vt[1] + J02 * Vt[9]
+    T02 = J00 * Vt[2] + J02 * Vt[10]
+    T10 = J11 * Vt[4] + J12 * Vt[8]
+    T11 = J11 * Vt[5] + J12 * Vt[9]
+    T12 = J11 * Vt[6] + J12 * Vt[10]
+    M0 = (T00 * R[0] + T01 * R[3] + T02 * R[6]) * s0
+    M1 = (T00 * R[1] + T01 * R[4] + T02 * R[7]) * s1
+    M2 = (T00 * R[2] + T01 * R[5] + T02 * R[8]) * s2
+    N0 = (T10 * R[0] + T11 * R[3] + T12 * R[6]) * s0
+    N1 = (T10 * R[1] + T11 * R[4] + T12 * R[7]) * s1
+    N2 = (T10 * R[2] + T11 * R[5] + T12 * R[8]) * s2
+    return (M0, M1, M2), (N0, N1, N2), (T00, T01, T02), (T10, T11, T12), iz, txtz, tytz
+
+
+@njit(inline="always")
+def _sh_dir_v(mx, my, mz, ct):
+    dx = mx - ct[0]
+    dy = my - ct[1]
+    dz = mz - ct[2]
+    ln = vmax(vsqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+    il = 1.0 / ln
+    return dx * il, dy * il, dz * il, ln
+
+
+@njit(inline="always")
+def _sh_basis_v(x, y, z):
+    """The SH basis values 1..15 on lanes (reference ordering; the constant band 0 is _C0)."""
     xx = x * x
     yy = y * y
     zz = z * z
-    b = (_C0, -_C1 * y, _C1 * z, -_C1 * x,
-         _C2_0 * x * y, _C2_1 * y * z, _C2_2 * (2.0 * zz - xx - yy), _C2_3 * x * z, _C2_4 * (xx - yy),
-         _C3_0 * y * (3.0 * xx - yy), _C3_1 * x * y * z, _C3_2 * y * (4.0 * zz - xx - yy),
-         _C3_3 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy), _C3_4 * x * (4.0 * zz - xx - yy), _C3_5 * z * (xx - yy),
-         _C3_6 * x * (xx - 3.0 * yy))
-    bx = (0.0, 0.0, 0.0, -_C1,
-          _C2_0 * y, 0.0, _C2_2 * -2.0 * x, _C2_3 * z, _C2_4 * 2.0 * x,
-          _C3_0 * 6.0 * x * y, _C3_1 * y * z, _C3_2 * -2.0 * x * y, _C3_3 * -6.0 * x * z,
-          _C3_4 * (4.0 * zz - 3.0 * xx - yy), _C3_5 * 2.0 * x * z, _C3_6 * (3.0 * xx - 3.0 * yy))
-    by = (0.0, -_C1, 0.0, 0.0,
-          _C2_0 * x, _C2_1 * z, _C2_2 * -2.0 * y, 0.0, _C2_4 * -2.0 * y,
-          _C3_0 * (3.0 * xx - 3.0 * yy), _C3_1 * x * z, _C3_2 * (4.0 * zz - xx - 3.0 * yy),
-          _C3_3 * -6.0 * y * z, _C3_4 * -2.0 * x * y, _C3_5 * -2.0 * y * z, _C3_6 * -6.0 * x * y)
-    bz = (0.0, 0.0, _C1, 0.0,
-          0.0, _C2_1 * y, _C2_2 * 4.0 * z, _C2_3 * x, 0.0,
-          0.0, _C3_1 * x * y, _C3_2 * 8.0 * y * z, _C3_3 * (6.0 * zz - 3.0 * xx - 3.0 * yy),
-          _C3_4 * 8.0 * x * z, _C3_5 * (xx - yy), 0.0)
-    return b, bx, by, bz
+    return (y * -_C1, z * _C1, x * -_C1,
+            x * y * _C2_0, y * z * _C2_1, (2.0 * zz - xx - yy) * _C2_2, x * z * _C2_3, (xx - yy) * _C2_4,
+            y * (3.0 * xx - yy) * _C3_0, x * y * z * _C3_1, y * (4.0 * zz - xx - yy) * _C3_2,
+            z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * _C3_3, x * (4.0 * zz - xx - yy) * _C3_4, z * (xx - yy) * _C3_5,
+            x * (xx - 3.0 * yy) * _C3_6)
+
+
+@njit(inline="always")
+def _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm):
+    """The pixel boxes where alpha >= 1/255 is possible, from the float32 values the rasteriser reads (2D mean,
+    conic, 255 x opacity, lo = log(255 o)), inside the 3-sigma square (radius r) and the image (last column Wm,
+    last row Hm): whether a lane's box is not empty, and x0 x1 y0 y1 (whole numbers).  The ellipse power >= -lo
+    spans +-sqrt(2 lo cc / det) in x and +-sqrt(2 lo ca / det) in y (det: the conic's); the margins cover float32
+    rounding, and rounding u -+ h can only widen the box (whole numbers are exact)."""
+    detc = _det2(ca, cb, cc)
+    ok = (o255 >= 1.0) & (detc > 0.0) & (vabs(u) < 1e7) & (vabs(v) < 1e7)
+    idc = 1.0 / select(ok, detc, 1.0)
+    t = lo * 2.0
+    hx = vmin(vsqrt(vmax(t * cc * idc, 0.0)) * 1.0001 + 1e-3, r)
+    hy = vmin(vsqrt(vmax(t * ca * idc, 0.0)) * 1.0001 + 1e-3, r)
+    x0 = vmax(vceil(u - hx), 0.0)
+    x1 = vmin(vfloor(u + hx), Wm)
+    y0 = vmax(vceil(v - hy), 0.0)
+    y1 = vmin(vfloor(v + hy), Hm)
+    return ok & (x0 <= x1) & (y0 <= y1), x0, x1, y0, y1
 
 
 @njit(cache=True)
-def _sh_dir(mx, my, mz, cam):
-    dx = float(mx) - cam[0]
-    dy = float(my) - cam[1]
-    dz = float(mz) - cam[2]
-    ln = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-    return dx / ln, dy / ln, dz / ln, ln
+def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, K, nr, Vt, lt, ct, fx32, fy32,
+                   ox, oy, Wm, Hm):
+    """_prepare on Gaussians g0..g1-1 (g0 a multiple of NL)."""
+    bb = np.empty(15 * NL, np.float32)  # the lanes' SH basis values, band by band
+    tb = np.empty(11 * NL, np.float32)  # the lanes' row values, value by value (copied to their rows)
+    for i0 in range(g0, g1, NL):
+        cnt = min(NL, n - i0)
+        mx, my, mz = _gather3(mf, i0, cnt)
+        x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
+        y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
+        z = mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11]
+        front = z > NEAR_PLANE
+        z = select(front, z, 1.0)
+        scatter(depth, i0, 1, z, cnt)
+        l0, l1, l2 = _gather3(lf, i0, cnt)
+        qw, qx, qy, qz = _gather4(qf, i0, cnt)
+        R, _, _, _, _, _ = _rot_v(qw, qx, qy, qz)
+        M, Nn, _, _, iz, _, _ = _tm_v(Vt, x, y, z, fx32, fy32, lt, R, vexp(l0), vexp(l1), vexp(l2))
+        a = M[0] * M[0] + M[1] * M[1] + M[2] * M[2] + LOWPASS
+        b = M[0] * Nn[0] + M[1] * Nn[1] + M[2] * Nn[2]
+        c = Nn[0] * Nn[0] + Nn[1] * Nn[1] + Nn[2] * Nn[2] + LOWPASS
+        det = _det2(a, b, c)
+        u = select(front, x * iz * fx32 + ox, 0.0)
+        v = select(front, y * iz * fy32 + oy, 0.0)
+        store(tb, 0, u)
+        store(tb, NL, v)
+        ok = front & (det > 0.0)
+        det = select(ok, det, 1.0)
+        hd = (a - c) * 0.5  # mid^2 - det without its cancellation (or overflow)
+        lam1 = (a + c) * 0.5 + vsqrt(vmax(hd * hd + b * b, 0.1))
+        r = vmin(vceil(vsqrt(lam1) * 3.0), 1e9)
+        ok = ok & (u + r >= 0.0) & (u - r <= Wm) & (v + r >= 0.0) & (v - r <= Hm) & (vabs(u) < 1e9) & (vabs(v) < 1e9)
+        iscatter(radii, i0, 1, select(ok, to_int(r), isplat(0)), cnt)
+        idet = 1.0 / det
+        ca = c * idet
+        cb = -b * idet
+        cc = a * idet
+        o = gather(opac, i0, 1, cnt)
+        o255 = o * 255.0
+        lo = vlog(vmax(o255, 1.0))  # log(255 o), 0 where 255 o < 1 (never visible): one log a Gaussian
+        inbox, x0, x1, y0, y1 = _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm)
+        ok = ok & inbox
+        okb = bits(ok)
+        for la in range(cnt):
+            visible[i0 + la] = (okb >> la) & 1 != 0
+        store(tb, 2 * NL, ca)
+        store(tb, 3 * NL, cb)
+        store(tb, 4 * NL, cc)
+        store(tb, 5 * NL, o)
+        store(tb, 6 * NL, select(ok, x0, 1.0))
+        store(tb, 7 * NL, select(ok, x1, 0.0))
+        store(tb, 8 * NL, select(ok, y0, 1.0))
+        store(tb, 9 * NL, select(ok, y1, 0.0))
+        store(tb, 10 * NL, -lo)  # alpha < 1/255  <=>  power < log(1 / (255 o))
+        # the colour: max(SH(direction) + 0.5, 0), lane by lane from the basis values the vectors computed (a
+        # row of `rest` read in order), three channels side by side
+        if K > 1:
+            sx, sy, sz, _ = _sh_dir_v(mx, my, mz, ct)
+            sb = _sh_basis_v(sx, sy, sz)
+            for k in range(15):
+                store(bb, k * NL, sb[k])
+        for la in range(cnt):  # the lanes' rows, and their colours
+            i = i0 + la
+            for j in range(8):
+                pf[i * NF + j] = tb[j * NL + la]
+            pf[i * NF + 11] = tb[10 * NL + la]
+            for j in range(4):
+                bf[i * 4 + j] = int(tb[(6 + j) * NL + la])
+            c0 = np.float32(_C0) * dcf[3 * i]
+            c1 = np.float32(_C0) * dcf[3 * i + 1]
+            c2 = np.float32(_C0) * dcf[3 * i + 2]
+            for k in range(K - 1):
+                bk = bb[k * NL + la]
+                c0 += bk * rf[i * nr + 3 * k]
+                c1 += bk * rf[i * nr + 3 * k + 1]
+                c2 += bk * rf[i * nr + 3 * k + 2]
+            pf[i * NF + 8] = max(c0 + np.float32(0.5), np.float32(0.0))
+            pf[i * NF + 9] = max(c1 + np.float32(0.5), np.float32(0.0))
+            pf[i * NF + 10] = max(c2 + np.float32(0.5), np.float32(0.0))
 
 
-# ----------------------------------------------------------------------------- forward
 @njit(parallel=True, cache=True)
 def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W, H, lim, cam, pre, box, depth,
              radii, visible):
@@ -172,76 +260,56 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
     conic, opacity, box columns, colour, log alpha threshold), its pixel box (x0 x1 y0 y1: where alpha >= 1/255
     is possible, inside the 3-sigma square and the image), its depth, its 3-sigma radius (0: culled, behind the
     near plane, degenerate or off screen) and whether its box is not empty (visible).  V (12,): the view
-    matrix's first three rows; lim (4,): the frustum clamp; cam (3,): the camera centre.
+    matrix's first three rows; lim (4,): the frustum clamp; cam (3,): the camera centre.  The parameter arrays
+    are C-contiguous float32; NL Gaussians at a time, one a lane, in float32 (as the reference's).
 
     The box and alpha threshold are computed from the float32 values the rasteriser reads (an entry must not
-    reach a pixel the kernels' own test would refuse: see raster_cpu._ellipse)."""
+    reach a pixel the kernels' own test would refuse: see raster_cpu._ellipse).  Rows of the Gaussians that are
+    not visible hold their 2D mean (0 behind the near plane) and otherwise unspecified values."""
+    n = means.shape[0]
     K = (deg + 1) ** 2
-    Vt = (V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], V[8], V[9], V[10], V[11])
-    lt = (lim[0], lim[1], lim[2], lim[3])
-    ct = (cam[0], cam[1], cam[2])
-    for i in prange(means.shape[0]):
-        radii[i] = 0
-        visible[i] = False
-        pre[i, 0] = 0.0  # the 2D mean is given for every Gaussian in front of the camera, 0 for the rest
-        pre[i, 1] = 0.0
-        _, _, z = _view_point(means[i, 0], means[i, 1], means[i, 2], Vt)
-        depth[i] = z if z > NEAR_PLANE else 1.0
-        if not (z > NEAR_PLANE):
-            continue
-        x, y, iz, a, b, c = _cov2d(means[i, 0], means[i, 1], means[i, 2], log_scales[i, 0], log_scales[i, 1],
-                                   log_scales[i, 2], quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Vt, fx, fy,
-                                   lt)
-        det = a * c - b * b
-        u = fx * x * iz + cx - 0.5
-        v = fy * y * iz + cy - 0.5
-        u32 = np.float32(u)
-        v32 = np.float32(v)
-        pre[i, 0] = u32
-        pre[i, 1] = v32
-        if not (det > 0):
-            continue
-        mid = 0.5 * (a + c)
-        lam1 = mid + math.sqrt(max(mid * mid - det, 0.1))
-        r = math.ceil(3.0 * math.sqrt(lam1))
-        if not (u + r >= 0 and u - r <= W - 1 and v + r >= 0 and v - r <= H - 1 and abs(u) < 1e9 and abs(v) < 1e9):
-            continue
-        radii[i] = int(r)
-        ca = np.float32(c / det)
-        cb = np.float32(-b / det)
-        cc = np.float32(a / det)
-        o = opac[i]
-        lo = math.log(o * 255.0) if o * 255.0 >= 1.0 else 0.0
-        x0, x1, y0, y1 = _box(u32, v32, ca, cb, cc, o, lo, int(r), W, H)
-        if x0 > x1 or y0 > y1:
-            continue
-        visible[i] = True
-        box[i, 0] = x0
-        box[i, 1] = x1
-        box[i, 2] = y0
-        box[i, 3] = y1
-        pre[i, 2] = ca
-        pre[i, 3] = cb
-        pre[i, 4] = cc
-        pre[i, 5] = o
-        pre[i, 6] = x0
-        pre[i, 7] = x1
-        sx, sy, sz, _ = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
-        sb, _, _, _ = _sh_basis(sx, sy, sz)
-        b0 = np.float32(sb[0])  # the colour in float32 (as the reference's), three independent sums
-        c0 = b0 * dc[i, 0, 0]
-        c1 = b0 * dc[i, 0, 1]
-        c2 = b0 * dc[i, 0, 2]
-        for k in range(1, 16):
-            if k < K:
-                bk = np.float32(sb[k])
-                c0 += bk * rest[i, k - 1, 0]
-                c1 += bk * rest[i, k - 1, 1]
-                c2 += bk * rest[i, k - 1, 2]
-        pre[i, 8] = np.float32(max(c0 + 0.5, 0.0))
-        pre[i, 9] = np.float32(max(c1 + 0.5, 0.0))
-        pre[i, 10] = np.float32(max(c2 + 0.5, 0.0))
-        pre[i, 11] = -lo  # alpha < 1/255  <=>  power < log(1 / (255 o))
+    mf = means.reshape(-1)
+    lf = log_scales.reshape(-1)
+    qf = quats.reshape(-1)
+    dcf = dc.reshape(-1)
+    rf = rest.reshape(-1)
+    pf = pre.reshape(-1)
+    bf = box.reshape(-1)
+    nr = rest.shape[1] * 3
+    f = np.float32
+    Vt = (f(V[0]), f(V[1]), f(V[2]), f(V[3]), f(V[4]), f(V[5]), f(V[6]), f(V[7]), f(V[8]), f(V[9]), f(V[10]),
+          f(V[11]))
+    lt = (f(lim[0]), f(lim[1]), f(lim[2]), f(lim[3]))
+    ct = (f(cam[0]), f(cam[1]), f(cam[2]))
+    fx32, fy32 = f(fx), f(fy)
+    ox, oy = f(cx - 0.5), f(cy - 0.5)
+    Wm, Hm = f(W - 1), f(H - 1)
+    for ch in prange((n + CHUNK - 1) // CHUNK):
+        _prepare_chunk(ch * CHUNK, min(n, (ch + 1) * CHUNK), n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii,
+                       visible, K, nr, Vt, lt, ct, fx32, fy32, ox, oy, Wm, Hm)
+
+
+@njit(cache=True)
+def _boxes(u, v, ca, cb, cc, o, r, W, H, box, lo, visible):
+    """_prepare's pixel boxes (box (N, 4) int32), log(255 o) and box-not-empty for 2D Gaussians given by their
+    float32 rasteriser values and 3-sigma radius (N,) (for tests of the culling on chosen 2D shapes)."""
+    n = u.shape[0]
+    bf = box.reshape(-1)
+    for i0 in range(0, n, NL):
+        cnt = min(NL, n - i0)
+        o255 = gather(o, i0, 1, cnt) * 255.0
+        lov = vlog(vmax(o255, 1.0))
+        ok, x0, x1, y0, y1 = _box_v(gather(u, i0, 1, cnt), gather(v, i0, 1, cnt), gather(ca, i0, 1, cnt),
+                                    gather(cb, i0, 1, cnt), gather(cc, i0, 1, cnt), o255, lov,
+                                    gather(r, i0, 1, cnt), np.float32(W - 1), np.float32(H - 1))
+        scatter(lo, i0, 1, lov, cnt)
+        iscatter(bf, i0 * 4, 4, to_int(x0), cnt)
+        iscatter(bf, i0 * 4 + 1, 4, to_int(x1), cnt)
+        iscatter(bf, i0 * 4 + 2, 4, to_int(y0), cnt)
+        iscatter(bf, i0 * 4 + 3, 4, to_int(y1), cnt)
+        okb = bits(ok)
+        for la in range(cnt):
+            visible[i0 + la] = (okb >> la) & 1 != 0
 
 
 @njit(parallel=True, cache=True)
@@ -262,94 +330,6 @@ def _gather_rows(order, pre, box):
 
 
 # ----------------------------------------------------------------------------- backward
-@njit(inline="always")
-def _quat_bwd(G, n, w, qx, qy, qz):
-    """d loss / d quaternion (before normalisation) from G = d loss / d Rq (row-major, 9 values)."""
-    gw = 2.0 * (-qz * G[1] + qy * G[2] + qz * G[3] - qx * G[5] - qy * G[6] + qx * G[7])
-    gx = 2.0 * (qy * G[1] + qz * G[2] + qy * G[3] - 2 * qx * G[4] - w * G[5] + qz * G[6]
-                + w * G[7] - 2 * qx * G[8])
-    gy = 2.0 * (-2 * qy * G[0] + qx * G[1] + w * G[2] + qx * G[3] + qz * G[5] - w * G[6]
-                + qz * G[7] - 2 * qy * G[8])
-    gz = 2.0 * (-2 * qz * G[0] - w * G[1] + qx * G[2] + w * G[3] - 2 * qz * G[4]
-                + qy * G[5] + qx * G[6] + qy * G[7])
-    dot = w * gw + qx * gx + qy * gy + qz * gz
-    inv = 1.0 / n
-    return (gw - w * dot) * inv, (gx - qx * dot) * inv, (gy - qy * dot) * inv, (gz - qz * dot) * inv
-
-
-@njit(inline="always")
-def _row_terms(R, s, r, gTM0, gTM1, T0r, T1r):
-    """Row r of gT = gTM M^T (M = Rq diag(s)) and of gM = T^T gTM."""
-    gT0 = 0.0
-    gT1 = 0.0
-    gT0 += gTM0[0] * (R[3 * r] * s[0])
-    gT1 += gTM1[0] * (R[3 * r] * s[0])
-    gT0 += gTM0[1] * (R[3 * r + 1] * s[1])
-    gT1 += gTM1[1] * (R[3 * r + 1] * s[1])
-    gT0 += gTM0[2] * (R[3 * r + 2] * s[2])
-    gT1 += gTM1[2] * (R[3 * r + 2] * s[2])
-    return (gT0, gT1, T0r * gTM0[0] + T1r * gTM1[0], T0r * gTM0[1] + T1r * gTM1[1],
-            T0r * gTM0[2] + T1r * gTM1[2])
-
-
-@njit(cache=True)
-def _project_bwd(mx, my, mz, l0, l1, l2, qw0, qx0, qy0, qz0, V, fx, fy, lim, gu, gv, gA, gB, gC):
-    """d loss / d (mean, log-scales, quaternion) of one Gaussian through its 2D mean (gu, gv) and conic (gA, gB,
-    gC): a tuple of (gmean 3, glog_scale 3, gquat 4).  The SH colour adds its own gradient to the mean."""
-    x, y, z = _view_point(mx, my, mz, V)
-    R, qn, w, qx, qy, qz = _quat_rot(qw0, qx0, qy0, qz0)
-    s = (math.exp(float(l0)), math.exp(float(l1)), math.exp(float(l2)))
-    TM0, TM1, T0, T1, iz, txtz, tytz = _tm(V, x, y, z, fx, fy, lim, R, s)
-    rx = x * iz
-    ry = y * iz
-    clx = rx < lim[0] or rx > lim[1]
-    cly = ry < lim[2] or ry > lim[3]
-    a = TM0[0] ** 2 + TM0[1] ** 2 + TM0[2] ** 2 + LOWPASS
-    b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
-    c = TM1[0] ** 2 + TM1[1] ** 2 + TM1[2] ** 2 + LOWPASS
-    iD = 1.0 / (a * c - b * b)
-    iD2 = iD * iD
-    ga = (-gA * c * c + gB * b * c - gC * b * b) * iD2
-    gb = (gA * 2.0 * b * c - gB * 2.0 * b * b + gC * 2.0 * a * b) * iD2 - gB * iD
-    gc = (-gA * b * b + gB * a * b - gC * a * a) * iD2
-    # d cov / d TM; TM = T M with M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
-    gTM0 = (2.0 * ga * TM0[0] + gb * TM1[0], 2.0 * ga * TM0[1] + gb * TM1[1], 2.0 * ga * TM0[2] + gb * TM1[2])
-    gTM1 = (gb * TM0[0] + 2.0 * gc * TM1[0], gb * TM0[1] + 2.0 * gc * TM1[1], gb * TM0[2] + 2.0 * gc * TM1[2])
-    gT00, gT10, m00, m01, m02 = _row_terms(R, s, 0, gTM0, gTM1, T0[0], T1[0])
-    gT01, gT11, m10, m11, m12 = _row_terms(R, s, 1, gTM0, gTM1, T0[1], T1[1])
-    gT02, gT12, m20, m21, m22 = _row_terms(R, s, 2, gTM0, gTM1, T0[2], T1[2])
-    gl0 = m00 * R[0] * s[0] + m10 * R[3] * s[0] + m20 * R[6] * s[0]
-    gl1 = m01 * R[1] * s[1] + m11 * R[4] * s[1] + m21 * R[7] * s[1]
-    gl2 = m02 * R[2] * s[2] + m12 * R[5] * s[2] + m22 * R[8] * s[2]
-    G = (m00 * s[0], m01 * s[1], m02 * s[2], m10 * s[0], m11 * s[1], m12 * s[2], m20 * s[0], m21 * s[1], m22 * s[2])
-    q0, q1, q2, q3 = _quat_bwd(G, qn, w, qx, qy, qz)
-    # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
-    gJ00 = gT00 * V[0] + gT01 * V[1] + gT02 * V[2]
-    gJ02 = gT00 * V[8] + gT01 * V[9] + gT02 * V[10]
-    gJ11 = gT10 * V[4] + gT11 * V[5] + gT12 * V[6]
-    gJ12 = gT10 * V[8] + gT11 * V[9] + gT12 * V[10]
-    iz2 = iz * iz
-    gpx = 0.0
-    gpy = 0.0
-    gpz = -gJ00 * fx * iz2 - gJ11 * fy * iz2
-    if clx:
-        gpz += gJ02 * fx * txtz * iz2
-    else:
-        gpx += -gJ02 * fx * iz2
-        gpz += gJ02 * 2.0 * fx * x * iz2 * iz
-    if cly:
-        gpz += gJ12 * fy * tytz * iz2
-    else:
-        gpy += -gJ12 * fy * iz2
-        gpz += gJ12 * 2.0 * fy * y * iz2 * iz
-    gpx += gu * fx * iz
-    gpy += gv * fy * iz
-    gpz += -gu * fx * x * iz2 - gv * fy * y * iz2
-    gm = (V[0] * gpx + V[4] * gpy + V[8] * gpz, V[1] * gpx + V[5] * gpy + V[9] * gpz,
-          V[2] * gpx + V[6] * gpy + V[10] * gpz)
-    return gm, (gl0, gl1, gl2), (q0, q1, q2, q3)
-
-
 @njit(parallel=True, cache=True)
 def _entry_sums(koff, where, egrad, order, gp, n):
     """(n, 9) per Gaussian (in the caller's order): its tile entries' 9 gradients summed, in tile order (the same
@@ -387,65 +367,223 @@ def _entry_sums(koff, where, egrad, order, gp, n):
     return out
 
 
+@njit(inline="always")
+def _ld(buf, k):
+    return load(buf, k * NL)
+
+
+@njit(inline="always")
+def _sh_dir_grad(gbb, K, x, y, z):
+    """d loss / d (unit direction) on lanes, from d loss / d basis value k at row k - 1 of gbb, through the
+    basis' partial derivatives (_sh_basis_v's, the zero ones left out)."""
+    gdx = splat(0.0)
+    gdy = splat(0.0)
+    gdz = splat(0.0)
+    if K > 1:
+        g0, g1, g2 = _ld(gbb, 0), _ld(gbb, 1), _ld(gbb, 2)
+        gdx = g2 * -_C1
+        gdy = g0 * -_C1
+        gdz = g1 * _C1
+    if K > 4:
+        g3, g4, g5, g6, g7 = _ld(gbb, 3), _ld(gbb, 4), _ld(gbb, 5), _ld(gbb, 6), _ld(gbb, 7)
+        gdx = gdx + g3 * (y * _C2_0) + g5 * (x * (-2.0 * _C2_2)) + g6 * (z * _C2_3) + g7 * (x * (2.0 * _C2_4))
+        gdy = gdy + g3 * (x * _C2_0) + g4 * (z * _C2_1) + g5 * (y * (-2.0 * _C2_2)) + g7 * (y * (-2.0 * _C2_4))
+        gdz = gdz + g4 * (y * _C2_1) + g5 * (z * (4.0 * _C2_2)) + g6 * (x * _C2_3)
+    if K > 9:
+        g8, g9, g10, g11 = _ld(gbb, 8), _ld(gbb, 9), _ld(gbb, 10), _ld(gbb, 11)
+        g12, g13, g14 = _ld(gbb, 12), _ld(gbb, 13), _ld(gbb, 14)
+        xx = x * x
+        yy = y * y
+        zz = z * z
+        xy = x * y
+        xz = x * z
+        yz = y * z
+        gdx = (gdx + g8 * (xy * (6.0 * _C3_0)) + g9 * (yz * _C3_1) + g10 * (xy * (-2.0 * _C3_2))
+               + g11 * (xz * (-6.0 * _C3_3)) + g12 * ((4.0 * zz - 3.0 * xx - yy) * _C3_4) + g13 * (xz * (2.0 * _C3_5))
+               + g14 * ((3.0 * xx - 3.0 * yy) * _C3_6))
+        gdy = (gdy + g8 * ((3.0 * xx - 3.0 * yy) * _C3_0) + g9 * (xz * _C3_1) + g10 * ((4.0 * zz - xx - 3.0 * yy) * _C3_2)
+               + g11 * (yz * (-6.0 * _C3_3)) + g12 * (xy * (-2.0 * _C3_4)) + g13 * (yz * (-2.0 * _C3_5))
+               + g14 * (xy * (-6.0 * _C3_6)))
+        gdz = (gdz + g9 * (xy * _C3_1) + g10 * (yz * (8.0 * _C3_2)) + g11 * ((6.0 * zz - 3.0 * xx - 3.0 * yy) * _C3_3)
+               + g12 * (xz * (8.0 * _C3_4)) + g13 * ((xx - yy) * _C3_5))
+    return gdx, gdy, gdz
+
+
+@njit(cache=True)
+def _param_grads_chunk(g0, g1, n, visible, sf, mf, lf, qf, rest, K, Vt, lt, ct, fx, fy, gmeans, gls, gq, gop, gdc,
+                       grest, g2d):
+    """_param_grads on Gaussians g0..g1-1 (g0 a multiple of NL), NL at a time."""
+    buf = np.empty(8 * NL, np.float32)  # the lanes' log-scale and quaternion gradients
+    bb = np.empty(15 * NL, np.float32)  # the lanes' SH basis values, band by band
+    gbb = np.empty(15 * NL, np.float32)  # d loss / d basis value, band by band
+    for i0 in range(g0, g1, NL):
+        cnt = min(NL, n - i0)
+        vb = 0
+        for la in range(cnt):
+            if visible[i0 + la]:
+                vb |= 1 << la
+        if vb == 0:
+            for la in range(cnt):
+                _zero_row(i0 + la, K, gmeans, gls, gq, gop, gdc, grest, g2d)
+            continue
+        vis = mask_bits(vb)
+        mx, my, mz = _gather3(mf, i0, cnt)
+        l0, l1, l2 = _gather3(lf, i0, cnt)
+        qw0, qx0, qy0, qz0 = _gather4(qf, i0, cnt)
+        gu = select(vis, gather(sf, i0 * 9, 9, cnt), 0.0)  # unwritten rows (not visible) may hold anything
+        gv = select(vis, gather(sf, i0 * 9 + 1, 9, cnt), 0.0)
+        gA = select(vis, gather(sf, i0 * 9 + 2, 9, cnt), 0.0)
+        gB = select(vis, gather(sf, i0 * 9 + 3, 9, cnt), 0.0)
+        gC = select(vis, gather(sf, i0 * 9 + 4, 9, cnt), 0.0)
+        # the projection's backward (the forward's float32 maths again: _prepare)
+        x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
+        y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
+        z = select(vis, mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11], 1.0)
+        R, qn, w, qx, qy, qz = _rot_v(qw0, qx0, qy0, qz0)
+        s0 = vexp(l0)
+        s1 = vexp(l1)
+        s2 = vexp(l2)
+        TM0, TM1, T0, T1, iz, txtz, tytz = _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2)
+        rx = x * iz
+        ry = y * iz
+        clx = (rx < lt[0]) | (rx > lt[1])
+        cly = (ry < lt[2]) | (ry > lt[3])
+        a = TM0[0] * TM0[0] + TM0[1] * TM0[1] + TM0[2] * TM0[2] + LOWPASS
+        b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
+        c = TM1[0] * TM1[0] + TM1[1] * TM1[1] + TM1[2] * TM1[2] + LOWPASS
+        iD = 1.0 / select(vis, _det2(a, b, c), 1.0)
+        iD2 = iD * iD
+        ga = (gB * b * c - gA * c * c - gC * b * b) * iD2
+        gb = (gA * 2.0 * b * c - gB * 2.0 * b * b + gC * 2.0 * a * b) * iD2 - gB * iD
+        gc = (gB * a * b - gA * b * b - gC * a * a) * iD2
+        # d cov / d TM; TM = T M with M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
+        gTM00 = ga * 2.0 * TM0[0] + gb * TM1[0]
+        gTM01 = ga * 2.0 * TM0[1] + gb * TM1[1]
+        gTM02 = ga * 2.0 * TM0[2] + gb * TM1[2]
+        gTM10 = gb * TM0[0] + gc * 2.0 * TM1[0]
+        gTM11 = gb * TM0[1] + gc * 2.0 * TM1[1]
+        gTM12 = gb * TM0[2] + gc * 2.0 * TM1[2]
+        gT00 = gTM00 * R[0] * s0 + gTM01 * R[1] * s1 + gTM02 * R[2] * s2
+        gT10 = gTM10 * R[0] * s0 + gTM11 * R[1] * s1 + gTM12 * R[2] * s2
+        gT01 = gTM00 * R[3] * s0 + gTM01 * R[4] * s1 + gTM02 * R[5] * s2
+        gT11 = gTM10 * R[3] * s0 + gTM11 * R[4] * s1 + gTM12 * R[5] * s2
+        gT02 = gTM00 * R[6] * s0 + gTM01 * R[7] * s1 + gTM02 * R[8] * s2
+        gT12 = gTM10 * R[6] * s0 + gTM11 * R[7] * s1 + gTM12 * R[8] * s2
+        m00 = T0[0] * gTM00 + T1[0] * gTM10
+        m01 = T0[0] * gTM01 + T1[0] * gTM11
+        m02 = T0[0] * gTM02 + T1[0] * gTM12
+        m10 = T0[1] * gTM00 + T1[1] * gTM10
+        m11 = T0[1] * gTM01 + T1[1] * gTM11
+        m12 = T0[1] * gTM02 + T1[1] * gTM12
+        m20 = T0[2] * gTM00 + T1[2] * gTM10
+        m21 = T0[2] * gTM01 + T1[2] * gTM11
+        m22 = T0[2] * gTM02 + T1[2] * gTM12
+        store(buf, 0, (m00 * R[0] + m10 * R[3] + m20 * R[6]) * s0)  # d / d log-scale
+        store(buf, NL, (m01 * R[1] + m11 * R[4] + m21 * R[7]) * s1)
+        store(buf, 2 * NL, (m02 * R[2] + m12 * R[5] + m22 * R[8]) * s2)
+        G0, G1, G2 = m00 * s0, m01 * s1, m02 * s2  # d / d Rq
+        G3, G4, G5 = m10 * s0, m11 * s1, m12 * s2
+        G6, G7, G8 = m20 * s0, m21 * s1, m22 * s2
+        gw = (qy * G2 - qz * G1 + qz * G3 - qx * G5 - qy * G6 + qx * G7) * 2.0
+        gx = (qy * G1 + qz * G2 + qy * G3 - qx * G4 * 2.0 - w * G5 + qz * G6 + w * G7 - qx * G8 * 2.0) * 2.0
+        gy = (qx * G1 - qy * G0 * 2.0 + w * G2 + qx * G3 + qz * G5 - w * G6 + qz * G7 - qy * G8 * 2.0) * 2.0
+        gz = (qx * G2 - qz * G0 * 2.0 - w * G1 + w * G3 - qz * G4 * 2.0 + qy * G5 + qx * G6 + qy * G7) * 2.0
+        dot = w * gw + qx * gx + qy * gy + qz * gz
+        iq = 1.0 / qn
+        store(buf, 3 * NL, (gw - w * dot) * iq)
+        store(buf, 4 * NL, (gx - qx * dot) * iq)
+        store(buf, 5 * NL, (gy - qy * dot) * iq)
+        store(buf, 6 * NL, (gz - qz * dot) * iq)
+        # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
+        gJ00 = gT00 * Vt[0] + gT01 * Vt[1] + gT02 * Vt[2]
+        gJ02 = gT00 * Vt[8] + gT01 * Vt[9] + gT02 * Vt[10]
+        gJ11 = gT10 * Vt[4] + gT11 * Vt[5] + gT12 * Vt[6]
+        gJ12 = gT10 * Vt[8] + gT11 * Vt[9] + gT12 * Vt[10]
+        iz2 = iz * iz
+        gpx = select(clx, 0.0, -gJ02 * fx * iz2) + gu * fx * iz
+        gpy = select(cly, 0.0, -gJ12 * fy * iz2) + gv * fy * iz
+        gpz = (select(clx, gJ02 * fx * txtz * iz2, gJ02 * 2.0 * fx * x * iz2 * iz)
+               + select(cly, gJ12 * fy * tytz * iz2, gJ12 * 2.0 * fy * y * iz2 * iz)
+               - gJ00 * fx * iz2 - gJ11 * fy * iz2 - gu * fx * x * iz2 - gv * fy * y * iz2)
+        gm0 = gpx * Vt[0] + gpy * Vt[4] + gpz * Vt[8]
+        gm1 = gpx * Vt[1] + gpy * Vt[5] + gpz * Vt[9]
+        gm2 = gpx * Vt[2] + gpy * Vt[6] + gpz * Vt[10]
+        # the SH colour's backward, Gaussian by Gaussian (rows of rest and grest in order), from the lanes' basis
+        sx, sy, sz, ln = _sh_dir_v(mx, my, mz, ct)
+        if K > 1:
+            sb = _sh_basis_v(sx, sy, sz)
+            for k in range(15):
+                store(bb, k * NL, sb[k])
+        for la in range(cnt):
+            i = i0 + la
+            if not (vb >> la) & 1:
+                _zero_row(i, K, gmeans, gls, gq, gop, gdc, grest, g2d)
+                for k in range(K - 1):
+                    gbb[k * NL + la] = 0.0
+                continue
+            g2d[i, 0] = sf[i * 9]
+            g2d[i, 1] = sf[i * 9 + 1]
+            gop[i] = sf[i * 9 + 5]
+            for j in range(3):
+                gls[i, j] = buf[j * NL + la]
+            for j in range(4):
+                gq[i, j] = buf[(3 + j) * NL + la]
+            c0 = sf[i * 9 + 6]
+            c1 = sf[i * 9 + 7]
+            c2 = sf[i * 9 + 8]
+            gdc[i, 0, 0] = np.float32(_C0) * c0
+            gdc[i, 0, 1] = np.float32(_C0) * c1
+            gdc[i, 0, 2] = np.float32(_C0) * c2
+            for k in range(K - 1):
+                bk = bb[k * NL + la]
+                grest[i, k, 0] = bk * c0
+                grest[i, k, 1] = bk * c1
+                grest[i, k, 2] = bk * c2
+                gbb[k * NL + la] = rest[i, k, 0] * c0 + rest[i, k, 1] * c1 + rest[i, k, 2] * c2
+        gdx, gdy, gdz = _sh_dir_grad(gbb, K, sx, sy, sz)
+        dd = sx * gdx + sy * gdy + sz * gdz
+        il = 1.0 / ln
+        vz = splat(0.0)
+        scatter(gmeans.reshape(-1), i0 * 3, 3, select(vis, gm0 + (gdx - sx * dd) * il, vz), cnt)
+        scatter(gmeans.reshape(-1), i0 * 3 + 1, 3, select(vis, gm1 + (gdy - sy * dd) * il, vz), cnt)
+        scatter(gmeans.reshape(-1), i0 * 3 + 2, 3, select(vis, gm2 + (gdz - sz * dd) * il, vz), cnt)
+
+
+@njit(inline="always")
+def _zero_row(i, K, gmeans, gls, gq, gop, gdc, grest, g2d):
+    for j in range(3):
+        gmeans[i, j] = 0.0
+        gls[i, j] = 0.0
+        gdc[i, 0, j] = 0.0
+    for j in range(4):
+        gq[i, j] = 0.0
+    for r in range(K - 1):
+        for j in range(3):
+            grest[i, r, j] = 0.0
+    gop[i] = 0.0
+    g2d[i, 0] = 0.0
+    g2d[i, 1] = 0.0
+
+
 @njit(parallel=True, cache=True)
 def _param_grads(visible, sums, means, log_scales, quats, rest, deg, V, fx, fy, lim, cam, gmeans, gls, gq, gop, gdc,
                  grest, g2d):
     """Per Gaussian i: its summed rasteriser gradients sums[i] (_entry_sums; read only where visible[i]) through
     the projection and the SH colour to its parameters.  Every row of the outputs is written (zero for the
     Gaussians the image does not see), grest only in its first (deg + 1)^2 - 1 rows (the caller zeroes the
-    rest).  g2d: d loss / d 2D mean (the densification statistic)."""
+    rest).  g2d: d loss / d 2D mean (the densification statistic).  Arrays C-contiguous float32; NL Gaussians at
+    a time, one a lane, in float32 as the forward."""
+    n = means.shape[0]
     K = (deg + 1) ** 2
-    Vt = (V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], V[8], V[9], V[10], V[11])
-    lt = (lim[0], lim[1], lim[2], lim[3])
-    ct = (cam[0], cam[1], cam[2])
-    for i in prange(means.shape[0]):
-        if not visible[i]:
-            for j in range(3):
-                gmeans[i, j] = 0.0
-                gls[i, j] = 0.0
-                gdc[i, 0, j] = 0.0
-            for j in range(4):
-                gq[i, j] = 0.0
-            for r in range(K - 1):
-                for j in range(3):
-                    grest[i, r, j] = 0.0
-            gop[i] = 0.0
-            g2d[i, 0] = 0.0
-            g2d[i, 1] = 0.0
-            continue
-        g2d[i, 0] = sums[i, 0]
-        g2d[i, 1] = sums[i, 1]
-        gop[i] = sums[i, 5]
-        pm, pl, pq = _project_bwd(means[i, 0], means[i, 1], means[i, 2], log_scales[i, 0], log_scales[i, 1],
-                                  log_scales[i, 2], quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3], Vt, fx, fy, lt,
-                                  sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4])
-        for j in range(3):
-            gls[i, j] = pl[j]
-        for j in range(4):
-            gq[i, j] = pq[j]
-        g0 = sums[i, 6]  # the colour's backward in float32, as its forward
-        g1 = sums[i, 7]
-        g2 = sums[i, 8]
-        x, y, z, ln = _sh_dir(means[i, 0], means[i, 1], means[i, 2], ct)
-        b, bx, by, bz = _sh_basis(x, y, z)
-        b0 = np.float32(b[0])
-        gdc[i, 0, 0] = b0 * g0
-        gdc[i, 0, 1] = b0 * g1
-        gdc[i, 0, 2] = b0 * g2
-        gdx = np.float32(0.0)
-        gdy = np.float32(0.0)
-        gdz = np.float32(0.0)
-        for kk in range(1, 16):
-            if kk < K:
-                bk = np.float32(b[kk])
-                grest[i, kk - 1, 0] = bk * g0
-                grest[i, kk - 1, 1] = bk * g1
-                grest[i, kk - 1, 2] = bk * g2
-                gb = rest[i, kk - 1, 0] * g0 + rest[i, kk - 1, 1] * g1 + rest[i, kk - 1, 2] * g2
-                gdx += gb * np.float32(bx[kk])
-                gdy += gb * np.float32(by[kk])
-                gdz += gb * np.float32(bz[kk])
-        dot = x * gdx + y * gdy + z * gdz
-        gmeans[i, 0] = pm[0] + (gdx - x * dot) / ln  # the projection's and the colour's
-        gmeans[i, 1] = pm[1] + (gdy - y * dot) / ln
-        gmeans[i, 2] = pm[2] + (gdz - z * dot) / ln
+    f = np.float32
+    Vt = (f(V[0]), f(V[1]), f(V[2]), f(V[3]), f(V[4]), f(V[5]), f(V[6]), f(V[7]), f(V[8]), f(V[9]), f(V[10]),
+          f(V[11]))
+    lt = (f(lim[0]), f(lim[1]), f(lim[2]), f(lim[3]))
+    ct = (f(cam[0]), f(cam[1]), f(cam[2]))
+    sf = sums.reshape(-1)
+    mf = means.reshape(-1)
+    lf = log_scales.reshape(-1)
+    qf = quats.reshape(-1)
+    for ch in prange((n + CHUNK - 1) // CHUNK):
+        _param_grads_chunk(ch * CHUNK, min(n, (ch + 1) * CHUNK), n, visible, sf, mf, lf, qf, rest, K, Vt, lt, ct,
+                           f(fx), f(fy), gmeans, gls, gq, gop, gdc, grest, g2d)

@@ -22,11 +22,11 @@ from .raster_cpu import TILE, TILE_CHUNK, _argsort_depth, _backward, _bin, _forw
 
 
 def _f32(t):
-    """The tensor's data as a float32 numpy array, without a copy when it already is one."""
+    """The tensor's data as a C-contiguous float32 numpy array, without a copy when it already is one."""
     a = t.detach()
     if a.device.type != "cpu" or a.dtype != torch.float32:
         a = a.to(device="cpu", dtype=torch.float32)
-    return a.numpy()
+    return np.ascontiguousarray(a.numpy())
 
 
 class RenderCPU(torch.autograd.Function):

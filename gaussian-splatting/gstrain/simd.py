@@ -554,3 +554,268 @@ def lane(typingctx, a, i):
         return builder.extract_element(args[0], builder.trunc(args[1], _I32) if args[1].type.width > 32
                                        else args[1])
     return (types.float32 if a == f32x8 else types.int32)(a, i), codegen
+
+
+# ----------------------------------------------------------------------------------------------- strided lanes
+# Per-Gaussian kernels hold NL Gaussians in a vector, one lane each: their parameters are read from rows of
+# (N, k) arrays (flattened: lane l at base + l * stride) and their results written back the same way.
+def _lane_ptrs(context, builder, aty, arr, base, stride, elty):
+    """<NL x ptr>: &arr[base + l * stride] for l in 0..NL-1 (arr 1-D, C-contiguous, 4-byte elements)."""
+    a = context.make_array(aty)(context, builder, arr)
+    i64 = ir.IntType(64)
+    p0 = builder.ptrtoint(builder.gep(a.data, [base]), i64)
+    vi64 = ir.VectorType(i64, NL)
+    st = builder.mul(builder.sext(stride, i64) if stride.type.width < 64 else stride, ir.Constant(i64, 4))
+    lanes = builder.mul(_broadcast(builder, st, vi64), ir.Constant(vi64, list(range(NL))))
+    addr = builder.add(_broadcast(builder, p0, vi64), lanes)
+    return builder.inttoptr(addr, ir.VectorType(elty.as_pointer(), NL))
+
+
+def _lane_mask(builder, cnt):
+    """<NL x i1>: lanes l < cnt."""
+    c = builder.trunc(cnt, _I32) if cnt.type.width > 32 else (builder.sext(cnt, _I32) if cnt.type.width < 32
+                                                               else cnt)
+    return builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, c, _VI))
+
+
+def _strided_ok(arr, dtype, base, stride, cnt):
+    return _check_array(arr, dtype) and all(isinstance(t, types.Integer) for t in (base, stride, cnt))
+
+
+def _gather_codegen(vty, elty):
+    def codegen(context, builder, sig, args):
+        arr, base, stride, cnt = args
+        ptrs = _lane_ptrs(context, builder, sig.args[0], arr, base, stride, elty)
+        fnty = ir.FunctionType(vty, [ptrs.type, _I32, _VM, vty])
+        name = f"llvm.masked.gather.v{NL}{'f32' if elty == _F else 'i32'}.v{NL}p0"
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        return builder.call(fn, [ptrs, _I32(4), _lane_mask(builder, cnt), ir.Constant(vty, None)])
+    return codegen
+
+
+@intrinsic
+def gather(typingctx, arr, base, stride, cnt):
+    """Lane l < cnt: arr[base + l * stride], the other lanes 0 (arr: C-contiguous 1-D float32; no bounds
+    check)."""
+    if not _strided_ok(arr, types.float32, base, stride, cnt):
+        return None
+    return f32x8(arr, base, stride, cnt), _gather_codegen(_VF, _F)
+
+
+@intrinsic
+def igather(typingctx, arr, base, stride, cnt):
+    """gather for a C-contiguous 1-D int32 array."""
+    if not _strided_ok(arr, types.int32, base, stride, cnt):
+        return None
+    return i32x8(arr, base, stride, cnt), _gather_codegen(_VI, _I32)
+
+
+def _scatter_codegen(vty, elty):
+    def codegen(context, builder, sig, args):
+        arr, base, stride, v, cnt = args
+        ptrs = _lane_ptrs(context, builder, sig.args[0], arr, base, stride, elty)
+        fnty = ir.FunctionType(ir.VoidType(), [vty, ptrs.type, _I32, _VM])
+        name = f"llvm.masked.scatter.v{NL}{'f32' if elty == _F else 'i32'}.v{NL}p0"
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        builder.call(fn, [v, ptrs, _I32(4), _lane_mask(builder, cnt)])
+        return context.get_dummy_value()
+    return codegen
+
+
+@intrinsic
+def scatter(typingctx, arr, base, stride, v, cnt):
+    """arr[base + l * stride] = lane l of v for l < cnt (arr: C-contiguous 1-D float32; no bounds check)."""
+    if not (_strided_ok(arr, types.float32, base, stride, cnt) and v == f32x8):
+        return None
+    return types.void(arr, base, stride, v, cnt), _scatter_codegen(_VF, _F)
+
+
+@intrinsic
+def iscatter(typingctx, arr, base, stride, v, cnt):
+    """scatter for a C-contiguous 1-D int32 array and an i32x8."""
+    if not (_strided_ok(arr, types.int32, base, stride, cnt) and v == i32x8):
+        return None
+    return types.void(arr, base, stride, v, cnt), _scatter_codegen(_VI, _I32)
+
+
+# ----------------------------------------------------------------------------------------------- lane-wise maths
+def _funary(intr):
+    @intrinsic
+    def op(typingctx, a):
+        if a != f32x8:
+            return None
+
+        def codegen(context, builder, sig, args):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF, [_VF]), f"llvm.{intr}.v{NL}f32")
+            return builder.call(fn, [args[0]])
+        return f32x8(a), codegen
+    return op
+
+
+vsqrt, vfloor, vceil, vabs = _funary("sqrt"), _funary("floor"), _funary("ceil"), _funary("fabs")
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """a * b + c with one rounding (llvm.fma)."""
+    if not (a == f32x8 and b == f32x8 and c == f32x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF, [_VF, _VF, _VF]),
+                                            f"llvm.fma.v{NL}f32")
+        return builder.call(fn, list(args))
+    return f32x8(a, b, c), codegen
+
+
+@intrinsic
+def to_int(typingctx, a):
+    """f32x8 -> i32x8, truncating toward zero (lanes must fit an int32)."""
+    if a != f32x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fptosi(args[0], _VI)
+    return i32x8(a), codegen
+
+
+@intrinsic
+def to_float(typingctx, a):
+    """i32x8 -> f32x8."""
+    if a != i32x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.sitofp(args[0], _VF)
+    return f32x8(a), codegen
+
+
+@intrinsic
+def _as_int(typingctx, a):
+    if a != f32x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], _VI)
+    return i32x8(a), codegen
+
+
+@intrinsic
+def _as_float(typingctx, a):
+    if a != i32x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], _VF)
+    return f32x8(a), codegen
+
+
+def _ibin(name):
+    @intrinsic
+    def op(typingctx, a, b):
+        if not (a == i32x8 and b == i32x8):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, name)(args[0], args[1])
+        return i32x8(a, b), codegen
+    return op
+
+
+_iadd, _isub, _iand, _ior, _ishl, _ilshr = (_ibin(n) for n in ("add", "sub", "and_", "or_", "shl", "lshr"))
+
+
+@overload(operator.add, inline="always")
+def _iadd_ov(a, b):
+    if a == i32x8 and b == i32x8:
+        return lambda a, b: _iadd(a, b)
+
+
+@overload(operator.sub, inline="always")
+def _isub_ov(a, b):
+    if a == i32x8 and b == i32x8:
+        return lambda a, b: _isub(a, b)
+
+
+@intrinsic
+def _exp2i(typingctx, n):
+    """2.0 ** n lane-wise for integer lanes n in [-126, 127] (the float built from its exponent bits)."""
+    if n != i32x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        e = builder.add(args[0], _broadcast(builder, _I32(127), _VI))
+        return builder.bitcast(builder.shl(e, _broadcast(builder, _I32(23), _VI)), _VF)
+    return f32x8(n), codegen
+
+
+def vexp(x):
+    """e ** x lane-wise in float32 (Cephes' expf: range reduction by ln 2 in two parts, a degree-5 polynomial;
+    within 2 ulp of the correctly rounded value; x clamped to [-87.3, 88.7])."""
+
+
+@overload(vexp, inline="always")
+def _vexp_ov(x):
+    if x != f32x8:
+        return None
+
+    def impl(x):
+        x = vmin(vmax(x, -87.3), 88.7)
+        n = vfloor(x * 1.44269504088896341 + 0.5)
+        r = x - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        p = r * 1.9875691500e-4 + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        y = p * (r * r) + r + 1.0
+        return y * _exp2i(to_int(n))
+    return impl
+
+
+def vlog(x):
+    """The natural logarithm lane-wise in float32 for positive, normal x (Cephes' logf: the mantissa in
+    [sqrt(1/2), sqrt(2)), a degree-8 polynomial; within 2 ulp)."""
+
+
+@overload(vlog, inline="always")
+def _vlog_ov(x):
+    if x != f32x8:
+        return None
+
+    def impl(x):
+        bx = _as_int(x)
+        e = to_float(_isub(_ilshr(bx, isplat(23)), isplat(126)))
+        m = _as_float(_ior(_iand(bx, isplat(0x007FFFFF)), isplat(0x3F000000)))  # in [0.5, 1)
+        small = m < 0.707106781186547524
+        e = select(small, e - 1.0, e)
+        m = select(small, m + m - 1.0, m - 1.0)
+        z = m * m
+        y = m * 7.0376836292e-2 - 1.1514610310e-1
+        y = y * m + 1.1676998740e-1
+        y = y * m - 1.2420140846e-1
+        y = y * m + 1.4249322787e-1
+        y = y * m - 1.6668057665e-1
+        y = y * m + 2.0000714765e-1
+        y = y * m - 2.4999993993e-1
+        y = y * m + 3.3333331174e-1
+        y = y * m * z
+        y = y + e * -2.12194440e-4
+        y = y - z * 0.5
+        return m + y + e * 0.693359375
+    return impl
+
+
+@intrinsic
+def mask_bits(typingctx, b):
+    """The m8 whose lane i is bit i of the integer b (bits' inverse)."""
+    if not isinstance(b, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = args[0]
+        v = builder.trunc(v, ir.IntType(NL)) if v.type.width > NL else builder.zext(v, ir.IntType(NL)) \
+            if v.type.width < NL else v
+        return builder.bitcast(v, _VM)
+    return m8(b), codegen

@@ -123,15 +123,52 @@ def _kernel_camera(cam):
     return tuple(float(v) for v in V[:3].reshape(12)), cam.frustum_limits
 
 
+def _f32(t):
+    """The kernels' input: a C-contiguous float32 array."""
+    return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
+
+
+def _prepared(m, ls, q, dc, rest, deg, V, lim, campos, fx, fy, cx, cy, W, H, opac=0.9):
+    """project_cpu._prepare's outputs: packed rows, boxes, depths, radii, visibility."""
+    from gstrain import project_cpu as P
+    n = len(m)
+    out = (np.zeros((n, P.NF), np.float32), np.zeros((n, 4), np.int32), np.zeros(n, np.float32),
+           np.zeros(n, np.int32), np.zeros(n, np.bool_))
+    P._prepare(m, ls, q, np.full(n, opac, np.float32), dc, rest, deg, np.asarray(V, np.float64), fx, fy, cx, cy, W,
+               H, np.asarray(lim, np.float64), np.asarray(campos, np.float64), *out)
+    return out
+
+
+def _param_grads(visible, sums, m, ls, q, rest, deg, V, lim, campos, fx, fy):
+    """project_cpu._param_grads' outputs: d loss / d means, log-scales, quaternions, opacities, dc, rest, 2D means."""
+    from gstrain import project_cpu as P
+    n = len(m)
+    out = (np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32), np.zeros((n, 4), np.float32),
+           np.zeros(n, np.float32), np.zeros((n, 1, 3), np.float32), np.zeros(rest.shape, np.float32),
+           np.zeros((n, 2), np.float32))
+    P._param_grads(visible, np.ascontiguousarray(sums, np.float32), m, ls, q, rest, deg, np.asarray(V, np.float64),
+                   fx, fy, np.asarray(lim, np.float64), np.asarray(campos, np.float64), *out)
+    return out
+
+
+def _rows_close(got, want, tol):
+    """Row by row: |got - want| <= tol x the row's largest |want| (float32 kernels against float64 autograd)."""
+    want = want.reshape(len(want), -1)
+    got = got.reshape(len(got), -1).astype(np.float64)
+    scale = np.abs(want).max(1, keepdims=True) + 1e-12
+    return float((np.abs(got - want) / scale).max())
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_numba_projection_matches_torch(seed):
-    """project_cpu's projection (numba, hand-written backward) vs the autograd PyTorch projection, including
-    Gaussians behind the near plane and off-screen ones inside the 1.3x clamp margin (large scales): the
-    render's radii, 2D means and conics, and the backward from 2D mean and conic gradients to the parameters."""
-    from gstrain import project_cpu as P
+    """project_cpu's projection (numba, float32 lanes, hand-written backward) vs the autograd PyTorch projection
+    in float64, including Gaussians behind the near plane and off-screen ones inside the 1.3x clamp margin (large
+    scales): the render's radii and 2D means, the packed rows' conics, and the backward from 2D mean and conic
+    gradients to the parameters."""
     from gstrain.rasterize import preprocess
     from gstrain.render_cpu import render_cpu
-    g = random_gaussians(300, seed, 0, torch.float64, extent=3.0)
+    n = 300
+    g = random_gaussians(n, seed, 0, torch.float64, extent=3.0)
     g.log_scales = g.log_scales + 0.8
     cam = _camera(64, 48, torch.float64, seed)
     params = [getattr(g, k).clone().requires_grad_(True) for k in ("means", "log_scales", "quats")]
@@ -141,33 +178,37 @@ def test_numba_projection_matches_torch(seed):
     vis = pt["radii"] > 0
     visf = vis.to(torch.float64)[:, None]
     ((pt["means2d"] * w1 * visf).sum() + (pt["conics"] * w2 * visf).sum()).backward()
-    assert 20 < int(vis.sum()) < 300  # some culled, some visible
+    assert 20 < int(vis.sum()) < n  # some culled, some visible
     # the fused render's forward: the same radii, and the rasteriser's float32 2D means
-    opac = torch.full((300,), 0.9, dtype=torch.float64)
+    opac = torch.full((n,), 0.9, dtype=torch.float64)
     with torch.no_grad():
         _, m2d, radii = render_cpu(g.means, g.log_scales, g.quats, opac, g.sh[:, :1], g.sh[:, 1:], cam, 0,
                                    torch.zeros(3))
     assert torch.equal(pt["radii"], radii)
     assert torch.allclose(m2d[vis].double(), pt["means2d"][vis].detach(), rtol=1e-6, atol=1e-4)
-    # the projection's backward in float64, Gaussian by Gaussian
+    # the packed rows' conics, and the backward, in float32
     V, lim = _kernel_camera(cam)
     fx, fy = float(cam.fx), float(cam.fy)
-    m, ls, q = (x.detach().numpy() for x in (g.means, g.log_scales, g.quats))
-    for i in np.flatnonzero(vis.numpy()):
-        x, y, iz, a, b, c = P._cov2d(*m[i], *ls[i], *q[i], V, fx, fy, lim)
-        det = a * c - b * b
-        conic = np.array([c / det, -b / det, a / det])
-        assert np.allclose(conic, pt["conics"][i].detach().numpy(), rtol=1e-9, atol=1e-12)
-        gm, gl, gq = P._project_bwd(*m[i], *ls[i], *q[i], V, fx, fy, lim, *w1[i].tolist(), *w2[i].tolist())
-        for got, p in zip((gm, gl, gq), params, strict=True):
-            assert np.allclose(np.array(got), p.grad[i].numpy(), rtol=1e-9, atol=1e-12)
+    m, ls, q = _f32(g.means), _f32(g.log_scales), _f32(g.quats)
+    dc, rest = _f32(g.sh[:, :1]), np.zeros((n, 0, 3), np.float32)
+    campos = cam.campos.detach().double().numpy()
+    pre, _, _, _, _ = _prepared(m, ls, q, dc, rest, 0, V, lim, campos, fx, fy, float(cam.cx), float(cam.cy), 64, 48)
+    v = vis.numpy()
+    assert _rows_close(pre[v, 2:5], pt["conics"][vis].detach().numpy(), 1e-4) < 1e-4
+    sums = np.zeros((n, 9))
+    sums[:, 0:2] = w1.numpy()
+    sums[:, 2:5] = w2.numpy()
+    gm, gl, gq, _, _, _, g2d = _param_grads(v, sums, m, ls, q, rest, 0, V, lim, campos, fx, fy)
+    for got, p in zip((gm, gl, gq), params, strict=True):
+        assert _rows_close(got[v], p.grad[vis].numpy(), 1e-3) < 1e-3
+        assert not got[~v].any()  # the Gaussians the image does not see get no gradient
+    assert np.array_equal(g2d[v], sums[v, 0:2].astype(np.float32))
 
 
 @pytest.mark.parametrize("deg", [0, 1, 2, 3])
 def test_numba_sh_colors_match_torch(deg):
     """project_cpu's SH colour (forward in the render's packed rows, backward in _param_grads, both in float32
     as the reference's) vs PyTorch's eval_sh with autograd in float64, with clamped channels."""
-    from gstrain import project_cpu as P
     from gstrain.sh import eval_sh
     n = 200
     g = random_gaussians(n, 40 + deg, 3, torch.float64)
@@ -184,27 +225,22 @@ def test_numba_sh_colors_match_torch(deg):
     R, t = look_at(campos, target=g.means.mean(0).numpy())
     V = np.concatenate([R, t[:, None]], 1).reshape(12)
     lim = (-100.0, 100.0, -100.0, 100.0)
-    mm, ls, q = (x.detach().numpy() for x in (g.means, g.log_scales, g.quats))
-    dc, rest = g.sh[:, :1].numpy(), g.sh[:, 1:].numpy()
-    pre = np.zeros((n, P.NF), np.float32)
-    box, depth = np.zeros((n, 4), np.int32), np.zeros(n, np.float32)
-    radii, visible = np.zeros(n, np.int32), np.zeros(n, np.bool_)
-    P._prepare(mm, ls, q, np.full(n, 0.9, np.float32), dc, rest, deg, V, 2.0, 2.0, 5000.0, 5000.0, 10000, 10000,
-               np.array(lim), campos, pre, box, depth, radii, visible)
+    mm, ls, q = _f32(g.means), _f32(g.log_scales), _f32(g.quats)
+    dc, rest = _f32(g.sh[:, :1]), _f32(g.sh[:, 1:])
+    pre, _, _, _, visible = _prepared(mm, ls, q, dc, rest, deg, V, lim, campos, 2.0, 2.0, 5000.0, 5000.0, 10000,
+                                      10000)
     assert visible.all()
-    assert np.allclose(pre[:, 8:11], col.detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert np.allclose(pre[:, 8:11], col.detach().numpy(), rtol=1e-5, atol=1e-5)
     # backward: colour gradients only (zero for clamped channels, as _entry_sums gives them)
     sums = np.zeros((n, 9))
     sums[:, 6:9] = np.where(pre[:, 8:11] > 0, w.numpy(), 0.0)
-    gm, gl, gq = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 4))
-    gop, gdc, grest, g2d = np.zeros(n), np.zeros((n, 1, 3)), np.zeros_like(rest), np.zeros((n, 2))
-    P._param_grads(visible, sums, mm, ls, q, rest, deg, V, 2.0, 2.0, np.array(lim), campos, gm, gl, gq, gop, gdc,
-                   grest, g2d)
+    gm, _, _, _, gdc, grest, _ = _param_grads(visible, sums, mm, ls, q, rest, deg, V, lim, campos, 2.0, 2.0)
     K = (deg + 1) ** 2
     m_grad = np.zeros((n, 3)) if m.grad is None else m.grad.numpy()  # degree 0 does not depend on the mean
-    assert np.allclose(gm, m_grad, rtol=1e-5, atol=1e-6)
+    assert np.allclose(gm, m_grad, rtol=1e-4, atol=1e-5)
     assert np.allclose(gdc, sh.grad[:, :1].numpy(), rtol=1e-6, atol=1e-7)
-    assert np.allclose(grest[:, :K - 1], sh.grad[:, 1:K].numpy(), rtol=1e-6, atol=1e-7)
+    # the basis in float32 from float32 directions: the third band's cubics lose a few more bits
+    assert np.allclose(grest[:, :K - 1], sh.grad[:, 1:K].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_the_other_lane_width_matches_the_reference(tmp_path):
@@ -265,23 +301,22 @@ def _culling_inputs(seed, W=200, H=120, n=400):
 def _packed_rows(means2d, conics, opac, radii, W, H):
     """The rasteriser's packed rows, pixel boxes and visibility of 2D Gaussians, as project_cpu._prepare makes
     them (its own box function; white colours)."""
-    import math
-
     from gstrain import project_cpu as P
     n = len(opac)
     pre = np.zeros((n, P.NF), np.float32)
     box = np.zeros((n, 4), np.int32)
+    lo = np.zeros(n, np.float32)
     visible = np.zeros(n, np.bool_)
-    for i in range(n):
-        u, v = means2d[i]
-        ca, cb, cc = conics[i]
-        lo = math.log(float(opac[i]) * 255.0) if opac[i] * 255.0 >= 1.0 else 0.0
-        x0, x1, y0, y1 = P._box(u, v, ca, cb, cc, opac[i], lo, int(radii[i]), W, H)
-        if radii[i] <= 0 or x0 > x1 or y0 > y1:
-            continue
-        visible[i] = True
-        box[i] = (x0, x1, y0, y1)
-        pre[i] = (u, v, ca, cb, cc, opac[i], x0, x1, 1.0, 1.0, 1.0, -lo)
+    c = [np.ascontiguousarray(conics[:, j]) for j in range(3)]
+    P._boxes(np.ascontiguousarray(means2d[:, 0]), np.ascontiguousarray(means2d[:, 1]), *c, opac,
+             radii.astype(np.float32), W, H, box, lo, visible)
+    visible &= radii > 0
+    pre[:, 0:2] = means2d
+    pre[:, 2:5] = conics
+    pre[:, 5] = opac
+    pre[:, 6:8] = box[:, 0:2]
+    pre[:, 8:11] = 1.0
+    pre[:, 11] = -lo
     return pre, box, visible
 
 

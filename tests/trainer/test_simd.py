@@ -1,24 +1,38 @@
-"""gstrain.simd: every 8-lane operation the rasteriser uses, lane by lane against numpy."""
+"""gstrain.simd: every lane operation the renderer's kernels use, lane by lane against numpy."""
 import numpy as np
 from gstrain.simd import (
     NL,
     all_,
     any_,
     bits,
+    gather,
     hsum,
     hsum8,
+    igather,
     iload,
     iota,
+    iscatter,
     isplat,
     istore,
     lane,
     load,
+    mask_bits,
+    scatter,
     select,
     splat,
     store,
     store8_row,
+    to_float,
+    to_int,
+    vabs,
+    vceil,
+    vexp,
+    vfloor,
+    vfma,
+    vlog,
     vmax,
     vmin,
+    vsqrt,
 )
 from numba import njit
 
@@ -127,3 +141,90 @@ def test_hsum8_gives_each_vectors_lane_sum_as_hsum_does_and_store8_row_writes_ei
 @njit
 def _one_hsum(x):
     return hsum(load(x, 0))
+
+
+@njit
+def _strided(a, ia, out, iout, base, stride, cnt):
+    v = gather(a, base, stride, cnt)
+    iv = igather(ia, base, stride, cnt)
+    scatter(out, base, stride, v * np.float32(2.0), cnt)
+    iscatter(iout, base, stride, iv + isplat(1), cnt)
+    return bits(mask_bits(0b101)), bits(v > np.float32(0.0))
+
+
+def test_gather_and_scatter_read_and_write_strided_lanes_up_to_the_count():
+    """gather/scatter (the per-Gaussian kernels' view of (N, k) rows): lane l is element base + l * stride; lanes
+    from cnt on read 0 and write nothing."""
+    stride, base = 5, 2
+    a = np.arange(1, stride * NL + 8, dtype=np.float32)
+    ia = np.arange(1, stride * NL + 8, dtype=np.int32)
+    for cnt in (NL, 3, 1):
+        out = np.full_like(a, -1.0)
+        iout = np.full_like(ia, -1)
+        m, pos = _strided(a, ia, out, iout, base, stride, cnt)
+        idx = base + stride * np.arange(cnt)
+        expect = np.full_like(a, -1.0)
+        expect[idx] = 2 * a[idx]
+        iexpect = np.full_like(ia, -1)
+        iexpect[idx] = ia[idx] + 1
+        assert np.array_equal(out, expect) and np.array_equal(iout, iexpect), cnt
+        assert m == 0b101
+        assert pos == (1 << cnt) - 1  # the lanes past the count read 0
+
+
+@njit
+def _maths(a, b, c, out, iout):
+    x = load(a, 0)
+    y = load(b, 0)
+    z = load(c, 0)
+    store(out, 0, vsqrt(vabs(x)))
+    store(out, NL, vfloor(x))
+    store(out, 2 * NL, vceil(x))
+    store(out, 3 * NL, vabs(x))
+    store(out, 4 * NL, vfma(x, y, z))
+    store(out, 5 * NL, to_float(to_int(x * np.float32(10.0)) - isplat(3)))
+    store(out, 6 * NL, vexp(x))
+    store(out, 7 * NL, vlog(vabs(y) + np.float32(1e-3)))
+    istore(iout, 0, to_int(x) + isplat(2))
+
+
+def test_lane_maths_match_numpy():
+    rng = np.random.default_rng(5)
+    a = np.ascontiguousarray(rng.uniform(-9, 9, NL).astype(np.float32))
+    b, c = _vec(rng), _vec(rng)
+    out = np.zeros(8 * NL, np.float32)
+    iout = np.zeros(NL, np.int32)
+    _maths(a, b, c, out, iout)
+    r = out.reshape(8, NL)
+    a64 = a.astype(np.float64)
+    np.testing.assert_allclose(r[0], np.sqrt(np.abs(a)), rtol=1e-7)
+    assert np.array_equal(r[1], np.floor(a)) and np.array_equal(r[2], np.ceil(a)) and np.array_equal(r[3], np.abs(a))
+    np.testing.assert_allclose(r[4], a64 * b + c, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(r[5], np.trunc(a * np.float32(10.0)) - 3)
+    np.testing.assert_allclose(r[6], np.exp(a64), rtol=2.5e-7)
+    np.testing.assert_allclose(r[7], np.log(np.abs(b.astype(np.float64)) + 1e-3), rtol=2.5e-7, atol=2.5e-7)
+    assert np.array_equal(iout, np.trunc(a).astype(np.int32) + 2)
+
+
+@njit
+def _exp_log(x, e, lg):
+    for i in range(0, x.size, NL):
+        v = load(x, i)
+        store(e, i, vexp(v))
+        store(lg, i, vlog(vabs(v)))
+
+
+def test_vexp_and_vlog_are_within_a_few_ulp_over_their_ranges():
+    """vexp over [-87, 88] (the float32 range, relative error) and vlog over 1e-30 .. 1e30 (absolute error, as
+    log's values near 0 have no relative accuracy to keep)."""
+    n = 1 << 16
+    x = np.ascontiguousarray(np.linspace(-87.0, 88.0, n).astype(np.float32))
+    e = np.empty_like(x)
+    lg = np.empty_like(x)
+    _exp_log(x, e, lg)
+    x64 = x.astype(np.float64)
+    assert np.max(np.abs(e - np.exp(x64)) / np.exp(x64)) < 2.5e-7
+    y = np.ascontiguousarray((10.0 ** np.linspace(-30, 30, n)).astype(np.float32))
+    _exp_log(y, e, lg)
+    want = np.log(y.astype(np.float64))
+    assert np.max(np.abs(lg - want) / np.maximum(np.abs(want), 1.0)) < 2.5e-7
