@@ -22,7 +22,6 @@ Per render:
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numba
 import numpy as np
@@ -36,6 +35,8 @@ from .simd import (
     bits,
     hsum,
     hsum8,
+    ihmax,
+    ihmin,
     iload,
     iota,
     isplat,
@@ -47,8 +48,12 @@ from .simd import (
     splat,
     store,
     store8_row,
+    to_int,
+    vceil,
+    vfloor,
     vmax,
     vmin,
+    vsqrt,
 )
 
 ALPHA_MAX = 0.99
@@ -153,49 +158,55 @@ def _ellipse(gp, k):
 
 
 @njit(inline="always")
-def _tile_row_parts(gp, gb, k, ty, slope, P, Q, pa, pb):
+def _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb):
     """Tile row ty of Gaussian row k: the strip parts (runs of NL pixel columns; part p is part p % HALVES of
-    tile column p // HALVES) that each of its pixel rows reaches: row ya + i reaches parts pa[i]..pb[i]
-    (pa[i] > pb[i]: none).  Returns the first row ya, the number of rows and the first and last part reached.
-
-    A branch-free loop without stores to shared arrays, which LLVM vectorises (a row-by-row loop with
-    branches was much slower); pa, pb: scratch of TILE int32."""
+    tile column p // HALVES) that each pixel row of the tile reaches: row ty * TILE + i reaches parts
+    pa[i]..pb[i] (pa[i] > pb[i]: none, as for rows outside the Gaussian's box).  Returns the first and last part
+    any row reaches.  NL rows at a time, one a lane (pa, pb: scratch of TILE int32)."""
     mx = np.float32(gp[k, 0])
     my = np.float32(gp[k, 1])
-    ya = max(gb[k, 2], ty * TILE)
-    nr = min(gb[k, 3], ty * TILE + TILE - 1) - ya + 1
     sl = np.float32(slope)
     p32 = np.float32(P)
     q32 = np.float32(Q)
     fx0 = np.float32(gb[k, 0])
     fx1 = np.float32(gb[k, 1])
+    fy0 = np.float32(gb[k, 2])
+    fy1 = np.float32(gb[k, 3])
     plo = np.int32(1 << 30)
     phi = np.int32(-1)
-    for i in range(nr):
-        dy = np.float32(ya + i) - my
+    for g in range(TILE // NL):
+        y = iota() + np.float32(ty * TILE + g * NL)
+        dy = y - my
         h2 = p32 - q32 * dy * dy
-        h = np.float32(math.sqrt(max(h2, np.float32(0.0)))) + np.float32(0.01)
+        h = vsqrt(vmax(h2, 0.0)) + 0.01
         xc = mx + sl * dy
-        lo = max(np.ceil(xc - h), fx0)
-        hi = min(np.floor(xc + h), fx1)
-        ok = (h2 >= np.float32(0.0)) & (lo <= hi)
-        a = np.int32(lo) // np.int32(NL) if ok else np.int32(1 << 30)
-        b = np.int32(hi) // np.int32(NL) if ok else np.int32(-1)
-        pa[i] = a
-        pb[i] = b
-        plo = min(plo, a)
-        phi = max(phi, b)
-    return ya, nr, plo, phi
+        lo = vmax(vceil(xc - h), fx0)
+        hi = vmin(vfloor(xc + h), fx1)
+        ok = (h2 >= 0.0) & (lo <= hi) & (y >= fy0) & (y <= fy1)
+        a = select(ok, to_int(vfloor(lo * (1.0 / NL))), isplat(1 << 30))  # lo, hi >= 0: whole parts exactly
+        b = select(ok, to_int(vfloor(hi * (1.0 / NL))), isplat(-1))
+        istore(pa, g * NL, a)
+        istore(pb, g * NL, b)
+        plo = min(plo, ihmin(a))
+        phi = max(phi, ihmax(b))
+    return plo, phi
 
 
 @njit(inline="always")
-def _tile_mask(pa, pb, nr, r_off, tx):
-    """The strip mask of tile column tx: bit HALVES * (r_off + i) + h when row i reaches part h of the tile."""
-    mk = 0
+def _tile_mask(pa, pb, tx):
+    """The strip mask of tile column tx: bit HALVES * i + h when the tile's row i reaches part h of the tile."""
+    mk = np.int64(0)
     for h in range(HALVES):
-        q = np.int32(tx * HALVES + h)
-        for i in range(nr):
-            mk |= np.int64((pa[i] <= q) & (q <= pb[i])) << (HALVES * (r_off + i) + h)
+        q = isplat(tx * HALVES + h)
+        rows = np.int64(0)
+        for g in range(TILE // NL):
+            rows |= np.int64(bits((iload(pa, g * NL) <= q) & (q <= iload(pb, g * NL)))) << (g * NL)
+        if HALVES == 2:  # row i's bit to bit 2 i
+            rows = (rows | (rows << 8)) & 0x00FF00FF
+            rows = (rows | (rows << 4)) & 0x0F0F0F0F
+            rows = (rows | (rows << 2)) & 0x33333333
+            rows = (rows | (rows << 1)) & 0x55555555
+        mk |= rows << h
     return mk
 
 
@@ -229,9 +240,9 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
             slope, P, Q = _ellipse(gp, k)
             j = kub[k]
             for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
-                ya, nr, plo, phi = _tile_row_parts(gp, gb, k, ty, slope, P, Q, pa, pb)
+                plo, phi = _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb)
                 for tx in range(plo // HALVES, phi // HALVES + 1):
-                    mk = _tile_mask(pa, pb, nr, ya - ty * TILE, tx)
+                    mk = _tile_mask(pa, pb, tx)
                     if mk != 0:
                         t = ty * tiles_x + tx
                         hist[c, t] += 1

@@ -819,3 +819,22 @@ def mask_bits(typingctx, b):
             if v.type.width < NL else v
         return builder.bitcast(v, _VM)
     return m8(b), codegen
+
+
+def _ireduce(name):
+    @intrinsic
+    def op(typingctx, a):
+        if a != i32x8:
+            return None
+
+        def codegen(context, builder, sig, args):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [_VI]),
+                                                f"llvm.vector.reduce.{name}.v{NL}i32")
+            return builder.call(fn, [args[0]])
+        return types.int32(a), codegen
+    return op
+
+
+ihmin, ihmax = _ireduce("smin"), _ireduce("smax")
+ihmin.__doc__ = "The smallest lane of an i32x8."
+ihmax.__doc__ = "The largest lane of an i32x8."

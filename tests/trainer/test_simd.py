@@ -9,6 +9,8 @@ from gstrain.simd import (
     hsum,
     hsum8,
     igather,
+    ihmax,
+    ihmin,
     iload,
     iota,
     iscatter,
@@ -228,3 +230,14 @@ def test_vexp_and_vlog_are_within_a_few_ulp_over_their_ranges():
     _exp_log(y, e, lg)
     want = np.log(y.astype(np.float64))
     assert np.max(np.abs(lg - want) / np.maximum(np.abs(want), 1.0)) < 2.5e-7
+
+
+@njit
+def _int_reductions(ia):
+    v = iload(ia, 0)
+    return ihmin(v), ihmax(v)
+
+
+def test_int_lane_minimum_and_maximum():
+    ia = np.ascontiguousarray(np.random.default_rng(8).integers(-1000, 1000, NL).astype(np.int32))
+    assert _int_reductions(ia) == (ia.min(), ia.max())
