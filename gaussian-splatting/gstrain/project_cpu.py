@@ -20,6 +20,7 @@ from .simd import (
     gather,
     iscatter,
     isplat,
+    lane,
     load,
     mask_bits,
     prefetch_row,
@@ -28,6 +29,8 @@ from .simd import (
     splat,
     store,
     to_int,
+    transpose_in,
+    transpose_out,
     vabs,
     vceil,
     vexp,
@@ -44,6 +47,8 @@ LOWPASS = 0.3
 PREFETCH_AHEAD = 8  # rows read in a scattered order: prefetched this many reads ahead
 CHUNK = 1024  # Gaussians a call of the per-chunk kernels (a multiple of NL)
 NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
+_ROW_COLS = (NF + NL - 1) // NL * NL  # a packed row in whole vectors
+_SH_COLS = (45 + NL - 1) // NL * NL  # a Gaussian's SH coefficients past band 0 (degree 3), in whole vectors
 
 
 # ----------------------------------------------------------------------------- SH -> RGB
@@ -175,8 +180,9 @@ def _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm):
 def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, K, nr, Vt, lt, ct, fx32, fy32,
                    ox, oy, Wm, Hm):
     """_prepare on Gaussians g0..g1-1 (g0 a multiple of NL)."""
-    bb = np.empty(15 * NL, np.float32)  # the lanes' SH basis values, band by band
-    tb = np.empty(11 * NL, np.float32)  # the lanes' row values, value by value (copied to their rows)
+    tb = np.empty(_ROW_COLS * NL, np.float32)  # the lanes' packed rows, column by column (transposed into pre)
+    yb = np.empty(NL, np.float32)  # the lanes' last box rows
+    rt = np.empty(_SH_COLS * NL, np.float32)  # the lanes' SH coefficients, column by column
     for i0 in range(g0, g1, NL):
         cnt = min(NL, n - i0)
         mx, my, mz = _gather3(mf, i0, cnt)
@@ -221,36 +227,43 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, v
         store(tb, 3 * NL, cb)
         store(tb, 4 * NL, cc)
         store(tb, 5 * NL, o)
-        store(tb, 6 * NL, select(ok, x0, 1.0))
-        store(tb, 7 * NL, select(ok, x1, 0.0))
-        store(tb, 8 * NL, select(ok, y0, 1.0))
-        store(tb, 9 * NL, select(ok, y1, 0.0))
-        store(tb, 10 * NL, -lo)  # alpha < 1/255  <=>  power < log(1 / (255 o))
-        # the colour: max(SH(direction) + 0.5, 0), lane by lane from the basis values the vectors computed (a
-        # row of `rest` read in order), three channels side by side
+        x0 = select(ok, x0, 1.0)
+        x1 = select(ok, x1, 0.0)
+        store(tb, 6 * NL, x0)
+        store(tb, 7 * NL, x1)
+        store(tb, 11 * NL, -lo)  # alpha < 1/255  <=>  power < log(1 / (255 o))
+        y0i = to_int(select(ok, y0, 1.0))
+        store(yb, 0, select(ok, y1, 0.0))
+        # the colour: max(SH(direction) + 0.5, 0), the coefficients' rows turned into columns (gathering a
+        # column across rows touched a cache line per row and column: slower than reading each row in order)
+        c0, c1, c2 = _gather3(dcf, i0, cnt)
+        c0 = c0 * _C0
+        c1 = c1 * _C0
+        c2 = c2 * _C0
         if K > 1:
             sx, sy, sz, _ = _sh_dir_v(mx, my, mz, ct)
             sb = _sh_basis_v(sx, sy, sz)
-            for k in range(15):
-                store(bb, k * NL, sb[k])
-        for la in range(cnt):  # the lanes' rows, and their colours
-            i = i0 + la
-            for j in range(8):
-                pf[i * NF + j] = tb[j * NL + la]
-            pf[i * NF + 11] = tb[10 * NL + la]
-            for j in range(4):
-                bf[i * 4 + j] = int(tb[(6 + j) * NL + la])
-            c0 = np.float32(_C0) * dcf[3 * i]
-            c1 = np.float32(_C0) * dcf[3 * i + 1]
-            c2 = np.float32(_C0) * dcf[3 * i + 2]
+            nc = 3 * (K - 1)
+            for col in range(0, nc, NL):
+                transpose_in(rf, i0 * nr, nr, col, nc, cnt, rt, col * NL)
             for k in range(K - 1):
-                bk = bb[k * NL + la]
-                c0 += bk * rf[i * nr + 3 * k]
-                c1 += bk * rf[i * nr + 3 * k + 1]
-                c2 += bk * rf[i * nr + 3 * k + 2]
-            pf[i * NF + 8] = max(c0 + np.float32(0.5), np.float32(0.0))
-            pf[i * NF + 9] = max(c1 + np.float32(0.5), np.float32(0.0))
-            pf[i * NF + 10] = max(c2 + np.float32(0.5), np.float32(0.0))
+                c0 = c0 + sb[k] * load(rt, 3 * k * NL)
+                c1 = c1 + sb[k] * load(rt, (3 * k + 1) * NL)
+                c2 = c2 + sb[k] * load(rt, (3 * k + 2) * NL)
+        store(tb, 8 * NL, vmax(c0 + 0.5, 0.0))
+        store(tb, 9 * NL, vmax(c1 + 0.5, 0.0))
+        store(tb, 10 * NL, vmax(c2 + 0.5, 0.0))
+        for col in range(0, NF, NL):
+            transpose_out(tb, col * NL, pf, i0 * NF, NF, col, NF, cnt)
+        x0i = to_int(x0)
+        x1i = to_int(x1)
+        y1i = to_int(load(yb, 0))
+        for la in range(cnt):
+            i = i0 + la
+            bf[4 * i] = lane(x0i, la)
+            bf[4 * i + 1] = lane(x1i, la)
+            bf[4 * i + 2] = lane(y0i, la)
+            bf[4 * i + 3] = lane(y1i, la)
 
 
 @njit(parallel=True, cache=True)

@@ -838,3 +838,97 @@ def _ireduce(name):
 ihmin, ihmax = _ireduce("smin"), _ireduce("smax")
 ihmin.__doc__ = "The smallest lane of an i32x8."
 ihmax.__doc__ = "The largest lane of an i32x8."
+
+
+# ----------------------------------------------------------------------------------------------- transposes
+def _transpose(builder, rows):
+    """The NL x NL transpose of NL vectors (out[j] lane g = rows[g] lane j): log2(NL) rounds of block swaps,
+    two shuffles per pair of vectors a round."""
+    rows = list(rows)
+    s = NL // 2
+    while s >= 1:
+        lo = [i if i & s == 0 else NL + i - s for i in range(NL)]
+        hi = [i + s if i & s == 0 else NL + i for i in range(NL)]
+        for i in range(NL):
+            if i & s == 0:
+                a, b = rows[i], rows[i + s]
+                rows[i] = builder.shuffle_vector(a, b, ir.Constant(_VI, lo))
+                rows[i + s] = builder.shuffle_vector(a, b, ir.Constant(_VI, hi))
+        s //= 2
+    return rows
+
+
+def _masked_rows_args(context, builder, sig, args, arr_pos):
+    """Pointers to rows g of the tile (arr[base + g * stride + col0 ...]) and their lane masks: lanes
+    col0 + j < ncols of rows g < cnt."""
+    aty = sig.args[arr_pos]
+    arr, base, stride, col0, ncols, cnt = args[arr_pos:arr_pos + 6]
+    a = context.make_array(aty)(context, builder, arr)
+    i64 = ir.IntType(64)
+
+    def as64(v):
+        return builder.sext(v, i64) if v.type.width < 64 else v
+    base, stride, col0, ncols, cnt = (as64(v) for v in (base, stride, col0, ncols, cnt))
+    left = builder.trunc(builder.sub(ncols, col0), _I32)
+    colmask = builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, left, _VI))
+    none = ir.Constant(_VM, [0] * NL)
+    ptrs, masks = [], []
+    for g in range(NL):
+        off = builder.add(builder.add(base, builder.mul(stride, ir.Constant(i64, g))), col0)
+        ptrs.append(builder.bitcast(builder.gep(a.data, [off]), _VF.as_pointer()))
+        live = builder.icmp_signed("<", ir.Constant(i64, g), cnt)
+        masks.append(builder.select(live, colmask, none))
+    return ptrs, masks
+
+
+def _tile_ok(arr, base, stride, col0, ncols, cnt):
+    return _check_array(arr, types.float32) and all(isinstance(t, types.Integer)
+                                                    for t in (base, stride, col0, ncols, cnt))
+
+
+@intrinsic
+def transpose_in(typingctx, arr, base, stride, col0, ncols, cnt, buf, off):
+    """buf[off + j * NL + g] = arr[base + g * stride + col0 + j] for the NL x NL tile of rows g < cnt and
+    columns col0 + j < ncols (0 elsewhere): NL rows of a row-major block read as vectors and turned into its
+    columns, lane g of column j being row g's (masked loads: nothing past the rows' ends is read)."""
+    if not (_tile_ok(arr, base, stride, col0, ncols, cnt) and _check_array(buf, types.float32)
+            and isinstance(off, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptrs, masks = _masked_rows_args(context, builder, sig, args, 0)
+        fnty = ir.FunctionType(_VF, [_VF.as_pointer(), _I32, _VM, _VF])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.load.v{NL}f32.p0")
+        zero = ir.Constant(_VF, [0.0] * NL)
+        rows = [builder.call(fn, [p, _I32(4), m, zero]) for p, m in zip(ptrs, masks, strict=True)]
+        cols = _transpose(builder, rows)
+        b = context.make_array(sig.args[6])(context, builder, args[6])
+        o = args[7]
+        for j in range(NL):
+            idx = builder.add(o, ir.Constant(o.type, j * NL))
+            builder.store(cols[j], builder.bitcast(builder.gep(b.data, [idx]), _VF.as_pointer()), align=4)
+        return context.get_dummy_value()
+    return types.void(arr, base, stride, col0, ncols, cnt, buf, off), codegen
+
+
+@intrinsic
+def transpose_out(typingctx, buf, off, arr, base, stride, col0, ncols, cnt):
+    """transpose_in's inverse: arr[base + g * stride + col0 + j] = buf[off + j * NL + g] for rows g < cnt and
+    columns col0 + j < ncols (nothing else is written)."""
+    if not (_check_array(buf, types.float32) and isinstance(off, types.Integer)
+            and _tile_ok(arr, base, stride, col0, ncols, cnt)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = context.make_array(sig.args[0])(context, builder, args[0])
+        o = args[1]
+        cols = [builder.load(builder.bitcast(builder.gep(b.data, [builder.add(o, ir.Constant(o.type, j * NL))]),
+                                             _VF.as_pointer()), align=4) for j in range(NL)]
+        rows = _transpose(builder, cols)
+        ptrs, masks = _masked_rows_args(context, builder, sig, args, 2)
+        fnty = ir.FunctionType(ir.VoidType(), [_VF, _VF.as_pointer(), _I32, _VM])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v{NL}f32.p0")
+        for r, p, m in zip(rows, ptrs, masks, strict=True):
+            builder.call(fn, [r, p, _I32(4), m])
+        return context.get_dummy_value()
+    return types.void(buf, off, arr, base, stride, col0, ncols, cnt), codegen

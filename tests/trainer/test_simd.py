@@ -26,6 +26,8 @@ from gstrain.simd import (
     store8_row,
     to_float,
     to_int,
+    transpose_in,
+    transpose_out,
     vabs,
     vceil,
     vexp,
@@ -241,3 +243,30 @@ def _int_reductions(ia):
 def test_int_lane_minimum_and_maximum():
     ia = np.ascontiguousarray(np.random.default_rng(8).integers(-1000, 1000, NL).astype(np.int32))
     assert _int_reductions(ia) == (ia.min(), ia.max())
+
+
+@njit
+def _transposed(a, base, stride, ncols, cnt, buf, out):
+    for c in range(0, ncols, NL):
+        transpose_in(a, base, stride, c, ncols, cnt, buf, c * NL)
+    for c in range(0, ncols, NL):
+        transpose_out(buf, c * NL, out, base, stride, c, ncols, cnt)
+
+
+def test_transposes_turn_row_blocks_into_columns_and_back():
+    """transpose_in: NL rows of a row-major block as column vectors (0 past the rows and columns given);
+    transpose_out writes them back, touching nothing past the rows' ends or the last row (here 45 columns, as
+    the SH coefficients', and the array's last rows)."""
+    ncols, rows = 45, 37
+    a = np.arange(rows * ncols, dtype=np.float32)
+    groups = -(-ncols // NL)
+    for first, cnt in ((0, NL), (rows - 5, 5), (3, 1)):
+        buf = np.full(groups * NL * NL, -1, np.float32)
+        out = np.full_like(a, -7)
+        _transposed(a, first * ncols, ncols, ncols, cnt, buf, out)
+        want = np.zeros((groups * NL, NL), np.float32)
+        want[:ncols, :cnt] = a[first * ncols:(first + cnt) * ncols].reshape(cnt, ncols).T
+        assert np.array_equal(buf.reshape(groups * NL, NL), want)
+        expect = np.full_like(a, -7)
+        expect[first * ncols:(first + cnt) * ncols] = a[first * ncols:(first + cnt) * ncols]
+        assert np.array_equal(out, expect)
