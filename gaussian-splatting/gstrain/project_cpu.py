@@ -24,6 +24,7 @@ from .simd import (
     load,
     mask_bits,
     prefetch_row,
+    row_load,
     scatter,
     select,
     splat,
@@ -349,34 +350,27 @@ def _entry_sums(koff, where, egrad, order, gp, n):
     sums whatever the thread count), with a colour channel clamped at 0 given no gradient.  Rows of the
     Gaussians the image does not see are left unwritten.  In depth order, where each Gaussian's entries are
     found: the per-Gaussian pass that follows then reads its row here and its parameters in order (visiting
-    Gaussians in their own order and looking up their entries cost a cache miss per lookup, twice the time)."""
+    Gaussians in their own order and looking up their entries cost a cache miss per lookup, twice the time).
+    An entry's row is one vector (two with 8 lanes)."""
     out = np.empty((n, 9), np.float32)
     ne = where.shape[0]
     for k in prange(order.shape[0]):
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
+        a = splat(0.0)
+        b = splat(0.0)
         for e in range(koff[k], koff[k + 1]):
             if e + PREFETCH_AHEAD < ne:
                 prefetch_row(egrad, where[e + PREFETCH_AHEAD])
             p = where[e]
-            a0 += egrad[p, 0]
-            a1 += egrad[p, 1]
-            a2 += egrad[p, 2]
-            a3 += egrad[p, 3]
-            a4 += egrad[p, 4]
-            a5 += egrad[p, 5]
-            a6 += egrad[p, 6]
-            a7 += egrad[p, 7]
-            a8 += egrad[p, 8]
+            a = a + row_load(egrad, p, 0)
+            if NL < 9:
+                b = b + row_load(egrad, p, NL)
         g = order[k]
-        out[g, 0] = a0
-        out[g, 1] = a1
-        out[g, 2] = a2
-        out[g, 3] = a3
-        out[g, 4] = a4
-        out[g, 5] = a5
-        out[g, 6] = a6 if gp[k, 8] > 0 else np.float32(0.0)
-        out[g, 7] = a7 if gp[k, 9] > 0 else np.float32(0.0)
-        out[g, 8] = a8 if gp[k, 10] > 0 else np.float32(0.0)
+        for j in range(min(NL, 6)):
+            out[g, j] = lane(a, j)
+        for j in range(6, min(NL, 9)):
+            out[g, j] = lane(a, j) if gp[k, 2 + j] > 0 else np.float32(0.0)
+        for j in range(NL, 9):
+            out[g, j] = lane(b, j - NL) if gp[k, 2 + j] > 0 else np.float32(0.0)
     return out
 
 

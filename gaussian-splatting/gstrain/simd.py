@@ -932,3 +932,27 @@ def transpose_out(typingctx, buf, off, arr, base, stride, col0, ncols, cnt):
             builder.call(fn, [r, p, _I32(4), m])
         return context.get_dummy_value()
     return types.void(buf, off, arr, base, stride, col0, ncols, cnt), codegen
+
+
+@intrinsic
+def row_load(typingctx, arr, row, col0):
+    """arr[row, col0:col0 + NL] of a C-contiguous 2-D float32 array, lanes past its last column 0 (a masked
+    load: nothing past the row is read; no bounds check on row)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
+            and isinstance(row, types.Integer) and isinstance(col0, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        i64 = ir.IntType(64)
+        ncols = builder.extract_value(a.shape, 1)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        c = context.cast(builder, args[2], sig.args[2], types.intp)
+        ptr = builder.gep(a.data, [builder.add(builder.mul(r, ncols), c)])
+        left = builder.trunc(builder.sub(ncols, c), _I32) if ncols.type == i64 else builder.sub(ncols, c)
+        mask = builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, left, _VI))
+        fnty = ir.FunctionType(_VF, [_VF.as_pointer(), _I32, _VM, _VF])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.load.v{NL}f32.p0")
+        return builder.call(fn, [builder.bitcast(ptr, _VF.as_pointer()), _I32(4), mask,
+                                 ir.Constant(_VF, [0.0] * NL)])
+    return f32x8(arr, row, col0), codegen

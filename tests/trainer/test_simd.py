@@ -19,6 +19,7 @@ from gstrain.simd import (
     lane,
     load,
     mask_bits,
+    row_load,
     scatter,
     select,
     splat,
@@ -270,3 +271,20 @@ def test_transposes_turn_row_blocks_into_columns_and_back():
         expect = np.full_like(a, -7)
         expect[first * ncols:(first + cnt) * ncols] = a[first * ncols:(first + cnt) * ncols]
         assert np.array_equal(out, expect)
+
+
+@njit
+def _row_parts(a, row, out):
+    store(out, 0, row_load(a, row, 0))
+    store(out, NL, row_load(a, row, 4))
+
+
+def test_row_load_reads_one_rows_columns_and_zeros_past_its_end():
+    a = np.arange(5 * 9, dtype=np.float32).reshape(5, 9) + 1
+    out = np.full(2 * NL, -1.0, np.float32)
+    _row_parts(a, 4, out)  # the last row: a plain load would read past the array
+    want0 = np.zeros(NL, np.float32)
+    want0[:min(9, NL)] = a[4, :min(9, NL)]
+    want1 = np.zeros(NL, np.float32)
+    want1[:5] = a[4, 4:]
+    assert np.array_equal(out[:NL], want0) and np.array_equal(out[NL:], want1)
