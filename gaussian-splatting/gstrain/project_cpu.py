@@ -25,6 +25,7 @@ from .simd import (
     mask_bits,
     prefetch_row,
     row_load,
+    row_store,
     scatter,
     select,
     splat,
@@ -336,8 +337,9 @@ def _gather_rows(order, pre, box):
         if k + PREFETCH_AHEAD < n:
             prefetch_row(pre, order[k + PREFETCH_AHEAD])
         g = order[k]
-        for j in range(NF):
-            gp[k, j] = pre[g, j]
+        row_store(gp, k, 0, row_load(pre, g, 0))  # a packed row is one vector (two with 8 lanes)
+        if NL < NF:
+            row_store(gp, k, NL, row_load(pre, g, NL))
         for j in range(4):
             gb[k, j] = box[g, j]
     return gp, gb

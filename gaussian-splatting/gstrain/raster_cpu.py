@@ -224,21 +224,27 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
     ntiles = tiles_x * tiles_y
     n = gb.shape[0]
     nch = max(1, min(8 * nthreads, n // 1024 + 1))
-    # the box's tiles bound each Gaussian's entries: room for them in tmp_tile / tmp_mask (in row order)
-    kub = np.empty(n + 1, np.int64)
-    kub[0] = 0
-    for k in range(n):
-        kub[k + 1] = kub[k] + (gb[k, 3] // TILE - gb[k, 2] // TILE + 1) * (gb[k, 1] // TILE - gb[k, 0] // TILE + 1)
-    tmp_tile = np.empty(kub[n], np.int32)
-    tmp_mask = np.empty(kub[n], np.uint32)
+    # the box's tiles bound each Gaussian's entries: room for each chunk's in tmp_tile / tmp_mask (in row order)
+    cub = np.zeros(nch + 1, np.int64)
+    for c in prange(nch):
+        u = 0
+        for k in range(c * n // nch, (c + 1) * n // nch):
+            u += (gb[k, 3] // TILE - gb[k, 2] // TILE + 1) * (gb[k, 1] // TILE - gb[k, 0] // TILE + 1)
+        cub[c + 1] = u
+    for c in range(nch):
+        cub[c + 1] += cub[c]
+    tmp_tile = np.empty(cub[nch], np.int32)
+    tmp_mask = np.empty(cub[nch], np.uint32)
     hist = np.zeros((nch, ntiles), np.int64)
+    kst = np.empty(n, np.int64)  # where row k's entries start in tmp_tile / tmp_mask
     kcount = np.empty(n, np.int64)
     for c in prange(nch):
         pa = np.empty(TILE, np.int32)
         pb = np.empty(TILE, np.int32)
+        j = cub[c]
         for k in range(c * n // nch, (c + 1) * n // nch):
             slope, P, Q = _ellipse(gp, k)
-            j = kub[k]
+            kst[k] = j
             for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
                 plo, phi = _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb)
                 for tx in range(plo // HALVES, phi // HALVES + 1):
@@ -249,7 +255,7 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
                         tmp_tile[j] = t
                         tmp_mask[j] = mk
                         j += 1
-            kcount[k] = j - kub[k]
+            kcount[k] = j - kst[k]
     offsets = np.empty(ntiles + 1, np.int64)
     start = np.empty((nch, ntiles), np.int64)
     total = 0
@@ -270,10 +276,10 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
         fill = start[c].copy()
         for k in range(c * n // nch, (c + 1) * n // nch):
             for i in range(kcount[k]):
-                t = tmp_tile[kub[k] + i]
+                t = tmp_tile[kst[k] + i]
                 pos = fill[t]
                 lists[pos] = k
-                smask[pos] = tmp_mask[kub[k] + i]
+                smask[pos] = tmp_mask[kst[k] + i]
                 where[koff[k] + i] = pos
                 fill[t] = pos + 1
     return offsets, lists, smask, koff, where

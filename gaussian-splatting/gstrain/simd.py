@@ -956,3 +956,26 @@ def row_load(typingctx, arr, row, col0):
         return builder.call(fn, [builder.bitcast(ptr, _VF.as_pointer()), _I32(4), mask,
                                  ir.Constant(_VF, [0.0] * NL)])
     return f32x8(arr, row, col0), codegen
+
+
+@intrinsic
+def row_store(typingctx, arr, row, col0, v):
+    """arr[row, col0:col0 + NL] = v's lanes, those past the array's last column left out (a masked store:
+    nothing past the row is written; no bounds check on row)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
+            and isinstance(row, types.Integer) and isinstance(col0, types.Integer) and v == f32x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        ncols = builder.extract_value(a.shape, 1)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        c = context.cast(builder, args[2], sig.args[2], types.intp)
+        ptr = builder.gep(a.data, [builder.add(builder.mul(r, ncols), c)])
+        left = builder.trunc(builder.sub(ncols, c), _I32)
+        mask = builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, left, _VI))
+        fnty = ir.FunctionType(ir.VoidType(), [_VF, _VF.as_pointer(), _I32, _VM])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v{NL}f32.p0")
+        builder.call(fn, [args[3], builder.bitcast(ptr, _VF.as_pointer()), _I32(4), mask])
+        return context.get_dummy_value()
+    return types.void(arr, row, col0, v), codegen

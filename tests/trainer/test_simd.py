@@ -20,6 +20,7 @@ from gstrain.simd import (
     load,
     mask_bits,
     row_load,
+    row_store,
     scatter,
     select,
     splat,
@@ -288,3 +289,22 @@ def test_row_load_reads_one_rows_columns_and_zeros_past_its_end():
     want1 = np.zeros(NL, np.float32)
     want1[:5] = a[4, 4:]
     assert np.array_equal(out[:NL], want0) and np.array_equal(out[NL:], want1)
+
+
+@njit
+def _copy_rows(src, dst, order):
+    for k in range(order.shape[0]):
+        row_store(dst, k, 0, row_load(src, order[k], 0))
+        if NL < src.shape[1]:
+            row_store(dst, k, NL, row_load(src, order[k], NL))
+
+
+def test_row_store_writes_one_rows_columns_and_nothing_past_its_end():
+    src = np.arange(6 * 12, dtype=np.float32).reshape(6, 12)
+    dst = np.full((3, 12), -1.0, np.float32)
+    order = np.array([5, 0, 2], np.int64)
+    _copy_rows(src, dst, order)
+    assert np.array_equal(dst, src[order])
+    block = np.full(4 * 12, -1.0, np.float32)  # a view of the first two rows: the rest must stay untouched
+    _copy_rows(src, block[:24].reshape(2, 12), order[:2])
+    assert np.array_equal(block[:24].reshape(2, 12), src[order[:2]]) and (block[24:] == -1).all()
