@@ -96,7 +96,7 @@ def bench(scene, count, iters, warmup, backend, stages, sh_degree=3, ply=None):
         t3 = time.perf_counter()
         with torch.no_grad():
             vis = out["idx"]
-            model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
+            model.add_densification_stats(vis, out["means2d"].grad, out["radii"], out["grad_scale"], full=True)
         model.optimizer.step(model.params)
         model.zero_grad()
         t4, c4 = time.perf_counter(), time.process_time()

@@ -50,15 +50,17 @@ def _adam_rows_cpu(p, g, m, v, rows, b1, b2, sqrt_bc2, eps, step):
 
 
 @njit(parallel=True, cache=True)
-def _densification_stats_cpu(idx, g2d, radii, sx, sy, accum, denom, max_radii):
-    """add_densification_stats' torch ops in one pass (the same float32 maths, no index copies)."""
+def _densification_stats_cpu(idx, g2d, radii, sx, sy, accum, denom, max_radii, full):
+    """add_densification_stats' torch ops in one pass (the same float32 maths, no index copies); g2d and radii
+    hold idx's rows, or every Gaussian's (full)."""
     for j in prange(idx.shape[0]):
         i = idx[j]
-        gx = g2d[j, 0] * sx
-        gy = g2d[j, 1] * sy
+        r = np.int64(i) if full else np.int64(j)
+        gx = g2d[r, 0] * sx
+        gy = g2d[r, 1] * sy
         accum[i] += np.float32(math.sqrt(gx * gx + gy * gy))
         denom[i] += np.float32(1.0)
-        max_radii[i] = max(max_radii[i], np.float32(radii[j]))
+        max_radii[i] = max(max_radii[i], np.float32(radii[r]))
 
 
 class Adam:
@@ -219,16 +221,19 @@ class GaussianModel:
 
     # ------------------------------------------------------------------ density control
     @torch.no_grad()
-    def add_densification_stats(self, idx, grad2d, radii, grad_scale):
-        """idx: visible indices, grad2d: d loss / d means2d (pixels), converted to NDC units like the reference."""
+    def add_densification_stats(self, idx, grad2d, radii, grad_scale, full=False):
+        """idx: visible indices, grad2d: d loss / d means2d (pixels), converted to NDC units like the reference.
+        grad2d and radii hold idx's rows, or with full=True every Gaussian's (read at idx: no gathered copies)."""
         stats = (self.grad_accum, self.denom, self.max_radii2D)
         if all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in stats) \
                 and grad2d.device.type == "cpu" and grad2d.dtype == torch.float32:
             _densification_stats_cpu(idx.numpy(), grad2d.contiguous().numpy(), radii.contiguous().numpy(),
                                      np.float32(grad_scale[0]), np.float32(grad_scale[1]),
                                      self.grad_accum.view(-1).numpy(), self.denom.view(-1).numpy(),
-                                     self.max_radii2D.numpy())
+                                     self.max_radii2D.numpy(), bool(full))
             return
+        if full:
+            grad2d, radii = grad2d[idx], radii[idx]
         g = grad2d.clone()
         g[:, 0] *= grad_scale[0]
         g[:, 1] *= grad_scale[1]

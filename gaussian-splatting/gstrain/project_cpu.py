@@ -179,7 +179,8 @@ def _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm):
 
 
 @njit(cache=True)
-def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, K, nr, Vt, lt, ct, fx32, fy32,
+def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, m2d, K, nr, Vt, lt, ct, fx32,
+                   fy32,
                    ox, oy, Wm, Hm):
     """_prepare on Gaussians g0..g1-1 (g0 a multiple of NL)."""
     tb = np.empty(_ROW_COLS * NL, np.float32)  # the lanes' packed rows, column by column (transposed into pre)
@@ -266,17 +267,20 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, v
             bf[4 * i + 1] = lane(x1i, la)
             bf[4 * i + 2] = lane(y0i, la)
             bf[4 * i + 3] = lane(y1i, la)
+            m2d[i, 0] = lane(u, la)
+            m2d[i, 1] = lane(v, la)
 
 
 @njit(parallel=True, cache=True)
 def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W, H, lim, cam, pre, box, depth,
-             radii, visible):
+             radii, visible, m2d):
     """Per Gaussian i: its packed rasteriser row pre[i] (NF float32: 2D mean in pixel-index coordinates,
     conic, opacity, box columns, colour, log alpha threshold), its pixel box (x0 x1 y0 y1: where alpha >= 1/255
     is possible, inside the 3-sigma square and the image), its depth, its 3-sigma radius (0: culled, behind the
-    near plane, degenerate or off screen) and whether its box is not empty (visible).  V (12,): the view
-    matrix's first three rows; lim (4,): the frustum clamp; cam (3,): the camera centre.  The parameter arrays
-    are C-contiguous float32; NL Gaussians at a time, one a lane, in float32 (as the reference's).
+    near plane, degenerate or off screen), whether its box is not empty (visible) and its 2D mean again in
+    m2d (N, 2) (the render's `means2d`).  V (12,): the view matrix's first three rows; lim (4,): the frustum
+    clamp; cam (3,): the camera centre.  The parameter arrays are C-contiguous float32; NL Gaussians at a time,
+    one a lane, in float32 (as the reference's).
 
     The box and alpha threshold are computed from the float32 values the rasteriser reads (an entry must not
     reach a pixel the kernels' own test would refuse: see raster_cpu._ellipse).  Rows of the Gaussians that are
@@ -301,7 +305,7 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
     Wm, Hm = f(W - 1), f(H - 1)
     for ch in prange((n + CHUNK - 1) // CHUNK):
         _prepare_chunk(ch * CHUNK, min(n, (ch + 1) * CHUNK), n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii,
-                       visible, K, nr, Vt, lt, ct, fx32, fy32, ox, oy, Wm, Hm)
+                       visible, m2d, K, nr, Vt, lt, ct, fx32, fy32, ox, oy, Wm, Hm)
 
 
 @njit(cache=True)

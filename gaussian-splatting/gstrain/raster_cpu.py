@@ -44,6 +44,8 @@ from .simd import (
     lane,
     load,
     prefetch_row,
+    row_load,
+    row_store,
     select,
     splat,
     store,
@@ -319,8 +321,9 @@ def _tile_pack(packed, lists, start, end):
         if q + PREFETCH_AHEAD < m:
             prefetch_row(packed, lists[start + q + PREFETCH_AHEAD])
         k = lists[start + q]
-        for c in range(NF):
-            lp[q, c] = packed[k, c]
+        row_store(lp, q, 0, row_load(packed, k, 0))  # a row is one vector (two with 8 lanes)
+        if NL < NF:
+            row_store(lp, q, NL, row_load(packed, k, NL))
     return lp
 
 

@@ -45,8 +45,11 @@ class RenderCPU(torch.autograd.Function):
         depth = np.empty(n, np.float32)
         radii = np.empty(n, np.int32)
         visible = np.empty(n, np.bool_)
+        # the 2D means straight into the tensor the render returns when it is float32 (no copy)
+        direct = m2d_out.dtype == torch.float32 and m2d_out.is_contiguous()
+        m2d = m2d_out.numpy() if direct else np.empty((n, 2), np.float32)
         _prepare(m, ls, q, op, d, r, deg, V, fx, fy, float(cam.cx), float(cam.cy), W, H, lim, campos, pre, box,
-                 depth, radii, visible)
+                 depth, radii, visible, m2d)
         order = _argsort_depth(np.flatnonzero(visible).astype(np.int32), depth, numba.get_num_threads())
         gp, gb = _gather_rows(order, pre, box)
         tiles_x = (W + TILE - 1) // TILE
@@ -61,7 +64,8 @@ class RenderCPU(torch.autograd.Function):
         perm = _tile_perm(tiles_x * tiles_y)
         with parallel_chunks(TILE_CHUNK):
             _forward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, img, final_T, n_contrib)
-        m2d_out.copy_(torch.from_numpy(pre[:, :2]))
+        if not direct:
+            m2d_out.copy_(torch.from_numpy(m2d))
         ctx.state = (m, ls, q, r, deg, V, fx, fy, lim, campos, gp, lists, smask, offsets, koff, where, order, perm,
                      W, H, tiles_x, bgn, final_T, n_contrib, visible)
         ctx.m2d = m2d_out

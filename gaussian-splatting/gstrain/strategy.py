@@ -70,7 +70,7 @@ class ADCStrategy:
             vis = visible_rows(out, drop)
             # means2d gradients are in pixels of the rendered image; grad_scale takes them to NDC, so a
             # coarse level's statistics compare with the same threshold
-            model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
+            model.add_densification_stats(vis, out["means2d"].grad, out["radii"], out["grad_scale"], full=True)
         if it < p.densify_until_iter:
             if it > p.densify_from_iter and it % p.densification_interval == 0:
                 size_threshold = 20 if it > p.opacity_reset_interval else None

@@ -32,3 +32,20 @@ def test_numba_stats_match_the_torch_definition():
     assert torch.equal(fast.denom, ref.denom)
     assert torch.equal(fast.max_radii2D, ref.max_radii2D)
     assert torch.allclose(fast.grad_accum, ref.grad_accum, rtol=1e-6, atol=0)
+
+
+def test_stats_read_from_every_gaussians_rows_match_the_gathered_rows():
+    """full=True: grad2d and radii hold every Gaussian's rows, read at idx (no gathered copies), on the numba
+    pass and on the torch ops alike (a float64 gradient takes the torch path)."""
+    n = 400
+    g = torch.Generator().manual_seed(2)
+    idx = torch.sort(torch.randperm(n, generator=g)[:250]).values
+    g2d = torch.randn(n, 2, generator=g)
+    radii = torch.randint(0, 60, (n,), generator=g, dtype=torch.int32)
+    for dtype in (torch.float32, torch.float64):
+        a, b = _model(n), _model(n)
+        a.add_densification_stats(idx, g2d.to(dtype), radii, (198.5, 149.0), full=True)
+        b.add_densification_stats(idx, g2d[idx].to(dtype), radii[idx], (198.5, 149.0))
+        assert int(a.denom.sum()) == 250
+        assert torch.equal(a.denom, b.denom) and torch.equal(a.max_radii2D, b.max_radii2D)
+        assert torch.equal(a.grad_accum, b.grad_accum)

@@ -129,13 +129,16 @@ def _f32(t):
 
 
 def _prepared(m, ls, q, dc, rest, deg, V, lim, campos, fx, fy, cx, cy, W, H, opac=0.9):
-    """project_cpu._prepare's outputs: packed rows, boxes, depths, radii, visibility."""
+    """project_cpu._prepare's outputs: packed rows, boxes, depths, radii, visibility (and its 2D means, checked
+    against the rows')."""
     from gstrain import project_cpu as P
     n = len(m)
     out = (np.zeros((n, P.NF), np.float32), np.zeros((n, 4), np.int32), np.zeros(n, np.float32),
            np.zeros(n, np.int32), np.zeros(n, np.bool_))
+    m2d = np.zeros((n, 2), np.float32)
     P._prepare(m, ls, q, np.full(n, opac, np.float32), dc, rest, deg, np.asarray(V, np.float64), fx, fy, cx, cy, W,
-               H, np.asarray(lim, np.float64), np.asarray(campos, np.float64), *out)
+               H, np.asarray(lim, np.float64), np.asarray(campos, np.float64), *out, m2d)
+    assert np.array_equal(m2d, out[0][:, :2])  # the 2D means, also where not visible
     return out
 
 
