@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .sh import eval_sh
@@ -154,7 +155,8 @@ def render(gaussians, cam: RenderCamera, bg, backend="cpu", sh_degree=None, tile
         opac = _opacities(gaussians.opacity_logits, opacity_scale)
         img, means2d, radii = render_cpu(gaussians.means, gaussians.log_scales, gaussians.quats, opac, dc, rest, cam,
                                          sh_degree, bg)
-        return dict(image=img, means2d=means2d, idx=torch.nonzero(radii > 0).squeeze(1), radii=radii,
+        idx = torch.from_numpy(np.flatnonzero(radii.numpy() > 0))  # faster than torch.nonzero here (NOTES)
+        return dict(image=img, means2d=means2d, idx=idx, radii=radii,
                     grad_scale=(cam.width / 2.0, cam.height / 2.0))
     sh = gaussians.sh
     K = (sh_degree + 1) ** 2
