@@ -17,6 +17,7 @@ scene's; --ply times a trained model instead (e.g. a Balanced run's point_cloud.
 after --warmup iterations; wall-clock and process CPU time are both reported (the machine may be shared).
 """
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -79,6 +80,9 @@ def bench(scene, count, iters, warmup, backend, stages, sh_degree=3, ply=None):
     model.active_sh_degree = sh_degree
     bg = torch.zeros(3)
     cams = [c.render_camera() for c in scene.train]
+    # the trainer's loop reads the statistics in place; an older trainer (--compare with --ply runs this script
+    # against it) takes the visible rows gathered
+    in_place = "full" in inspect.signature(model.add_densification_stats).parameters
     wall, cpu = [], []
     st = {"render_fwd": [], "loss": [], "backward": [], "adam": []}
     for i in range(warmup + iters):
@@ -96,7 +100,10 @@ def bench(scene, count, iters, warmup, backend, stages, sh_degree=3, ply=None):
         t3 = time.perf_counter()
         with torch.no_grad():
             vis = out["idx"]
-            model.add_densification_stats(vis, out["means2d"].grad, out["radii"], out["grad_scale"], full=True)
+            if in_place:
+                model.add_densification_stats(vis, out["means2d"].grad, out["radii"], out["grad_scale"], full=True)
+            else:
+                model.add_densification_stats(vis, out["means2d"].grad[vis], out["radii"][vis], out["grad_scale"])
         model.optimizer.step(model.params)
         model.zero_grad()
         t4, c4 = time.perf_counter(), time.process_time()
