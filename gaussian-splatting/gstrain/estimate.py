@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 from .plan import CostModel, make_plan, plan_cost, resolve_sparse, solve_iterations
 
-PROFILE_FORMAT = 2  # 2: the cost model refitted in session 17 (a factor kept against the old one is dropped)
+PROFILE_FORMAT = 3  # 3: the cost model refitted in session 18 (a factor kept against an older one is dropped)
 # Peak RSS of a training run ~ base + per Gaussian + per photo pixel (all views), fitted to the whole runs
 # of NOTES.md (session 11: monstree Fast, Balanced and time budgets, sacre_coeur Fast)
 MEMORY_BASE_MB = 415.0

@@ -227,10 +227,10 @@ class CostModel:
     `calibrate` sets the machine's speed factor s from a few timed iterations, and `observe` keeps k, the
     ratio of measured to predicted time over the recent iterations (the machine's load, the strategy's
     own work), so a prediction follows the run."""
-    c0: float = 2.1e-3
-    c_pix: float = 5.4e-8
-    c_gauss: float = 3.3e-7
-    c_pg: float = 6.4e-13
+    c0: float = 1.0e-3
+    c_pix: float = 5.9e-8
+    c_gauss: float = 2.4e-7
+    c_pg: float = 6.2e-13
     s: float = 1.0
     k: float = 1.0
     window: list = field(default_factory=list)

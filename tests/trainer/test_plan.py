@@ -135,8 +135,10 @@ def test_time_budget_plans_and_replans_to_end_within_ten_percent(minutes):
     clock += final_save
     assert abs(clock - 60.0 * minutes) <= 0.1 * 60.0 * minutes, (clock, first_plan, plan.iterations)
     assert factor == 1 and count == 80000  # the schedule ran to its end: full resolution, whole budget
-    # predicted cost of the plan that ran, with the measured speed, is what the clock says
-    assert plan_cost(plan, W * H, initial, cost) == pytest.approx(clock - startup - final_save, rel=0.25)
+    # the final plan, priced at the run's own average speed (the last iterations' k is the slowed machine's), is
+    # what the clock says, within the re-plans' changes to the iterations before them
+    cost.k = cost.run_factor / cost.s
+    assert plan_cost(plan, W * H, initial, cost) == pytest.approx(clock - startup - final_save, rel=0.1)
 
 
 def test_cost_model_calibration_fits_speed_and_fixed_cost():
