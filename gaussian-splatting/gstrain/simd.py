@@ -10,8 +10,15 @@ defeats it, and numba disables LLVM's SLP vectoriser), so the rasteriser spells 
     load(a, i) / store(a, i, v)   NL consecutive float32 of a 1-D C-contiguous array from index i
     v + w, v - w, v * w, v / w    (either side may be a scalar: it is broadcast; float32 arithmetic)
     v < w, v <= w, ... -> m8      masks: m & n, m | n, ~m, any_(m), all_(m)
-    vmin, vmax, select(m, v, w), hsum(v)
-    isplat(k), iload/istore (int32), select on i32x8, comparisons of i32x8
+    vmin, vmax, select(m, v, w), hsum(v), hsum8(...), lane(v, i)
+    isplat(k), iload/istore (int32), select on i32x8, comparisons of i32x8, ihmin/ihmax
+    vsqrt, vfloor, vceil, vabs, vfma, vexp, vlog; to_int/to_float; bits(m) and mask_bits(b)
+    gather/scatter(a, base, stride, ..., cnt)   lane l at a[base + l * stride], lanes from cnt on left out
+    row_load/row_store(a, row, col0)            one row of a 2-D array, masked at its end
+    transpose_in/transpose_out                  NL rows of a row-major block <-> NL column vectors
+
+The per-Gaussian kernels (project_cpu) hold one Gaussian a lane and read their parameters with gather;
+the rasteriser holds one pixel a lane.
 
 Lanes are LLVM `<NL x float>` / `<NL x i32>` / `<NL x i1>` values: AVX-512 or AVX2 registers on x86-64, pairs
 of NEON/SSE registers elsewhere (LLVM legalises the width).  Floating-point ops carry the same fast-math flags as the
@@ -668,46 +675,23 @@ def vfma(typingctx, a, b, c):
     return f32x8(a, b, c), codegen
 
 
-@intrinsic
-def to_int(typingctx, a):
-    """f32x8 -> i32x8, truncating toward zero (lanes must fit an int32)."""
-    if a != f32x8:
-        return None
+def _conversion(src, dst, how):
+    """A lane-wise conversion src -> dst by the IR builder's `how` (fptosi, sitofp, bitcast)."""
+    @intrinsic
+    def op(typingctx, a):
+        if a != src:
+            return None
 
-    def codegen(context, builder, sig, args):
-        return builder.fptosi(args[0], _VI)
-    return i32x8(a), codegen
-
-
-@intrinsic
-def to_float(typingctx, a):
-    """i32x8 -> f32x8."""
-    if a != i32x8:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.sitofp(args[0], _VF)
-    return f32x8(a), codegen
+        def codegen(context, builder, sig, args):
+            return getattr(builder, how)(args[0], _VI if dst == i32x8 else _VF)
+        return dst(a), codegen
+    return op
 
 
-@intrinsic
-def _as_int(typingctx, a):
-    if a != f32x8:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], _VI)
-    return i32x8(a), codegen
-
-
-@intrinsic
-def _as_float(typingctx, a):
-    if a != i32x8:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], _VF)
-    return f32x8(a), codegen
+to_int = _conversion(f32x8, i32x8, "fptosi")  # truncating toward zero (lanes must fit an int32)
+to_float = _conversion(i32x8, f32x8, "sitofp")
+_as_int = _conversion(f32x8, i32x8, "bitcast")  # the float's bits
+_as_float = _conversion(i32x8, f32x8, "bitcast")
 
 
 def _ibin(name):
@@ -722,7 +706,7 @@ def _ibin(name):
     return op
 
 
-_iadd, _isub, _iand, _ior, _ishl, _ilshr = (_ibin(n) for n in ("add", "sub", "and_", "or_", "shl", "lshr"))
+_iadd, _isub, _iand, _ior, _ilshr = (_ibin(n) for n in ("add", "sub", "and_", "or_", "lshr"))
 
 
 @overload(operator.add, inline="always")
