@@ -17,31 +17,35 @@ from numba import njit, prange
 from .simd import (
     NL,
     bits,
-    gather,
-    iscatter,
     isplat,
     lane,
     load,
     mask_bits,
     prefetch_row,
-    row_load,
-    row_store,
-    scatter,
     select,
     splat,
     store,
+    vmax,
+    vmin,
+)
+from .simd_math import (
     to_int,
-    transpose_in,
-    transpose_out,
     vabs,
     vceil,
     vexp,
     vfloor,
     vfma,
     vlog,
-    vmax,
-    vmin,
     vsqrt,
+)
+from .simd_rows import (
+    gather,
+    iscatter,
+    row_load,
+    row_store,
+    scatter,
+    transpose_in,
+    transpose_out,
 )
 
 NEAR_PLANE = 0.2
@@ -178,35 +182,61 @@ def _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm):
     return ok & (x0 <= x1) & (y0 <= y1), x0, x1, y0, y1
 
 
+@njit(inline="always")
+def _cov_v(mx, my, mz, lf, qf, i0, cnt, Vt, fx, fy, lt):
+    """Lanes' camera-space point (z set to 1 where not past the near plane: `front`), 1/z and 2D covariance
+    (a, b, c) with the low-pass."""
+    x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
+    y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
+    z = mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11]
+    front = z > NEAR_PLANE
+    z = select(front, z, 1.0)
+    l0, l1, l2 = _gather3(lf, i0, cnt)
+    qw, qx, qy, qz = _gather4(qf, i0, cnt)
+    R, _, _, _, _, _ = _rot_v(qw, qx, qy, qz)
+    M, Nn, _, _, iz, _, _ = _tm_v(Vt, x, y, z, fx, fy, lt, R, vexp(l0), vexp(l1), vexp(l2))
+    a = M[0] * M[0] + M[1] * M[1] + M[2] * M[2] + LOWPASS
+    b = M[0] * Nn[0] + M[1] * Nn[1] + M[2] * Nn[2]
+    c = Nn[0] * Nn[0] + Nn[1] * Nn[1] + Nn[2] * Nn[2] + LOWPASS
+    return x, y, z, front, iz, a, b, c
+
+
+@njit(inline="always")
+def _colour_v(mx, my, mz, ct, dcf, rf, i0, nr, cnt, K, rt):
+    """Lanes' colour max(SH(direction) + 0.5, 0), per channel.  The SH coefficients' rows are turned into
+    columns in rt (gathering a column across rows touched a cache line per row and column: slower than
+    reading each row in order)."""
+    c0, c1, c2 = _gather3(dcf, i0, cnt)
+    c0 = c0 * _C0
+    c1 = c1 * _C0
+    c2 = c2 * _C0
+    if K > 1:
+        sx, sy, sz, _ = _sh_dir_v(mx, my, mz, ct)
+        sb = _sh_basis_v(sx, sy, sz)
+        nc = 3 * (K - 1)
+        for col in range(0, nc, NL):
+            transpose_in(rf, i0 * nr, nr, col, nc, cnt, rt, col * NL)
+        for k in range(K - 1):
+            c0 = c0 + sb[k] * load(rt, 3 * k * NL)
+            c1 = c1 + sb[k] * load(rt, (3 * k + 1) * NL)
+            c2 = c2 + sb[k] * load(rt, (3 * k + 2) * NL)
+    return vmax(c0 + 0.5, 0.0), vmax(c1 + 0.5, 0.0), vmax(c2 + 0.5, 0.0)
+
+
 @njit(cache=True)
-def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, m2d, K, nr, Vt, lt, ct, fx32,
-                   fy32,
-                   ox, oy, Wm, Hm):
+def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, m2d, K, nr, Vt, lt, ct, fx,
+                   fy, ox, oy, Wm, Hm):
     """_prepare on Gaussians g0..g1-1 (g0 a multiple of NL)."""
     tb = np.empty(_ROW_COLS * NL, np.float32)  # the lanes' packed rows, column by column (transposed into pre)
-    yb = np.empty(NL, np.float32)  # the lanes' last box rows
     rt = np.empty(_SH_COLS * NL, np.float32)  # the lanes' SH coefficients, column by column
     for i0 in range(g0, g1, NL):
         cnt = min(NL, n - i0)
         mx, my, mz = _gather3(mf, i0, cnt)
-        x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
-        y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
-        z = mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11]
-        front = z > NEAR_PLANE
-        z = select(front, z, 1.0)
+        x, y, z, front, iz, a, b, c = _cov_v(mx, my, mz, lf, qf, i0, cnt, Vt, fx, fy, lt)
         scatter(depth, i0, 1, z, cnt)
-        l0, l1, l2 = _gather3(lf, i0, cnt)
-        qw, qx, qy, qz = _gather4(qf, i0, cnt)
-        R, _, _, _, _, _ = _rot_v(qw, qx, qy, qz)
-        M, Nn, _, _, iz, _, _ = _tm_v(Vt, x, y, z, fx32, fy32, lt, R, vexp(l0), vexp(l1), vexp(l2))
-        a = M[0] * M[0] + M[1] * M[1] + M[2] * M[2] + LOWPASS
-        b = M[0] * Nn[0] + M[1] * Nn[1] + M[2] * Nn[2]
-        c = Nn[0] * Nn[0] + Nn[1] * Nn[1] + Nn[2] * Nn[2] + LOWPASS
         det = _det2(a, b, c)
-        u = select(front, x * iz * fx32 + ox, 0.0)
-        v = select(front, y * iz * fy32 + oy, 0.0)
-        store(tb, 0, u)
-        store(tb, NL, v)
+        u = select(front, x * iz * fx + ox, 0.0)
+        v = select(front, y * iz * fy + oy, 0.0)
         ok = front & (det > 0.0)
         det = select(ok, det, 1.0)
         hd = (a - c) * 0.5  # mid^2 - det without its cancellation (or overflow)
@@ -223,46 +253,21 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, v
         lo = vlog(vmax(o255, 1.0))  # log(255 o), 0 where 255 o < 1 (never visible): one log a Gaussian
         inbox, x0, x1, y0, y1 = _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm)
         ok = ok & inbox
-        okb = bits(ok)
-        for la in range(cnt):
-            visible[i0 + la] = (okb >> la) & 1 != 0
-        store(tb, 2 * NL, ca)
-        store(tb, 3 * NL, cb)
-        store(tb, 4 * NL, cc)
-        store(tb, 5 * NL, o)
         x0 = select(ok, x0, 1.0)
         x1 = select(ok, x1, 0.0)
-        store(tb, 6 * NL, x0)
-        store(tb, 7 * NL, x1)
-        store(tb, 11 * NL, -lo)  # alpha < 1/255  <=>  power < log(1 / (255 o))
-        y0i = to_int(select(ok, y0, 1.0))
-        store(yb, 0, select(ok, y1, 0.0))
-        # the colour: max(SH(direction) + 0.5, 0), the coefficients' rows turned into columns (gathering a
-        # column across rows touched a cache line per row and column: slower than reading each row in order)
-        c0, c1, c2 = _gather3(dcf, i0, cnt)
-        c0 = c0 * _C0
-        c1 = c1 * _C0
-        c2 = c2 * _C0
-        if K > 1:
-            sx, sy, sz, _ = _sh_dir_v(mx, my, mz, ct)
-            sb = _sh_basis_v(sx, sy, sz)
-            nc = 3 * (K - 1)
-            for col in range(0, nc, NL):
-                transpose_in(rf, i0 * nr, nr, col, nc, cnt, rt, col * NL)
-            for k in range(K - 1):
-                c0 = c0 + sb[k] * load(rt, 3 * k * NL)
-                c1 = c1 + sb[k] * load(rt, (3 * k + 1) * NL)
-                c2 = c2 + sb[k] * load(rt, (3 * k + 2) * NL)
-        store(tb, 8 * NL, vmax(c0 + 0.5, 0.0))
-        store(tb, 9 * NL, vmax(c1 + 0.5, 0.0))
-        store(tb, 10 * NL, vmax(c2 + 0.5, 0.0))
+        cr, cg, cl = _colour_v(mx, my, mz, ct, dcf, rf, i0, nr, cnt, K, rt)
+        for j, col in enumerate((u, v, ca, cb, cc, o, x0, x1, cr, cg, cl, -lo)):  # -lo: alpha < 1/255 <=> power < -lo
+            store(tb, j * NL, col)
         for col in range(0, NF, NL):
             transpose_out(tb, col * NL, pf, i0 * NF, NF, col, NF, cnt)
+        okb = bits(ok)
         x0i = to_int(x0)
         x1i = to_int(x1)
-        y1i = to_int(load(yb, 0))
+        y0i = to_int(select(ok, y0, 1.0))
+        y1i = to_int(select(ok, y1, 0.0))
         for la in range(cnt):
             i = i0 + la
+            visible[i] = (okb >> la) & 1 != 0
             bf[4 * i] = lane(x0i, la)
             bf[4 * i + 1] = lane(x1i, la)
             bf[4 * i + 2] = lane(y0i, la)
@@ -422,6 +427,125 @@ def _sh_dir_grad(gbb, K, x, y, z):
     return gdx, gdy, gdz
 
 
+@njit(inline="always")
+def _cov_bwd_v(TM0, TM1, T0, T1, R, s0, s1, s2, qn, w, qx, qy, qz, a, b, c, vis, gA, gB, gC):
+    """Lanes' d loss / d (log-scales, quaternion) and d loss / d T (T = J V[:3, :3], two rows) from the conic's
+    gradient (gA, gB, gC), through the 2D covariance TM TM^T + 0.3 I (TM = T Rq diag(s))."""
+    iD = 1.0 / select(vis, _det2(a, b, c), 1.0)
+    iD2 = iD * iD
+    ga = (gB * b * c - gA * c * c - gC * b * b) * iD2
+    gb = (gA * 2.0 * b * c - gB * 2.0 * b * b + gC * 2.0 * a * b) * iD2 - gB * iD
+    gc = (gB * a * b - gA * b * b - gC * a * a) * iD2
+    # d cov / d TM; TM = T M with M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
+    gTM00 = ga * 2.0 * TM0[0] + gb * TM1[0]
+    gTM01 = ga * 2.0 * TM0[1] + gb * TM1[1]
+    gTM02 = ga * 2.0 * TM0[2] + gb * TM1[2]
+    gTM10 = gb * TM0[0] + gc * 2.0 * TM1[0]
+    gTM11 = gb * TM0[1] + gc * 2.0 * TM1[1]
+    gTM12 = gb * TM0[2] + gc * 2.0 * TM1[2]
+    gT00 = gTM00 * R[0] * s0 + gTM01 * R[1] * s1 + gTM02 * R[2] * s2
+    gT10 = gTM10 * R[0] * s0 + gTM11 * R[1] * s1 + gTM12 * R[2] * s2
+    gT01 = gTM00 * R[3] * s0 + gTM01 * R[4] * s1 + gTM02 * R[5] * s2
+    gT11 = gTM10 * R[3] * s0 + gTM11 * R[4] * s1 + gTM12 * R[5] * s2
+    gT02 = gTM00 * R[6] * s0 + gTM01 * R[7] * s1 + gTM02 * R[8] * s2
+    gT12 = gTM10 * R[6] * s0 + gTM11 * R[7] * s1 + gTM12 * R[8] * s2
+    m00 = T0[0] * gTM00 + T1[0] * gTM10
+    m01 = T0[0] * gTM01 + T1[0] * gTM11
+    m02 = T0[0] * gTM02 + T1[0] * gTM12
+    m10 = T0[1] * gTM00 + T1[1] * gTM10
+    m11 = T0[1] * gTM01 + T1[1] * gTM11
+    m12 = T0[1] * gTM02 + T1[1] * gTM12
+    m20 = T0[2] * gTM00 + T1[2] * gTM10
+    m21 = T0[2] * gTM01 + T1[2] * gTM11
+    m22 = T0[2] * gTM02 + T1[2] * gTM12
+    gl0 = (m00 * R[0] + m10 * R[3] + m20 * R[6]) * s0  # d / d log-scale
+    gl1 = (m01 * R[1] + m11 * R[4] + m21 * R[7]) * s1
+    gl2 = (m02 * R[2] + m12 * R[5] + m22 * R[8]) * s2
+    G0, G1, G2 = m00 * s0, m01 * s1, m02 * s2  # d / d Rq
+    G3, G4, G5 = m10 * s0, m11 * s1, m12 * s2
+    G6, G7, G8 = m20 * s0, m21 * s1, m22 * s2
+    gw = (qy * G2 - qz * G1 + qz * G3 - qx * G5 - qy * G6 + qx * G7) * 2.0
+    gx = (qy * G1 + qz * G2 + qy * G3 - qx * G4 * 2.0 - w * G5 + qz * G6 + w * G7 - qx * G8 * 2.0) * 2.0
+    gy = (qx * G1 - qy * G0 * 2.0 + w * G2 + qx * G3 + qz * G5 - w * G6 + qz * G7 - qy * G8 * 2.0) * 2.0
+    gz = (qx * G2 - qz * G0 * 2.0 - w * G1 + w * G3 - qz * G4 * 2.0 + qy * G5 + qx * G6 + qy * G7) * 2.0
+    dot = w * gw + qx * gx + qy * gy + qz * gz
+    iq = 1.0 / qn
+    gq = ((gw - w * dot) * iq, (gx - qx * dot) * iq, (gy - qy * dot) * iq, (gz - qz * dot) * iq)
+    return (gl0, gl1, gl2), gq, (gT00, gT01, gT02, gT10, gT11, gT12)
+
+
+@njit(inline="always")
+def _project_bwd_v(mx, my, mz, l0, l1, l2, qw0, qx0, qy0, qz0, vis, Vt, fx, fy, lt, gu, gv, gA, gB, gC):
+    """Lanes' d loss / d (mean, log-scales, quaternion) through the 2D mean (gu, gv) and conic (gA, gB, gC): the
+    forward's float32 maths again (_prepare), z set to 1 where not visible.  The SH colour adds its own
+    gradient to the mean."""
+    x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
+    y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
+    z = select(vis, mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11], 1.0)
+    R, qn, w, qx, qy, qz = _rot_v(qw0, qx0, qy0, qz0)
+    s0 = vexp(l0)
+    s1 = vexp(l1)
+    s2 = vexp(l2)
+    TM0, TM1, T0, T1, iz, txtz, tytz = _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2)
+    rx = x * iz
+    ry = y * iz
+    clx = (rx < lt[0]) | (rx > lt[1])
+    cly = (ry < lt[2]) | (ry > lt[3])
+    a = TM0[0] * TM0[0] + TM0[1] * TM0[1] + TM0[2] * TM0[2] + LOWPASS
+    b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
+    c = TM1[0] * TM1[0] + TM1[1] * TM1[1] + TM1[2] * TM1[2] + LOWPASS
+    gl, gq, gT = _cov_bwd_v(TM0, TM1, T0, T1, R, s0, s1, s2, qn, w, qx, qy, qz, a, b, c, vis, gA, gB, gC)
+    gT00, gT01, gT02, gT10, gT11, gT12 = gT
+    # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
+    gJ00 = gT00 * Vt[0] + gT01 * Vt[1] + gT02 * Vt[2]
+    gJ02 = gT00 * Vt[8] + gT01 * Vt[9] + gT02 * Vt[10]
+    gJ11 = gT10 * Vt[4] + gT11 * Vt[5] + gT12 * Vt[6]
+    gJ12 = gT10 * Vt[8] + gT11 * Vt[9] + gT12 * Vt[10]
+    iz2 = iz * iz
+    gpx = select(clx, 0.0, -gJ02 * fx * iz2) + gu * fx * iz
+    gpy = select(cly, 0.0, -gJ12 * fy * iz2) + gv * fy * iz
+    gpz = (select(clx, gJ02 * fx * txtz * iz2, gJ02 * 2.0 * fx * x * iz2 * iz)
+           + select(cly, gJ12 * fy * tytz * iz2, gJ12 * 2.0 * fy * y * iz2 * iz)
+           - gJ00 * fx * iz2 - gJ11 * fy * iz2 - gu * fx * x * iz2 - gv * fy * y * iz2)
+    gm0 = gpx * Vt[0] + gpy * Vt[4] + gpz * Vt[8]
+    gm1 = gpx * Vt[1] + gpy * Vt[5] + gpz * Vt[9]
+    gm2 = gpx * Vt[2] + gpy * Vt[6] + gpz * Vt[10]
+    return (gm0, gm1, gm2), gl, gq
+
+
+@njit(inline="always")
+def _sh_bwd_lanes(i0, cnt, vb, K, sf, rest, bb, buf, gbb, gls, gq, gop, gdc, grest, g2d, gmeans):
+    """Lane by lane (bit la of vb: visible): the SH colour's backward, reading and writing each Gaussian's rows
+    of rest and grest in order from the lanes' basis values (bb), d loss / d basis value into gbb, and the
+    per-Gaussian outputs but the means' (buf: log-scale and quaternion gradients, value by value)."""
+    for la in range(cnt):
+        i = i0 + la
+        if not (vb >> la) & 1:
+            _zero_row(i, K, gmeans, gls, gq, gop, gdc, grest, g2d)
+            for k in range(K - 1):
+                gbb[k * NL + la] = 0.0
+            continue
+        g2d[i, 0] = sf[i * 9]
+        g2d[i, 1] = sf[i * 9 + 1]
+        gop[i] = sf[i * 9 + 5]
+        for j in range(3):
+            gls[i, j] = buf[j * NL + la]
+        for j in range(4):
+            gq[i, j] = buf[(3 + j) * NL + la]
+        c0 = sf[i * 9 + 6]
+        c1 = sf[i * 9 + 7]
+        c2 = sf[i * 9 + 8]
+        gdc[i, 0, 0] = np.float32(_C0) * c0
+        gdc[i, 0, 1] = np.float32(_C0) * c1
+        gdc[i, 0, 2] = np.float32(_C0) * c2
+        for k in range(K - 1):
+            bk = bb[k * NL + la]
+            grest[i, k, 0] = bk * c0
+            grest[i, k, 1] = bk * c1
+            grest[i, k, 2] = bk * c2
+            gbb[k * NL + la] = rest[i, k, 0] * c0 + rest[i, k, 1] * c1 + rest[i, k, 2] * c2
+
+
 @njit(cache=True)
 def _param_grads_chunk(g0, g1, n, visible, sf, mf, lf, qf, rest, K, Vt, lt, ct, fx, fy, gmeans, gls, gq, gop, gdc,
                        grest, g2d):
@@ -448,118 +572,26 @@ def _param_grads_chunk(g0, g1, n, visible, sf, mf, lf, qf, rest, K, Vt, lt, ct, 
         gA = select(vis, gather(sf, i0 * 9 + 2, 9, cnt), 0.0)
         gB = select(vis, gather(sf, i0 * 9 + 3, 9, cnt), 0.0)
         gC = select(vis, gather(sf, i0 * 9 + 4, 9, cnt), 0.0)
-        # the projection's backward (the forward's float32 maths again: _prepare)
-        x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
-        y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
-        z = select(vis, mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11], 1.0)
-        R, qn, w, qx, qy, qz = _rot_v(qw0, qx0, qy0, qz0)
-        s0 = vexp(l0)
-        s1 = vexp(l1)
-        s2 = vexp(l2)
-        TM0, TM1, T0, T1, iz, txtz, tytz = _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2)
-        rx = x * iz
-        ry = y * iz
-        clx = (rx < lt[0]) | (rx > lt[1])
-        cly = (ry < lt[2]) | (ry > lt[3])
-        a = TM0[0] * TM0[0] + TM0[1] * TM0[1] + TM0[2] * TM0[2] + LOWPASS
-        b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
-        c = TM1[0] * TM1[0] + TM1[1] * TM1[1] + TM1[2] * TM1[2] + LOWPASS
-        iD = 1.0 / select(vis, _det2(a, b, c), 1.0)
-        iD2 = iD * iD
-        ga = (gB * b * c - gA * c * c - gC * b * b) * iD2
-        gb = (gA * 2.0 * b * c - gB * 2.0 * b * b + gC * 2.0 * a * b) * iD2 - gB * iD
-        gc = (gB * a * b - gA * b * b - gC * a * a) * iD2
-        # d cov / d TM; TM = T M with M = Rq diag(s): gT = gTM M^T, gM = T^T gTM
-        gTM00 = ga * 2.0 * TM0[0] + gb * TM1[0]
-        gTM01 = ga * 2.0 * TM0[1] + gb * TM1[1]
-        gTM02 = ga * 2.0 * TM0[2] + gb * TM1[2]
-        gTM10 = gb * TM0[0] + gc * 2.0 * TM1[0]
-        gTM11 = gb * TM0[1] + gc * 2.0 * TM1[1]
-        gTM12 = gb * TM0[2] + gc * 2.0 * TM1[2]
-        gT00 = gTM00 * R[0] * s0 + gTM01 * R[1] * s1 + gTM02 * R[2] * s2
-        gT10 = gTM10 * R[0] * s0 + gTM11 * R[1] * s1 + gTM12 * R[2] * s2
-        gT01 = gTM00 * R[3] * s0 + gTM01 * R[4] * s1 + gTM02 * R[5] * s2
-        gT11 = gTM10 * R[3] * s0 + gTM11 * R[4] * s1 + gTM12 * R[5] * s2
-        gT02 = gTM00 * R[6] * s0 + gTM01 * R[7] * s1 + gTM02 * R[8] * s2
-        gT12 = gTM10 * R[6] * s0 + gTM11 * R[7] * s1 + gTM12 * R[8] * s2
-        m00 = T0[0] * gTM00 + T1[0] * gTM10
-        m01 = T0[0] * gTM01 + T1[0] * gTM11
-        m02 = T0[0] * gTM02 + T1[0] * gTM12
-        m10 = T0[1] * gTM00 + T1[1] * gTM10
-        m11 = T0[1] * gTM01 + T1[1] * gTM11
-        m12 = T0[1] * gTM02 + T1[1] * gTM12
-        m20 = T0[2] * gTM00 + T1[2] * gTM10
-        m21 = T0[2] * gTM01 + T1[2] * gTM11
-        m22 = T0[2] * gTM02 + T1[2] * gTM12
-        store(buf, 0, (m00 * R[0] + m10 * R[3] + m20 * R[6]) * s0)  # d / d log-scale
-        store(buf, NL, (m01 * R[1] + m11 * R[4] + m21 * R[7]) * s1)
-        store(buf, 2 * NL, (m02 * R[2] + m12 * R[5] + m22 * R[8]) * s2)
-        G0, G1, G2 = m00 * s0, m01 * s1, m02 * s2  # d / d Rq
-        G3, G4, G5 = m10 * s0, m11 * s1, m12 * s2
-        G6, G7, G8 = m20 * s0, m21 * s1, m22 * s2
-        gw = (qy * G2 - qz * G1 + qz * G3 - qx * G5 - qy * G6 + qx * G7) * 2.0
-        gx = (qy * G1 + qz * G2 + qy * G3 - qx * G4 * 2.0 - w * G5 + qz * G6 + w * G7 - qx * G8 * 2.0) * 2.0
-        gy = (qx * G1 - qy * G0 * 2.0 + w * G2 + qx * G3 + qz * G5 - w * G6 + qz * G7 - qy * G8 * 2.0) * 2.0
-        gz = (qx * G2 - qz * G0 * 2.0 - w * G1 + w * G3 - qz * G4 * 2.0 + qy * G5 + qx * G6 + qy * G7) * 2.0
-        dot = w * gw + qx * gx + qy * gy + qz * gz
-        iq = 1.0 / qn
-        store(buf, 3 * NL, (gw - w * dot) * iq)
-        store(buf, 4 * NL, (gx - qx * dot) * iq)
-        store(buf, 5 * NL, (gy - qy * dot) * iq)
-        store(buf, 6 * NL, (gz - qz * dot) * iq)
-        # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
-        gJ00 = gT00 * Vt[0] + gT01 * Vt[1] + gT02 * Vt[2]
-        gJ02 = gT00 * Vt[8] + gT01 * Vt[9] + gT02 * Vt[10]
-        gJ11 = gT10 * Vt[4] + gT11 * Vt[5] + gT12 * Vt[6]
-        gJ12 = gT10 * Vt[8] + gT11 * Vt[9] + gT12 * Vt[10]
-        iz2 = iz * iz
-        gpx = select(clx, 0.0, -gJ02 * fx * iz2) + gu * fx * iz
-        gpy = select(cly, 0.0, -gJ12 * fy * iz2) + gv * fy * iz
-        gpz = (select(clx, gJ02 * fx * txtz * iz2, gJ02 * 2.0 * fx * x * iz2 * iz)
-               + select(cly, gJ12 * fy * tytz * iz2, gJ12 * 2.0 * fy * y * iz2 * iz)
-               - gJ00 * fx * iz2 - gJ11 * fy * iz2 - gu * fx * x * iz2 - gv * fy * y * iz2)
-        gm0 = gpx * Vt[0] + gpy * Vt[4] + gpz * Vt[8]
-        gm1 = gpx * Vt[1] + gpy * Vt[5] + gpz * Vt[9]
-        gm2 = gpx * Vt[2] + gpy * Vt[6] + gpz * Vt[10]
+        pm, pl, pq = _project_bwd_v(mx, my, mz, l0, l1, l2, qw0, qx0, qy0, qz0, vis, Vt, fx, fy, lt, gu, gv, gA, gB,
+                                    gC)
+        for j in range(3):
+            store(buf, j * NL, pl[j])
+        for j in range(4):
+            store(buf, (3 + j) * NL, pq[j])
         # the SH colour's backward, Gaussian by Gaussian (rows of rest and grest in order), from the lanes' basis
         sx, sy, sz, ln = _sh_dir_v(mx, my, mz, ct)
         if K > 1:
             sb = _sh_basis_v(sx, sy, sz)
             for k in range(15):
                 store(bb, k * NL, sb[k])
-        for la in range(cnt):
-            i = i0 + la
-            if not (vb >> la) & 1:
-                _zero_row(i, K, gmeans, gls, gq, gop, gdc, grest, g2d)
-                for k in range(K - 1):
-                    gbb[k * NL + la] = 0.0
-                continue
-            g2d[i, 0] = sf[i * 9]
-            g2d[i, 1] = sf[i * 9 + 1]
-            gop[i] = sf[i * 9 + 5]
-            for j in range(3):
-                gls[i, j] = buf[j * NL + la]
-            for j in range(4):
-                gq[i, j] = buf[(3 + j) * NL + la]
-            c0 = sf[i * 9 + 6]
-            c1 = sf[i * 9 + 7]
-            c2 = sf[i * 9 + 8]
-            gdc[i, 0, 0] = np.float32(_C0) * c0
-            gdc[i, 0, 1] = np.float32(_C0) * c1
-            gdc[i, 0, 2] = np.float32(_C0) * c2
-            for k in range(K - 1):
-                bk = bb[k * NL + la]
-                grest[i, k, 0] = bk * c0
-                grest[i, k, 1] = bk * c1
-                grest[i, k, 2] = bk * c2
-                gbb[k * NL + la] = rest[i, k, 0] * c0 + rest[i, k, 1] * c1 + rest[i, k, 2] * c2
+        _sh_bwd_lanes(i0, cnt, vb, K, sf, rest, bb, buf, gbb, gls, gq, gop, gdc, grest, g2d, gmeans)
         gdx, gdy, gdz = _sh_dir_grad(gbb, K, sx, sy, sz)
         dd = sx * gdx + sy * gdy + sz * gdz
         il = 1.0 / ln
         vz = splat(0.0)
-        scatter(gmeans.reshape(-1), i0 * 3, 3, select(vis, gm0 + (gdx - sx * dd) * il, vz), cnt)
-        scatter(gmeans.reshape(-1), i0 * 3 + 1, 3, select(vis, gm1 + (gdy - sy * dd) * il, vz), cnt)
-        scatter(gmeans.reshape(-1), i0 * 3 + 2, 3, select(vis, gm2 + (gdz - sz * dd) * il, vz), cnt)
+        scatter(gmeans.reshape(-1), i0 * 3, 3, select(vis, pm[0] + (gdx - sx * dd) * il, vz), cnt)
+        scatter(gmeans.reshape(-1), i0 * 3 + 1, 3, select(vis, pm[1] + (gdy - sy * dd) * il, vz), cnt)
+        scatter(gmeans.reshape(-1), i0 * 3 + 2, 3, select(vis, pm[2] + (gdz - sz * dd) * il, vz), cnt)
 
 
 @njit(inline="always")

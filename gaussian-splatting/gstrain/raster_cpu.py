@@ -44,18 +44,22 @@ from .simd import (
     lane,
     load,
     prefetch_row,
-    row_load,
-    row_store,
     select,
     splat,
     store,
     store8_row,
+    vmax,
+    vmin,
+)
+from .simd_math import (
     to_int,
     vceil,
     vfloor,
-    vmax,
-    vmin,
     vsqrt,
+)
+from .simd_rows import (
+    row_load,
+    row_store,
 )
 
 ALPHA_MAX = 0.99
