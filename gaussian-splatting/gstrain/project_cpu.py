@@ -116,7 +116,8 @@ def _rot_v(qw, qx, qy, qz):
 
 @njit(inline="always")
 def _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2):
-    """_tm on lanes (z past the near plane)."""
+    """The EWA Jacobian J (with the 1.3x frustum clamp) and TM = J V[:3, :3] Rq diag(s) on lanes (cov2d = TM TM^T +
+    0.3 I): TM's two rows, T = J V[:3, :3]'s two rows, 1/z and the clamped x/z and y/z (z past the near plane)."""
     iz = 1.0 / z
     txtz = vmin(vmax(x * iz, lt[0]), lt[1])
     tytz = vmin(vmax(y * iz, lt[2]), lt[3])
@@ -183,22 +184,39 @@ def _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm):
 
 
 @njit(inline="always")
+def _view_v(mx, my, mz, Vt):
+    """Lanes' camera-space points."""
+    return (mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3], mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7],
+            mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11])
+
+
+@njit(inline="always")
+def _projection_v(x, y, z, l0, l1, l2, qw, qx, qy, qz, Vt, fx, fy, lt):
+    """The projection both passes compute (the backward recomputes the forward's float32 values): the rotation
+    (R, the quaternion's norm and unit components), the scales, _tm_v's values and the 2D covariance (a, b, c)
+    with the low-pass."""
+    R, qn, w, ux, uy, uz = _rot_v(qw, qx, qy, qz)
+    s0 = vexp(l0)
+    s1 = vexp(l1)
+    s2 = vexp(l2)
+    TM0, TM1, T0, T1, iz, txtz, tytz = _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2)
+    a = TM0[0] * TM0[0] + TM0[1] * TM0[1] + TM0[2] * TM0[2] + LOWPASS
+    b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
+    c = TM1[0] * TM1[0] + TM1[1] * TM1[1] + TM1[2] * TM1[2] + LOWPASS
+    return (R, qn, w, ux, uy, uz), (s0, s1, s2), (TM0, TM1, T0, T1, iz, txtz, tytz), (a, b, c)
+
+
+@njit(inline="always")
 def _cov_v(mx, my, mz, lf, qf, i0, cnt, Vt, fx, fy, lt):
     """Lanes' camera-space point (z set to 1 where not past the near plane: `front`), 1/z and 2D covariance
     (a, b, c) with the low-pass."""
-    x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
-    y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
-    z = mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11]
+    x, y, z = _view_v(mx, my, mz, Vt)
     front = z > NEAR_PLANE
     z = select(front, z, 1.0)
     l0, l1, l2 = _gather3(lf, i0, cnt)
     qw, qx, qy, qz = _gather4(qf, i0, cnt)
-    R, _, _, _, _, _ = _rot_v(qw, qx, qy, qz)
-    M, Nn, _, _, iz, _, _ = _tm_v(Vt, x, y, z, fx, fy, lt, R, vexp(l0), vexp(l1), vexp(l2))
-    a = M[0] * M[0] + M[1] * M[1] + M[2] * M[2] + LOWPASS
-    b = M[0] * Nn[0] + M[1] * Nn[1] + M[2] * Nn[2]
-    c = Nn[0] * Nn[0] + Nn[1] * Nn[1] + Nn[2] * Nn[2] + LOWPASS
-    return x, y, z, front, iz, a, b, c
+    _, _, tm, abc = _projection_v(x, y, z, l0, l1, l2, qw, qx, qy, qz, Vt, fx, fy, lt)
+    return x, y, z, front, tm[4], abc[0], abc[1], abc[2]
 
 
 @njit(inline="always")
@@ -479,21 +497,17 @@ def _project_bwd_v(mx, my, mz, l0, l1, l2, qw0, qx0, qy0, qz0, vis, Vt, fx, fy, 
     """Lanes' d loss / d (mean, log-scales, quaternion) through the 2D mean (gu, gv) and conic (gA, gB, gC): the
     forward's float32 maths again (_prepare), z set to 1 where not visible.  The SH colour adds its own
     gradient to the mean."""
-    x = mx * Vt[0] + my * Vt[1] + mz * Vt[2] + Vt[3]
-    y = mx * Vt[4] + my * Vt[5] + mz * Vt[6] + Vt[7]
-    z = select(vis, mx * Vt[8] + my * Vt[9] + mz * Vt[10] + Vt[11], 1.0)
-    R, qn, w, qx, qy, qz = _rot_v(qw0, qx0, qy0, qz0)
-    s0 = vexp(l0)
-    s1 = vexp(l1)
-    s2 = vexp(l2)
-    TM0, TM1, T0, T1, iz, txtz, tytz = _tm_v(Vt, x, y, z, fx, fy, lt, R, s0, s1, s2)
+    x, y, z = _view_v(mx, my, mz, Vt)
+    z = select(vis, z, 1.0)
+    rot, sc, tm, abc = _projection_v(x, y, z, l0, l1, l2, qw0, qx0, qy0, qz0, Vt, fx, fy, lt)
+    R, qn, w, qx, qy, qz = rot
+    s0, s1, s2 = sc
+    TM0, TM1, T0, T1, iz, txtz, tytz = tm
+    a, b, c = abc
     rx = x * iz
     ry = y * iz
     clx = (rx < lt[0]) | (rx > lt[1])
     cly = (ry < lt[2]) | (ry > lt[3])
-    a = TM0[0] * TM0[0] + TM0[1] * TM0[1] + TM0[2] * TM0[2] + LOWPASS
-    b = TM0[0] * TM1[0] + TM0[1] * TM1[1] + TM0[2] * TM1[2]
-    c = TM1[0] * TM1[0] + TM1[1] * TM1[1] + TM1[2] * TM1[2] + LOWPASS
     gl, gq, gT = _cov_bwd_v(TM0, TM1, T0, T1, R, s0, s1, s2, qn, w, qx, qy, qz, a, b, c, vis, gA, gB, gC)
     gT00, gT01, gT02, gT10, gT11, gT12 = gT
     # T = J Rv: gJ = gT Rv^T (only the non-zero entries of J)
@@ -553,6 +567,7 @@ def _param_grads_chunk(g0, g1, n, visible, sf, mf, lf, qf, rest, K, Vt, lt, ct, 
     buf = np.empty(8 * NL, np.float32)  # the lanes' log-scale and quaternion gradients
     bb = np.empty(15 * NL, np.float32)  # the lanes' SH basis values, band by band
     gbb = np.empty(15 * NL, np.float32)  # d loss / d basis value, band by band
+    gmf = gmeans.reshape(-1)
     for i0 in range(g0, g1, NL):
         cnt = min(NL, n - i0)
         vb = 0
@@ -589,9 +604,9 @@ def _param_grads_chunk(g0, g1, n, visible, sf, mf, lf, qf, rest, K, Vt, lt, ct, 
         dd = sx * gdx + sy * gdy + sz * gdz
         il = 1.0 / ln
         vz = splat(0.0)
-        scatter(gmeans.reshape(-1), i0 * 3, 3, select(vis, pm[0] + (gdx - sx * dd) * il, vz), cnt)
-        scatter(gmeans.reshape(-1), i0 * 3 + 1, 3, select(vis, pm[1] + (gdy - sy * dd) * il, vz), cnt)
-        scatter(gmeans.reshape(-1), i0 * 3 + 2, 3, select(vis, pm[2] + (gdz - sz * dd) * il, vz), cnt)
+        scatter(gmf, i0 * 3, 3, select(vis, pm[0] + (gdx - sx * dd) * il, vz), cnt)
+        scatter(gmf, i0 * 3 + 1, 3, select(vis, pm[1] + (gdy - sy * dd) * il, vz), cnt)
+        scatter(gmf, i0 * 3 + 2, 3, select(vis, pm[2] + (gdz - sz * dd) * il, vz), cnt)
 
 
 @njit(inline="always")

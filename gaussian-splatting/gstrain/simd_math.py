@@ -72,16 +72,16 @@ def _ibin(name):
 _iadd, _isub, _iand, _ior, _ilshr = (_ibin(n) for n in ("add", "sub", "and_", "or_", "lshr"))
 
 
-@overload(operator.add, inline="always")
-def _iadd_ov(a, b):
-    if a == i32x8 and b == i32x8:
-        return lambda a, b: _iadd(a, b)
+def _register_int(pyop, fn):
+    """v + w and v - w on i32x8."""
+    @overload(pyop, inline="always")
+    def _ov(a, b):
+        if a == i32x8 and b == i32x8:
+            return lambda a, b: fn(a, b)
 
 
-@overload(operator.sub, inline="always")
-def _isub_ov(a, b):
-    if a == i32x8 and b == i32x8:
-        return lambda a, b: _isub(a, b)
+for _pyop, _fn in ((operator.add, _iadd), (operator.sub, _isub)):
+    _register_int(_pyop, _fn)
 
 
 @intrinsic

@@ -119,8 +119,7 @@ def _masked_rows_args(context, builder, sig, args, arr_pos):
     def as64(v):
         return builder.sext(v, i64) if v.type.width < 64 else v
     base, stride, col0, ncols, cnt = (as64(v) for v in (base, stride, col0, ncols, cnt))
-    left = builder.trunc(builder.sub(ncols, col0), _I32)
-    colmask = builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, left, _VI))
+    colmask = _lane_mask(builder, builder.sub(ncols, col0))
     none = ir.Constant(_VM, [0] * NL)
     ptrs, masks = [], []
     for g in range(NL):
@@ -184,27 +183,33 @@ def transpose_out(typingctx, buf, off, arr, base, stride, col0, ncols, cnt):
     return types.void(buf, off, arr, base, stride, col0, ncols, cnt), codegen
 
 
+def _row_ptr_mask(context, builder, sig, args):
+    """&arr[row, col0] as a vector pointer and the mask of the lanes before the row's end (args: arr, row, col0)."""
+    a = context.make_array(sig.args[0])(context, builder, args[0])
+    ncols = builder.extract_value(a.shape, 1)
+    r = context.cast(builder, args[1], sig.args[1], types.intp)
+    c = context.cast(builder, args[2], sig.args[2], types.intp)
+    ptr = builder.gep(a.data, [builder.add(builder.mul(r, ncols), c)])
+    return builder.bitcast(ptr, _VF.as_pointer()), _lane_mask(builder, builder.sub(ncols, c))
+
+
+def _row_ok(arr, row, col0):
+    return (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
+            and isinstance(row, types.Integer) and isinstance(col0, types.Integer))
+
+
 @intrinsic
 def row_load(typingctx, arr, row, col0):
     """arr[row, col0:col0 + NL] of a C-contiguous 2-D float32 array, lanes past its last column 0 (a masked
     load: nothing past the row is read; no bounds check on row)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
-            and isinstance(row, types.Integer) and isinstance(col0, types.Integer)):
+    if not _row_ok(arr, row, col0):
         return None
 
     def codegen(context, builder, sig, args):
-        a = context.make_array(sig.args[0])(context, builder, args[0])
-        i64 = ir.IntType(64)
-        ncols = builder.extract_value(a.shape, 1)
-        r = context.cast(builder, args[1], sig.args[1], types.intp)
-        c = context.cast(builder, args[2], sig.args[2], types.intp)
-        ptr = builder.gep(a.data, [builder.add(builder.mul(r, ncols), c)])
-        left = builder.trunc(builder.sub(ncols, c), _I32) if ncols.type == i64 else builder.sub(ncols, c)
-        mask = builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, left, _VI))
+        ptr, mask = _row_ptr_mask(context, builder, sig, args)
         fnty = ir.FunctionType(_VF, [_VF.as_pointer(), _I32, _VM, _VF])
         fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.load.v{NL}f32.p0")
-        return builder.call(fn, [builder.bitcast(ptr, _VF.as_pointer()), _I32(4), mask,
-                                 ir.Constant(_VF, [0.0] * NL)])
+        return builder.call(fn, [ptr, _I32(4), mask, ir.Constant(_VF, [0.0] * NL)])
     return f32x8(arr, row, col0), codegen
 
 
@@ -212,20 +217,13 @@ def row_load(typingctx, arr, row, col0):
 def row_store(typingctx, arr, row, col0, v):
     """arr[row, col0:col0 + NL] = v's lanes, those past the array's last column left out (a masked store:
     nothing past the row is written; no bounds check on row)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32 and arr.layout == "C"
-            and isinstance(row, types.Integer) and isinstance(col0, types.Integer) and v == f32x8):
+    if not (_row_ok(arr, row, col0) and v == f32x8):
         return None
 
     def codegen(context, builder, sig, args):
-        a = context.make_array(sig.args[0])(context, builder, args[0])
-        ncols = builder.extract_value(a.shape, 1)
-        r = context.cast(builder, args[1], sig.args[1], types.intp)
-        c = context.cast(builder, args[2], sig.args[2], types.intp)
-        ptr = builder.gep(a.data, [builder.add(builder.mul(r, ncols), c)])
-        left = builder.trunc(builder.sub(ncols, c), _I32)
-        mask = builder.icmp_signed("<", ir.Constant(_VI, list(range(NL))), _broadcast(builder, left, _VI))
+        ptr, mask = _row_ptr_mask(context, builder, sig, args)
         fnty = ir.FunctionType(ir.VoidType(), [_VF, _VF.as_pointer(), _I32, _VM])
         fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v{NL}f32.p0")
-        builder.call(fn, [args[3], builder.bitcast(ptr, _VF.as_pointer()), _I32(4), mask])
+        builder.call(fn, [args[3], ptr, _I32(4), mask])
         return context.get_dummy_value()
     return types.void(arr, row, col0, v), codegen
