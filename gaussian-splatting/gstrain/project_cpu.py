@@ -53,7 +53,7 @@ LOWPASS = 0.3
 PREFETCH_AHEAD = 8  # rows read in a scattered order: prefetched this many reads ahead
 CHUNK = 1024  # Gaussians a call of the per-chunk kernels (a multiple of NL)
 NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
-_ROW_COLS = (NF + NL - 1) // NL * NL  # a packed row in whole vectors
+ROW = (NF + NL - 1) // NL * NL  # a packed row in whole vectors: the row stride of `pre` and the tile rows (16)
 _SH_COLS = (45 + NL - 1) // NL * NL  # a Gaussian's SH coefficients past band 0 (degree 3), in whole vectors
 
 
@@ -242,10 +242,10 @@ def _colour_v(mx, my, mz, ct, dcf, rf, i0, nr, cnt, K, rt):
 
 
 @njit(cache=True)
-def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, visible, m2d, K, nr, Vt, lt, ct, fx,
-                   fy, ox, oy, Wm, Hm):
-    """_prepare on Gaussians g0..g1-1 (g0 a multiple of NL)."""
-    tb = np.empty(_ROW_COLS * NL, np.float32)  # the lanes' packed rows, column by column (transposed into pre)
+def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, rw, bf, depth, radii, visible, m2d, K, nr, Vt, lt, ct,
+                   fx, fy, ox, oy, Wm, Hm):
+    """_prepare on Gaussians g0..g1-1 (g0 a multiple of NL); pf: `pre` flat, rows of rw >= NF floats."""
+    tb = np.zeros(ROW * NL, np.float32)  # the lanes' packed rows, column by column (transposed into pre; padding 0)
     rt = np.empty(_SH_COLS * NL, np.float32)  # the lanes' SH coefficients, column by column
     for i0 in range(g0, g1, NL):
         cnt = min(NL, n - i0)
@@ -276,8 +276,8 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii, v
         cr, cg, cl = _colour_v(mx, my, mz, ct, dcf, rf, i0, nr, cnt, K, rt)
         for j, col in enumerate((u, v, ca, cb, cc, o, x0, x1, cr, cg, cl, -lo)):  # -lo: alpha < 1/255 <=> power < -lo
             store(tb, j * NL, col)
-        for col in range(0, NF, NL):
-            transpose_out(tb, col * NL, pf, i0 * NF, NF, col, NF, cnt)
+        for col in range(0, rw, NL):
+            transpose_out(tb, col * NL, pf, i0 * rw, rw, col, rw, cnt)
         okb = bits(ok)
         x0i = to_int(x0)
         x1i = to_int(x1)
@@ -327,8 +327,8 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
     ox, oy = f(cx - 0.5), f(cy - 0.5)
     Wm, Hm = f(W - 1), f(H - 1)
     for ch in prange((n + CHUNK - 1) // CHUNK):
-        _prepare_chunk(ch * CHUNK, min(n, (ch + 1) * CHUNK), n, mf, lf, qf, opac, dcf, rf, pf, bf, depth, radii,
-                       visible, m2d, K, nr, Vt, lt, ct, fx32, fy32, ox, oy, Wm, Hm)
+        _prepare_chunk(ch * CHUNK, min(n, (ch + 1) * CHUNK), n, mf, lf, qf, opac, dcf, rf, pf, pre.shape[1], bf, depth,
+                       radii, visible, m2d, K, nr, Vt, lt, ct, fx32, fy32, ox, oy, Wm, Hm)
 
 
 @njit(cache=True)
@@ -356,17 +356,18 @@ def _boxes(u, v, ca, cb, cc, o, r, W, H, box, lo, visible):
 
 @njit(parallel=True, cache=True)
 def _gather_rows(order, pre, box):
-    """The visible Gaussians' rows in depth order: gp (n, NF) and gb (n, 4) (the tile lists index these)."""
+    """The visible Gaussians' rows in depth order: gp (n, pre's row width) and gb (n, 4) (the tile lists index
+    these)."""
     n = order.shape[0]
-    gp = np.empty((n, NF), np.float32)
+    rw = pre.shape[1]
+    gp = np.empty((n, rw), np.float32)
     gb = np.empty((n, 4), np.int32)
     for k in prange(n):
         if k + PREFETCH_AHEAD < n:
             prefetch_row(pre, order[k + PREFETCH_AHEAD])
         g = order[k]
-        row_store(gp, k, 0, row_load(pre, g, 0))  # a packed row is one vector (two with 8 lanes)
-        if NL < NF:
-            row_store(gp, k, NL, row_load(pre, g, NL))
+        for col in range(0, rw, NL):  # a packed row is one vector (two with 8 lanes)
+            row_store(gp, k, col, row_load(pre, g, col))
         for j in range(4):
             gb[k, j] = box[g, j]
     return gp, gb

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 import torch
 
-from .project_cpu import NF, _entry_sums, _gather_rows, _param_grads, _prepare
+from .project_cpu import ROW, _entry_sums, _gather_rows, _param_grads, _prepare
 from .raster_cpu import TILE, TILE_CHUNK, _argsort_depth, _backward, _bin, _forward, _tile_perm, parallel_chunks
 
 
@@ -40,7 +40,7 @@ class RenderCPU(torch.autograd.Function):
         lim = np.array(cam.frustum_limits)
         fx, fy = float(cam.fx), float(cam.fy)
         n = m.shape[0]
-        pre = np.empty((n, NF), np.float32)
+        pre = np.empty((n, ROW), np.float32)  # NF features, padded to whole vectors
         box = np.empty((n, 4), np.int32)
         depth = np.empty(n, np.float32)
         radii = np.empty(n, np.int32)
