@@ -31,7 +31,6 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from .simd import (
     NL,
     all_,
-    any_,
     bits,
     hsum,
     hsum8,
