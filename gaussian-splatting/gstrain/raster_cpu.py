@@ -97,7 +97,8 @@ TILE_CHUNK = 4
 # and the first read of each row was the backward's largest single cost (a cache miss per entry; see NOTES)
 PREFETCH_AHEAD = 8
 HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
-NS = TILE * HALVES  # strips per tile
+NS = TILE * HALVES  # strips per tile: strip s is part s // TILE (NL pixels from the left) of the tile's row s % TILE
+# (half after half: a Gaussian's strip mask is then its rows' lane masks side by side, _tile_mask)
 NF = 12  # packed features per Gaussian: mx my a b c opacity x0 x1 r g b log-threshold (x0 x1: its box's columns)
 
 
@@ -177,8 +178,8 @@ def _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb):
     fx1 = np.float32(gb[k, 1])
     fy0 = np.float32(gb[k, 2])
     fy1 = np.float32(gb[k, 3])
-    plo = np.int32(1 << 30)
-    phi = np.int32(-1)
+    amin = isplat(1 << 30)
+    bmax = isplat(-1)
     for g in range(TILE // NL):
         y = iota() + np.float32(ty * TILE + g * NL)
         dy = y - my
@@ -192,26 +193,22 @@ def _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb):
         b = select(ok, to_int(vfloor(hi * (1.0 / NL))), isplat(-1))
         istore(pa, g * NL, a)
         istore(pb, g * NL, b)
-        plo = min(plo, ihmin(a))
-        phi = max(phi, ihmax(b))
+        amin = select(a < amin, a, amin)
+        bmax = select(b > bmax, b, bmax)
+    plo = ihmin(amin)
+    phi = ihmax(bmax)
     return plo, phi
 
 
 @njit(inline="always")
 def _tile_mask(pa, pb, tx):
-    """The strip mask of tile column tx: bit HALVES * i + h when the tile's row i reaches part h of the tile."""
+    """The strip mask of tile column tx: bit TILE * h + i (strip TILE * h + i) when the tile's row i reaches
+    part h of the tile."""
     mk = np.int64(0)
     for h in range(HALVES):
         q = isplat(tx * HALVES + h)
-        rows = np.int64(0)
         for g in range(TILE // NL):
-            rows |= np.int64(bits((iload(pa, g * NL) <= q) & (q <= iload(pb, g * NL)))) << (g * NL)
-        if HALVES == 2:  # row i's bit to bit 2 i
-            rows = (rows | (rows << 8)) & 0x00FF00FF
-            rows = (rows | (rows << 4)) & 0x0F0F0F0F
-            rows = (rows | (rows << 2)) & 0x33333333
-            rows = (rows | (rows << 1)) & 0x55555555
-        mk |= rows << h
+            mk |= np.int64(bits((iload(pa, g * NL) <= q) & (q <= iload(pb, g * NL)))) << (TILE * h + g * NL)
     return mk
 
 
@@ -329,7 +326,7 @@ def _tile_pack(packed, lists, start, end):
 
 @njit(inline="always")
 def _strip_bitmaps(smask, start, m):
-    """The tile's entries split by strip (strip s = row s // HALVES, part s % HALVES of NL pixels) as the entries'
+    """The tile's entries split by strip (strip s = row s % TILE, part s // TILE of NL pixels) as the entries'
     strip masks say, as bitmaps: bit i of word w of row s is set when entry 64 w + i (local index) reaches
     strip s; a strip's entries are its set bits in order (depth order).  Built strip by strip as vectorised
     OR-sums of one mask bit, without branches.  Testing every entry's box against every strip instead cost
@@ -367,8 +364,8 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
         lp = _tile_pack(packed, lists, start, end)
         bm, nw = _strip_bitmaps(smask, start, lp.shape[0])
         for strip in range(NS):
-            py = ty * TILE + strip // HALVES
-            px0 = tx * TILE + (strip % HALVES) * NL
+            py = ty * TILE + strip % TILE
+            px0 = tx * TILE + (strip // TILE) * NL
             if py >= H or px0 >= W:
                 continue
             nvalid = min(NL, W - px0)
@@ -452,8 +449,8 @@ def _visit_terms(packed, k, mk, q, tx, ty, qv, lk, vb, vdy, vs):
     while mk != 0:
         s = trailing_zeros(mk)
         mk &= mk - 1
-        px0 = np.float32(tx * TILE + (s % HALVES) * NL)
-        dy = my - np.float32(ty * TILE + s // HALVES)
+        px0 = np.float32(tx * TILE + (s // TILE) * NL)
+        dy = my - np.float32(ty * TILE + s % TILE)
         dx = (mx - px0) - qv
         pw, ex, raw, al = _strip_alpha(dx, dy, ha, b, hc, op)
         ok = _strip_ok(pw, thr, x0 - px0, x1 - px0, qv) & (qk < iload(lk, NL * s))
@@ -508,8 +505,8 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
         vdy = np.empty(NS, np.float32)
         vs = np.empty(NS, np.int64)
         for s in range(NS):
-            py = ty * TILE + s // HALVES
-            px0 = tx * TILE + (s % HALVES) * NL
+            py = ty * TILE + s % TILE
+            px0 = tx * TILE + (s // TILE) * NL
             o = 6 * NL * s
             if py < H and px0 + NL <= W:  # a whole strip: its rows' lanes in one load each
                 T = load(final_T[py], px0)

@@ -355,7 +355,7 @@ def test_tile_and_strip_culling_keeps_every_pixel_that_passes(seed):
         for y, x in zip(*np.nonzero(passes), strict=True):
             t = (y // 16) * tiles_x + x // 16
             assert (t, k) in members, (k, x, y)
-            strip = (y % 16) * R.HALVES + (x % 16) // R.NL
+            strip = (x % 16) // R.NL * 16 + y % 16  # part (x % 16) // NL of row y % 16
             assert members[(t, k)] >> strip & 1, (k, x, y)
             checked += 1
         box_pairs += (gb[k, 3] - gb[k, 2] + 1) * ((gb[k, 1] // 16) - (gb[k, 0] // 16) + 1)
