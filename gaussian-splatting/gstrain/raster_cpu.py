@@ -69,21 +69,20 @@ _FM = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 
 @njit(inline="always", fastmath=True)
 def fexp(x):
-    """exp(x) for x in [-8, 0] (the only range the kernels need): Taylor(x/16) of degree 8 then 4 squarings.
+    """exp(x) for x in [-8, 0] (the only range the kernels need): a degree-5 polynomial for exp(x / 16), then 4
+    squarings.
 
-    Relative error < 3e-6; branch-free so the compiler can pipeline/vectorise it.  The polynomial is evaluated
-    by Estrin's scheme (pairs, then y^2, then y^4): 4 dependent steps instead of Horner's 8, and the
-    rasteriser's strips wait on this chain (backward 0.95x, forward 0.97x)."""
+    Relative error < 3e-6 (the polynomial is a near-minimax fit of exp on [-0.5, 0] in relative error, 3e-8
+    before the squarings; tests/trainer/test_rasterizer.py checks the bound); branch-free so the compiler can
+    pipeline/vectorise it.  The polynomial is evaluated by Estrin's scheme (pairs, then y^2): 3 dependent steps
+    instead of Horner's 5, and the rasteriser's strips wait on this chain.  It replaced a degree-8 Taylor
+    polynomial of the same accuracy: 4 operations fewer a strip visit (forward 0.94x, backward 0.97x on AVX2)."""
     y = x * np.float32(0.0625)
     y2 = y * y
-    y4 = y2 * y2
-    p01 = y + np.float32(1.0)
-    p23 = y * np.float32(1.0 / 6.0) + np.float32(0.5)
-    p45 = y * np.float32(1.0 / 120.0) + np.float32(1.0 / 24.0)
-    p67 = y * np.float32(1.0 / 5040.0) + np.float32(1.0 / 720.0)
-    lo = p23 * y2 + p01
-    hi = (y2 * np.float32(1.0 / 40320.0) + p67) * y2 + p45
-    p = hi * y4 + lo
+    p01 = y * np.float32(0.9999985694885254) + np.float32(1.0)
+    p23 = y * np.float32(0.16640037298202515) + np.float32(0.4999680519104004)
+    p45 = y * np.float32(0.006475534755736589) + np.float32(0.0406455360352993)
+    p = (p45 * y2 + p23) * y2 + p01
     p = p * p
     p = p * p
     p = p * p

@@ -375,3 +375,23 @@ def test_depth_sort_is_a_stable_argsort():
         got = R._argsort_depth(idx, depths, 3)  # 3 threads' worth of chunks: 12 above 45k elements
         want = idx[np.argsort(depths[idx], kind="stable")]
         assert np.array_equal(got, want), n
+
+
+def test_the_kernels_exponential_is_within_3e_6_of_exp_on_its_range():
+    """fexp, which both compositing kernels take alpha from, against float64 exp over [-8, 0] (every float32 step
+    of 2^-18, both ends included)."""
+    from gstrain import raster_cpu as R
+    from gstrain.simd import NL, load, store
+    from numba import njit
+
+    @njit
+    def run(x, out):
+        for i in range(0, x.shape[0], NL):
+            store(out, i, R.fexp(load(x, i)))
+
+    x = np.arange(-8 * 2 ** 18, NL, dtype=np.float64).astype(np.float32) / np.float32(2 ** 18)
+    x = np.minimum(x, 0)
+    out = np.empty_like(x)
+    run(x, out)
+    rel = np.abs(out / np.exp(x.astype(np.float64)) - 1)
+    assert rel.max() < 3e-6, (rel.max(), x[rel.argmax()])
