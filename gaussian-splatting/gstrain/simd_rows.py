@@ -1,7 +1,8 @@
 """Moving NL-lane vectors of gstrain/simd.py between memory and registers other than as NL consecutive values:
 strided lanes (one row of an (N, k) array a lane: the per-Gaussian kernels hold one Gaussian a lane), one row
-of a 2-D array masked at its end, and NL x NL transposes between a row-major block and column vectors.  All
-masked (LLVM's masked load/store/gather/scatter): nothing past the rows, columns or count given is touched."""
+of a 2-D array masked at its end, and NL x NL transposes between a row-major block and column vectors.  Nothing
+past the rows, columns or count given is touched: LLVM's masked load/gather/scatter, and masked stores only where
+a vector does not fit whole (plain stores elsewhere: masked stores are slow on AVX2, _store_vector)."""
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -176,7 +177,7 @@ def transpose_in(typingctx, arr, base, stride, col0, ncols, cnt, buf, off):
 @intrinsic
 def transpose_out(typingctx, buf, off, arr, base, stride, col0, ncols, cnt):
     """transpose_in's inverse: arr[base + g * stride + col0 + j] = buf[off + j * NL + g] for rows g < cnt and
-    columns col0 + j < ncols (nothing else is written)."""
+    columns col0 + j < ncols (nothing else is written; plain stores when all NL rows and columns are inside)."""
     if not (_check_array(buf, types.float32) and isinstance(off, types.Integer)
             and _tile_ok(arr, base, stride, col0, ncols, cnt)):
         return None
@@ -243,8 +244,8 @@ def row_load(typingctx, arr, row, col0):
 
 @intrinsic
 def row_store(typingctx, arr, row, col0, v):
-    """arr[row, col0:col0 + NL] = v's lanes, those past the array's last column left out (a masked store:
-    nothing past the row is written; no bounds check on row)."""
+    """arr[row, col0:col0 + NL] = v's lanes, those past the array's last column left out (a plain store when
+    the row has room for all NL, else a masked one: nothing past the row is written; no bounds check on row)."""
     if not (_row_ok(arr, row, col0) and v == f32x8):
         return None
 
