@@ -432,7 +432,7 @@ def _visit_terms(packed, k, mk, q, tx, ty, qv, lk, vb, vdy, vs):
     depend on the strips' state, VT vectors at vb[VT * NL * j]: 1 / (1 - alpha) and alpha where the entry
     reaches a pixel (1 and 0 elsewhere), exp(power) where it gets gradients (alpha not clamped, else 0) and that
     times dx and dy, and dx.  Returns the number of visits.  Split from the state updates so that the visits'
-    exponentials and divisions are independent of each other and of the state (backward 0.83x on AVX2: one
+    exponentials and divisions are independent of each other and of the state (backward 0.75x on AVX2: one
     loop doing both waited on each visit's chain, NOTES)."""
     mx = packed[k, 0]
     my = packed[k, 1]
