@@ -2,7 +2,7 @@
 strided lanes (one row of an (N, k) array a lane: the per-Gaussian kernels hold one Gaussian a lane), one row
 of a 2-D array masked at its end, and NL x NL transposes between a row-major block and column vectors.  Nothing
 past the rows, columns or count given is touched: LLVM's masked load/gather/scatter, and masked stores only where
-a vector does not fit whole (plain stores elsewhere: masked stores are slow on AVX2, _store_vector)."""
+a vector does not fit whole (plain stores elsewhere: masked stores are slow on AVX2, _store_vectors)."""
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -109,22 +109,25 @@ def _transpose(builder, rows):
     return rows
 
 
-def _store_vector(builder, v, ptr, mask, whole):
-    """v at ptr: a plain store when `whole` (an i1: every lane inside), else the masked store.  AVX2 has no
-    cheap masked store (vmaskmovps to memory is microcoded on AMD's Zen: a row gather 1.6x slower than with
-    plain stores, NOTES); the branch is decided the same way for every row of a kernel's array."""
+def _store_vectors(builder, vs, ptrs, masks, whole):
+    """Each v of vs at its pointer: plain stores when `whole` (an i1: every lane of every vector inside), else
+    the masked stores.  AVX2 has no cheap masked store (vmaskmovps to memory is microcoded on AMD's Zen: a row
+    gather 1.6x slower than with plain stores, NOTES); the branch goes the same way for every row of a kernel's
+    array, so it is always predicted."""
     fnty = ir.FunctionType(ir.VoidType(), [_VF, _VF.as_pointer(), _I32, _VM])
     fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v{NL}f32.p0")
     with builder.if_else(whole, likely=True) as (plain, masked):
         with plain:
-            builder.store(v, ptr, align=4)
+            for v, p in zip(vs, ptrs, strict=True):
+                builder.store(v, p, align=4)
         with masked:
-            builder.call(fn, [v, ptr, _I32(4), mask])
+            for v, p, m in zip(vs, ptrs, masks, strict=True):
+                builder.call(fn, [v, p, _I32(4), m])
 
 
 def _masked_rows_args(context, builder, sig, args, arr_pos):
-    """Pointers to rows g of the tile (arr[base + g * stride + col0 ...]) and their lane masks: lanes
-    col0 + j < ncols of rows g < cnt."""
+    """Pointers to rows g of the tile (arr[base + g * stride + col0 ...]), their lane masks (lanes
+    col0 + j < ncols of rows g < cnt) and whether every lane of every row is inside (an i1)."""
     aty = sig.args[arr_pos]
     arr, base, stride, col0, ncols, cnt = args[arr_pos:arr_pos + 6]
     a = context.make_array(aty)(context, builder, arr)
@@ -141,7 +144,9 @@ def _masked_rows_args(context, builder, sig, args, arr_pos):
         ptrs.append(builder.bitcast(builder.gep(a.data, [off]), _VF.as_pointer()))
         live = builder.icmp_signed("<", ir.Constant(i64, g), cnt)
         masks.append(builder.select(live, colmask, none))
-    return ptrs, masks
+    whole = builder.and_(builder.icmp_signed(">=", builder.sub(ncols, col0), ir.Constant(i64, NL)),
+                         builder.icmp_signed(">=", cnt, ir.Constant(i64, NL)))
+    return ptrs, masks, whole
 
 
 def _tile_ok(arr, base, stride, col0, ncols, cnt):
@@ -159,7 +164,7 @@ def transpose_in(typingctx, arr, base, stride, col0, ncols, cnt, buf, off):
         return None
 
     def codegen(context, builder, sig, args):
-        ptrs, masks = _masked_rows_args(context, builder, sig, args, 0)
+        ptrs, masks, _ = _masked_rows_args(context, builder, sig, args, 0)
         fnty = ir.FunctionType(_VF, [_VF.as_pointer(), _I32, _VM, _VF])
         fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.load.v{NL}f32.p0")
         zero = ir.Constant(_VF, [0.0] * NL)
@@ -188,23 +193,8 @@ def transpose_out(typingctx, buf, off, arr, base, stride, col0, ncols, cnt):
         cols = [builder.load(builder.bitcast(builder.gep(b.data, [builder.add(o, ir.Constant(o.type, j * NL))]),
                                              _VF.as_pointer()), align=4) for j in range(NL)]
         rows = _transpose(builder, cols)
-        ptrs, masks = _masked_rows_args(context, builder, sig, args, 2)
-        _, _, _, col0, ncols, cnt = args[2:8]
-        i64 = ir.IntType(64)
-        room = builder.sub(context.cast(builder, ncols, sig.args[6], types.int64),
-                           context.cast(builder, col0, sig.args[5], types.int64))
-        whole = builder.and_(builder.icmp_signed(">=", room, ir.Constant(i64, NL)),
-                             builder.icmp_signed(">=", context.cast(builder, cnt, sig.args[7], types.int64),
-                                                 ir.Constant(i64, NL)))
-        with builder.if_else(whole, likely=True) as (plain, masked):
-            with plain:
-                for r, p in zip(rows, ptrs, strict=True):
-                    builder.store(r, p, align=4)
-            with masked:
-                fnty = ir.FunctionType(ir.VoidType(), [_VF, _VF.as_pointer(), _I32, _VM])
-                fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.v{NL}f32.p0")
-                for r, p, m in zip(rows, ptrs, masks, strict=True):
-                    builder.call(fn, [r, p, _I32(4), m])
+        ptrs, masks, whole = _masked_rows_args(context, builder, sig, args, 2)
+        _store_vectors(builder, rows, ptrs, masks, whole)
         return context.get_dummy_value()
     return types.void(buf, off, arr, base, stride, col0, ncols, cnt), codegen
 
@@ -251,6 +241,6 @@ def row_store(typingctx, arr, row, col0, v):
 
     def codegen(context, builder, sig, args):
         ptr, mask, whole = _row_ptr_mask(context, builder, sig, args)
-        _store_vector(builder, args[3], ptr, mask, whole)
+        _store_vectors(builder, [args[3]], [ptr], [mask], whole)
         return context.get_dummy_value()
     return types.void(arr, row, col0, v), codegen
