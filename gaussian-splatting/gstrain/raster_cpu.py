@@ -52,6 +52,7 @@ from .simd import (
 )
 from .simd_math import (
     to_int,
+    vabs,
     vceil,
     vfloor,
     vsqrt,
@@ -371,12 +372,13 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
             dead = qv >= np.float32(nvalid)  # lanes past the image edge count as saturated
             px0f = np.float32(px0)
             pyf = np.float32(py)
-            T = splat(1.0)
+            # a lane's T carries its saturation in its sign: negative once the lane has stopped, |T| its
+            # transmittance (a separate mask held one more vector across the loop; forward 0.89x on AVX2)
+            T = select(dead, splat(-1.0), splat(1.0))
             R = splat(0.0)
             G = splat(0.0)
             B = splat(0.0)
             last = isplat(0)
-            sat = dead
             done = False
             for wd in range(nw):
                 word = bm[strip, wd]
@@ -386,7 +388,7 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
                     dx = (lp[k, 0] - px0f) - qv
                     pw, e, raw, al = _strip_alpha(dx, lp[k, 1] - pyf, np.float32(-0.5) * lp[k, 2], lp[k, 3],
                                                   np.float32(-0.5) * lp[k, 4], lp[k, 5])
-                    ok = _strip_ok(pw, lp[k, 11], lp[k, 6] - px0f, lp[k, 7] - px0f, qv) & ~sat
+                    ok = _strip_ok(pw, lp[k, 11], lp[k, 6] - px0f, lp[k, 7] - px0f, qv)
                     tt = T * (np.float32(1.0) - al)
                     keep = tt >= np.float32(T_MIN)
                     co = ok & keep
@@ -394,14 +396,14 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
                     R = R + w * lp[k, 8]
                     G = G + w * lp[k, 9]
                     B = B + w * lp[k, 10]
-                    T = select(co, tt, T)
+                    T = select(co, tt, select(ok, -vabs(T), T))  # a lane reached but not kept stops
                     last = select(co, isplat(k + 1), last)
-                    sat = sat | (ok & ~keep)
-                    if all_(sat):
+                    if all_(T < np.float32(0.0)):
                         done = True
                         break
                 if done:
                     break
+            T = vabs(T)
             if nvalid == NL:  # a whole strip: straight into the image rows
                 store(final_T[py], px0, T)
                 store(img[0, py], px0, R + T * bg[0])
