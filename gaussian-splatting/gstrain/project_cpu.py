@@ -164,18 +164,21 @@ def _sh_basis_v(x, y, z):
 
 
 @njit(inline="always")
-def _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm):
+def _box_v(u, v, ca, cb, cc, o255, lo, Wm, Hm):
     """The pixel boxes where alpha >= 1/255 is possible, from the float32 values the rasteriser reads (2D mean,
-    conic, 255 x opacity, lo = log(255 o)), inside the 3-sigma square (radius r) and the image (last column Wm,
-    last row Hm): whether a lane's box is not empty, and x0 x1 y0 y1 (whole numbers).  The ellipse power >= -lo
-    spans +-sqrt(2 lo cc / det) in x and +-sqrt(2 lo ca / det) in y (det: the conic's); the margins cover float32
-    rounding, and rounding u -+ h can only widen the box (whole numbers are exact)."""
+    conic, 255 x opacity, lo = log(255 o)), inside the image (last column Wm, last row Hm): whether a lane's box
+    is not empty, and x0 x1 y0 y1 (whole numbers).  The ellipse power >= -lo spans +-sqrt(2 lo cc / det) in x and
+    +-sqrt(2 lo ca / det) in y (det: the conic's); the margins cover float32 rounding, and rounding u -+ h can
+    only widen the box (whole numbers are exact).  So every pixel the kernels' alpha test accepts lies inside,
+    and the kernels test no box per pixel (raster_cpu._strip_ok).  The box is not clipped to the 3-sigma square:
+    a Gaussian the culling keeps touches exactly the pixels of its alpha test (its ellipse reaches at most
+    sqrt(2 log 255) = 3.33 sigma, for opacity 1)."""
     detc = _det2(ca, cb, cc)
     ok = (o255 >= 1.0) & (detc > 0.0) & (vabs(u) < 1e7) & (vabs(v) < 1e7)
     idc = 1.0 / select(ok, detc, 1.0)
     t = lo * 2.0
-    hx = vmin(vsqrt(vmax(t * cc * idc, 0.0)) * 1.0001 + 1e-3, r)
-    hy = vmin(vsqrt(vmax(t * ca * idc, 0.0)) * 1.0001 + 1e-3, r)
+    hx = vsqrt(vmax(t * cc * idc, 0.0)) * 1.0001 + 1e-3
+    hy = vsqrt(vmax(t * ca * idc, 0.0)) * 1.0001 + 1e-3
     x0 = vmax(vceil(u - hx), 0.0)
     x1 = vmin(vfloor(u + hx), Wm)
     y0 = vmax(vceil(v - hy), 0.0)
@@ -269,7 +272,7 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, rw, bf, depth, radi
         o = gather(opac, i0, 1, cnt)
         o255 = o * 255.0
         lo = vlog(vmax(o255, 1.0))  # log(255 o), 0 where 255 o < 1 (never visible): one log a Gaussian
-        inbox, x0, x1, y0, y1 = _box_v(u, v, ca, cb, cc, o255, lo, r, Wm, Hm)
+        inbox, x0, x1, y0, y1 = _box_v(u, v, ca, cb, cc, o255, lo, Wm, Hm)
         ok = ok & inbox
         x0 = select(ok, x0, 1.0)
         x1 = select(ok, x1, 0.0)
@@ -332,9 +335,9 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
 
 
 @njit(cache=True)
-def _boxes(u, v, ca, cb, cc, o, r, W, H, box, lo, visible):
+def _boxes(u, v, ca, cb, cc, o, W, H, box, lo, visible):
     """_prepare's pixel boxes (box (N, 4) int32), log(255 o) and box-not-empty for 2D Gaussians given by their
-    float32 rasteriser values and 3-sigma radius (N,) (for tests of the culling on chosen 2D shapes)."""
+    float32 rasteriser values (for tests of the culling on chosen 2D shapes)."""
     n = u.shape[0]
     bf = box.reshape(-1)
     for i0 in range(0, n, NL):
@@ -342,8 +345,8 @@ def _boxes(u, v, ca, cb, cc, o, r, W, H, box, lo, visible):
         o255 = gather(o, i0, 1, cnt) * 255.0
         lov = vlog(vmax(o255, 1.0))
         ok, x0, x1, y0, y1 = _box_v(gather(u, i0, 1, cnt), gather(v, i0, 1, cnt), gather(ca, i0, 1, cnt),
-                                    gather(cb, i0, 1, cnt), gather(cc, i0, 1, cnt), o255, lov,
-                                    gather(r, i0, 1, cnt), np.float32(W - 1), np.float32(H - 1))
+                                    gather(cb, i0, 1, cnt), gather(cc, i0, 1, cnt), o255, lov, np.float32(W - 1),
+                                    np.float32(H - 1))
         scatter(lo, i0, 1, lov, cnt)
         iscatter(bf, i0 * 4, 4, to_int(x0), cnt)
         iscatter(bf, i0 * 4 + 1, 4, to_int(x1), cnt)

@@ -1,7 +1,8 @@
 """Slow, obviously-correct dense PyTorch compositing (every Gaussian x every pixel).  Tests only.
 
 Semantics (shared with the numba kernels):
-  a Gaussian can touch pixel p only if |p - mean2d| <= radius on both axes (3-sigma square);
+  a Gaussian is drawn only if its radius is > 0 (the projection's culling: in front, its 3-sigma square meets
+  the image), and then touches every pixel its alpha test accepts (no per-pixel 3-sigma bound);
   power = -0.5 (a dx^2 + c dy^2) - b dx dy with d = mean2d - p; skip if power > 0;
   alpha = min(0.99, opacity * exp(power)); skip if alpha < 1/255;
   front-to-back by depth; stop before the Gaussian that would bring T below 1e-4;
@@ -27,8 +28,7 @@ def rasterize_reference(means2d, conics, colors, opacities, depths, radii, W, H,
     power = -0.5 * (con[:, 0:1] * dx * dx + con[:, 2:3] * dy * dy) - con[:, 1:2] * dx * dy
     alpha = torch.clamp(op[:, None] * torch.exp(power), max=0.99)
     with torch.no_grad():
-        inside = (dx.abs() <= r[:, None]) & (dy.abs() <= r[:, None]) & (r[:, None] > 0)
-        valid = inside & (power <= 0) & (alpha >= 1.0 / 255.0)
+        valid = (r[:, None] > 0) & (power <= 0) & (alpha >= 1.0 / 255.0)
     alpha = torch.where(valid, alpha, torch.zeros_like(alpha))
     with torch.no_grad():
         cum = torch.cumprod(1 - alpha, dim=0)  # T after including i (ignoring the stop)
