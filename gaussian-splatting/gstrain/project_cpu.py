@@ -52,7 +52,7 @@ NEAR_PLANE = 0.2
 LOWPASS = 0.3
 PREFETCH_AHEAD = 8  # rows read in a scattered order: prefetched this many reads ahead
 CHUNK = 1024  # Gaussians a call of the per-chunk kernels (a multiple of NL)
-NF = 12  # a row of `pre`: mx my a b c opacity x0 x1 r g b log-threshold (raster_cpu's packed row)
+NF = 10  # a row of `pre`: mx my a b c opacity r g b log-threshold (raster_cpu's packed row)
 ROW = (NF + NL - 1) // NL * NL  # a packed row in whole vectors: the row stride of `pre` and the tile rows (16)
 _SH_COLS = (45 + NL - 1) // NL * NL  # a Gaussian's SH coefficients past band 0 (degree 3), in whole vectors
 
@@ -277,7 +277,7 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, rw, bf, depth, radi
         x0 = select(ok, x0, 1.0)
         x1 = select(ok, x1, 0.0)
         cr, cg, cl = _colour_v(mx, my, mz, ct, dcf, rf, i0, nr, cnt, K, rt)
-        for j, col in enumerate((u, v, ca, cb, cc, o, x0, x1, cr, cg, cl, -lo)):  # -lo: alpha < 1/255 <=> power < -lo
+        for j, col in enumerate((u, v, ca, cb, cc, o, cr, cg, cl, -lo)):  # -lo: alpha < 1/255 <=> power < -lo
             store(tb, j * NL, col)
         for col in range(0, rw, NL):
             transpose_out(tb, col * NL, pf, i0 * rw, rw, col, rw, cnt)
@@ -301,8 +301,8 @@ def _prepare_chunk(g0, g1, n, mf, lf, qf, opac, dcf, rf, pf, rw, bf, depth, radi
 def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W, H, lim, cam, pre, box, depth,
              radii, visible, m2d):
     """Per Gaussian i: its packed rasteriser row pre[i] (NF float32: 2D mean in pixel-index coordinates,
-    conic, opacity, box columns, colour, log alpha threshold), its pixel box (x0 x1 y0 y1: where alpha >= 1/255
-    is possible, inside the 3-sigma square and the image), its depth, its 3-sigma radius (0: culled, behind the
+    conic, opacity, colour, log alpha threshold), its pixel box (x0 x1 y0 y1: where alpha >= 1/255 is possible,
+    inside the image), its depth, its 3-sigma radius (0: culled, behind the
     near plane, degenerate or off screen), whether its box is not empty (visible) and its 2D mean again in
     m2d (N, 2) (the render's `means2d`).  V (12,): the view matrix's first three rows; lim (4,): the frustum
     clamp; cam (3,): the camera centre.  The parameter arrays are C-contiguous float32; NL Gaussians at a time,
@@ -401,9 +401,9 @@ def _entry_sums(koff, where, egrad, order, gp, n):
         for j in range(min(NL, 6)):
             out[g, j] = lane(a, j)
         for j in range(6, min(NL, 9)):
-            out[g, j] = lane(a, j) if gp[k, 2 + j] > 0 else np.float32(0.0)
+            out[g, j] = lane(a, j) if gp[k, j] > 0 else np.float32(0.0)
         for j in range(NL, 9):
-            out[g, j] = lane(b, j - NL) if gp[k, 2 + j] > 0 else np.float32(0.0)
+            out[g, j] = lane(b, j - NL) if gp[k, j] > 0 else np.float32(0.0)
     return out
 
 

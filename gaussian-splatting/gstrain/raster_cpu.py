@@ -3,7 +3,7 @@
 
 Per render:
   1. sort:     the visible Gaussians by depth (LSD radix sort on the float32 bits); their packed rows
-               (project_cpu.NF floats: 2D mean, conic, opacity, box columns, colour, log alpha threshold) are
+               (project_cpu.NF floats: 2D mean, conic, opacity, colour, log alpha threshold) are
                gathered in that order into gp (n, NF), their pixel boxes into gb (n, 4).
   2. bin:      each Gaussian is appended to every 16x16 tile its ellipse reaches (exactly, row by row, not
                every tile of its box: see NOTES for what that saves on a trained scene), with a mask of
@@ -99,7 +99,7 @@ PREFETCH_AHEAD = 8
 HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
 NS = TILE * HALVES  # strips per tile: strip s is part s // TILE (NL pixels from the left) of the tile's row s % TILE
 # (half after half: a Gaussian's strip mask is then its rows' lane masks side by side, _tile_mask)
-NF = 12  # packed features per Gaussian: mx my a b c opacity x0 x1 r g b log-threshold (x0 x1: its box's columns)
+NF = 10  # packed features per Gaussian: mx my a b c opacity r g b log-threshold
 
 
 @njit(parallel=True, cache=True)
@@ -158,7 +158,7 @@ def _ellipse(gp, k):
     det = a * c - b * b
     if not (det > 0.0 and a > 0.0):  # not an ellipse (the boxes leave these out): whole rows
         return 0.0, 1e30, 0.0
-    t = -2.0 * float(gp[k, 11])
+    t = -2.0 * float(gp[k, 9])
     t += 1e-3 + 1e-6 * t * (a * c / det)
     return -b / a, t / a, det / (a * a)
 
@@ -394,14 +394,14 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
                     dx = (lp[k, 0] - px0f) - qv
                     # lp holds -a / 2 and -c / 2 (_tile_pack)
                     pw, e, raw, al = _strip_alpha(dx, lp[k, 1] - pyf, lp[k, 2], lp[k, 3], lp[k, 4], lp[k, 5])
-                    ok = _strip_ok(pw, lp[k, 11])
+                    ok = _strip_ok(pw, lp[k, 9])
                     tt = T * (np.float32(1.0) - al)
                     keep = tt >= np.float32(T_MIN)
                     co = ok & keep
                     w = select(co, al * T, np.float32(0.0))
-                    R = R + w * lp[k, 8]
-                    G = G + w * lp[k, 9]
-                    B = B + w * lp[k, 10]
+                    R = R + w * lp[k, 6]
+                    G = G + w * lp[k, 7]
+                    B = B + w * lp[k, 8]
                     T = select(co, tt, select(ok, -vabs(T), T))  # a lane reached but not kept stops
                     last = select(co, isplat(k + 1), last)
                     if all_(T < np.float32(0.0)):
@@ -448,7 +448,7 @@ def _visit_terms(packed, k, mk, q, sxy, qv, lk, vb, vdy, vs):
     b = packed[k, 3]
     hc = np.float32(-0.5) * packed[k, 4]
     op = packed[k, 5]
-    thr = packed[k, 11]
+    thr = packed[k, 9]
     qk = isplat(q)
     nv = 0
     while mk != 0:
@@ -568,9 +568,9 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
             b = packed[k, 3]
             c = packed[k, 4]
             op = packed[k, 5]
-            cr = packed[k, 8]
-            cgr = packed[k, 9]
-            cb = packed[k, 10]
+            cr = packed[k, 6]
+            cgr = packed[k, 7]
+            cb = packed[k, 8]
             A0 = splat(0.0)
             A1 = splat(0.0)
             A2 = splat(0.0)

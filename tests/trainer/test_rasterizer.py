@@ -233,10 +233,10 @@ def test_numba_sh_colors_match_torch(deg):
     pre, _, _, _, visible = _prepared(mm, ls, q, dc, rest, deg, V, lim, campos, 2.0, 2.0, 5000.0, 5000.0, 10000,
                                       10000)
     assert visible.all()
-    assert np.allclose(pre[:, 8:11], col.detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert np.allclose(pre[:, 6:9], col.detach().numpy(), rtol=1e-5, atol=1e-5)
     # backward: colour gradients only (zero for clamped channels, as _entry_sums gives them)
     sums = np.zeros((n, 9))
-    sums[:, 6:9] = np.where(pre[:, 8:11] > 0, w.numpy(), 0.0)
+    sums[:, 6:9] = np.where(pre[:, 6:9] > 0, w.numpy(), 0.0)
     gm, _, _, _, gdc, grest, _ = _param_grads(visible, sums, mm, ls, q, rest, deg, V, lim, campos, 2.0, 2.0)
     K = (deg + 1) ** 2
     m_grad = np.zeros((n, 3)) if m.grad is None else m.grad.numpy()  # degree 0 does not depend on the mean
@@ -317,9 +317,8 @@ def _packed_rows(means2d, conics, opac, radii, W, H):
     pre[:, 0:2] = means2d
     pre[:, 2:5] = conics
     pre[:, 5] = opac
-    pre[:, 6:8] = box[:, 0:2]
-    pre[:, 8:11] = 1.0
-    pre[:, 11] = -lo
+    pre[:, 6:9] = 1.0
+    pre[:, 9] = -lo
     return pre, box, visible
 
 
@@ -351,7 +350,7 @@ def test_tile_and_strip_culling_keeps_every_pixel_that_passes(seed):
         dy = np.float32(my) - ys
         pw = dx * dx * (np.float32(-0.5) * a) + (np.float32(-0.5) * c * dy * dy - b * dy * dx)
         inbox = (xs >= gb[k, 0]) & (xs <= gb[k, 1]) & (ys >= gb[k, 2]) & (ys <= gb[k, 3])
-        passes = (pw >= gp[k, 11]) & (pw <= 0)  # the kernels' alpha test (_strip_ok)
+        passes = (pw >= gp[k, 9]) & (pw <= 0)  # the kernels' alpha test (_strip_ok)
         assert not (passes & ~inbox).any(), k
         for y, x in zip(*np.nonzero(passes), strict=True):
             t = (y // 16) * tiles_x + x // 16
