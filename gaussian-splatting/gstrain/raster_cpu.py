@@ -478,8 +478,8 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
     """Reverse traversal per tile, entry by entry from the back (entry-major): each entry visits the strips its
     mask names (NL pixels of a tile row as SIMD lanes, as _forward) whose last contributor is not in front of
     it, updating that strip's running state (T, and S = sum of (c.dL/dC) alpha T of the farther Gaussians per
-    pixel), and sums its own 9 gradients in registers; egrad (E, 9), every row written: d mean x, y, d conic
-    a, b, c, d opacity, d colour r, g, b per entry.
+    pixel), and sums its own 9 gradients in registers; egrad (E, >= 9), the first 9 columns of every row
+    written: d mean x, y, d conic a, b, c, d opacity, d colour r, g, b per entry.
 
     Every strip still sees its entries back to front, and every entry adds its strips' terms in strip order,
     so the sums are those of a strip-major traversal.  Strip-major kept a (entries, 9 x NL) accumulator per
