@@ -158,9 +158,10 @@ def _ellipse(gp, k):
     det = a * c - b * b
     if not (det > 0.0 and a > 0.0):  # not an ellipse (the boxes leave these out): whole rows
         return 0.0, 1e30, 0.0
+    ia = 1.0 / a
     t = -2.0 * float(gp[k, 9])
-    t += 1e-3 + 1e-6 * t * (a * c / det)
-    return -b / a, t / a, det / (a * a)
+    t += 1e-3 + 1e-6 * t * (c * a / det)
+    return -b * ia, t * ia, det * ia * ia
 
 
 @njit(inline="always")
