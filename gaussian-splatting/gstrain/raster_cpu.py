@@ -302,10 +302,10 @@ def _strip_alpha(dx, dy, ha, b, hc, op):
 @njit(inline="always")
 def _strip_ok(pw, thr):
     """Lanes where a Gaussian passes the alpha test: power >= log(1 / (255 o)) (thr: the row's log-threshold) and
-    power <= 0.  Testing alpha >= 1/255 as well only re-asked it through exp's polynomial (forward 0.95x without
-    it).  No pixel-box test: the box is the bounding box of this very test's ellipse, widened for rounding
-    (project_cpu._box_v), so a lane outside it fails the power test anyway, and the strip masks already leave out
-    the rows and strips outside it (dropping a per-lane box test: forward 0.94x, backward 0.88x on AVX2)."""
+    power <= 0.  Testing alpha >= 1/255 as well only re-asked it through exp's polynomial.  No pixel-box test:
+    the box is the bounding box of this very test's ellipse, widened for rounding (project_cpu._box_v), so a lane
+    outside it fails the power test anyway, and the strip masks already leave out the rows and strips outside it
+    (NOTES: what the per-lane box test cost)."""
     return (pw >= thr) & (pw <= np.float32(0.0))
 
 
@@ -313,7 +313,7 @@ def _strip_ok(pw, thr):
 def _tile_pack(packed, lists, start, end):
     """A copy of the tile's entries' rows of packed, contiguous and in depth order (local index l = entry -
     start), with the conic's a and c (columns 2 and 4) times -1/2 as the forward's power uses them (exact; two
-    multiplications a strip visit fewer: forward 0.98x).  Reading the shared rows through lists[] inside the
+    multiplications a strip visit fewer).  Reading the shared rows through lists[] inside the
     strip loops instead cost a quarter more time at 100k Gaussians (a dependent load per entry and per strip,
     rows scattered)."""
     m = end - start
@@ -380,7 +380,8 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
             px0f = np.float32(px0)
             pyf = np.float32(py)
             # a lane's T carries its saturation in its sign: negative once the lane has stopped, |T| its
-            # transmittance (a separate mask held one more vector across the loop; forward 0.89x on AVX2)
+            # transmittance (a separate mask held one more vector across the loop, and AVX2's 16 registers do
+            # not hold the loop's state and constants as it is: NOTES, "Traps found")
             T = select(dead, splat(-1.0), splat(1.0))
             R = splat(0.0)
             G = splat(0.0)
@@ -510,8 +511,8 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
         vb = np.empty(VT * NS * NL, np.float32)  # an entry's visits' terms (_visit_terms)
         vdy = np.empty(NS, np.float32)
         vs = np.empty(NS, np.int64)
-        # per strip: its first pixel's column, then its row, as floats (_visit_terms reads them: converting the
-        # strip index per visit cost 0.94x of the backward on AVX2)
+        # per strip: its first pixel's column, then its row, as floats (_visit_terms reads them rather than
+        # converting the strip index at every visit)
         sxy = np.empty(2 * NS, np.float32)
         for s in range(NS):
             sxy[s] = np.float32(tx * TILE + (s // TILE) * NL)

@@ -82,7 +82,7 @@ class RenderCPU(torch.autograd.Function):
         ctx.state = None
         g = np.ascontiguousarray(_f32(grad_img))
         # every entry's 9 gradients are written by its tile; rows of 16 floats, one cache line each: _entry_sums reads
-        # them in another order, and a 36-byte row straddled two lines every other time (_entry_sums 0.7x at 100k)
+        # them in another order, and a 36-byte row straddled two lines every other time
         egrad = np.empty((lists.shape[0], 16), np.float32)
         with parallel_chunks(TILE_CHUNK):
             _backward(gp, lists, smask, offsets, perm, W, H, tiles_x, bgn, final_T, n_contrib, g, egrad)
