@@ -228,8 +228,9 @@ def test_the_window_queue_runs_on_the_cluster_as_many_as_it_holds(cluster, sampl
         assert any(0 < fraction < 1 and status == RUNNING for fraction, status in live[str(project.folder)])
         first = project.log_path("features").read_text().splitlines()[0]
         assert any(f"{cluster.node_tmp(name)}/splatstudio-stage-" in first for name in cluster.worker_names), first
-    assert _most_at_once(_spans(projects)) == 2
-    print(f"\nthe window's queue, three projects: {_timeline(_spans(projects))}")
+    spans = _spans(projects)
+    assert _most_at_once(spans) == 2, _timeline(spans)
+    print(f"\nthe window's queue, three projects: {_timeline(spans)}")
 
 
 def test_preferences_say_what_the_cluster_offers(cluster, qtbot, tmp_path):
