@@ -108,10 +108,40 @@ def stage_slots(nodes: Iterable[dict[str, Any]]) -> int:
     return min(cpus, gpus) if gpus else cpus
 
 
+def _is_closed_grpc_channel(args: Any) -> bool:
+    """Whether a thread died of gRPC's "Channel closed!" inside gRPC's own code: its connectivity poller (Ray
+    Client's channel) raises it when the cluster goes away under it."""
+    if args.exc_type is not ValueError or "Channel closed" not in str(args.exc_value):
+        return False
+    tb = args.exc_traceback
+    while tb is not None:
+        if f"{os.sep}grpc{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def quiet_closed_channels() -> None:
+    """Keep gRPC's poller thread from printing a traceback when the cluster goes away: the stage that lost the
+    cluster says so in words (and the project stays resumable); every other thread's exception is reported as
+    before. Installed once per process."""
+    previous = threading.excepthook
+    if getattr(previous, "splatstudio_quiet_grpc", False):
+        return
+
+    def hook(args: Any) -> None:
+        if not _is_closed_grpc_channel(args):
+            previous(args)
+
+    hook.splatstudio_quiet_grpc = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 def connect(address: str) -> ClusterInfo:
     """Connect this process to the cluster (once; again after :func:`disconnect`). :class:`ClusterError`
     naming the address when it cannot be reached."""
     ray = ray_module()
+    quiet_closed_channels()
     if not ray.is_initialized():
         import logging
 
