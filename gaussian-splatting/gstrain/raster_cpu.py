@@ -515,10 +515,10 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
         # converting the strip index at every visit)
         sxy = np.empty(2 * NS, np.float32)
         for s in range(NS):
-            sxy[s] = np.float32(tx * TILE + (s // TILE) * NL)
-            sxy[NS + s] = np.float32(ty * TILE + s % TILE)
             py = ty * TILE + s % TILE
             px0 = tx * TILE + (s // TILE) * NL
+            sxy[s] = np.float32(px0)
+            sxy[NS + s] = np.float32(py)
             o = 6 * NL * s
             if py < H and px0 + NL <= W:  # a whole strip: its rows' lanes in one load each
                 T = load(final_T[py], px0)
