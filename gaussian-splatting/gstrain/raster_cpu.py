@@ -367,6 +367,8 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
         end = offsets[t + 1]
         buf = np.empty(5 * NL, np.float32)
         ibuf = np.empty(NL, np.int32)
+        abuf = np.empty(64 * NL, np.float32)  # a bitmap word's visits: alphas, rows of lp
+        kbuf = np.empty(64, np.int64)
         qv = iota()
         lp = _tile_pack(packed, lists, start, end)
         bm, nw = _strip_bitmaps(smask, start, lp.shape[0])
@@ -390,22 +392,35 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
             done = False
             for wd in range(nw):
                 word = bm[strip, wd]
+                # first the alphas of the word's entries (up to 64), each independent of the others and of the
+                # strip's state, alpha 0 where the entry fails the alpha test; then the state updates, a short
+                # chain a visit.  In one loop each visit's exp and alpha waited on the out-of-order window
+                # (NOTES, "CPU renderer on AVX2, session 21").  At most a word's alphas are computed past the
+                # strip's saturation.
+                nb = 0
                 while word != 0:
                     k = 64 * wd + trailing_zeros(word)  # local index of the entry: row of lp
                     word &= word - np.uint64(1)
                     dx = (lp[k, 0] - px0f) - qv
                     # lp holds -a / 2 and -c / 2 (_tile_pack)
                     pw, e, raw, al = _strip_alpha(dx, lp[k, 1] - pyf, lp[k, 2], lp[k, 3], lp[k, 4], lp[k, 5])
-                    ok = _strip_ok(pw, lp[k, 9])
+                    store(abuf, NL * nb, select(_strip_ok(pw, lp[k, 9]), al, np.float32(0.0)))
+                    kbuf[nb] = k
+                    nb += 1
+                for j in range(nb):
+                    k = kbuf[j]
+                    # alpha > 0 exactly where the entry passed the test (alpha >= 1/255 there); where it failed,
+                    # tt = T and w = 0, so a running lane (T >= T_MIN) keeps its state
+                    al = load(abuf, NL * j)
                     tt = T * (np.float32(1.0) - al)
                     keep = tt >= np.float32(T_MIN)
-                    co = ok & keep
-                    w = select(co, al * T, np.float32(0.0))
+                    w = select(keep, al * T, np.float32(0.0))
                     R = R + w * lp[k, 6]
                     G = G + w * lp[k, 7]
                     B = B + w * lp[k, 8]
-                    T = select(co, tt, select(ok, -vabs(T), T))  # a lane reached but not kept stops
-                    last = select(co, isplat(k + 1), last)
+                    # a lane reached but not kept stops; a stopped lane's T < 0 is never kept
+                    T = select(keep, tt, -vabs(T))
+                    last = select(keep & (al > np.float32(0.0)), isplat(k + 1), last)
                     if all_(T < np.float32(0.0)):
                         done = True
                         break
