@@ -69,16 +69,17 @@ _FM = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 
 
 @njit(inline="always", fastmath=True)
-def fexp(x):
-    """exp(x) for x in [-8, 0] (the only range the kernels need): a degree-5 polynomial for exp(x / 16), then 4
-    squarings.
+def exp16(y):
+    """exp(16 y) for y in [-1/2, 0] (the kernels' powers over 16: the alpha test keeps powers in [-log 255, 0]):
+    a degree-5 polynomial for exp(y), then 4 squarings.
 
     Relative error < 3e-6 (the polynomial is a near-minimax fit of exp on [-0.5, 0] in relative error, 3e-8
     before the squarings; tests/trainer/test_rasterizer.py checks the bound); branch-free so the compiler can
     pipeline/vectorise it.  The polynomial is evaluated by Estrin's scheme (pairs, then y^2): 3 dependent steps
     instead of Horner's 5, and the rasteriser's strips wait on this chain.  It replaced a degree-8 Taylor
-    polynomial of the same accuracy: 4 operations fewer a strip visit (forward 0.94x, backward 0.97x on AVX2)."""
-    y = x * np.float32(0.0625)
+    polynomial of the same accuracy: 4 operations fewer a strip visit (forward 0.94x, backward 0.97x on AVX2).
+    Taking y = power / 16 rather than the power saves the kernels a multiplication a visit: they scale the conic
+    by 1/16 once per entry instead (exact: a power of two)."""
     y2 = y * y
     p01 = y * np.float32(0.9999985694885254) + np.float32(1.0)
     p23 = y * np.float32(0.16640037298202515) + np.float32(0.4999680519104004)
@@ -100,6 +101,11 @@ HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 la
 NS = TILE * HALVES  # strips per tile: strip s is part s // TILE (NL pixels from the left) of the tile's row s % TILE
 # (half after half: a Gaussian's strip mask is then its rows' lane masks side by side, _tile_mask)
 NF = 10  # packed features per Gaussian: mx my a b c opacity r g b log-threshold
+# what the kernels multiply a packed row by (_strip_alpha's conic: -a / 32, b / 16, -c / 32, the log-threshold
+# / 16), padded to whole vectors (rows of project_cpu.ROW floats)
+CONIC_SCALE = np.ones(max(16, NL), np.float32)
+CONIC_SCALE[2] = CONIC_SCALE[4] = -1.0 / 32.0
+CONIC_SCALE[3] = CONIC_SCALE[9] = 1.0 / 16.0
 
 
 @njit(parallel=True, cache=True)
@@ -290,19 +296,24 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
 
 @njit(inline="always")
 def _strip_alpha(dx, dy, ha, b, hc, op):
-    """Power, exp(power), raw and clamped alpha at a strip's pixels (dx: lanes, dy: the row's offset) of the
-    Gaussian with conic (a, b, c) as ha = -a / 2, b, hc = -c / 2 and opacity op.  The forward and backward both
-    compute alpha here: the backward undoes the forward's transmittance with exactly its alphas."""
+    """Power / 16, exp(power), raw and clamped alpha at a strip's pixels (dx: lanes, dy: the row's offset) of the
+    Gaussian with conic (a, b, c) given as ha = -a / 32, b / 16, hc = -c / 32 and opacity op (CONIC_SCALE: the
+    scalings are exact, so the power over 16 is the power's float32 value over 16 bit for bit).  The forward and
+    backward both compute alpha here: the backward undoes the forward's transmittance with exactly its alphas.
+
+    No clamp of the power to exp16's range: the only lanes whose alpha is used pass _strip_ok, whose powers lie in
+    [-log 255, 0] (the threshold is -log(255 o), o <= 1); on the others exp16 may give anything, inf included,
+    and every use selects it away (a clamp cost two operations and a register a visit: NOTES)."""
     pw = dx * dx * ha + (hc * dy * dy - b * dy * dx)
-    e = fexp(vmin(vmax(pw, np.float32(-8.0)), np.float32(0.0)))
+    e = exp16(pw)
     raw = e * op
     return pw, e, raw, vmin(raw, np.float32(ALPHA_MAX))
 
 
 @njit(inline="always")
 def _strip_ok(pw, thr):
-    """Lanes where a Gaussian passes the alpha test: power >= log(1 / (255 o)) (thr: the row's log-threshold) and
-    power <= 0.  Testing alpha >= 1/255 as well only re-asked it through exp's polynomial.  No pixel-box test:
+    """Lanes where a Gaussian passes the alpha test: power >= log(1 / (255 o)) and power <= 0, as power / 16 >=
+    thr = the row's log-threshold / 16 and power / 16 <= 0 (the same comparisons: exact scalings).  Testing alpha >= 1/255 as well only re-asked it through exp's polynomial.  No pixel-box test:
     the box is the bounding box of this very test's ellipse, widened for rounding (project_cpu._box_v), so a lane
     outside it fails the power test anyway, and the strip masks already leave out the rows and strips outside it
     (NOTES: what the per-lane box test cost)."""
@@ -312,22 +323,19 @@ def _strip_ok(pw, thr):
 @njit(inline="always")
 def _tile_pack(packed, lists, start, end):
     """A copy of the tile's entries' rows of packed, contiguous and in depth order (local index l = entry -
-    start), with the conic's a and c (columns 2 and 4) times -1/2 as the forward's power uses them (exact; two
-    multiplications a strip visit fewer).  Reading the shared rows through lists[] inside the
+    start), with the conic and the log-threshold scaled by CONIC_SCALE as _strip_alpha and _strip_ok take them
+    (exact; multiplications a strip visit fewer).  Reading the shared rows through lists[] inside the
     strip loops instead cost a quarter more time at 100k Gaussians (a dependent load per entry and per strip,
     rows scattered)."""
     m = end - start
     rw = packed.shape[1]
     lp = np.empty((m, rw), np.float32)
-    qv = iota()
-    half = select((qv == np.float32(2.0)) | (qv == np.float32(4.0)), splat(-0.5), splat(1.0))
     for q in range(m):
         if q + PREFETCH_AHEAD < m:
             prefetch_row(packed, lists[start + q + PREFETCH_AHEAD])
         k = lists[start + q]
-        row_store(lp, q, 0, row_load(packed, k, 0) * half)
-        for col in range(NL, rw, NL):  # a row is one vector (two with 8 lanes)
-            row_store(lp, q, col, row_load(packed, k, col))
+        for col in range(0, rw, NL):  # a row is one vector (two with 8 lanes)
+            row_store(lp, q, col, row_load(packed, k, col) * load(CONIC_SCALE, col))
     return lp
 
 
@@ -402,7 +410,7 @@ def _forward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, img, f
                     k = 64 * wd + trailing_zeros(word)  # local index of the entry: row of lp
                     word &= word - np.uint64(1)
                     dx = (lp[k, 0] - px0f) - qv
-                    # lp holds -a / 2 and -c / 2 (_tile_pack)
+                    # lp holds the conic and threshold scaled (_tile_pack)
                     pw, e, raw, al = _strip_alpha(dx, lp[k, 1] - pyf, lp[k, 2], lp[k, 3], lp[k, 4], lp[k, 5])
                     store(abuf, NL * nb, select(_strip_ok(pw, lp[k, 9]), al, np.float32(0.0)))
                     kbuf[nb] = k
@@ -461,11 +469,11 @@ def _visit_terms(packed, k, mk, q, sxy, qv, lk, vb, vdy, vs):
     loop doing both waited on each visit's chain, NOTES)."""
     mx = packed[k, 0]
     my = packed[k, 1]
-    ha = np.float32(-0.5) * packed[k, 2]
-    b = packed[k, 3]
-    hc = np.float32(-0.5) * packed[k, 4]
+    ha = CONIC_SCALE[2] * packed[k, 2]
+    b = CONIC_SCALE[3] * packed[k, 3]
+    hc = CONIC_SCALE[4] * packed[k, 4]
     op = packed[k, 5]
-    thr = packed[k, 9]
+    thr = CONIC_SCALE[9] * packed[k, 9]
     qk = isplat(q)
     nv = 0
     while mk != 0:
