@@ -459,14 +459,15 @@ VT = 6  # vectors of terms a backward visit keeps (_visit_terms)
 
 
 @njit(inline="always")
-def _visit_terms(packed, k, mk, q, sxy, qv, lk, vb, vdy, vs):
+def _visit_terms(packed, k, mk, q, sxy, qv, lk, vb):
     """The backward's first pass over entry q's strips (mk: their bits; k: its row of packed): for its visit j
-    (in strip order) to strip vs[j], whose row lies vdy[j] below the Gaussian's centre, the terms that do not
-    depend on the strips' state, VT vectors at vb[VT * NL * j]: 1 / (1 - alpha) and alpha where the entry
-    reaches a pixel (1 and 0 elsewhere), exp(power) where it gets gradients (alpha not clamped, else 0) and that
-    times dx and dy, and dx.  Returns the number of visits.  Split from the state updates so that the visits'
+    (in strip order: to the strip of mk's j-th bit) the terms that do not depend on the strips' state, VT vectors
+    at vb[VT * NL * j]: 1 / (1 - alpha) and alpha where the entry reaches a pixel (1 and 0 elsewhere), exp(power)
+    where it gets gradients (alpha not clamped, else 0) and that times dx and dy, and dx.  Returns the number of visits.  Split from the state updates so that the visits'
     exponentials and divisions are independent of each other and of the state (backward 0.75x on AVX2: one
-    loop doing both waited on each visit's chain, NOTES)."""
+    loop doing both waited on each visit's chain, NOTES).  The state loop walks mk's bits again for the strips
+    and their rows rather than reading them stored here (fewer stores a visit, and two arrays' pointers fewer in
+    a loop short of registers)."""
     mx = packed[k, 0]
     my = packed[k, 1]
     ha = CONIC_SCALE[2] * packed[k, 2]
@@ -492,8 +493,6 @@ def _visit_terms(packed, k, mk, q, sxy, qv, lk, vb, vdy, vs):
         store(vb, v + 3 * NL, ec * dx)
         store(vb, v + 4 * NL, ec * dy)
         store(vb, v + 5 * NL, dx)
-        vdy[nv] = dy
-        vs[nv] = s
         nv += 1
     return nv
 
@@ -532,8 +531,6 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
         lk = np.zeros(NS * NL, np.int32)
         kmax = np.zeros(NS, np.int32)  # the strips' last contributors: an entry at or behind it touches none
         vb = np.empty(VT * NS * NL, np.float32)  # an entry's visits' terms (_visit_terms)
-        vdy = np.empty(NS, np.float32)
-        vs = np.empty(NS, np.int64)
         # per strip: its first pixel's column, then its row, as floats (_visit_terms reads them rather than
         # converting the strip index at every visit)
         sxy = np.empty(2 * NS, np.float32)
@@ -588,7 +585,7 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
                 egrad[e, :] = 0.0
                 continue
             k = lists[e]
-            nv = _visit_terms(packed, k, mk, q, sxy, qv, lk, vb, vdy, vs)
+            nv = _visit_terms(packed, k, mk, q, sxy, qv, lk, vb)
             a = packed[k, 2]
             b = packed[k, 3]
             c = packed[k, 4]
@@ -605,9 +602,13 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
             A6 = splat(0.0)
             A7 = splat(0.0)
             A8 = splat(0.0)
-            for j in range(nv):  # the visits in strip order, through the strips' state
+            my = packed[k, 1]
+            mm = mk
+            for j in range(nv):  # the visits in strip order (the mask's bits again), through the strips' state
+                s = trailing_zeros(mm)
+                mm &= mm - 1
                 v = VT * NL * j
-                o = 6 * NL * vs[j]
+                o = 6 * NL * s
                 io = load(vb, v)
                 T = load(st, o)
                 S = load(st, o + NL)
@@ -627,7 +628,7 @@ def _backward(packed, lists, smask, offsets, tile_perm, W, H, tiles_x, bg, final
                 dgx = dG * load(vb, v + 3 * NL)
                 dgy = dG * load(vb, v + 4 * NL)
                 dx = load(vb, v + 5 * NL)
-                dy = vdy[j]
+                dy = my - sxy[NS + s]
                 A0 = A0 + dgx
                 A1 = A1 + dgy
                 A2 = A2 + dgx * dx
