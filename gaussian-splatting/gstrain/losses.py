@@ -1,6 +1,7 @@
 """Losses and metrics: L1, SSIM (11x11 Gaussian window, sigma 1.5, as the reference), PSNR."""
 import math
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -90,7 +91,8 @@ _W1D = _gauss1d()
 # held 6 float32 planes per training photo: 227 MB for monstree); the ground truth may be uint8 (read as
 # value / 255), so the photos are held as they were decoded.  The only image-sized arrays are the three
 # SSIM derivative maps the backward needs.
-_BLOCK_ROWS = 32
+_MAX_BLOCK_ROWS = 128  # the row blocks' height: as tall as the threads' share allows, up to this (_block_rows)
+_MIN_BLOCK_ROWS = 32
 _NQ = 5  # blurred quantities: x, x*x, x*y, y, y*y
 
 
@@ -162,19 +164,31 @@ def _padded_line(W, K):
     return _padded(W) + K - 1 + NL
 
 
+def _block_rows(H, C, nthreads):
+    """Rows per block of the loss's row-block loops: a block blurs its 2 R rows of halo again, so blocks as tall as
+    possible, in a number of tasks (C channels x blocks) that the threads share evenly.  The loss's value and
+    gradient do not depend on it (sums are kept per row)."""
+    nb = -(-H // _MAX_BLOCK_ROWS)
+    while (C * nb) % nthreads and -(-H // (nb + 1)) >= _MIN_BLOCK_ROWS:
+        nb += 1
+    if (C * nb) % nthreads:  # no even share in blocks of _MIN_BLOCK_ROWS rows or more: blocks of that many
+        nb = -(-H // _MIN_BLOCK_ROWS)
+    return -(-H // nb)
+
+
 @njit(inline="always")
-def _blocking(w, H):
+def _blocking(w, H, rows):
     """The row-block loops' shape: blur width K, its radius R and the number of row blocks per channel."""
     K = w.shape[0]
-    return K, K // 2, (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    return K, K // 2, (H + rows - 1) // rows
 
 
 @njit(inline="always")
-def _block(task, nb, H):
-    """Task `task` of the row-block loops: (channel, first row, end row) of its block of _BLOCK_ROWS rows."""
+def _block(task, nb, H, rows):
+    """Task `task` of the row-block loops: (channel, first row, end row) of its block of `rows` rows."""
     c = task // nb
-    r0 = (task - c * nb) * _BLOCK_ROWS
-    return c, r0, min(H, r0 + _BLOCK_ROWS)
+    r0 = (task - c * nb) * rows
+    return c, r0, min(H, r0 + rows)
 
 
 @njit(inline="always", fastmath=True)
@@ -241,12 +255,13 @@ def _zero_pads(line, R, W):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _loss_fwd(x, y, yscale, w, dmaps, sums):
+def _loss_fwd(x, y, yscale, w, rows, dmaps, sums):
     """x (C, H, W) float32; y (C, H, W) float32 or uint8 (times yscale).  Writes dmaps (3C, H, _padded_line(W, K))
     = dSSIM/d(mu_x, E[xx], E[xy]) per pixel at [R:R + W] of each row with zeros around it (the backward blurs
-    these rows in place), and sums (C * nblocks, 3) = per block: sum of SSIM, of |x - y|, of (x - y)^2."""
+    these rows in place), and sums (C, H, 3) = per row: sum of SSIM, of |x - y|, of (x - y)^2.  Blocks of `rows`
+    rows (_block_rows)."""
     C, H, W = x.shape
-    K, R, nb = _blocking(w, H)
+    K, R, nb = _blocking(w, H, rows)
     ys = np.float32(yscale)
     # the per-pixel SSIM terms in float32, as train_loss's: float64 literals had made that loop float64 with
     # three divisions a pixel (now two reciprocals; forward 0.93x, values within 1e-6)
@@ -255,14 +270,11 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
     c1 = np.float32(_C1)
     c2 = np.float32(_C2)
     for task in prange(C * nb):
-        c, r0, r1 = _block(task, nb, H)
+        c, r0, r1 = _block(task, nb, H, rows)
         Wp = _padded(W)
         ring = np.zeros((K, _NQ, Wp), np.float32)
         qn = np.zeros((2, _padded_line(W, K)), np.float32)  # the padded rows of x and y; the pads stay zero
         v = np.empty((_NQ, Wp), np.float32)
-        s_ssim = 0.0
-        s_l1 = 0.0
-        s_l2 = 0.0
         for rr in range(r0 - R, r1 + R):
             slot = rr % K
             if rr < 0 or rr >= H:
@@ -294,6 +306,9 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
             d2 = dmaps[2 * C + c, r, R:]
             xr = x[c, r]
             yr = y[c, r]
+            s_ssim = 0.0
+            s_l1 = 0.0
+            s_l2 = 0.0
             for q in range(W):
                 m1 = v0[q]
                 e11 = v1[q]
@@ -315,20 +330,20 @@ def _loss_fwd(x, y, yscale, w, dmaps, sums):
                 d = xr[q] - np.float32(yr[q]) * ys
                 s_l1 += abs(d)
                 s_l2 += d * d
-        sums[task, 0] = s_ssim
-        sums[task, 1] = s_l1
-        sums[task, 2] = s_l2
+            sums[c, r, 0] = s_ssim
+            sums[c, r, 1] = s_l1
+            sums[c, r, 2] = s_l2
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _loss_bwd(x, y, yscale, dmaps, w, k_ssim, k_l1, grad):
+def _loss_bwd(x, y, yscale, dmaps, w, rows, k_ssim, k_l1, grad):
     """grad (C, H, W) = k_ssim * (blur(dS/dmu) + 2 x blur(dS/dE[xx]) + y blur(dS/dE[xy])) + k_l1 * sign(x - y)
     (the blur is self-adjoint; the same ring-buffer blocks as _loss_fwd)."""
     C, H, W = x.shape
-    K, R, nb = _blocking(w, H)
+    K, R, nb = _blocking(w, H, rows)
     ys = np.float32(yscale)
     for task in prange(C * nb):
-        c, r0, r1 = _block(task, nb, H)
+        c, r0, r1 = _block(task, nb, H, rows)
         Wp = _padded(W)
         ring = np.zeros((K, 3, Wp), np.float32)
         v = np.empty((3, Wp), np.float32)
@@ -369,12 +384,12 @@ class _FusedLoss(torch.autograd.Function):
             y, yscale = np.ascontiguousarray(g.to(torch.float32).numpy()), 1.0
         C, H, W = x.shape
         dmaps = np.empty((3 * C, H, int(_padded_line(W, _W1D.shape[0]))), np.float32)
-        nb = (H + _BLOCK_ROWS - 1) // _BLOCK_ROWS
-        sums = np.empty((C * nb, 3), np.float64)
-        _loss_fwd(x, y, yscale, _W1D, dmaps, sums)
+        rows = _block_rows(H, C, numba.get_num_threads())
+        sums = np.empty((C, H, 3), np.float64)
+        _loss_fwd(x, y, yscale, _W1D, rows, dmaps, sums)
         n = float(x.size)
-        tot = sums.sum(axis=0)
-        ctx.saved = (x, y, yscale, dmaps)
+        tot = sums.reshape(-1, 3).sum(axis=0)
+        ctx.saved = (x, y, yscale, dmaps, rows)
         ctx.lam = float(lambda_dssim)
         ctx.dtype = img.dtype
         loss = (1.0 - lambda_dssim) * tot[1] / n + lambda_dssim * (1.0 - tot[0] / n)
@@ -384,11 +399,11 @@ class _FusedLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g, _g_mse):
-        x, y, yscale, dmaps = ctx.saved
+        x, y, yscale, dmaps, rows = ctx.saved
         n = float(x.size)
         gv = float(g)
         grad = np.empty_like(x)
-        _loss_bwd(x, y, yscale, dmaps, _W1D, np.float32(-ctx.lam * gv / n), np.float32((1.0 - ctx.lam) * gv / n),
+        _loss_bwd(x, y, yscale, dmaps, _W1D, rows, np.float32(-ctx.lam * gv / n), np.float32((1.0 - ctx.lam) * gv / n),
                   grad)
         ctx.saved = None
         return torch.from_numpy(grad).to(ctx.dtype), None, None
