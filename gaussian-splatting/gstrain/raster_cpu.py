@@ -174,8 +174,8 @@ def _ellipse(gp, k):
 def _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb):
     """Tile row ty of Gaussian row k: the strip parts (runs of NL pixel columns; part p is part p % HALVES of
     tile column p // HALVES) that each pixel row of the tile reaches: row ty * TILE + i reaches parts
-    pa[i]..pb[i] (pa[i] > pb[i]: none, as for rows outside the Gaussian's box).  Returns the first and last part
-    any row reaches.  NL rows at a time, one a lane (pa, pb: scratch of TILE int32)."""
+    pa[i]..pb[i] (pa[i] > pb[i]: none, as for rows outside the Gaussian's box).  NL rows at a time, one a lane
+    (pa, pb: scratch of TILE int32)."""
     mx = np.float32(gp[k, 0])
     my = np.float32(gp[k, 1])
     sl = np.float32(slope)
@@ -185,8 +185,6 @@ def _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb):
     fx1 = np.float32(gb[k, 1])
     fy0 = np.float32(gb[k, 2])
     fy1 = np.float32(gb[k, 3])
-    amin = isplat(1 << 30)
-    bmax = isplat(-1)
     for g in range(TILE // NL):
         y = iota() + np.float32(ty * TILE + g * NL)
         dy = y - my
@@ -196,15 +194,29 @@ def _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb):
         lo = vmax(vceil(xc - h), fx0)
         hi = vmin(vfloor(xc + h), fx1)
         ok = (h2 >= 0.0) & (lo <= hi) & (y >= fy0) & (y <= fy1)
-        a = select(ok, to_int(vfloor(lo * (1.0 / NL))), isplat(1 << 30))  # lo, hi >= 0: whole parts exactly
-        b = select(ok, to_int(vfloor(hi * (1.0 / NL))), isplat(-1))
-        istore(pa, g * NL, a)
-        istore(pb, g * NL, b)
-        amin = select(a < amin, a, amin)
-        bmax = select(b > bmax, b, bmax)
-    plo = ihmin(amin)
-    phi = ihmax(bmax)
-    return plo, phi
+        istore(pa, g * NL, select(ok, to_int(vfloor(lo * (1.0 / NL))), isplat(1 << 30)))  # lo, hi >= 0: exact
+        istore(pb, g * NL, select(ok, to_int(vfloor(hi * (1.0 / NL))), isplat(-1)))
+
+
+@njit(inline="always")
+def _tile_columns(gb, k, pa, pb):
+    """The tile columns of the tile row _tile_rows filled pa, pb for: those of Gaussian k's box, narrowed to the
+    parts its rows reach when the box spans more than two (a thin slanted ellipse's box holds many tiles it
+    misses; for the small Gaussians most are, the two horizontal reductions cost more than the tiles they skip:
+    binning 0.8x at 100k Gaussians, NOTES)."""
+    tx0 = gb[k, 0] // TILE
+    tx1 = gb[k, 1] // TILE
+    if tx1 - tx0 > 1:
+        amin = iload(pa, 0)
+        bmax = iload(pb, 0)
+        for g in range(1, TILE // NL):
+            a = iload(pa, g * NL)
+            b = iload(pb, g * NL)
+            amin = select(a < amin, a, amin)
+            bmax = select(b > bmax, b, bmax)
+        tx0 = max(tx0, ihmin(amin) // HALVES)
+        tx1 = min(tx1, ihmax(bmax) // HALVES)
+    return tx0, tx1
 
 
 @njit(inline="always")
@@ -255,8 +267,9 @@ def _bin(gp, gb, tiles_x, tiles_y, nthreads):
             slope, P, Q = _ellipse(gp, k)
             kst[k] = j
             for ty in range(gb[k, 2] // TILE, gb[k, 3] // TILE + 1):
-                plo, phi = _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb)
-                for tx in range(plo // HALVES, phi // HALVES + 1):
+                _tile_rows(gp, gb, k, ty, slope, P, Q, pa, pb)
+                tx0, tx1 = _tile_columns(gb, k, pa, pb)
+                for tx in range(tx0, tx1 + 1):
                     mk = _tile_mask(pa, pb, tx)
                     if mk != 0:
                         t = ty * tiles_x + tx
