@@ -229,8 +229,18 @@ def test_the_window_queue_runs_on_the_cluster_as_many_as_it_holds(cluster, sampl
         first = project.log_path("features").read_text().splitlines()[0]
         assert any(f"{cluster.node_tmp(name)}/splatstudio-stage-" in first for name in cluster.worker_names), first
     spans = _spans(projects)
-    assert _most_at_once(spans) == 2, _timeline(spans)
-    print(f"\nthe window's queue, three projects: {_timeline(spans)}")
+    where = {project.name: next((name for name in cluster.worker_names if f"{cluster.node_tmp(name)}/" in
+                                 project.log_path("features").read_text().splitlines()[0]), "?")
+             for project in projects}
+    said = f"{_timeline(spans)}; nodes {where}"
+    assert _most_at_once(spans) <= 2, said
+    # the cluster held the first two runs at once: each stage's worker holds a node's only CPU from its placement
+    # to its stage's end, and the queue asked for both together, so they went to different nodes.  (Whether
+    # their stage records overlap is up to how fast Ray starts the two workers: one stage often began 1-2 s after
+    # the other, as long as these tiny stages take, and in 3 of 12 runs they did not overlap; NOTES.)
+    first_two = sorted(spans, key=lambda name: spans[name][0])[:2]
+    assert where[first_two[0]] != where[first_two[1]] and "?" not in where.values(), said
+    print(f"\nthe window's queue, three projects: {said}")
 
 
 def test_preferences_say_what_the_cluster_offers(cluster, qtbot, tmp_path):
