@@ -326,10 +326,11 @@ def _strip_alpha(dx, dy, ha, b, hc, op):
 @njit(inline="always")
 def _strip_ok(pw, thr):
     """Lanes where a Gaussian passes the alpha test: power >= log(1 / (255 o)) and power <= 0, as power / 16 >=
-    thr = the row's log-threshold / 16 and power / 16 <= 0 (the same comparisons: exact scalings).  Testing alpha >= 1/255 as well only re-asked it through exp's polynomial.  No pixel-box test:
-    the box is the bounding box of this very test's ellipse, widened for rounding (project_cpu._box_v), so a lane
-    outside it fails the power test anyway, and the strip masks already leave out the rows and strips outside it
-    (NOTES: what the per-lane box test cost)."""
+    thr = the row's log-threshold / 16 and power / 16 <= 0 (the same comparisons: exact scalings).  Testing
+    alpha >= 1/255 as well only re-asked it through exp's polynomial.  No pixel-box test: the box is the bounding
+    box of this very test's ellipse, widened for rounding (project_cpu._box_v), so a lane outside it fails the
+    power test anyway, and the strip masks already leave out the rows and strips outside it (NOTES: what the
+    per-lane box test cost)."""
     return (pw >= thr) & (pw <= np.float32(0.0))
 
 
@@ -476,11 +477,11 @@ def _visit_terms(packed, k, mk, q, sxy, qv, lk, vb):
     """The backward's first pass over entry q's strips (mk: their bits; k: its row of packed): for its visit j
     (in strip order: to the strip of mk's j-th bit) the terms that do not depend on the strips' state, VT vectors
     at vb[VT * NL * j]: 1 / (1 - alpha) and alpha where the entry reaches a pixel (1 and 0 elsewhere), exp(power)
-    where it gets gradients (alpha not clamped, else 0) and that times dx and dy, and dx.  Returns the number of visits.  Split from the state updates so that the visits'
-    exponentials and divisions are independent of each other and of the state (backward 0.75x on AVX2: one
-    loop doing both waited on each visit's chain, NOTES).  The state loop walks mk's bits again for the strips
-    and their rows rather than reading them stored here (fewer stores a visit, and two arrays' pointers fewer in
-    a loop short of registers)."""
+    where it gets gradients (alpha not clamped, else 0) and that times dx and dy, and dx.  Returns the number of
+    visits.  Split from the state updates so that the visits' exponentials and divisions are independent of each
+    other and of the state (backward 0.75x on AVX2: one loop doing both waited on each visit's chain, NOTES).
+    The state loop walks mk's bits again for the strips and their rows rather than reading them stored here
+    (fewer stores a visit, and two arrays' pointers fewer in a loop short of registers)."""
     mx = packed[k, 0]
     my = packed[k, 1]
     ha = CONIC_SCALE[2] * packed[k, 2]
