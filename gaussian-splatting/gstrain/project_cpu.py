@@ -309,7 +309,7 @@ def _prepare(means, log_scales, quats, opac, dc, rest, deg, V, fx, fy, cx, cy, W
     one a lane, in float32 (as the reference's).
 
     The box and alpha threshold are computed from the float32 values the rasteriser reads (an entry must not
-    reach a pixel the kernels' own test would refuse: see raster_cpu._ellipse).  Rows of the Gaussians that are
+    reach a pixel the kernels' own test would refuse: see binning._ellipse).  Rows of the Gaussians that are
     not visible hold their 2D mean (0 behind the near plane) and otherwise unspecified values."""
     n = means.shape[0]
     K = (deg + 1) ** 2

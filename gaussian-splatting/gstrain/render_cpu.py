@@ -1,7 +1,7 @@
 """The CPU renderer as one autograd Function: Gaussian parameters -> image, and back to their gradients.
 
     forward:  project_cpu._prepare (per Gaussian: projection, conic, colour, pixel box, in one pass)
-              -> depth sort of the visible -> _gather_rows -> raster_cpu._bin -> raster_cpu._forward
+              -> depth sort of the visible -> _gather_rows -> binning._bin -> raster_cpu._forward
     backward: raster_cpu._backward (per tile entry) -> project_cpu._param_grads (per Gaussian: its entries
               summed, then through the conic, projection and SH colour to its parameters, in one pass)
 
@@ -17,8 +17,9 @@ import numba
 import numpy as np
 import torch
 
+from .binning import _bin
 from .project_cpu import ROW, _entry_sums, _gather_rows, _param_grads, _prepare
-from .raster_cpu import TILE, TILE_CHUNK, _argsort_depth, _backward, _bin, _forward, _tile_perm, parallel_chunks
+from .raster_cpu import TILE, TILE_CHUNK, _argsort_depth, _backward, _forward, _tile_perm, parallel_chunks
 
 
 def _f32(t):

@@ -328,6 +328,7 @@ def test_tile_and_strip_culling_keeps_every_pixel_that_passes(seed):
     kernels' alpha test, and every pixel that passes lies in its Gaussian's pixel box (the kernels test no box
     per pixel): checked pixel by pixel with the kernels' own float32 power and threshold."""
     import numba
+    from gstrain import binning
     from gstrain import project_cpu as P
     from gstrain import raster_cpu as R
     W, H = 200, 120
@@ -336,7 +337,7 @@ def test_tile_and_strip_culling_keeps_every_pixel_that_passes(seed):
     order = R._argsort_depth(np.flatnonzero(visible).astype(np.int32), depth, numba.get_num_threads())
     gp, gb = P._gather_rows(order, pre, box)
     tiles_x, tiles_y = (W + 15) // 16, (H + 15) // 16
-    offsets, lists, smask, koff, where = R._bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
+    offsets, lists, smask, koff, where = binning._bin(gp, gb, tiles_x, tiles_y, numba.get_num_threads())
     members = {}
     for t in range(tiles_x * tiles_y):
         for e in range(offsets[t], offsets[t + 1]):
