@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from .project_cpu import ROW
 from .simd import (
     NL,
     all_,
@@ -94,10 +95,9 @@ PREFETCH_AHEAD = 8
 HALVES = TILE // NL  # a strip is NL pixels of a tile row: two per row with 8 lanes, one with 16
 NS = TILE * HALVES  # strips per tile: strip s is part s // TILE (NL pixels from the left) of the tile's row s % TILE
 # (half after half: a Gaussian's strip mask is then its rows' lane masks side by side, binning._tile_mask)
-NF = 10  # packed features per Gaussian: mx my a b c opacity r g b log-threshold
-# what the kernels multiply a packed row by (_strip_alpha's conic: -a / 32, b / 16, -c / 32, the log-threshold
-# / 16), padded to whole vectors (rows of project_cpu.ROW floats)
-CONIC_SCALE = np.ones(max(16, NL), np.float32)
+# what the kernels multiply a packed row (project_cpu's, ROW floats) by: _strip_alpha's conic -a / 32, b / 16,
+# -c / 32 and the log-threshold / 16
+CONIC_SCALE = np.ones(ROW, np.float32)
 CONIC_SCALE[2] = CONIC_SCALE[4] = -1.0 / 32.0
 CONIC_SCALE[3] = CONIC_SCALE[9] = 1.0 / 16.0
 
