@@ -12,7 +12,12 @@ photo held out), started with exactly the argv the app builds for a preset:
   the argv the app passed at that commit (the reference's absolute schedule: densify from 500 every 100,
   opacity reset every 3000, the preset's ``densify_until_iter`` and ``sh_degree``).
 * ``new``: this checkout's trainer with the argv of this checkout's ``pipeline.train.trainer_command`` for
-  the same preset (what ``splatstudio open DATASET --preset P --run`` runs).
+  the same preset (what ``splatstudio open DATASET --preset P --run`` runs), plus ``--exif_from`` the
+  original photos where the dataset's undistorted copies lost their EXIF (monstree): held-out views are then
+  compared at the exposure each photo recorded. The table gives that PSNR; the summary gives every run's
+  final PSNR both ways: at the training photos' average exposure (the way ``today`` compares) and at the
+  recorded exposures (for ``today`` by ``benchmarks/exposure_compare.py`` on its final checkpoint, with the
+  law fitted to the exposures it learnt), so the methods are compared like for like either way.
 * ``budget``: ``new`` with ``time_budget`` set to each of ``--budgets`` minutes.
 
 Runs are interleaved (for each dataset and preset: today, then new), all with ``--threads`` threads.
@@ -37,6 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"monstree": SHARED / "monstree" / "colmap", "sacre_coeur": SHARED / "sacre_coeur" / "colmap"}
+# The photos whose EXIF records each one's exposure: the reference reconstructions' undistorted copies lost it
+# (in an app project the training photos keep their own). sacre_coeur's internet photos carry none.
+EXIF_PHOTOS = {"monstree": SHARED / "monstree" / "images"}
 BASELINE_COMMIT = "258d6ef"
 
 # The app's settings at the baseline commit: Spec defaults and PRESETS of model/settings.py there.
@@ -71,11 +79,11 @@ def today_argv(trainer: Path, source: Path, model: Path, preset: str, resolution
             "--opacity_reset_interval", "3000", "--sh_degree", str(p["sh_degree"]), "--resolution", str(resolution),
             "--eval", "--test_iterations", *map(str, tests), "--backend", "cpu", "--progress", "json",
             "--sparse", "auto", "--exposure", "on", "--threads", str(threads), "--max_gaussians", "2000000",
-            "--preview_every", "500"]
+            "--preview_every", "500", "--checkpoint_iterations", str(n)]  # the checkpoint keeps its exposures
 
 
 def new_argv(source: Path, model: Path, preset: str | None, threads: int, budget_min: float | None,
-             eval_every_sec: float) -> list[str]:
+             eval_every_sec: float, exif_from: Path | None = None) -> list[str]:
     """This checkout's app argv for ``preset`` (or a time budget), plus evaluation every ``eval_every_sec``."""
     sys.path.insert(0, str(REPO))
     from splatstudio.model.settings import Settings
@@ -88,7 +96,8 @@ def new_argv(source: Path, model: Path, preset: str | None, threads: int, budget
     if budget_min is not None:
         settings = settings.updated({"time_budget_minutes": budget_min})
     argv = trainer_command(settings, source, model, None, ours=True)
-    return [*argv, "--eval_every_sec", str(eval_every_sec)]
+    extra = ["--exif_from", str(exif_from)] if exif_from is not None and exif_from.is_dir() else []
+    return [*argv, "--eval_every_sec", str(eval_every_sec), *extra]
 
 
 def run_one(argv: list[str], label: str, log_dir: Path, max_minutes: float) -> dict:
@@ -139,14 +148,35 @@ def summarise(events: list[dict], label: str, code: int, wall: float, cpu: float
             t = e.get("train_sec", clock + 0.0)
             curve.append({"train_sec": round(t, 1), "iteration": e["iteration"], "psnr": round(e["psnr"], 3),
                           "ssim": round(e["ssim"], 4), "num_gaussians": gaussians})
+            if "psnr_average" in e:  # compared at the recorded exposures; these are at the average one
+                curve[-1].update(psnr_average=round(e["psnr_average"], 3), ssim_average=round(e["ssim_average"], 4))
     done = next((e for e in events if e["event"] == "done"), {})
+    saved = [e["iteration"] for e in events if e["event"] in ("checkpoint", "interrupted") and e.get("checkpoint", 1)]
     return {"label": label, "exit_code": code, "stopped_at_max_minutes": stopped, "wall_sec": round(wall, 1),
             "cpu_sec": round(cpu, 1), "cores_busy": round(cpu / wall, 2) if wall else None,
             "train_sec": round(done.get("train_sec", clock), 1), "iterations": done.get("iteration", last_it),
             "planned_iterations": start.get("iterations"), "time_budget_sec": start.get("time_budget_sec"),
             "width": start.get("width"), "height": start.get("height"), "peak_rss_mb": done.get("peak_rss_mb", rss),
             "num_gaussians": done.get("num_gaussians", gaussians), "curve": curve,
-            "final_psnr": curve[-1]["psnr"] if curve else None, "final_ssim": curve[-1]["ssim"] if curve else None}
+            "final_psnr": curve[-1]["psnr"] if curve else None, "final_ssim": curve[-1]["ssim"] if curve else None,
+            "final_average_exposure": ([curve[-1]["psnr_average"], curve[-1]["ssim_average"]]
+                                       if curve and "psnr_average" in curve[-1] else None),
+            "checkpoint_iteration": saved[-1] if saved else None}
+
+
+def recorded_exposure_figures(model: Path, iteration: int, exif_from: Path) -> list[float] | None:
+    """[PSNR, SSIM] of a model trained without --test_exposure recorded (``today``), compared at the held-out
+    photos' recorded exposures with the law fitted to the run's learnt exposures (benchmarks/exposure_compare.py
+    on its checkpoint); None when that cannot be done."""
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "exposure_compare.py"), str(model),
+                           "--iteration", str(iteration), "--exif_from", str(exif_from)],
+                          capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(f"# {model}: no figures at the recorded exposures: {done.stderr.strip()[-300:]}", file=sys.stderr)
+        return None
+    found = json.loads(lines[-1])
+    return [round(found["psnr"], 3), round(found["ssim"], 4)]
 
 
 def at_time(curve: list[dict], t: float) -> dict | None:
@@ -156,7 +186,8 @@ def at_time(curve: list[dict], t: float) -> dict | None:
 
 
 def time_to_reach(curve: list[dict], psnr: float) -> float | None:
-    return next((c["train_sec"] for c in curve if c["psnr"] >= psnr), None)
+    """When the curve first reaches ``psnr`` at the average exposure (the way ``today`` compares)."""
+    return next((c["train_sec"] for c in curve if c.get("psnr_average", c["psnr"]) >= psnr), None)
 
 
 def print_table(results: list[dict], grid: float, out=sys.stdout) -> None:
@@ -170,7 +201,8 @@ def print_table(results: list[dict], grid: float, out=sys.stdout) -> None:
     for group, runs in groups.items():
         horizon = max((c["train_sec"] for r in runs for c in r["curve"]), default=0.0)
         marks = [grid * k for k in range(1, int(horizon // grid) + 2)]
-        out.write(f"\n## {group}: held-out PSNR (dB) / SSIM at training time\n\n")
+        out.write(f"\n## {group}: held-out PSNR (dB) / SSIM at training time\n\n"
+                  "(as each run compares; [PSNR at the average exposure] where a run compares at the recorded ones)\n\n")
         out.write("| training time | " + " | ".join(r["label"].rsplit("/", 1)[1] for r in runs) + " |\n")
         out.write("|---|" + "---|" * len(runs) + "\n")
         for t in marks:
@@ -178,10 +210,16 @@ def print_table(results: list[dict], grid: float, out=sys.stdout) -> None:
             for r in runs:
                 c = at_time(r["curve"], t)
                 ended = r["curve"] and t > r["curve"][-1]["train_sec"] + grid
-                cells.append("" if c is None or ended else f"{c['psnr']:.2f} / {c['ssim']:.3f}")
+                if c is None or ended:
+                    cells.append("")
+                else:
+                    average = f" [{c['psnr_average']:.2f}]" if "psnr_average" in c else ""
+                    cells.append(f"{c['psnr']:.2f}{average} / {c['ssim']:.3f}")
             out.write(f"| {int(t // 60)}:{int(t % 60):02d} | " + " | ".join(cells) + " |\n")
     out.write("\n## Summary\n\n| run | iterations | train time | wall | CPU / wall | peak RSS | Gaussians | "
-              "final PSNR / SSIM | reaches today's final PSNR at |\n|---|---|---|---|---|---|---|---|---|\n")
+              "final PSNR / SSIM | at the average exposure | at the recorded exposures | "
+              "reaches today's final PSNR (average exposure) at |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|\n")
     finals = {r["label"].rsplit("/", 1)[0]: r for r in results if r["label"].endswith("/today")}
     for r in results:
         ref = finals.get(r["label"].rsplit("/", 1)[0])
@@ -191,9 +229,17 @@ def print_table(results: list[dict], grid: float, out=sys.stdout) -> None:
             reach = "never" if t is None else f"{t:.0f} s ({t / ref['train_sec']:.2f} of today's {ref['train_sec']:.0f} s)"
         budget = f" (budget {r['time_budget_sec']:.0f} s)" if r.get("time_budget_sec") else ""
         rss = "n/a" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f} MB"
+        avg = r.get("final_average_exposure")
+        rec = r.get("final_recorded_exposure")
+        if avg is None and rec is not None:  # today's run compared at the average exposure itself
+            avg = [r["final_psnr"], r["final_ssim"]]
+        elif avg is not None and rec is None:  # the new run compared at the recorded exposures itself
+            rec = [r["final_psnr"], r["final_ssim"]]
+        average = "" if not avg else f"{avg[0]} / {avg[1]}"
+        recorded = "" if not rec else f"{rec[0]} / {rec[1]}"
         out.write(f"| {r['label']} | {r['iterations']} | {r['train_sec']:.0f} s | {r['wall_sec']:.0f} s{budget} | "
                   f"{r['cores_busy']} | {rss} | {r['num_gaussians']} | "
-                  f"{r['final_psnr']} / {r['final_ssim']} | {reach} |\n")
+                  f"{r['final_psnr']} / {r['final_ssim']} | {average} | {recorded} | {reach} |\n")
     out.flush()
 
 
@@ -250,9 +296,13 @@ def main() -> int:
                 argv = today_argv(baseline_trainer(args.baseline_commit), source, model, preset, resolution,
                                   args.threads)
             else:
-                argv = new_argv(source, model, preset, args.threads, minutes, args.eval_every_sec)
+                argv = new_argv(source, model, preset, args.threads, minutes, args.eval_every_sec,
+                                EXIF_PHOTOS.get(name))
             r = run_one(argv, label.replace("/", "_"), out, args.max_minutes)
             r["label"] = label
+            if method == "today" and name in EXIF_PHOTOS and r["checkpoint_iteration"]:
+                r["final_recorded_exposure"] = recorded_exposure_figures(model, r["checkpoint_iteration"],
+                                                                         EXIF_PHOTOS[name])
             r["load_avg_at_end"] = os.getloadavg()
             results.append(r)
             save()

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gstrain.colmap import DataError  # noqa: E402
 from gstrain.dataset import load_scene  # noqa: E402
+from gstrain.exposure import read_exposures  # noqa: E402
 from gstrain.losses import fused_ssim, psnr, ssim  # noqa: E402
 from gstrain.model import GaussianModel  # noqa: E402
 from gstrain.ply import atomic_write_bytes  # noqa: E402
@@ -60,6 +61,10 @@ def latest_iteration(model_dir):
     return max(its)
 
 
+def scores(img, gt):
+    return psnr(img, gt), float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt))
+
+
 def save_png(t, path):
     from PIL import Image
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -78,6 +83,10 @@ def main(argv=None):
     ap.add_argument("--no_images", action="store_true")
     ap.add_argument("--progress", choices=["json", "text"], default="text")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--exposure", choices=["recorded", "average"], default="recorded",
+                    help="compare each held-out view at the exposure its photo recorded, by the law the trainer "
+                         "fitted (exposure.json; recorded, the default where there is one), or at the training "
+                         "photos' average exposure")
     args = ap.parse_args(argv)
     rep = Reporter(args.progress, args.quiet)
     try:
@@ -104,27 +113,45 @@ def main(argv=None):
     model = GaussianModel(device=device)
     model.load_ply(ply)
     bg = torch.tensor([1.0, 1.0, 1.0] if white else [0.0, 0.0, 0.0], device=device)
+    law, recorded, problem = read_exposures(args.model_path)
+    if problem:
+        rep.log(f"warning: {problem}")
+    if args.exposure != "recorded" or not use_eval:
+        law = None
     per_view = {}
     out_dir = os.path.join(args.model_path, split, f"ours_{it}")
     with torch.no_grad():
         for i, c in enumerate(cams):
-            img = render(model, c.render_camera(device=device), bg, backend=backend,
-                         sh_degree=model.active_sh_degree)["image"].clamp(0, 1)
+            raw = render(model, c.render_camera(device=device), bg, backend=backend,
+                         sh_degree=model.active_sh_degree)["image"]
             gt = c.image.to(device)
-            p = psnr(img, gt)
-            s = float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt))
             name = f"{i:05d}.png"
-            per_view[name] = {"PSNR": p, "SSIM": s, "image_name": c.image_name}
+            row = {}
+            if law is not None:
+                gain = law.gain(recorded.get(c.image_name))
+                row = {"PSNR_average_exposure": psnr(raw.clamp(0, 1), gt),
+                       "SSIM_average_exposure": scores(raw.clamp(0, 1), gt)[1], "gain": gain}
+                raw = raw * gain
+            img = raw.clamp(0, 1)
+            p, s = scores(img, gt)
+            per_view[name] = {"PSNR": p, "SSIM": s, "image_name": c.image_name, **row}
             if not args.no_images:
                 save_png(img, os.path.join(out_dir, "renders", name))
                 save_png(gt, os.path.join(out_dir, "gt", name))
             rep.event("view", index=i, image_name=c.image_name, psnr=p, ssim=s)
     key = f"ours_{it}"
-    mean_p = float(np.mean([v["PSNR"] for v in per_view.values()])) if per_view else None
-    mean_s = float(np.mean([v["SSIM"] for v in per_view.values()])) if per_view else None
+
+    def mean(field):
+        return float(np.mean([v[field] for v in per_view.values()])) if per_view else None
+
+    mean_p, mean_s = mean("PSNR"), mean("SSIM")
     results = {key: {"PSNR": mean_p, "SSIM": mean_s, "LPIPS": None, "split": split, "num_views": len(per_view),
+                     "exposure": "recorded" if law is not None else "average",
                      "note": "LPIPS not computed: it needs a pretrained network that cannot be downloaded here",
                      "per_view": per_view}}
+    if law is not None:
+        results[key].update(PSNR_average_exposure=mean("PSNR_average_exposure"),
+                            SSIM_average_exposure=mean("SSIM_average_exposure"), exposure_law=law.to_json())
     atomic_write_bytes(os.path.join(args.model_path, "results.json"), [json.dumps(results, indent=2).encode()])
     pv = {key: {"PSNR": {k: v["PSNR"] for k, v in per_view.items()}, "SSIM": {k: v["SSIM"] for k, v in per_view.items()}}}
     atomic_write_bytes(os.path.join(args.model_path, "per_view.json"), [json.dumps(pv, indent=2).encode()])

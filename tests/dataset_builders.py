@@ -45,6 +45,18 @@ class Photos:
 
 
 @functools.lru_cache(maxsize=1)
+def exposure_exif(exposure_time: float, iso: int, f_number: float) -> bytes:
+    """An EXIF block recording one exposure (time in seconds, ISO, f-number), as a camera writes it: in the
+    Exif sub-IFD."""
+    from PIL import TiffImagePlugin
+    exif = Image.Exif()
+    sub = exif.get_ifd(0x8769)
+    sub[0x829A] = TiffImagePlugin.IFDRational(exposure_time)
+    sub[0x8827] = int(iso)
+    sub[0x829D] = TiffImagePlugin.IFDRational(f_number)
+    return exif.tobytes()
+
+
 def _scene(seed: int):
     return build_scene(seed)  # seconds on a loaded 2-core machine: built once per test session
 

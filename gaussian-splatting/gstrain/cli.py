@@ -124,6 +124,13 @@ def _add_regularisation_args(g):
     g.add_argument("--exposure", choices=["on", "off"], default="on",
                    help="learn a colour transform per training photo for its exposure / white balance (on; off = "
                         "the reference's default); the model renders at the training photos' average exposure")
+    g.add_argument("--test_exposure", choices=["recorded", "average"], default="recorded",
+                   help="held-out views are compared at the exposure their photo's EXIF records, by the law the "
+                        "training photos' learnt gains follow (recorded; the average where no EXIF says), or all at "
+                        "the training photos' average exposure (average; as the reference)")
+    g.add_argument("--exif_from", default=None, metavar="DIR",
+                   help="read each photo's recorded exposure from the photo of the same name in DIR (when the "
+                        "dataset's images lost their EXIF, as COLMAP's undistorted copies may)")
 
 
 def _add_running_args(g):

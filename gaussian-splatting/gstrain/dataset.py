@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from .colmap import SUPPORTED_MODELS, DataError, qvec2rotmat, read_model
+from .exposure import photos_by_stem, recorded_exposure
 from .rasterize import RenderCamera
 
 
@@ -30,6 +31,7 @@ class Camera:
     orig_fx: float
     orig_fy: float
     pixels: torch.Tensor = None  # (3, H, W) uint8, as decoded (a quarter of the memory of float32)
+    exposure: float = None  # recorded in the photo's EXIF (time x ISO / f-number^2); None when unknown
 
     @property
     def image(self):
@@ -85,6 +87,10 @@ class Camera:
         for f in [f for f in cache if f > keep_at_most]:
             del cache[f]
 
+    def mean_colour(self):
+        """(3,) float64 mean colour of the photo in [0, 1]."""
+        return self.pixels.to(torch.float64).mean((1, 2)) / 255.0
+
     @property
     def center(self):
         return -self.R.T @ self.T
@@ -134,7 +140,10 @@ def nerf_extent(cams):
     return float(diag * 1.1) if diag > 0 else 1.0
 
 
-def load_scene(source, resolution=-1, eval_split=False, images_dir="images", load_images=True, log=None):
+def load_scene(source, resolution=-1, eval_split=False, images_dir="images", load_images=True, log=None,
+               exif_dir=None):
+    """The scene at `source`; each camera's recorded exposure from its photo's EXIF or, with `exif_dir`, from
+    the photo of the same name there."""
     sparse = find_sparse_dir(source)
     cams, imgs, xyz, rgb = read_model(sparse)
     img_root = os.path.join(source, images_dir)
@@ -146,6 +155,12 @@ def load_scene(source, resolution=-1, eval_split=False, images_dir="images", loa
                             "are supported - undistort the images first (colmap image_undistorter)")
     if not imgs:
         raise DataError(f"no images registered in {sparse}")
+    exif_photos = None
+    if exif_dir:
+        try:
+            exif_photos = photos_by_stem(exif_dir)
+        except OSError as e:
+            raise DataError(f"cannot read the photos of --exif_from {exif_dir}: {e.strerror or e}") from e
     cameras = []
     for im in sorted(imgs.values(), key=lambda i: i.name):
         if im.camera_id not in cams:
@@ -161,7 +176,9 @@ def load_scene(source, resolution=-1, eval_split=False, images_dir="images", loa
         sx, sy = W / c.width, H / c.height
         cam = Camera(uid=im.id, image_name=os.path.splitext(os.path.basename(im.name))[0], file_name=im.name,
                      R=qvec2rotmat(im.qvec), T=np.asarray(im.tvec, np.float64), fx=fx * sx, fy=fy * sy, cx=cx * sx,
-                     cy=cy * sy, width=W, height=H, orig_width=c.width, orig_height=c.height, orig_fx=fx, orig_fy=fy)
+                     cy=cy * sy, width=W, height=H, orig_width=c.width, orig_height=c.height, orig_fx=fx, orig_fy=fy,
+                     exposure=recorded_exposure(path if exif_photos is None else
+                                                exif_photos.get(os.path.splitext(os.path.basename(im.name))[0].lower())))
         if load_images:
             cam.pixels = load_image(path, c.width, c.height, W, H)
         cameras.append(cam)

@@ -8,12 +8,19 @@ map the model's render to that photo; they start at the identity and are learnt 
 
 The model and the transforms can trade a global colour change between them; the gauge is fixed by
 applying each photo's transform relative to the mean over all training photos, so the model always
-renders at the training photos' average exposure, and that is what held-out views, the viewer and the
-exported splat show.
+renders at the training photos' average exposure, and that is what the viewer and the exported splat show.
+
+A held-out photo was taken at its own exposure too, which the model at the average exposure cannot match.
+Where the photos' EXIF records the exposure (time x ISO / f-number^2), `ExposureLaw` fits how the learnt
+brightness gains of the training photos follow it (gain = exp(k (log E - mean log E) + b), least squares
+over the training photos), and held-out views are rendered at the gain their own recorded exposure gives:
+camera metadata, as the pose is, never the held-out pixels. Without EXIF they are rendered at the average.
 """
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -158,3 +165,104 @@ class Exposure:
             self.exp_avg.copy_(st["exp_avg"])
             self.exp_avg_sq.copy_(st["exp_avg_sq"])
             self.steps = int(float(st["step"]))
+
+
+EXIF_IFD, EXPOSURE_TIME, F_NUMBER, ISO = 0x8769, 0x829A, 0x829D, 0x8827
+
+
+def recorded_exposure(path):
+    """The exposure a photo's EXIF records, exposure time x ISO / f-number^2 (what the sensor integrated, up
+    to a constant), or None when the file has no EXIF or lacks one of the three (or `path` is None)."""
+    from PIL import Image
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as im:
+            sub = im.getexif().get_ifd(EXIF_IFD)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    try:
+        t, iso, f = float(sub[EXPOSURE_TIME]), sub[ISO], float(sub[F_NUMBER])
+        iso = float(iso[0] if isinstance(iso, (tuple, list)) else iso)
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+        return None
+    if not (t > 0 and iso > 0 and f > 0) or not all(map(math.isfinite, (t, iso, f))):
+        return None
+    return t * iso / (f * f)
+
+
+def photos_by_stem(folder):
+    """{lower-case file name without extension: path} of the files in `folder`, for reading the EXIF of
+    photos whose copies lost it (COLMAP's undistorted images); OSError when the folder cannot be read."""
+    return {os.path.splitext(name)[0].lower(): os.path.join(folder, name) for name in sorted(os.listdir(folder))}
+
+
+@dataclass
+class ExposureLaw:
+    """gain(E) = exp(k (log E - log_mean) + b): the brightness a render needs to look like a photo taken at
+    exposure E, fitted over the training photos."""
+    k: float
+    log_mean: float
+    b: float
+    views: int
+
+    def gain(self, exposure):
+        if exposure is None or not exposure > 0:
+            return 1.0
+        return float(math.exp(self.k * (math.log(exposure) - self.log_mean) + self.b))
+
+    def to_json(self):
+        return {"k": self.k, "log_mean": self.log_mean, "b": self.b, "views": self.views}
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(float(d["k"]), float(d["log_mean"]), float(d["b"]), int(d["views"]))
+
+
+MIN_LAW_VIEWS = 4
+
+
+def read_exposures(model_dir):
+    """(ExposureLaw or None, {image name: recorded exposure}, problem or None) from a model folder's
+    exposure.json (written by the trainer); a model without one gives (None, {}, None)."""
+    import json
+    path = os.path.join(model_dir, "exposure.json")
+    if not os.path.isfile(path):
+        return None, {}, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        law = ExposureLaw.from_json(doc["law"]) if doc.get("law") else None
+        recorded = {str(k): float(v) for k, v in (doc.get("recorded_exposure") or {}).items() if v is not None}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return None, {}, f"{path} is unreadable ({e}); held-out views compared at the average exposure"
+    return law, recorded, None
+
+
+def fit_law(exposures, gains):
+    """The ExposureLaw of training photos' recorded exposures and learnt gains, or None when fewer than
+    MIN_LAW_VIEWS have both or they were all taken at one exposure. k is kept in [0, 1]: a longer exposure
+    never darkens a photo, and the camera's tone curve compresses brightness (sRGB's is about 0.45)."""
+    pairs = [(math.log(e), math.log(g)) for e, g in zip(exposures, gains, strict=True) if e and e > 0 and g > 0]
+    if len(pairs) < MIN_LAW_VIEWS:
+        return None
+    x = np.array([p[0] for p in pairs])
+    y = np.array([p[1] for p in pairs])
+    x0 = float(x.mean())
+    dx = x - x0
+    if float(np.abs(dx).max()) < 1e-6:
+        return None
+    k = float(np.clip((dx * (y - y.mean())).sum() / (dx * dx).sum(), 0.0, 1.0))
+    b = float(y.mean())
+    return ExposureLaw(k, x0, b, len(pairs))
+
+
+def learnt_gains(exposure, photo_means):
+    """Each training photo's brightness gain under its learnt transform: the photo's mean brightness over
+    that of the render the transform maps onto it (photo_means: (V, 3) mean colours in [0, 1])."""
+    with torch.no_grad():
+        rel = exposure._relative().to(torch.float64).cpu()
+        A = torch.eye(3, dtype=torch.float64) + rel[:, :, :3]
+        p = torch.as_tensor(photo_means, dtype=torch.float64)
+        r = torch.linalg.solve(A, (p - rel[:, :, 3])[..., None])[..., 0]
+        return (p.sum(1) / r.sum(1).clamp_min(1e-6)).tolist()

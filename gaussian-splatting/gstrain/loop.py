@@ -16,6 +16,7 @@ No pre-backward hook is needed: the renderer's `means2d` keeps its gradient for 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import time
@@ -26,8 +27,10 @@ import torch
 
 from .checkpoint import save_checkpoint
 from .estimate import save_speed_factor
+from .exposure import MIN_LAW_VIEWS, fit_law, learnt_gains
 from .losses import fused_ssim, fused_train_loss, psnr, psnr_from_mse, ssim, train_loss
 from .plan import make_plan, plan_cost
+from .ply import atomic_write_bytes
 from .progress import peak_rss_mb
 from .rasterize import render
 from .strategy import GaussianDropout, visible_rows
@@ -125,17 +128,41 @@ def target(cam, factor, backend, device):
     return cam.level_image(factor).to(device) if backend == "cuda" else cam.level_pixels(factor)
 
 
+def _scores(img, gt):
+    return psnr(img, gt), float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt))
+
+
 @torch.no_grad()
-def evaluate(model, cams, bg, backend, device, tile_size=16):
-    ps, ss = [], []
-    for c in cams:
+def evaluate(model, cams, bg, backend, device, tile_size=16, gains=None):
+    """Mean held-out PSNR and SSIM: {"psnr", "ssim"} of the renders scaled by `gains` (one per view, from
+    each photo's recorded exposure) or, without gains, at the average exposure; with gains also
+    "psnr_average", "ssim_average" at the average exposure."""
+    rows = []
+    for i, c in enumerate(cams):
         out = render(model, c.render_camera(device=device), bg, backend=backend, sh_degree=model.active_sh_degree,
                      tile_size=tile_size)
-        img = out["image"].clamp(0, 1)
         gt = c.image.to(device)
-        ps.append(psnr(img, gt))
-        ss.append(float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt)))
-    return float(np.mean(ps)), float(np.mean(ss))
+        row = _scores(out["image"].clamp(0, 1), gt)
+        if gains is not None:
+            row = _scores((out["image"] * gains[i]).clamp(0, 1), gt) + row
+        rows.append(row)
+    means = np.mean(np.array(rows, np.float64), axis=0)
+    result = {"psnr": float(means[0]), "ssim": float(means[1])}
+    if gains is not None:
+        result.update(psnr_average=float(means[2]), ssim_average=float(means[3]))
+    return result
+
+
+def exposure_law(run):
+    """The ExposureLaw the training photos' learnt gains follow against their recorded exposures, or None
+    (no exposure compensation, --test_exposure average, or too few photos with EXIF)."""
+    if run.exposure is None or run.args.test_exposure != "recorded":
+        return None
+    cams = run.scene.train
+    if sum(c.exposure is not None for c in cams) < MIN_LAW_VIEWS:
+        return None
+    means = torch.stack([c.mean_colour() for c in cams])
+    return fit_law([c.exposure for c in cams], learnt_gains(run.exposure, means))
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -311,6 +338,7 @@ def after_iteration(run, it):
 def save_ply(run, it):
     path = os.path.join(run.args.model_path, "point_cloud", f"iteration_{it}", "point_cloud.ply")
     run.model.save_ply(path)
+    save_exposures(run)
     run.rep.event("saved", iteration=it, path=os.path.abspath(path))
     return path
 
@@ -318,14 +346,40 @@ def save_ply(run, it):
 def do_eval(run, it):
     args, rep, scene, clock = run.args, run.rep, run.scene, run.clock
     if scene.test:
-        p, s = evaluate(run.model, scene.test, run.bg, run.backend, run.device, args.tile_size)
+        law = exposure_law(run)
+        gains = [law.gain(c.exposure) for c in scene.test] if law is not None else None
+        r = evaluate(run.model, scene.test, run.bg, run.backend, run.device, args.tile_size, gains)
+        p, s = r["psnr"], r["ssim"]
         run.last_eval.update(iteration=it, psnr=p, ssim=s)
+        more = {}
+        if law is not None:
+            more = dict(exposure="recorded", psnr_average=r["psnr_average"], ssim_average=r["ssim_average"],
+                        exposure_law_k=law.k)
         rep.event("eval", iteration=it, psnr=p, ssim=s, num_views=len(scene.test), train_sec=clock["train"],
-                  train_cpu_sec=clock["train_cpu"], num_gaussians=run.model.num)
-        rep.log(f"[ITER {it}] Evaluating test: PSNR {p:.3f} SSIM {s:.4f}")
+                  train_cpu_sec=clock["train_cpu"], num_gaussians=run.model.num, **more)
+        line = f"[ITER {it}] Evaluating test: PSNR {p:.3f} SSIM {s:.4f}"
+        if law is not None:
+            line += (f" at the photos' recorded exposures (gain = exposure^{law.k:.2f} over {law.views} training "
+                     f"photos); at the average exposure PSNR {r['psnr_average']:.3f} SSIM {r['ssim_average']:.4f}")
+        rep.log(line)
     if run.exposure is not None:
         lo, hi = run.exposure.stats()
         rep.log(f"[ITER {it}] Exposure gains of the training photos {lo:.3f}..{hi:.3f}")
+
+
+def save_exposures(run):
+    """exposure.json beside the model: each photo's recorded exposure, the training photos' learnt
+    transforms and the law of their gains, so render.py compares held-out views as the run's evaluation did."""
+    if run.exposure is None:
+        return
+    cams = run.scene.train
+    law = exposure_law(run)
+    with torch.no_grad():
+        transforms = [run.exposure.transform(i).tolist() for i in range(len(cams))]
+    doc = {"test_exposure": run.args.test_exposure, "law": law.to_json() if law is not None else None,
+           "recorded_exposure": {c.image_name: c.exposure for c in cams + run.scene.test},
+           "transforms": {c.image_name: t for c, t in zip(cams, transforms, strict=True)}}
+    atomic_write_bytes(os.path.join(run.args.model_path, "exposure.json"), [json.dumps(doc, indent=1).encode()])
 
 
 def checkpoint_extra(run):

@@ -221,7 +221,7 @@ def setup(args, rep, t_start, cpu_start):
 
 def load_training_scene(args, rep, backend, threads):
     """The dataset, the sparse-capture rule applied to `args`, the output folder made and the run described."""
-    scene = load_scene(args.source_path, args.resolution, args.eval, args.images)
+    scene = load_scene(args.source_path, args.resolution, args.eval, args.images, exif_dir=args.exif_from)
     if not scene.train:
         raise DataError("no training images left after the train/test split")
     sparse = resolve_sparse(args, len(scene.train))
@@ -230,6 +230,9 @@ def load_training_scene(args, rep, backend, threads):
     cam = scene.train[0]
     rep.log(f"Output folder: {args.model_path} | backend {backend} | {threads} threads | "
             f"{len(scene.train)} train / {len(scene.test)} test views | {cam.width}x{cam.height}")
+    known = sum(c.exposure is not None for c in scene.train + scene.test)
+    if known:
+        rep.log(f"Exposure recorded (EXIF) for {known} of {len(scene.train) + len(scene.test)} photos")
     if sparse:
         size = (f"a budget of {args.max_gaussians:,} Gaussians" if args.strategy == "mcmc" else
                 f"at most {args.max_gaussians:,} Gaussians" if args.max_gaussians else "no Gaussian budget")

@@ -255,7 +255,8 @@ def trainer_command(settings: Settings, source: Path, model_dir: Path, checkpoin
 def measure_command(settings: Settings, model_dir: Path) -> list[str]:
     """The bundled trainer's ``render.py`` on a trained model: each held-out photo (every photo when none
     was held out) rendered by the trainer's own rasteriser and compared with the photo as training
-    compared them (PSNR, SSIM), with the renders and photos as PNGs (:func:`read_measurements`)."""
+    compared them (PSNR, SSIM; at the exposure the photo's EXIF records, where the trainer could fit how
+    the training photos follow theirs), with the renders and photos as PNGs (:func:`read_measurements`)."""
     render = bundled_trainer().with_name("render.py")
     return [*script_command(render, settings.trainer_python), "-m", str(model_dir), "--progress", "json"]
 
@@ -270,6 +271,7 @@ class ViewMeasure:
     held_out: bool  # not trained on (the test split), or a training photo when none was held out
     render: Path
     photo: Path
+    gain: float | None = None  # the brightness the render was compared at: the photo's recorded exposure
 
 
 def read_measurements(model_dir: Path) -> list[ViewMeasure]:
@@ -283,8 +285,10 @@ def read_measurements(model_dir: Path) -> list[ViewMeasure]:
         views = []
         for png, view in found["per_view"].items():
             folder = model_dir / split / f"ours_{iteration}"
+            gain = view.get("gain")
             views.append(ViewMeasure(str(view["image_name"]), float(view["PSNR"]), float(view["SSIM"]),
-                                     split == "test", folder / "renders" / png, folder / "gt" / png))
+                                     split == "test", folder / "renders" / png, folder / "gt" / png,
+                                     None if gain is None else float(gain)))
     except (OSError, ValueError, KeyError, TypeError, IndexError, StopIteration, AttributeError):
         return []
     return sorted(views, key=lambda view: view.psnr)

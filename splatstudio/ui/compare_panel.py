@@ -266,6 +266,8 @@ class ComparePanel(QWidget):
         held = index < self.held_out
         measured = self.measures.get(camera.name)
         figures = f" — {measured.psnr:.2f} dB, SSIM {measured.ssim:.3f}" if measured else ""
+        if measured and measured.gain is not None:
+            figures += f" at the photo's recorded exposure (render x{measured.gain:.2f})"
         self.caption.setText(
             f"Photo {index + 1} of {len(cameras)}: {camera.name}{figures} — "
             + ("<b>held out</b>: training never saw it, so this pair shows how the model does from a new viewpoint"

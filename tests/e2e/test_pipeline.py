@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_builders import exposure_exif
+from PIL import Image
 
 from splatstudio.cli import main as cli
 from splatstudio.io.colmap import read_model
@@ -34,13 +36,21 @@ def sample(tmp_path_factory):
     return generate_sample(tmp_path_factory.mktemp("sample") / "photos", COUNT, WIDTH, HEIGHT, seed=0)
 
 
+EXPOSURES = [(1 / 125 if i % 2 else 1 / 60, 100, 2.0) for i in range(COUNT)]  # time, ISO, f-number in EXIF
+
+
 @pytest.fixture(scope="module")
 def sfm_project(sample, tmp_path_factory):
-    """A project taken through the SfM stages once by the real CLI; tests copy it."""
+    """A project taken through the SfM stages once by the real CLI; tests copy it. Its photos record an
+    exposure in their EXIF, as a camera's do."""
+    photos = tmp_path_factory.mktemp("camera")
+    for path, exposure in zip(sample.image_paths, EXPOSURES, strict=True):
+        with Image.open(path) as image:
+            image.save(photos / path.name, quality=95, exif=exposure_exif(*exposure))
     library = tmp_path_factory.mktemp("lib")
     os.environ["SPLATSTUDIO_LIBRARY"] = str(library)
     try:
-        assert cli(["new", "Toy", str(sample.directory), "--set", "max_features=4096", "--set", "min_image_size=200"]) == 0
+        assert cli(["new", "Toy", str(photos), "--set", "max_features=4096", "--set", "min_image_size=200"]) == 0
         assert cli(["run", "Toy", "--until", "undistort"]) == 0
     finally:
         del os.environ["SPLATSTUDIO_LIBRARY"]
@@ -53,6 +63,12 @@ def _copy_project(project: Project, library: Path, name: str) -> Project:
     copy = Project(target)
     copy.rename(name)
     return copy
+
+
+def _recorded_exposure(path: Path) -> float:
+    with Image.open(path) as image:
+        sub = image.getexif().get_ifd(0x8769)
+    return float(sub[0x829A]) * float(sub[0x8827]) / float(sub[0x829D]) ** 2
 
 
 def test_sfm_stages_register_every_view_with_accurate_poses(sfm_project, sample, capsys):
@@ -72,6 +88,10 @@ def test_sfm_stages_register_every_view_with_accurate_poses(sfm_project, sample,
     undistorted = read_model(dataset / "sparse" / "0")
     assert {cam.model for cam in undistorted.cameras.values()} == {"PINHOLE"}
     assert len(list((dataset / "images").iterdir())) == COUNT
+    # import and undistortion keep each photo's EXIF exposure, which the trainer reads from the training photos
+    recorded = {path.name: _recorded_exposure(path) for path in (dataset / "images").iterdir()}
+    assert recorded == {path.name: pytest.approx(t * iso / f ** 2, rel=1e-3)  # stored as rationals
+                        for path, (t, iso, f) in zip(sample.image_paths, EXPOSURES, strict=True)}
     assert sfm_project.path("output", "sparse_points.ply").stat().st_size > 1000
     assert sfm_project.log_path("mapping").read_text().count("placed") >= 1
 
@@ -196,6 +216,7 @@ def test_training_and_post_processing_finish_the_project(sfm_project, tmp_path, 
     train = records["train"].figures
     assert train["iterations"] == 200 and train["num_gaussians"] > 100
     assert train["test_psnr"] is not None and train["test_psnr"] > 12
+    assert "Exposure recorded (EXIF) for 16 of 16 photos" in project.log_path("train").read_text()
     assert (project.path("train", "point_cloud", "iteration_200", "point_cloud.ply")).is_file()
     assert (project.path("train", "cameras.json")).is_file() and (project.path("train", "cfg_args")).is_file()
     filtered = load_splats(project.path("output", "point_cloud.ply"))

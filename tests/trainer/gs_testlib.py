@@ -61,9 +61,11 @@ def ring_cameras(n_views, W, H, radius=4.0, height=1.2, f=None):
 
 
 def make_dataset(root, n_views=10, W=64, H=64, seed=0, n_gauss=120, n_points=400, camera_model="PINHOLE",
-                 text=False, gains=None):
+                 text=False, gains=None, exposures=None):
     """Render a random Gaussian scene and write a COLMAP-style dataset. Returns the root path.
-    gains: optional per-view brightness factors, as photos taken at different exposures."""
+    gains: optional per-view brightness factors, as photos taken at different exposures.
+    exposures: optional per-view (exposure time s, ISO, f-number) written into each photo's EXIF."""
+    from dataset_builders import exposure_exif
     from PIL import Image
     os.makedirs(os.path.join(root, "images"), exist_ok=True)
     sparse = os.path.join(root, "sparse", "0")
@@ -81,7 +83,8 @@ def make_dataset(root, n_views=10, W=64, H=64, seed=0, n_gauss=120, n_points=400
             img = (img * (1.0 if gains is None else gains[i])).clamp(0, 1)
         arr = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
         name = f"view_{i:03d}.png"
-        Image.fromarray(arr).save(os.path.join(root, "images", name))
+        Image.fromarray(arr).save(os.path.join(root, "images", name),
+                                  exif=None if exposures is None else exposure_exif(*exposures[i]))
         imgs.append(colmap.ColmapImage(i + 1, colmap.rotmat2qvec(R), t, 1, name))
     if camera_model == "PINHOLE":
         params = np.array([fx, fy, cx, cy])

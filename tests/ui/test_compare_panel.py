@@ -5,7 +5,7 @@ in ``test_runs.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,10 @@ def test_blended_mixes_photo_and_render_by_the_slider(qtbot, tmp_path: Path, art
 
     panel.update_view()
     assert not panel.blend_row.isVisible()
+    assert "21.00 dB, SSIM 0.700 — " in panel.caption.text() and "exposure" not in panel.caption.text()
+    panel.measures["IMG_0001"] = replace(panel.measures["IMG_0001"], gain=1.0834)  # compared at its recorded exposure
+    panel.update_view()
+    assert "21.00 dB, SSIM 0.700 at the photo's recorded exposure (render x1.08) — " in panel.caption.text()
     qtbot.waitUntil(lambda: panel.shown_rgb is not None, timeout=5_000)
     assert _shown(panel)[5, 5].tolist() == [200, 0, 0] and not panel.photo_view.photo.isNull()  # the photo
 
