@@ -88,8 +88,11 @@ class Camera:
             del cache[f]
 
     def mean_colour(self):
-        """(3,) float64 mean colour of the photo in [0, 1]."""
-        return self.pixels.to(torch.float64).mean((1, 2)) / 255.0
+        """(3,) float64 mean colour of the photo in [0, 1] (computed once)."""
+        mean = self.__dict__.get("_mean_colour")
+        if mean is None:
+            mean = self.__dict__["_mean_colour"] = self.pixels.to(torch.float64).mean((1, 2)) / 255.0
+        return mean
 
     @property
     def center(self):
