@@ -129,8 +129,8 @@ def main(argv=None):
             row = {}
             if law is not None:
                 gain = law.gain(recorded.get(c.image_name))
-                row = {"PSNR_average_exposure": psnr(raw.clamp(0, 1), gt),
-                       "SSIM_average_exposure": scores(raw.clamp(0, 1), gt)[1], "gain": gain}
+                p_average, s_average = scores(raw.clamp(0, 1), gt)
+                row = {"PSNR_average_exposure": p_average, "SSIM_average_exposure": s_average, "gain": gain}
                 raw = raw * gain
             img = raw.clamp(0, 1)
             p, s = scores(img, gt)
