@@ -151,7 +151,9 @@ def summarise(events: list[dict], label: str, code: int, wall: float, cpu: float
             if "psnr_average" in e:  # compared at the recorded exposures; these are at the average one
                 curve[-1].update(psnr_average=round(e["psnr_average"], 3), ssim_average=round(e["ssim_average"], 4))
     done = next((e for e in events if e["event"] == "done"), {})
-    saved = [e["iteration"] for e in events if e["event"] in ("checkpoint", "interrupted") and e.get("checkpoint", 1)]
+    # iterations with a checkpoint on disk (an "interrupted" event without one says checkpoint: null)
+    saved = [e["iteration"] for e in events if e["event"] == "checkpoint" or
+             (e["event"] == "interrupted" and e.get("checkpoint"))]
     return {"label": label, "exit_code": code, "stopped_at_max_minutes": stopped, "wall_sec": round(wall, 1),
             "cpu_sec": round(cpu, 1), "cores_busy": round(cpu / wall, 2) if wall else None,
             "train_sec": round(done.get("train_sec", clock), 1), "iterations": done.get("iteration", last_it),
