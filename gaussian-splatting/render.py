@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from gstrain.colmap import DataError  # noqa: E402
 from gstrain.dataset import load_scene  # noqa: E402
 from gstrain.exposure import read_exposures  # noqa: E402
-from gstrain.losses import fused_ssim, psnr, ssim  # noqa: E402
+from gstrain.loop import compare_view  # noqa: E402
 from gstrain.model import GaussianModel  # noqa: E402
 from gstrain.ply import atomic_write_bytes  # noqa: E402
 from gstrain.progress import Reporter  # noqa: E402
@@ -59,10 +59,6 @@ def latest_iteration(model_dir):
     if not its:
         raise DataError(f"no point_cloud/iteration_*/point_cloud.ply in {model_dir}")
     return max(its)
-
-
-def scores(img, gt):
-    return psnr(img, gt), float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt))
 
 
 def save_png(t, path):
@@ -126,15 +122,13 @@ def main(argv=None):
                          sh_degree=model.active_sh_degree)["image"]
             gt = c.image.to(device)
             name = f"{i:05d}.png"
-            row = {}
-            if law is not None:
-                gain = law.gain(recorded.get(c.image_name))
-                p_average, s_average = scores(raw.clamp(0, 1), gt)
-                row = {"PSNR_average_exposure": p_average, "SSIM_average_exposure": s_average, "gain": gain}
-                raw = raw * gain
-            img = raw.clamp(0, 1)
-            p, s = scores(img, gt)
-            per_view[name] = {"PSNR": p, "SSIM": s, "image_name": c.image_name, **row}
+            gain = None if law is None else law.gain(recorded.get(c.image_name))
+            img, found = compare_view(raw, gt, gain)
+            p, s = found["psnr"], found["ssim"]
+            per_view[name] = {"PSNR": p, "SSIM": s, "image_name": c.image_name}
+            if gain is not None:
+                per_view[name].update(PSNR_average_exposure=found["psnr_average"],
+                                      SSIM_average_exposure=found["ssim_average"], gain=gain)
             if not args.no_images:
                 save_png(img, os.path.join(out_dir, "renders", name))
                 save_png(gt, os.path.join(out_dir, "gt", name))

@@ -128,29 +128,32 @@ def target(cam, factor, backend, device):
     return cam.level_image(factor).to(device) if backend == "cuda" else cam.level_pixels(factor)
 
 
-def _scores(img, gt):
-    return psnr(img, gt), float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt))
+def compare_view(image, gt, gain=None):
+    """A render against its photo: (the image compared, {"psnr", "ssim"}). With `gain` (the photo's recorded
+    exposure's) the render is scaled by it first, and "psnr_average", "ssim_average" give the render as it is,
+    at the training photos' average exposure. Shared by the run's evaluation and render.py."""
+    def scores(img):
+        return psnr(img, gt), float(ssim(img, gt) if img.is_cuda else fused_ssim(img, gt))
+
+    average = image.clamp(0, 1)
+    if gain is None:
+        p, s = scores(average)
+        return average, {"psnr": p, "ssim": s}
+    compared = (image * gain).clamp(0, 1)
+    p, s = scores(compared)
+    pa, sa = scores(average)
+    return compared, {"psnr": p, "ssim": s, "psnr_average": pa, "ssim_average": sa}
 
 
 @torch.no_grad()
 def evaluate(model, cams, bg, backend, device, tile_size=16, gains=None):
-    """Mean held-out PSNR and SSIM: {"psnr", "ssim"} of the renders scaled by `gains` (one per view, from
-    each photo's recorded exposure) or, without gains, at the average exposure; with gains also
-    "psnr_average", "ssim_average" at the average exposure."""
+    """Mean held-out PSNR and SSIM over `cams` as compare_view gives them (with gains[i] for view i)."""
     rows = []
     for i, c in enumerate(cams):
         out = render(model, c.render_camera(device=device), bg, backend=backend, sh_degree=model.active_sh_degree,
                      tile_size=tile_size)
-        gt = c.image.to(device)
-        row = _scores(out["image"].clamp(0, 1), gt)
-        if gains is not None:
-            row = _scores((out["image"] * gains[i]).clamp(0, 1), gt) + row
-        rows.append(row)
-    means = np.mean(np.array(rows, np.float64), axis=0)
-    result = {"psnr": float(means[0]), "ssim": float(means[1])}
-    if gains is not None:
-        result.update(psnr_average=float(means[2]), ssim_average=float(means[3]))
-    return result
+        rows.append(compare_view(out["image"], c.image.to(device), None if gains is None else gains[i])[1])
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
 def exposure_law(run):
@@ -376,7 +379,7 @@ def save_exposures(run):
     law = exposure_law(run)
     with torch.no_grad():
         transforms = [run.exposure.transform(i).tolist() for i in range(len(cams))]
-    doc = {"test_exposure": run.args.test_exposure, "law": law.to_json() if law is not None else None,
+    doc = {"law": law.to_json() if law is not None else None,  # null: held-out views at the average exposure
            "recorded_exposure": {c.image_name: c.exposure for c in cams + run.scene.test},
            "transforms": {c.image_name: t for c, t in zip(cams, transforms, strict=True)}}
     atomic_write_bytes(os.path.join(run.args.model_path, "exposure.json"), [json.dumps(doc, indent=1).encode()])
