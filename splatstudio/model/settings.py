@@ -98,7 +98,9 @@ SPECS: tuple[Spec, ...] = (
          "Structure from motion", 256, 20000, stages=_SFM),
     Spec("max_features", int, 8192, "Maximum SIFT features per photo.", "Structure from motion", 256, 65536,
          stages=_SFM),
-    Spec("colmap_threads", int, 0, "Threads for feature extraction and matching (0 = all cores).",
+    Spec("colmap_threads", int, 0, "Threads for feature extraction, matching and mapping (0 = all cores). With 1, "
+         "structure from motion is slower, but the same photos and settings give the same cameras every time "
+         "(COLMAP's mapper on several threads does not).",
          "Structure from motion", 0, 1024),
     Spec("matcher", str, "auto", "Pair selection: exhaustive (every pair), retrieval (each photo with the photos "
          "that look most like it), sequential (video frames and ordered photos: the next few, plus loop "
@@ -192,7 +194,7 @@ LABELS: dict[str, tuple[str, bool]] = {
     "camera_model": ("Camera lens model (COLMAP)", True),
     "sfm_max_image_size": ("Photo size for finding features (pixels, longest side)", True),
     "max_features": ("Features per photo (at most)", False),
-    "colmap_threads": ("Threads for features and matching (0 = all cores)", True),
+    "colmap_threads": ("Threads for structure from motion (0 = all cores; 1 = repeatable)", True),
     "matcher": ("Which photo pairs to match", False),
     "sfm_mapper": ("Mapper tried first", True),
     "colmap_path": ("External COLMAP program (empty: built in)", True),

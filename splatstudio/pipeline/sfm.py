@@ -32,7 +32,7 @@ from splatstudio.pipeline import pairing
 from splatstudio.pipeline.colmap_engines import MapperTry, make_engine
 from splatstudio.pipeline.context import StageContext, StageFailed
 from splatstudio.pipeline.pairing import MatcherChoice
-from splatstudio.pipeline.sfm_database import load_pycolmap, photo_similarity
+from splatstudio.pipeline.sfm_database import load_pycolmap, number_in_name_order, photo_similarity
 from splatstudio.pipeline.sfm_diagnosis import diagnose
 
 DATABASE = "sfm/database.db"
@@ -123,6 +123,7 @@ def run_features(ctx: StageContext) -> dict[str, Any]:
         engine.extract(tmp_database, project.images_dir, group, single_camera=len(group) > 1)
         done_before += len(group)
     ctx.tee_hook(None)
+    number_in_name_order(tmp_database)
 
     db = pycolmap.Database.open(tmp_database)
     try:

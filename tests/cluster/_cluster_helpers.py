@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 COUNT, WIDTH, HEIGHT = 16, 320, 240
-# the e2e tests' tiny run (tests/e2e/test_pipeline.py); 400 iterations leave time to cancel mid-training
+# the e2e tests' tiny run (tests/e2e/test_pipeline.py); 400 iterations leave time to cancel mid-training. One SfM
+# thread: COLMAP's mapper is repeatable only so (NOTES), and a run on the cluster must then place the cameras exactly
+# where a run here does
 TINY = {"min_image_size": 200, "max_features": 2048, "iterations": 400, "densify_from_iter": 50,
-        "densify_until_iter": 300, "densification_interval": 50, "preview_every": 100, "train_resolution": 1}
+        "densify_until_iter": 300, "densification_interval": 50, "preview_every": 100, "train_resolution": 1,
+        "colmap_threads": 1}
 NO_RAY = "Ray is not installed: the cluster tests need the cluster extra (pip install 'splatstudio[cluster]')"
 
 
