@@ -32,20 +32,15 @@ def main() -> int:
     import torch
     from gstrain.checkpoint import load_checkpoint
     from gstrain.colmap import DataError
-    from gstrain.dataset import load_scene
     from gstrain.exposure import Exposure, fit_law, learnt_gains
     from gstrain.loop import evaluate
     from gstrain.model import GaussianModel
     from gstrain.raster_cpu import set_threads
-    from render import read_cfg_args
+    from render import held_out_scene
 
     set_threads(args.threads)
     try:
-        cfg = read_cfg_args(str(args.model_dir))
-        if not cfg.get("eval"):
-            raise DataError(f"{args.model_dir} was trained without --eval: no held-out views")
-        scene = load_scene(cfg["source_path"], cfg.get("resolution", -1), True, cfg.get("images", "images"),
-                           exif_dir=args.exif_from)
+        scene = held_out_scene(args.model_dir, args.exif_from)
         saved = load_checkpoint(str(args.model_dir / f"chkpnt{args.iteration}.pth")).get("extra", {}).get("exposure")
         if saved is None:
             raise DataError(f"the checkpoint of {args.model_dir} holds no exposures (trained with --exposure off?)")

@@ -46,6 +46,16 @@ def read_cfg_args(model_dir):
         raise DataError(f"cannot parse {path}: {e}") from e
 
 
+def held_out_scene(model_dir, exif_dir=None):
+    """The scene a model was trained on (source, resolution and images from its cfg_args) with its held-out
+    views; DataError when it was trained without --eval. For the benchmarks that look into a trained model."""
+    cfg = read_cfg_args(str(model_dir))
+    if not cfg.get("eval"):
+        raise DataError(f"{model_dir} was trained without --eval: no held-out views")
+    return load_scene(cfg["source_path"], cfg.get("resolution", -1), True, cfg.get("images", "images"),
+                      exif_dir=exif_dir)
+
+
 def latest_iteration(model_dir):
     pc = os.path.join(model_dir, "point_cloud")
     its = []
