@@ -237,13 +237,6 @@ class ColmapCliEngine:
         finally:
             Path(image_list).unlink(missing_ok=True)
 
-    def _verification(self):
-        """Geometric verification with a fixed RANSAC seed: left to the clock, one pair in a hundred could keep an
-        inlier more or less from run to run, and the mapper then starts from another model (NOTES)."""
-        verification = self.pycolmap.TwoViewGeometryOptions()
-        verification.ransac.random_seed = 0
-        return verification
-
     def match_all(self, database: Path, count: int) -> None:
         self._run("exhaustive_matcher", "--database_path", str(database), "--SiftMatching.num_threads",
                   str(self.threads), "--SiftMatching.use_gpu", "0", "--ExhaustiveMatching.block_size",
