@@ -21,6 +21,10 @@ from typing import Any
 
 from splatstudio.pipeline.context import StageContext, StageFailed
 
+# The seed of every randomised step of the built-in SfM (verification's RANSAC, both mappers): the same photos and
+# settings then give the same database, and on one thread the same model (NOTES).
+RANDOM_SEED = 0
+
 # Relaxed initialisation for hard sets (few strong pairs, little parallax): measured on the shared
 # "lund" set, where default incremental mapping placed 2 of 29 photos and these settings placed 29.
 RELAXED_MAPPER = {
@@ -86,7 +90,7 @@ class PycolmapEngine:
         """Geometric verification with a fixed RANSAC seed: left to the clock, one pair in a hundred could keep an
         inlier more or less from run to run, and the mapper then starts from another model (NOTES)."""
         verification = self.pycolmap.TwoViewGeometryOptions()
-        verification.ransac.random_seed = 0
+        verification.ransac.random_seed = RANDOM_SEED
         return verification
 
     def match_all(self, database: Path, count: int) -> None:
@@ -117,8 +121,8 @@ class PycolmapEngine:
         if how.mapper == "global":
             options = pc.GlobalPipelineOptions()
             options.num_threads = self.threads
-            options.random_seed = 0
-            options.mapper.random_seed = 0
+            options.random_seed = RANDOM_SEED
+            options.mapper.random_seed = RANDOM_SEED
             options.mapper.bundle_adjustment.refine_extra_params = not how.fixed_distortion
             options.mapper.bundle_adjustment.refine_focal_length = not how.fixed_focal
             self._global_in_child(lambda: pc.global_mapping(database, images, out, options))
@@ -126,8 +130,8 @@ class PycolmapEngine:
                     if (folder / "images.bin").is_file()]
         options = pc.IncrementalPipelineOptions()
         options.num_threads = self.threads
-        options.random_seed = 0
-        options.mapper.random_seed = 0
+        options.random_seed = RANDOM_SEED
+        options.mapper.random_seed = RANDOM_SEED
         options.ba_refine_extra_params = not how.fixed_distortion
         options.ba_refine_focal_length = not how.fixed_focal
         if how.relaxed_start:
